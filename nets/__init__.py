@@ -1,0 +1,1 @@
+"""Networks: VGG16 / ResNet50 encoders and the UNet head."""

@@ -1,0 +1,56 @@
+"""VGG16 encoder with `keras.applications.VGG16` layer names, so ImageNet weights load by name."""
+
+import keras
+from keras import layers
+
+# (number of 3x3 convs, filters) per block, as in Simonyan & Zisserman 2015, configuration D.
+VGG16_BLOCKS = [(2, 64), (2, 128), (3, 256), (3, 512), (3, 512)]
+
+# Keras' ImageNet VGG16 / ResNet50 weights were trained on BGR images minus this per-channel mean.
+CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
+
+
+@keras.saving.register_keras_serializable(package="unet")
+class CaffePreprocess(layers.Layer):
+    """RGB in [0, 255] -> BGR minus the ImageNet mean, in float32 whatever the policy."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+
+    def call(self, images):
+        images = keras.ops.cast(images, "float32")
+        return keras.ops.flip(images, axis=-1) - keras.ops.convert_to_tensor(CAFFE_BGR_MEAN)
+
+
+def apply_vgg_block(x, num_convs: int, filters: int, name: str):
+    """Applies `num_convs` 3x3 ReLU convolutions named `{name}_conv{j}`."""
+    for j in range(num_convs):
+        x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"{name}_conv{j + 1}")(x)
+    return x
+
+
+def apply_vgg16_encoder(x) -> list:
+    """Runs the 13 conv layers of VGG16 on preprocessed images.
+
+    Args:
+        x: Tensor (B, H, W, 3), BGR minus the ImageNet mean.
+
+    Returns:
+        The last feature map of each block, before its pooling:
+        [(B, H, W, 64), (B, H/2, W/2, 128), (B, H/4, W/4, 256), (B, H/8, W/8, 512), (B, H/16, W/16, 512)].
+    """
+    features = []
+    for i, (num_convs, filters) in enumerate(VGG16_BLOCKS):
+        if i > 0:
+            x = layers.MaxPooling2D(2, name=f"block{i}_pool")(x)
+        x = apply_vgg_block(x, num_convs, filters, name=f"block{i + 1}")
+        features.append(x)
+    return features
+
+
+def build_vgg16(input_shape=(None, None, 3)) -> keras.Model:
+    """VGG16 encoder as a model from raw RGB [0, 255] to its five feature maps."""
+    images = keras.Input(input_shape, name="images")
+    features = apply_vgg16_encoder(CaffePreprocess(name="preprocess")(images))
+    return keras.Model(images, features, name="vgg16")

@@ -1,0 +1,104 @@
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from utils.dataloader import (
+    augment,
+    build_eval_dataset,
+    build_train_dataset,
+    build_val_dataset,
+    load_image,
+    read_split,
+    split_samples,
+)
+from utils.letterbox import GREY, IGNORE_LABEL, letterbox, unletterbox
+
+
+def first_batches(dataset, count=2):
+    return [tuple(t.numpy() for t in batch) for batch in dataset.take(count)]
+
+
+def test_train_batches_are_uint8_class_ids_of_input_shape(tiny_voc):
+    samples = split_samples(tiny_voc, "train")
+    images, labels = first_batches(build_train_dataset(samples, (32, 64), 4, seed=1), 1)[0]
+    assert images.shape == (4, 32, 64, 3) and images.dtype == np.uint8
+    assert labels.shape == (4, 32, 64) and labels.dtype == np.uint8
+    assert set(np.unique(labels)) <= {0, 1, 2, IGNORE_LABEL}
+
+
+def test_same_seed_same_batches_other_seed_other_batches(tiny_voc):
+    samples = split_samples(tiny_voc, "train")
+    run_a = first_batches(build_train_dataset(samples, (32, 32), 2, seed=7, num_workers=2), 3)
+    run_b = first_batches(build_train_dataset(samples, (32, 32), 2, seed=7, num_workers=1), 3)
+    run_c = first_batches(build_train_dataset(samples, (32, 32), 2, seed=8), 3)
+    for (images_a, labels_a), (images_b, labels_b) in zip(run_a, run_b):
+        np.testing.assert_array_equal(images_a, images_b)
+        np.testing.assert_array_equal(labels_a, labels_b)
+    assert any(not np.array_equal(a[0], c[0]) for a, c in zip(run_a, run_c))
+
+
+def test_augmentation_fills_outside_the_image_with_grey_and_ignore():
+    # A small image scaled down lands inside a larger canvas: the rest must be fill.
+    image = tf.fill([8, 8, 3], tf.constant(200, tf.uint8))
+    label = tf.ones([8, 8], tf.uint8)
+    fills_seen = 0
+    for seed in range(20):
+        out_image, out_label = augment(image, label, (64, 64), tf.constant([seed, 0], tf.int64))
+        out_label = out_label.numpy()
+        assert set(np.unique(out_label)) <= {1, IGNORE_LABEL}
+        if (out_label == IGNORE_LABEL).any():
+            fills_seen += 1
+            assert (out_label == 1).any()
+    assert fills_seen > 10  # scale 0.25-2 of a 64 canvas leaves fill most of the time
+
+
+def test_letterbox_round_trip_keeps_geometry():
+    image = np.zeros((30, 60, 3), np.uint8)
+    image[:, 30:] = 255  # right half white
+    canvas, box = letterbox(tf.constant(image), (64, 64))
+    np.testing.assert_array_equal(box.numpy(), [16, 0, 32, 64])
+    assert (canvas.numpy()[:16] == GREY).all() and (canvas.numpy()[48:] == GREY).all()
+    probabilities = tf.cast(canvas, tf.float32)[..., :1] / 255.0
+    restored = unletterbox(probabilities, box, (30, 60)).numpy()[..., 0]
+    assert restored.shape == (30, 60)
+    assert (restored[:, :28] < 0.05).all() and (restored[:, 32:] > 0.95).all()
+
+
+def test_val_labels_are_ignored_outside_the_letterbox(tiny_voc):
+    samples = split_samples(tiny_voc, "val")
+    images, labels = first_batches(build_val_dataset(samples, (64, 64), 4), 1)[0]
+    # 48x40 images: 64 high, 53 wide in the box, so columns 0-4 and 58-63 are fill.
+    assert (labels[:, :, :5] == IGNORE_LABEL).all() and (labels[:, :, -5:] == IGNORE_LABEL).all()
+    assert (images[:, :, :5] == GREY).all()
+
+
+def test_eval_batches_keep_original_labels(tiny_voc):
+    samples = split_samples(tiny_voc, "val")
+    images, labels, boxes, sizes = next(iter(build_eval_dataset(samples, (64, 64), 4)))
+    assert images.shape == (4, 64, 64, 3)
+    np.testing.assert_array_equal(sizes.numpy(), [[48, 40]] * 4)
+    original = np.asarray(Image.open(samples[0][1]))
+    np.testing.assert_array_equal(labels.numpy()[0], original)
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "P", "CMYK"])
+def test_images_of_any_mode_load_as_rgb(tmp_path, mode):
+    path = str(tmp_path / ("image.jpg" if mode in ("L", "CMYK") else "image.png"))
+    Image.new("RGB", (5, 4), (10, 20, 30)).convert(mode).save(path)
+    image = load_image(path)
+    assert image.shape == (4, 5, 3) and image.dtype == np.uint8
+
+
+def test_split_files_tolerate_crlf_and_blank_lines(tmp_path):
+    path = tmp_path / "train.txt"
+    path.write_bytes(b"a\r\nb  \r\n\r\n c\n")
+    assert read_split(str(path)) == ["a", "b", "c"]
+
+
+def test_images_in_other_formats_are_found(tiny_voc):
+    jpeg_dir = os.path.join(tiny_voc, "VOC2007", "JPEGImages")
+    os.rename(os.path.join(jpeg_dir, "img 00.jpg"), os.path.join(jpeg_dir, "img 00.PNG"))
+    assert split_samples(tiny_voc, "train")[0][0].endswith("img 00.PNG")

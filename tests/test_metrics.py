@@ -1,0 +1,34 @@
+import numpy as np
+import pytest
+
+from utils.metrics import (
+    confusion_matrix,
+    mean_iou,
+    per_class_iou,
+    per_class_precision,
+    per_class_recall,
+    pixel_accuracy,
+)
+
+LABEL = np.array([[0, 0, 1], [1, 1, 2], [2, 255, 255]])
+PREDICTION = np.array([[0, 1, 1], [1, 0, 2], [2, 2, 0]])
+
+
+def test_confusion_matrix_by_hand_ignores_255():
+    expected = np.array([[1, 1, 0], [1, 2, 0], [0, 0, 2]])
+    np.testing.assert_array_equal(confusion_matrix(LABEL, PREDICTION, 3), expected)
+
+
+def test_scores_by_hand():
+    matrix = confusion_matrix(LABEL, PREDICTION, 3)
+    np.testing.assert_allclose(per_class_iou(matrix), [1 / 3, 2 / 4, 2 / 2])
+    np.testing.assert_allclose(per_class_recall(matrix), [1 / 2, 2 / 3, 2 / 2])
+    np.testing.assert_allclose(per_class_precision(matrix), [1 / 2, 2 / 3, 2 / 2])
+    assert pixel_accuracy(matrix) == pytest.approx(5 / 7)
+    assert mean_iou(matrix) == pytest.approx((1 / 3 + 1 / 2 + 1) / 3)
+
+
+def test_absent_class_is_left_out_of_the_mean():
+    matrix = confusion_matrix(np.array([0, 0, 1]), np.array([0, 0, 1]), 4)
+    assert np.isnan(per_class_iou(matrix)[2:]).all()
+    assert mean_iou(matrix) == 1.0

@@ -1,0 +1,138 @@
+"""python train.py driven as a user runs it, on a tiny VOC tree."""
+
+import csv
+import glob
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+from tests.conftest import ROOT, run_script
+
+TINY = ["--input_shape", "32", "32", "--num_classes", "3", "--model_path", "", "--precision", "fp32"]
+
+
+def train_args(voc, logs, *extra):
+    return [*TINY, "--vocdevkit_path", voc, "--save_dir", logs, "--freeze_batch_size", "4"] + [
+        "--unfreeze_batch_size",
+        "2",
+        "--save_period",
+        "1",
+        *extra,
+    ]
+
+
+def digest(folder) -> dict:
+    return {
+        p: hashlib.sha256(open(p, "rb").read()).hexdigest()
+        for p in glob.glob(f"{folder}/**/*", recursive=True)
+        if os.path.isfile(p)
+    }
+
+
+def test_two_phases_write_weights_curves_history_and_resume(tiny_voc, tmp_path):
+    logs = str(tmp_path / "logs")
+    result = run_script("train.py", *train_args(tiny_voc, logs, "--freeze_epoch", "1", "--unfreeze_epoch", "2"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Frozen phase: epochs 1-1, batch 4" in result.stdout
+    assert "Unfrozen phase: epochs 2-2, batch 2" in result.stdout
+    assert "Data: 10 train, 4 val samples" in result.stdout and "num_classes" in result.stdout
+    for name in ["best_epoch_weights", "last_epoch_weights"]:
+        assert os.path.isfile(os.path.join(logs, f"{name}.weights.h5"))
+    assert len(glob.glob(os.path.join(logs, "ep00[12]-loss*-val_loss*.weights.h5"))) == 2
+    (run_dir,) = glob.glob(os.path.join(logs, "loss_*"))
+    for name in ["epoch_loss.txt", "epoch_val_loss.txt", "epoch_miou.txt", "epoch_loss.png", "epoch_miou.png"]:
+        assert os.path.getsize(os.path.join(run_dir, name)) > 0, name
+    assert glob.glob(os.path.join(run_dir, "**", "events.out.tfevents.*"), recursive=True)
+    with open(os.path.join(run_dir, "history.csv")) as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert all(0 <= float(r["val_miou"]) <= 100 and float(r["loss"]) > 0 for r in rows)
+
+    # Resume at epoch 2 of 3 from the last checkpoint: the unfrozen phase continues, the LR curve too.
+    last = os.path.join(logs, "last_epoch_weights.weights.h5")
+    resumed = run_script(
+        "train.py",
+        *train_args(tiny_voc, logs, "--freeze_epoch", "1", "--unfreeze_epoch", "3", "--init_epoch", "2"),
+        "--model_path",
+        last,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Frozen phase" not in resumed.stdout and "Unfrozen phase: epochs 3-3" in resumed.stdout
+    assert "loaded 22 layers, left 0 initialised" in resumed.stdout
+    run_dirs = sorted(glob.glob(os.path.join(logs, "loss_*")))
+    with open(os.path.join(run_dirs[-1], "history.csv")) as f:
+        resumed_rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in resumed_rows] == [3]
+    assert float(resumed_rows[0]["learning_rate"]) < float(rows[-1]["learning_rate"])
+
+
+def test_bad_label_is_refused_with_a_clear_message_and_nothing_changed(tiny_voc, tmp_path):
+    label_path = os.path.join(tiny_voc, "VOC2007", "SegmentationClass", "img 03.png")
+    label = np.asarray(Image.open(label_path)).copy()
+    label[5, 5] = 7
+    Image.fromarray(label).save(label_path)
+    before = digest(tiny_voc)
+    result = run_script("train.py", *train_args(tiny_voc, str(tmp_path / "logs"), "--unfreeze_epoch", "1"))
+    assert result.returncode == 2
+    assert "img 03.png" in result.stderr and "[7]" in result.stderr and "num_classes=3" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert digest(tiny_voc) == before
+
+
+def test_zero_255_labels_point_to_the_fix(tiny_voc, tmp_path):
+    label_path = os.path.join(tiny_voc, "VOC2007", "SegmentationClass", "img 01.png")
+    Image.fromarray(np.where(np.asarray(Image.open(label_path)) > 0, 255, 0).astype(np.uint8)).save(label_path)
+    result = run_script("train.py", *train_args(tiny_voc, str(tmp_path / "logs"), "--unfreeze_epoch", "1"))
+    assert result.returncode == 2 and "0 and 255" in result.stderr and "voc_annotation.py --fix" in result.stderr
+
+
+def test_missing_split_and_bad_settings_are_clear_errors(tmp_path):
+    voc = tmp_path / "VOCdevkit" / "VOC2007"
+    (voc / "JPEGImages").mkdir(parents=True)
+    (voc / "JPEGImages" / "a.jpg").write_bytes(b"")  # the user has data, so no demo is written
+    result = run_script("train.py", *TINY, "--vocdevkit_path", tmp_path / "VOCdevkit", "--save_dir", tmp_path)
+    assert result.returncode == 2 and "train.txt not found" in result.stderr and "voc_annotation.py" in result.stderr
+    result = run_script("train.py", "--input_shape", "100", "100")
+    assert result.returncode == 2 and "multiples of 32" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_ctrl_c_saves_weights_and_prints_the_resume_command(tiny_voc, tmp_path):
+    logs = str(tmp_path / "logs")
+    args = train_args(tiny_voc, logs, "--freeze_train", "false", "--unfreeze_epoch", "50")
+    process = subprocess.Popen(
+        [sys.executable, "-u", os.path.join(ROOT, "train.py"), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=ROOT,
+    )
+    output = []
+    for line in process.stdout:
+        output.append(line)
+        if "saved best_epoch_weights" in line:  # epoch 1 is done
+            process.send_signal(signal.SIGINT)
+            break
+    output.append(process.communicate(timeout=300)[0])
+    text = "".join(output)
+    assert process.returncode == 130, text[-3000:]
+    assert "Resume with:" in text and "--init_epoch" in text
+    assert os.path.isfile(os.path.join(logs, "last_epoch_weights.weights.h5"))
+    assert not glob.glob(os.path.join(logs, ".tmp-*"))
+
+
+def test_fresh_folder_gets_the_demo_data(tmp_path):
+    result = run_script(
+        "train.py",
+        *["--vocdevkit_path", tmp_path / "VOCdevkit", "--save_dir", tmp_path / "logs", "--precision", "fp32"],
+        *["--freeze_train", "false", "--unfreeze_epoch", "1", "--model_path", "", "--eval_flag", "false"],
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "DEMO dataset" in result.stdout
+    voc = tmp_path / "VOCdevkit" / "VOC2007"
+    assert len(os.listdir(voc / "JPEGImages")) == len(os.listdir(voc / "SegmentationClass")) == 300
+    assert os.path.isfile(tmp_path / "logs" / "best_epoch_weights.weights.h5")  # chosen by val_loss

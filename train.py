@@ -1,0 +1,209 @@
+"""Train a UNet (VGG16 or ResNet50 encoder) on a VOC-format dataset.
+
+Edit the defaults in TrainConfig below, or override any of them with flags:
+
+    $ python train.py                                   # trains on the built-in demo data (made on first run)
+    $ python train.py --num_classes 21 --input_shape 512 512 --precision auto
+    $ python train.py --vocdevkit_path ../shared/datasets/membrane --num_classes 2 --input_shape 256 256 \
+          --freeze_train false --unfreeze_epoch 10 --unfreeze_batch_size 2
+    $ python train.py --model_path logs/last_epoch_weights.weights.h5 --init_epoch 12    # resume at epoch 12
+    $ python train.py -h                                # every setting with its default
+
+Outputs go to save_dir (logs/): best_epoch_weights.weights.h5, last_epoch_weights.weights.h5, every
+save_period epochs ep{epoch}-loss{loss}-val_loss{val_loss}.weights.h5, and a loss_<date>/ folder with the
+loss and mIoU curves, history.csv and TensorBoard events.
+"""
+
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up log (e.g. no CUDA on a CPU machine)
+
+import keras  # noqa: E402
+
+from nets.unet import build_unet, set_backbone_trainable  # noqa: E402
+from utils.callbacks import CheckpointSaver, EvalCallback, LossHistory, save_weights_atomically  # noqa: E402
+from utils.config import format_config, parse_config  # noqa: E402
+from utils.dataloader import build_eval_dataset, build_train_dataset, build_val_dataset, split_samples  # noqa: E402
+from utils.dataset_check import check_dataset  # noqa: E402
+from utils.demo_data import DEMO_CLASSES, make_demo_dataset  # noqa: E402
+from utils.losses import build_loss  # noqa: E402
+from utils.lr_schedule import EpochSchedule, scaled_learning_rates  # noqa: E402
+from utils.precision import set_precision  # noqa: E402
+from utils.weights import load_weights, report_loading, resolve_model_path  # noqa: E402
+
+
+@dataclass
+class TrainConfig:
+    num_classes: int = 4  # classes including the background (the demo data has 4)
+    backbone: str = "vgg"  # encoder: vgg | resnet50
+    model_path: str = "auto"  # start from: auto | imagenet | hed | a weights file | "" (random init)
+    input_shape: list[int] = field(default_factory=lambda: [64, 64])  # network input (height width), multiples of 32
+    precision: str = "auto"  # fp32 | mixed_bfloat16 | mixed_float16 | auto (bf16 on AMX/AVX512-BF16 CPUs, fp16 on GPUs)
+    init_epoch: int = 0  # epoch to start at: set it with model_path=a checkpoint to resume a run
+    freeze_epoch: int = 4  # epochs 1..freeze_epoch train with the encoder frozen (when freeze_train)
+    freeze_batch_size: int = 8  # batch size while the encoder is frozen
+    unfreeze_epoch: int = 12  # total epochs: the rest train the whole network
+    unfreeze_batch_size: int = 8  # batch size while the whole network trains
+    freeze_train: bool = True  # start with the encoder frozen
+    init_lr: float = 1e-4  # peak learning rate at batch size 16 (scaled by batch / 16, clamped)
+    min_lr: float = 1e-6  # learning rate at the end of the run, at batch size 16
+    optimizer_type: str = "adam"  # adam | sgd
+    momentum: float = 0.9  # adam beta_1 / sgd momentum
+    weight_decay: float = 0.0  # decoupled weight decay (AdamW / SGDW); 0 = off
+    lr_decay_type: str = "cos"  # cos (warm-up + cosine) | step
+    save_period: int = 5  # also keep the weights of every save_period-th epoch
+    save_dir: str = "logs"  # where weights, curves and history go
+    eval_flag: bool = True  # compute val mIoU during training (also picks best_epoch_weights by mIoU)
+    eval_period: int = 1  # ... every eval_period epochs, and at the last
+    vocdevkit_path: str = "VOCdevkit"  # dataset root holding VOC2007/
+    dice_loss: bool = False  # add Dice loss (helps with few, small foreground classes)
+    focal_loss: bool = False  # focal loss instead of cross-entropy
+    cls_weights: list[float] = field(default_factory=list)  # per-class loss weights, e.g. 1 2 3; empty = all 1
+    num_workers: int = 0  # data-loading threads; 0 = chosen by tf.data
+    seed: int = 11  # seed for shuffling, augmentation and initialisation
+
+
+def validate_config(config: TrainConfig) -> None:
+    """Raises ValueError for settings that cannot work, before anything slow starts."""
+    height, width = (config.input_shape + [0, 0])[:2]
+    if len(config.input_shape) != 2 or height % 32 or width % 32 or height <= 0 or width <= 0:
+        raise ValueError(f"input_shape={config.input_shape}: expected two positive multiples of 32, e.g. 512 512.")
+    choices = {"backbone": ("vgg", "resnet50"), "optimizer_type": ("adam", "sgd"), "lr_decay_type": ("cos", "step")}
+    for name, allowed in choices.items():
+        if getattr(config, name) not in allowed:
+            raise ValueError(f"{name}={getattr(config, name)!r}: expected one of {', '.join(allowed)}.")
+    if config.cls_weights and len(config.cls_weights) != config.num_classes:
+        raise ValueError(
+            f"cls_weights has {len(config.cls_weights)} values but num_classes={config.num_classes}: "
+            "give one weight per class, or none."
+        )
+    if not 0 <= config.init_epoch < config.unfreeze_epoch:
+        raise ValueError(f"init_epoch={config.init_epoch}: expected 0 <= init_epoch < unfreeze_epoch.")
+
+
+def ensure_demo_data(vocdevkit_path: str) -> None:
+    """Writes the demo dataset when the dataset folder holds no images and no labels at all."""
+    voc = os.path.join(vocdevkit_path, "VOC2007")
+    folders = [os.path.join(voc, name) for name in ("JPEGImages", "SegmentationClass")]
+    if any(
+        os.path.isdir(f) and any(not n.startswith(".") and n != "README.md" for n in os.listdir(f)) for f in folders
+    ):
+        return
+    print(
+        f"\n*** {voc}/JPEGImages has no images: writing the built-in DEMO dataset there ***\n"
+        f"    classes: {', '.join(DEMO_CLASSES)} (num_classes={len(DEMO_CLASSES)}).\n"
+        "    To train on your own data, put images in VOC2007/JPEGImages and class-index PNG labels in\n"
+        "    VOC2007/SegmentationClass, run python voc_annotation.py and set num_classes (README: Your data).\n"
+    )
+    make_demo_dataset(vocdevkit_path)
+
+
+def phases(config: TrainConfig) -> list:
+    """(first epoch, end epoch, batch size, encoder frozen) of each phase still to run."""
+    split = config.freeze_epoch if config.freeze_train else 0
+    planned = [
+        (0, split, config.freeze_batch_size, True),
+        (split, config.unfreeze_epoch, config.unfreeze_batch_size, False),
+    ]
+    return [
+        (max(start, config.init_epoch), end, size, frozen)
+        for start, end, size, frozen in planned
+        if end > config.init_epoch
+    ]
+
+
+def make_optimizer(config: TrainConfig, schedule):
+    """Adam(W) or SGD(W) on the given learning-rate schedule."""
+    decay = config.weight_decay or None
+    if config.optimizer_type == "adam":
+        return (
+            keras.optimizers.AdamW(schedule, beta_1=config.momentum, weight_decay=decay)
+            if decay
+            else keras.optimizers.Adam(schedule, beta_1=config.momentum)
+        )
+    return keras.optimizers.SGD(schedule, momentum=config.momentum, nesterov=True, weight_decay=decay)
+
+
+def fit_phase(model, config, loss, phase, train_samples, val_samples, callbacks) -> None:
+    """One phase: compile for its trainable set and learning rates, then fit its epochs."""
+    first_epoch, end_epoch, batch_size, frozen = phase
+    set_backbone_trainable(model, not frozen)
+    steps_per_epoch = len(train_samples) // batch_size
+    max_lr, min_lr = scaled_learning_rates(config.init_lr, config.min_lr, batch_size, config.optimizer_type)
+    schedule = EpochSchedule(first_epoch, steps_per_epoch, config.unfreeze_epoch, max_lr, min_lr, config.lr_decay_type)
+    model.compile(optimizer=make_optimizer(config, schedule), loss=loss)
+    print(
+        f"\n{'Frozen' if frozen else 'Unfrozen'} phase: epochs {first_epoch + 1}-{end_epoch}, batch {batch_size}, "
+        f"{steps_per_epoch} steps/epoch, lr {max_lr:.2e} -> {min_lr:.2e} ({config.lr_decay_type})"
+    )
+    shape = tuple(config.input_shape)
+    model.fit(
+        build_train_dataset(train_samples, shape, batch_size, config.seed + first_epoch, config.num_workers),
+        epochs=end_epoch,
+        initial_epoch=first_epoch,
+        steps_per_epoch=steps_per_epoch,
+        validation_data=build_val_dataset(val_samples, shape, batch_size, config.num_workers),
+        callbacks=callbacks,
+        shuffle=False,  # the tf.data pipeline shuffles
+    )
+
+
+def train(config: TrainConfig) -> None:
+    print("Config:\n" + format_config(config))
+    validate_config(config)
+    ensure_demo_data(config.vocdevkit_path)
+    batch_sizes = [config.unfreeze_batch_size] + ([config.freeze_batch_size] if config.freeze_train else [])
+    check_dataset(config.vocdevkit_path, config.num_classes, min_train=max(batch_sizes), min_val=1)
+    train_samples = split_samples(config.vocdevkit_path, "train")
+    val_samples = split_samples(config.vocdevkit_path, "val")
+    print(f"Data: {len(train_samples)} train, {len(val_samples)} val samples in {config.vocdevkit_path}")
+
+    print(set_precision(config.precision))
+    keras.utils.set_random_seed(config.seed)
+    weights_path, source = resolve_model_path(config.model_path, config.backbone)
+    model = build_unet((*config.input_shape, 3), config.num_classes, config.backbone)
+    loaded, skipped = load_weights(model, weights_path) if weights_path else ([], [])
+    print(report_loading(source, loaded, skipped))
+
+    loss = build_loss(config.cls_weights or [1.0] * config.num_classes, config.dice_loss, config.focal_loss)
+    history = LossHistory(config.save_dir)
+    callbacks = [history]
+    if config.eval_flag:
+        eval_batch = config.unfreeze_batch_size
+        eval_data = build_eval_dataset(val_samples, tuple(config.input_shape), eval_batch, config.num_workers)
+        num_batches = math.ceil(len(val_samples) / eval_batch)
+        callbacks.insert(
+            0, EvalCallback(eval_data, num_batches, config.num_classes, config.eval_period, config.unfreeze_epoch)
+        )
+    monitor = "val_miou" if config.eval_flag else "val_loss"
+    checkpoints = CheckpointSaver(config.save_dir, config.save_period, monitor, resume=config.init_epoch > 0)
+    callbacks += [checkpoints, keras.callbacks.TensorBoard(history.run_dir, write_graph=False)]
+    print(f"Logs: {history.run_dir}; best_epoch_weights chosen by {monitor}")
+
+    started, epoch = time.time(), config.init_epoch
+    try:
+        for phase in phases(config):
+            fit_phase(model, config, loss, phase, train_samples, val_samples, callbacks)
+            epoch = phase[1]
+    except KeyboardInterrupt:
+        epoch = history.rows[-1]["epoch"] if history.rows else config.init_epoch
+        path = checkpoints.path("last_epoch_weights")
+        save_weights_atomically(model, path)
+        print(
+            f"\nInterrupted after epoch {epoch}; weights saved to {path}. Resume with:\n"
+            f"  python {' '.join(sys.argv)} --model_path {path} --init_epoch {epoch}"
+        )
+        sys.exit(130)
+    print(f"Done: {epoch} epochs in {(time.time() - started) / 60:.1f} min. Weights in {config.save_dir}/")
+
+
+if __name__ == "__main__":
+    try:
+        train(parse_config(TrainConfig, description=__doc__))
+    except ValueError as error:
+        print(f"\nerror: {error}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,1 @@
+"""Data loading, losses, callbacks, metrics and weights handling."""

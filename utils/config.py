@@ -1,0 +1,77 @@
+"""Command-line flags generated from a script's config dataclass."""
+
+import argparse
+import dataclasses
+import inspect
+import io
+import tokenize
+import typing
+
+
+def field_comments(cls) -> dict:
+    """Maps each field of a dataclass to the `# comment` on its line in the source."""
+    comments, current = {}, None
+    for token in tokenize.generate_tokens(io.StringIO(inspect.getsource(cls)).readline):
+        if token.type == tokenize.NAME and token.start[1] == 4 and current is None:
+            current = token.string
+        elif token.type == tokenize.COMMENT and current is not None:
+            comments[current] = token.string.lstrip("# ").strip()
+        elif token.type == tokenize.NEWLINE:
+            current = None
+    return comments
+
+
+def parse_bool(text: str) -> bool:
+    """Parses true/false (also 1/0, yes/no) as argparse flags take them."""
+    value = text.strip().lower()
+    if value in ("true", "1", "yes", "y"):
+        return True
+    if value in ("false", "0", "no", "n"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _flag_kwargs(field_type, default) -> dict:
+    """argparse keyword arguments for one field type."""
+    origin = typing.get_origin(field_type)
+    if field_type is bool:
+        return {"type": parse_bool, "metavar": "{true,false}"}
+    if origin in (list, tuple):
+        (item_type,) = set(typing.get_args(field_type)) - {Ellipsis}
+        # nargs="*" so that `--cls_weights` alone can clear a list that defaults to values.
+        return {"type": item_type, "nargs": "*"}
+    return {"type": field_type}
+
+
+def parse_config(cls, argv=None, description: str = ""):
+    """Builds an instance of the dataclass `cls` from its defaults overridden by `--field value` flags.
+
+    Args:
+        cls: A dataclass whose fields carry their help as a `# comment` on the same line.
+        argv: Arguments to parse; None reads sys.argv.
+        description: Text shown by -h above the flags.
+
+    Returns:
+        An instance of `cls`.
+    """
+    comments = field_comments(cls)
+    hints = typing.get_type_hints(cls)
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    defaults = cls()
+    for field in dataclasses.fields(cls):
+        default = getattr(defaults, field.name)
+        shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else default
+        parser.add_argument(
+            f"--{field.name}",
+            default=default,
+            help=f"{comments.get(field.name, '')} (default: {shown!s})".strip(),
+            **_flag_kwargs(hints[field.name], default),
+        )
+    return cls(**vars(parser.parse_args(argv)))
+
+
+def format_config(config) -> str:
+    """The resolved config as an aligned two-column table."""
+    items = dataclasses.asdict(config)
+    width = max(map(len, items))
+    return "\n".join(f"  {name:<{width}}  {value}" for name, value in items.items())

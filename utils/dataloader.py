@@ -1,0 +1,173 @@
+"""tf.data pipelines over a VOC-format dataset: images and class-index PNG labels (255 = ignore)."""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from utils.letterbox import GREY, IGNORE_LABEL, letterbox, place_on_canvas, resize_image, resize_label
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+
+# Augmentation strengths of the VOC UNet platforms.
+SCALE_RANGE = (0.25, 2.0)  # size relative to the input, before the aspect jitter
+ASPECT_JITTER = 0.3
+HSV_JITTER = (0.1, 0.7, 0.3)  # hue, saturation, value: each multiplied by 1 + uniform(-j, j)
+
+
+def read_split(split_file: str) -> list:
+    """Ids in an ImageSets split file, one a line; blank lines, CRLF and trailing spaces tolerated."""
+    with open(split_file, encoding="utf-8") as f:
+        return [line.strip() for line in f if line.strip()]
+
+
+def index_images(image_dir: str) -> dict:
+    """Maps each image id (file stem) in image_dir to its file, for every supported suffix."""
+    found = {}
+    for name in sorted(os.listdir(image_dir)) if os.path.isdir(image_dir) else []:
+        stem, suffix = os.path.splitext(name)
+        # .jpg wins over other formats of the same id: it is what VOC tools write.
+        if suffix.lower() in IMAGE_SUFFIXES and (stem not in found or suffix.lower() == ".jpg"):
+            found[stem] = os.path.join(image_dir, name)
+    return found
+
+
+def split_samples(vocdevkit_path: str, split: str) -> list:
+    """(image_path, label_path) for every id of ImageSets/Segmentation/<split>.txt.
+
+    An id without an image maps to the .jpg path it would have, so that the check reports it.
+    """
+    voc = os.path.join(vocdevkit_path, "VOC2007")
+    ids = read_split(os.path.join(voc, "ImageSets", "Segmentation", f"{split}.txt"))
+    images = index_images(os.path.join(voc, "JPEGImages"))
+    image_dir = os.path.join(voc, "JPEGImages")
+    return [
+        (images.get(i, os.path.join(image_dir, f"{i}.jpg")), os.path.join(voc, "SegmentationClass", f"{i}.png"))
+        for i in ids
+    ]
+
+
+def load_image(path: str) -> np.ndarray:
+    """An image file as uint8 RGB (H, W, 3): grayscale, RGBA, CMYK and palette images are converted."""
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def load_label(path: str) -> np.ndarray:
+    """A class-index PNG as uint8 (H, W): palette indices or grey values are the class ids."""
+    with Image.open(path) as label:
+        return np.asarray(label, dtype=np.uint8)
+
+
+def decode_pair(image_path, label_path):
+    """tf.data map: file paths -> (image uint8 (H, W, 3), label uint8 (H, W))."""
+
+    def read(image_file, label_file):
+        return load_image(image_file.decode()), load_label(label_file.decode())
+
+    image, label = tf.numpy_function(read, [image_path, label_path], [tf.uint8, tf.uint8], stateful=False)
+    return tf.ensure_shape(image, [None, None, 3]), tf.ensure_shape(label, [None, None])
+
+
+def jitter_hsv(image, seed):
+    """Multiplies hue, saturation and value of a uint8 image by 1 + uniform(-j, j) each (hue wraps)."""
+    gains = 1.0 + tf.random.stateless_uniform([3], seed, -1.0, 1.0) * HSV_JITTER
+    hsv = tf.image.rgb_to_hsv(tf.cast(image, tf.float32) / 255.0)
+    hue = tf.math.floormod(hsv[..., 0] * gains[0], 1.0)
+    saturation = tf.clip_by_value(hsv[..., 1] * gains[1], 0.0, 1.0)
+    value = tf.clip_by_value(hsv[..., 2] * gains[2], 0.0, 1.0)
+    rgb = tf.image.hsv_to_rgb(tf.stack([hue, saturation, value], axis=-1))
+    return tf.cast(tf.round(rgb * 255.0), tf.uint8)
+
+
+def augment(image, label, input_shape, seed):
+    """Random rescale with aspect jitter, flip, letterbox at a random offset, HSV jitter.
+
+    Args:
+        image: uint8 (h, w, 3); label: uint8 (h, w); input_shape: (H, W); seed: int [2], stateless.
+
+    Returns:
+        image uint8 (H, W, 3), label uint8 (H, W) with IGNORE_LABEL where the canvas was filled.
+    """
+    height, width = input_shape
+    seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 5))
+    low, high = 1.0 - ASPECT_JITTER, 1.0 + ASPECT_JITTER
+    jitters = tf.random.stateless_uniform([2], seeds[0], low, high)
+    image_height, image_width = tf.unstack(tf.cast(tf.shape(image)[:2], tf.float32))
+    aspect = image_width / image_height * jitters[0] / jitters[1]
+    scale = tf.random.stateless_uniform([], seeds[1], *SCALE_RANGE)
+    # The longer side gets scale * the input's side; the other follows the jittered aspect.
+    new_height = tf.where(aspect < 1, scale * height, scale * width / aspect)
+    new_width = tf.where(aspect < 1, scale * height * aspect, scale * width)
+    size = tf.maximum(tf.cast(tf.stack([new_height, new_width]), tf.int32), 1)
+    image, label = resize_image(image, size), resize_label(label, size)
+
+    if tf.random.stateless_uniform([], seeds[2]) < 0.5:
+        image, label = image[:, ::-1], label[:, ::-1]
+
+    # Offsets in [0, free space]; negative when the resized image is larger than the canvas (a crop).
+    offsets = tf.random.stateless_uniform([2], seeds[3]) * tf.cast([height, width] - size, tf.float32)
+    top, left = tf.unstack(tf.cast(offsets, tf.int32))
+    image = place_on_canvas(image, top, left, height, width, GREY)
+    label = place_on_canvas(label[..., None], top, left, height, width, IGNORE_LABEL)[..., 0]
+    return jitter_hsv(image, seeds[4]), label
+
+
+def letterbox_pair(image, label, input_shape):
+    """Validation transform: centred letterbox of image and label, the label filled with IGNORE_LABEL."""
+    canvas, box = letterbox(image, input_shape)
+    resized = resize_label(label, box[2:])[..., None]
+    label = place_on_canvas(resized, box[0], box[1], *input_shape, IGNORE_LABEL)[..., 0]
+    return canvas, label
+
+
+def _paths(samples):
+    images, labels = zip(*samples)
+    return tf.data.Dataset.from_tensor_slices((list(images), list(labels)))
+
+
+def _parallelism(num_workers: int):
+    return num_workers if num_workers > 0 else tf.data.AUTOTUNE
+
+
+def build_train_dataset(samples, input_shape, batch_size: int, seed: int, num_workers: int = 0):
+    """Endless shuffled, augmented batches: (images uint8 (B, H, W, 3), labels uint8 (B, H, W)).
+
+    Every sample draws its augmentation from its own stateless seed taken from a stream seeded by
+    `seed`, so the batches are the same from run to run whatever the number of workers.
+    """
+    pairs = _paths(samples).shuffle(len(samples), seed=seed, reshuffle_each_iteration=True).repeat()
+    seeds = tf.data.Dataset.random(seed=seed).batch(2)
+    dataset = tf.data.Dataset.zip(pairs, seeds).map(
+        lambda paths, pair_seed: augment(*decode_pair(*paths), input_shape, pair_seed),
+        num_parallel_calls=_parallelism(num_workers),
+        deterministic=True,
+    )
+    return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def build_val_dataset(samples, input_shape, batch_size: int, num_workers: int = 0):
+    """Letterboxed batches for the validation loss: (images (B, H, W, 3), labels (B, H, W)), uint8."""
+    dataset = _paths(samples).map(
+        lambda image_path, label_path: letterbox_pair(*decode_pair(image_path, label_path), input_shape),
+        num_parallel_calls=_parallelism(num_workers),
+    )
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def build_eval_dataset(samples, input_shape, batch_size: int, num_workers: int = 0):
+    """Batches for evaluation at original resolution.
+
+    Yields (images uint8 (B, H, W, 3) letterboxed, labels uint8 (B, h_max, w_max) at original size padded
+    with IGNORE_LABEL, boxes int32 (B, 4) as from letterbox, sizes int32 (B, 2) original (h, w)).
+    """
+
+    def prepare(image_path, label_path):
+        image, label = decode_pair(image_path, label_path)
+        canvas, box = letterbox(image, input_shape)
+        return canvas, label, box, tf.shape(label)
+
+    dataset = _paths(samples).map(prepare, num_parallel_calls=_parallelism(num_workers))
+    padding = (tf.constant(0, tf.uint8), tf.constant(IGNORE_LABEL, tf.uint8), 0, 0)
+    return dataset.padded_batch(batch_size, padding_values=padding).prefetch(tf.data.AUTOTUNE)

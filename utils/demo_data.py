@@ -1,0 +1,85 @@
+"""A synthetic VOC-format dataset so that a fresh clone can train: shapes on textured, noisy backgrounds.
+
+Classes: 0 background, 1 ellipse, 2 rectangle, 3 triangle. Every shape and background takes random colours
+from the same distribution and its own texture, so the class is in the outline, not in the colour;
+shapes vary in size and rotation, overlap (the later one on top) and may leave the frame.
+"""
+
+import os
+
+import numpy as np
+from PIL import Image, ImageDraw
+from tqdm import tqdm
+
+DEMO_CLASSES = ["background", "ellipse", "rectangle", "triangle"]
+# VOC colours for the first classes, so the labels look like VOC labels in an image viewer.
+VOC_PALETTE = [0, 0, 0, 128, 0, 0, 0, 128, 0, 128, 128, 0] + [0] * (3 * 251) + [224, 224, 192]
+MIN_CONTRAST = 90.0  # least RGB distance between a shape's colour and the background's colours
+
+
+def texture(rng, size: int, colour_a, colour_b) -> np.ndarray:
+    """(size, size, 3) float: two colours mixed by smooth noise, plus stripes and pixel noise."""
+    coarse = rng.random((4, 4))
+    mix = np.asarray(Image.fromarray((coarse * 255).astype(np.uint8)).resize((size, size), Image.BICUBIC)) / 255.0
+    angle, period = rng.uniform(0, np.pi), rng.uniform(3, 9)
+    y, x = np.mgrid[:size, :size]
+    stripes = 18 * np.sin((x * np.cos(angle) + y * np.sin(angle)) * 2 * np.pi / period)
+    base = colour_a * (1 - mix[..., None]) + colour_b * mix[..., None]
+    return base + stripes[..., None] + rng.normal(0, 10, (size, size, 3))
+
+
+def shape_polygon(rng, kind: int, centre, radius: float) -> list:
+    """Vertices of an ellipse (kind 1), rectangle (2) or triangle (3), rotated at random."""
+    if kind == 1:
+        angles = np.linspace(0, 2 * np.pi, 40, endpoint=False)
+        points = np.stack([np.cos(angles), rng.uniform(0.6, 1.0) * np.sin(angles)], 1)
+    elif kind == 2:
+        half_width, half_height = rng.uniform(0.6, 1.0, 2)
+        points = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * [half_width, half_height]
+    else:
+        angles = np.array([0, 2 * np.pi / 3, 4 * np.pi / 3]) + rng.uniform(-0.3, 0.3, 3)
+        points = np.stack([np.cos(angles), np.sin(angles)], 1)
+    rotation = rng.uniform(0, 2 * np.pi)
+    rotate = np.array([[np.cos(rotation), -np.sin(rotation)], [np.sin(rotation), np.cos(rotation)]])
+    return [tuple(p) for p in (points @ rotate.T) * radius + centre]
+
+
+def make_sample(rng, size: int):
+    """One (image uint8 (size, size, 3), label uint8 (size, size)) pair."""
+    background_colours = rng.uniform(0, 255, (2, 3))
+    image = texture(rng, size, *background_colours)
+    label = np.zeros((size, size), np.uint8)
+    for _ in range(rng.integers(1, 5)):
+        kind = int(rng.integers(1, len(DEMO_CLASSES)))
+        colour = rng.uniform(0, 255, 3)
+        while np.linalg.norm(background_colours - colour, axis=1).min() < MIN_CONTRAST:
+            colour = rng.uniform(0, 255, 3)
+        mask_image = Image.new("L", (size, size))
+        radius = rng.uniform(0.12, 0.3) * size
+        ImageDraw.Draw(mask_image).polygon(shape_polygon(rng, kind, rng.uniform(0, size, 2), radius), fill=1)
+        mask = np.asarray(mask_image, bool)
+        image[mask] = texture(rng, size, colour, colour + rng.normal(0, 30, 3))[mask]
+        label[mask] = kind
+    return np.clip(image, 0, 255).astype(np.uint8), label
+
+
+def make_demo_dataset(vocdevkit_path: str, num_images: int = 300, size: int = 64, val_share: float = 0.2, seed=0):
+    """Writes JPEGImages/, SegmentationClass/ (palette PNG) and ImageSets/Segmentation/{train,val,trainval}.txt."""
+    voc = os.path.join(vocdevkit_path, "VOC2007")
+    for folder in ("JPEGImages", "SegmentationClass", os.path.join("ImageSets", "Segmentation")):
+        os.makedirs(os.path.join(voc, folder), exist_ok=True)
+    rng = np.random.default_rng(seed)
+    ids = [f"demo_{i:04d}" for i in range(num_images)]
+    for sample_id in tqdm(ids, desc="Writing demo data", unit="image"):
+        image, label = make_sample(rng, size)
+        Image.fromarray(image).save(os.path.join(voc, "JPEGImages", f"{sample_id}.jpg"), quality=95)
+        label_image = Image.fromarray(label, mode="P")
+        label_image.putpalette(VOC_PALETTE)
+        label_image.save(os.path.join(voc, "SegmentationClass", f"{sample_id}.png"))
+    num_val = int(round(num_images * val_share))
+    splits = {"train": ids[num_val:], "val": ids[:num_val], "trainval": ids}
+    for split, split_ids in splits.items():
+        with open(os.path.join(voc, "ImageSets", "Segmentation", f"{split}.txt"), "w") as f:
+            f.write("\n".join(split_ids) + "\n")
+    with open(os.path.join(vocdevkit_path, "demo_classes.txt"), "w") as f:
+        f.write("\n".join(DEMO_CLASSES) + "\n")

@@ -1,0 +1,44 @@
+"""Evaluation at original resolution: the one path training-time mIoU and get_miou.py share."""
+
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from utils.letterbox import unletterbox
+from utils.metrics import confusion_matrix
+
+
+def predict_function(model):
+    """A compiled inference call: images uint8 (B, H, W, 3) -> probabilities float32 (B, H, W, C)."""
+    return tf.function(lambda images: model(images, training=False), reduce_retracing=True)
+
+
+def restore_masks(probabilities, boxes, sizes) -> list:
+    """Undoes the letterbox of each prediction and takes the argmax at the image's original size.
+
+    Args:
+        probabilities: (B, H, W, C) network output on letterboxed images.
+        boxes: int (B, 4) letterbox boxes [top, left, resized_height, resized_width].
+        sizes: int (B, 2) original (h, w).
+
+    Returns:
+        B uint8 arrays of class ids, each (h, w).
+    """
+    return [
+        np.argmax(unletterbox(probs, box, size).numpy(), axis=-1).astype(np.uint8)
+        for probs, box, size in zip(probabilities, boxes, np.asarray(sizes))
+    ]
+
+
+def evaluate_confusion(predict, eval_dataset, num_classes: int, num_batches=None, desc="mIoU") -> np.ndarray:
+    """Confusion matrix (C, C) over a dataset from dataloader.build_eval_dataset.
+
+    Args:
+        predict: from predict_function(model): images uint8 (B, H, W, 3) -> probabilities (B, H, W, C).
+    """
+    matrix = np.zeros((num_classes, num_classes), np.int64)
+    for images, labels, boxes, sizes in tqdm(eval_dataset, total=num_batches, desc=desc, unit="batch", leave=False):
+        masks = restore_masks(predict(images), boxes, sizes)
+        for mask, label, (height, width) in zip(masks, labels.numpy(), sizes.numpy()):
+            matrix += confusion_matrix(label[:height, :width], mask, num_classes)
+    return matrix

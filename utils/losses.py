@@ -1,0 +1,94 @@
+"""Segmentation losses on uint8 class-id targets, 255 = ignore, composed from per-pixel pieces.
+
+Shapes: y_true (B, H, W) class ids; y_pred (B, H, W, C) softmax probabilities. Every loss is a mean
+over the pixels that are not ignored, so ignored pixels change neither the value nor the gradient.
+"""
+
+from keras import ops
+
+IGNORE_LABEL = 255
+EPSILON = 1e-7
+
+
+def one_hot_targets(y_true, num_classes: int):
+    """(B, H, W) ids -> one-hot float32 (B, H, W, C), all-zero rows at ignored pixels."""
+    y_true = ops.cast(y_true, "int32")
+    valid = ops.cast(ops.not_equal(y_true, IGNORE_LABEL), "float32")
+    safe_ids = ops.where(valid > 0, y_true, 0)
+    return ops.one_hot(safe_ids, num_classes, dtype="float32") * valid[..., None]
+
+
+def pixel_cross_entropy(one_hot, y_pred):
+    """-log p(true class) per pixel, (B, H, W); 0 at ignored pixels."""
+    y_pred = ops.clip(ops.cast(y_pred, "float32"), EPSILON, 1.0)
+    return -ops.sum(one_hot * ops.log(y_pred), axis=-1)
+
+
+def pixel_weights(one_hot, cls_weights):
+    """cls_weights[true class] per pixel, (B, H, W); 0 at ignored pixels."""
+    return ops.sum(one_hot * ops.convert_to_tensor(cls_weights, "float32"), axis=-1)
+
+
+def mean_over_valid(values, one_hot):
+    """Sum of per-pixel values over the number of pixels that are not ignored."""
+    return ops.sum(values) / ops.maximum(ops.sum(one_hot), 1.0)
+
+
+def cross_entropy(cls_weights):
+    """CE = sum_i w[y_i] * -log p_i(y_i) / N_valid."""
+
+    def loss(y_true, y_pred):
+        one_hot = one_hot_targets(y_true, y_pred.shape[-1])
+        weighted = pixel_weights(one_hot, cls_weights) * pixel_cross_entropy(one_hot, y_pred)
+        return mean_over_valid(weighted, one_hot)
+
+    return loss
+
+
+def focal(cls_weights, alpha: float = 0.5, gamma: float = 2.0):
+    """Focal = sum_i alpha * w[y_i] * (1 - p_i)^gamma * -log p_i / N_valid, p_i = p_i(y_i) (Lin et al. 2017)."""
+
+    def loss(y_true, y_pred):
+        one_hot = one_hot_targets(y_true, y_pred.shape[-1])
+        ce = pixel_cross_entropy(one_hot, y_pred)
+        modulation = ops.power(1.0 - ops.exp(-ce), gamma)
+        return mean_over_valid(alpha * pixel_weights(one_hot, cls_weights) * modulation * ce, one_hot)
+
+    return loss
+
+
+def dice(beta: float = 1.0, smooth: float = 1e-5):
+    """Dice = 1 - mean_c F_beta(c), F = ((1+b^2) TP + s) / ((1+b^2) TP + b^2 FN + FP + s), soft, over the batch."""
+
+    def loss(y_true, y_pred):
+        one_hot = one_hot_targets(y_true, y_pred.shape[-1])
+        # Ignored pixels are left out of the prediction's sums too, not counted as false positives.
+        y_pred = ops.cast(y_pred, "float32") * ops.sum(one_hot, axis=-1, keepdims=True)
+        true_positive = ops.sum(one_hot * y_pred, axis=(0, 1, 2))
+        false_positive = ops.sum(y_pred, axis=(0, 1, 2)) - true_positive
+        false_negative = ops.sum(one_hot, axis=(0, 1, 2)) - true_positive
+        numerator = (1 + beta**2) * true_positive + smooth
+        score = numerator / (numerator + beta**2 * false_negative + false_positive)
+        return 1.0 - ops.mean(score)
+
+    return loss
+
+
+def summed(*losses):
+    """A loss that is the sum of the given losses."""
+
+    def loss(y_true, y_pred):
+        return sum(part(y_true, y_pred) for part in losses)
+
+    return loss
+
+
+def dice_loss_with_CE(cls_weights, beta: float = 1.0, smooth: float = 1e-5):  # noqa: N802 (name users know)
+    """Weighted cross-entropy + Dice."""
+    return summed(cross_entropy(cls_weights), dice(beta, smooth))
+
+
+def build_loss(cls_weights, dice_loss: bool = False, focal_loss: bool = False):
+    """The training loss the `dice_loss` / `focal_loss` flags select: (focal or CE) [+ Dice]."""
+    base = focal(cls_weights) if focal_loss else cross_entropy(cls_weights)
+    return summed(base, dice()) if dice_loss else base

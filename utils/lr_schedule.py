@@ -1,0 +1,58 @@
+"""Learning rate over the whole run (both phases): warm-up + cosine, or step decay, by fractional epoch."""
+
+import math
+
+import keras
+from keras import ops
+
+NOMINAL_BATCH_SIZE = 16
+# Range the batch-scaled rate is clamped to, as the bubbliiiing VOC platforms do for SGD; for Adam they
+# pin it at 1e-4, which would make init_lr meaningless, so Adam gets a range around that instead.
+LR_LIMITS = {"adam": (1e-5, 1e-3), "sgd": (5e-4, 1e-1)}
+NUM_STEPS = 10  # step decay: the rate falls in this many equal steps from init_lr to min_lr
+
+
+def scaled_learning_rates(init_lr: float, min_lr: float, batch_size: int, optimizer_type: str):
+    """(max, min) learning rate for a batch size: lr * batch / 16, clamped to the optimizer's range."""
+    low, high = LR_LIMITS[optimizer_type]
+    scale = batch_size / NOMINAL_BATCH_SIZE
+    max_lr = min(max(scale * init_lr, low), high)
+    min_lr = min(max(scale * min_lr, low * 1e-2), high * 1e-2)
+    return max_lr, min_lr
+
+
+def learning_rate(epoch, total_epochs: int, max_lr: float, min_lr: float, decay_type: str):
+    """Rate at a fractional epoch (a float or a scalar tensor).
+
+    cos: linear warm-up from max_lr / 10 over min(max(5 % of the run, 1), 3) epochs, then cosine to min_lr.
+    step: max_lr * r ** floor(epoch / (total / 10)), r chosen so that the last step reaches min_lr.
+    """
+    epoch = ops.cast(epoch, "float32")
+    if decay_type == "step":
+        rate = (min_lr / max_lr) ** (1 / (NUM_STEPS - 1))
+        return max_lr * ops.power(rate, ops.floor(epoch / (total_epochs / NUM_STEPS)))
+    warmup = min(max(0.05 * total_epochs, 1.0), 3.0)
+    warm = max_lr / 10 + (max_lr - max_lr / 10) * epoch / warmup
+    progress = ops.clip((epoch - warmup) / max(total_epochs - warmup, 1e-6), 0.0, 1.0)
+    cosine = min_lr + 0.5 * (max_lr - min_lr) * (1 + ops.cos(math.pi * progress))
+    return ops.where(epoch < warmup, warm, cosine)
+
+
+@keras.saving.register_keras_serializable(package="unet")
+class EpochSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """Optimizer step -> `learning_rate` at epoch start_epoch + step / steps_per_epoch.
+
+    One optimizer serves one phase; start_epoch places it in the whole run, so the curve continues
+    across the freeze -> unfreeze switch and across a resume.
+    """
+
+    def __init__(self, start_epoch, steps_per_epoch, total_epochs, max_lr, min_lr, decay_type):
+        self.start_epoch, self.steps_per_epoch, self.total_epochs = start_epoch, steps_per_epoch, total_epochs
+        self.max_lr, self.min_lr, self.decay_type = max_lr, min_lr, decay_type
+
+    def __call__(self, step):
+        epoch = self.start_epoch + ops.cast(step, "float32") / self.steps_per_epoch
+        return learning_rate(epoch, self.total_epochs, self.max_lr, self.min_lr, self.decay_type)
+
+    def get_config(self):
+        return dict(vars(self))

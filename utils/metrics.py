@@ -1,0 +1,54 @@
+"""Segmentation metrics from one confusion matrix (rows = ground truth, columns = prediction)."""
+
+import numpy as np
+
+IGNORE_LABEL = 255
+
+
+def confusion_matrix(label: np.ndarray, prediction: np.ndarray, num_classes: int) -> np.ndarray:
+    """Counts (true class, predicted class) pairs; pixels labelled IGNORE_LABEL are left out.
+
+    Args:
+        label: int array of ground-truth ids, any shape.
+        prediction: int array of predicted ids, same shape.
+        num_classes: C.
+
+    Returns:
+        int64 (C, C): entry [t, p] counts pixels of class t predicted as p.
+    """
+    label, prediction = np.asarray(label).ravel(), np.asarray(prediction).ravel()
+    valid = label != IGNORE_LABEL
+    pairs = label[valid].astype(np.int64) * num_classes + prediction[valid]
+    return np.bincount(pairs, minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
+def _ratio(numerator, denominator):
+    """numerator / denominator, NaN where the denominator is 0 (a class absent from both)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(denominator > 0, numerator / np.maximum(denominator, 1), np.nan)
+
+
+def per_class_iou(matrix: np.ndarray) -> np.ndarray:
+    """IoU_c = TP / (TP + FP + FN); NaN for a class that is neither labelled nor predicted."""
+    true_positive = np.diag(matrix)
+    return _ratio(true_positive, matrix.sum(0) + matrix.sum(1) - true_positive)
+
+
+def per_class_recall(matrix: np.ndarray) -> np.ndarray:
+    """Recall (per-class pixel accuracy, PA) = TP / (TP + FN); NaN for an unlabelled class."""
+    return _ratio(np.diag(matrix), matrix.sum(1))
+
+
+def per_class_precision(matrix: np.ndarray) -> np.ndarray:
+    """Precision = TP / (TP + FP); NaN for a class never predicted."""
+    return _ratio(np.diag(matrix), matrix.sum(0))
+
+
+def pixel_accuracy(matrix: np.ndarray) -> float:
+    """Share of counted pixels whose class is right."""
+    return float(np.diag(matrix).sum() / max(matrix.sum(), 1))
+
+
+def mean_iou(matrix: np.ndarray) -> float:
+    """mIoU: the mean of per-class IoU over the classes present in labels or predictions."""
+    return float(np.nanmean(per_class_iou(matrix)))
