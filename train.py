@@ -44,12 +44,12 @@ class TrainConfig:
     input_shape: list[int] = field(default_factory=lambda: [64, 64])  # network input (height width), multiples of 32
     precision: str = "auto"  # fp32 | mixed_bfloat16 | mixed_float16 | auto (bf16 on AMX/AVX512-BF16 CPUs, fp16 on GPUs)
     init_epoch: int = 0  # epoch to start at: set it with model_path=a checkpoint to resume a run
-    freeze_epoch: int = 4  # epochs 1..freeze_epoch train with the encoder frozen (when freeze_train)
-    freeze_batch_size: int = 8  # batch size while the encoder is frozen
-    unfreeze_epoch: int = 12  # total epochs: the rest train the whole network
-    unfreeze_batch_size: int = 8  # batch size while the whole network trains
+    freeze_epoch: int = 3  # epochs 1..freeze_epoch train with the encoder frozen (when freeze_train)
+    freeze_batch_size: int = 4  # batch size while the encoder is frozen
+    unfreeze_epoch: int = 30  # total epochs: the rest train the whole network
+    unfreeze_batch_size: int = 4  # batch size while the whole network trains
     freeze_train: bool = True  # start with the encoder frozen
-    init_lr: float = 1e-4  # peak learning rate at batch size 16 (scaled by batch / 16, clamped)
+    init_lr: float = 4e-4  # peak learning rate at batch size 16 (scaled by batch / 16, clamped)
     min_lr: float = 1e-6  # learning rate at the end of the run, at batch size 16
     optimizer_type: str = "adam"  # adam | sgd
     momentum: float = 0.9  # adam beta_1 / sgd momentum
@@ -60,7 +60,7 @@ class TrainConfig:
     eval_flag: bool = True  # compute val mIoU during training (also picks best_epoch_weights by mIoU)
     eval_period: int = 1  # ... every eval_period epochs, and at the last
     vocdevkit_path: str = "VOCdevkit"  # dataset root holding VOC2007/
-    dice_loss: bool = False  # add Dice loss (helps with few, small foreground classes)
+    dice_loss: bool = True  # add Dice loss (helps with few, small foreground classes)
     focal_loss: bool = False  # focal loss instead of cross-entropy
     cls_weights: list[float] = field(default_factory=list)  # per-class loss weights, e.g. 1 2 3; empty = all 1
     num_workers: int = 0  # data-loading threads; 0 = chosen by tf.data
@@ -97,7 +97,8 @@ def ensure_demo_data(vocdevkit_path: str) -> None:
         f"\n*** {voc}/JPEGImages has no images: writing the built-in DEMO dataset there ***\n"
         f"    classes: {', '.join(DEMO_CLASSES)} (num_classes={len(DEMO_CLASSES)}).\n"
         "    To train on your own data, put images in VOC2007/JPEGImages and class-index PNG labels in\n"
-        "    VOC2007/SegmentationClass, run python voc_annotation.py and set num_classes (README: Your data).\n"
+        "    VOC2007/SegmentationClass, run python voc_annotation.py and set num_classes\n"
+        "    (README: Train on your own data).\n"
     )
     make_demo_dataset(vocdevkit_path)
 
@@ -117,14 +118,10 @@ def phases(config: TrainConfig) -> list:
 
 
 def make_optimizer(config: TrainConfig, schedule):
-    """Adam(W) or SGD(W) on the given learning-rate schedule."""
+    """Adam or SGD (Nesterov) on the given schedule; Keras 3 applies weight_decay decoupled (AdamW / SGDW)."""
     decay = config.weight_decay or None
     if config.optimizer_type == "adam":
-        return (
-            keras.optimizers.AdamW(schedule, beta_1=config.momentum, weight_decay=decay)
-            if decay
-            else keras.optimizers.Adam(schedule, beta_1=config.momentum)
-        )
+        return keras.optimizers.Adam(schedule, beta_1=config.momentum, weight_decay=decay)
     return keras.optimizers.SGD(schedule, momentum=config.momentum, nesterov=True, weight_decay=decay)
 
 

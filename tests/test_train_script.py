@@ -8,10 +8,13 @@ import signal
 import subprocess
 import sys
 
+import h5py
 import numpy as np
+import pytest
 from PIL import Image
 
 from tests.conftest import ROOT, run_script
+from utils.lr_schedule import learning_rate, scaled_learning_rates
 
 TINY = ["--input_shape", "32", "32", "--num_classes", "3", "--model_path", "", "--precision", "fp32"]
 
@@ -42,7 +45,8 @@ def test_two_phases_write_weights_curves_history_and_resume(tiny_voc, tmp_path):
     assert "Unfrozen phase: epochs 2-2, batch 2" in result.stdout
     assert "Data: 10 train, 4 val samples" in result.stdout and "num_classes" in result.stdout
     for name in ["best_epoch_weights", "last_epoch_weights"]:
-        assert os.path.isfile(os.path.join(logs, f"{name}.weights.h5"))
+        with h5py.File(os.path.join(logs, f"{name}.weights.h5")) as f:
+            assert "layers" in f and "optimizer" not in f  # weights only: a third of the size
     assert len(glob.glob(os.path.join(logs, "ep00[12]-loss*-val_loss*.weights.h5"))) == 2
     (run_dir,) = glob.glob(os.path.join(logs, "loss_*"))
     for name in ["epoch_loss.txt", "epoch_val_loss.txt", "epoch_miou.txt", "epoch_loss.png", "epoch_miou.png"]:
@@ -53,22 +57,26 @@ def test_two_phases_write_weights_curves_history_and_resume(tiny_voc, tmp_path):
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     assert all(0 <= float(r["val_miou"]) <= 100 and float(r["loss"]) > 0 for r in rows)
 
-    # Resume at epoch 2 of 3 from the last checkpoint: the unfrozen phase continues, the LR curve too.
+    # Resume at epoch 2 of 4 from the last checkpoint: the unfrozen phase continues, the LR curve too.
     last = os.path.join(logs, "last_epoch_weights.weights.h5")
     resumed = run_script(
         "train.py",
-        *train_args(tiny_voc, logs, "--freeze_epoch", "1", "--unfreeze_epoch", "3", "--init_epoch", "2"),
+        *train_args(tiny_voc, logs, "--freeze_epoch", "1", "--unfreeze_epoch", "4", "--init_epoch", "2"),
         "--model_path",
         last,
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "Frozen phase" not in resumed.stdout and "Unfrozen phase: epochs 3-3" in resumed.stdout
+    assert "Frozen phase" not in resumed.stdout and "Unfrozen phase: epochs 3-4" in resumed.stdout
     assert "loaded 22 layers, left 0 initialised" in resumed.stdout
     run_dirs = sorted(glob.glob(os.path.join(logs, "loss_*")))
     with open(os.path.join(run_dirs[-1], "history.csv")) as f:
         resumed_rows = list(csv.DictReader(f))
-    assert [int(r["epoch"]) for r in resumed_rows] == [3]
-    assert float(resumed_rows[0]["learning_rate"]) < float(rows[-1]["learning_rate"])
+    assert [int(r["epoch"]) for r in resumed_rows] == [3, 4]
+    # After epoch 3 the rate is the whole run's cosine at epoch 3, not a fresh warm-up.
+    max_lr, min_lr = scaled_learning_rates(1e-4, 1e-6, 2, "adam")
+    expected = float(learning_rate(3.0, 4, max_lr, min_lr, "cos"))
+    assert float(resumed_rows[0]["learning_rate"]) == pytest.approx(expected, rel=1e-4)
+    assert expected < max_lr / 2
 
 
 def test_bad_label_is_refused_with_a_clear_message_and_nothing_changed(tiny_voc, tmp_path):

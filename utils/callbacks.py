@@ -28,7 +28,9 @@ def save_weights_atomically(model, path: str) -> None:
     handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".weights.h5", dir=directory)
     os.close(handle)
     try:
-        model.save_weights(temporary, overwrite=True)
+        # A functional view over the same layers has no optimizer: Keras 3 would otherwise store the
+        # compiled model's optimizer state too, tripling the file (the group names stay the same).
+        keras.Model(model.inputs, model.outputs, name=model.name).save_weights(temporary, overwrite=True)
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):

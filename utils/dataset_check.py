@@ -7,7 +7,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from utils.dataloader import read_split
+from utils.dataloader import read_split, split_samples
 
 IGNORE_LABEL = 255
 MAX_LISTED = 5
@@ -71,8 +71,6 @@ def check_split(samples, split: str, num_classes: int, min_samples: int, split_f
 
 def check_dataset(vocdevkit_path: str, num_classes: int, min_train: int, min_val: int) -> None:
     """Checks ImageSets/Segmentation/{train,val}.txt and every pair they list (see check_split)."""
-    from utils.dataloader import split_samples
-
     for split, minimum in [("train", min_train), ("val", min_val)]:
         split_file = os.path.join(vocdevkit_path, "VOC2007", "ImageSets", "Segmentation", f"{split}.txt")
         if not os.path.isfile(split_file):

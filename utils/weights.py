@@ -181,10 +181,13 @@ def load_weights(model, path: str):
     return loaded, skipped
 
 
-def report_loading(source: str, loaded: list, skipped: list, max_listed: int = 8) -> str:
-    """A few lines saying what was loaded from where and what was left initialised, and why."""
+def report_loading(source: str, loaded: list, skipped: list) -> str:
+    """A few lines saying what was loaded from where and what was left initialised, grouped by reason."""
     lines = [f"Weights: {source}", f"  loaded {len(loaded)} layers, left {len(skipped)} initialised"]
-    lines += [f"  skipped {name}: {why}" for name, why in skipped[:max_listed]]
-    if len(skipped) > max_listed:
-        lines.append(f"  ... and {len(skipped) - max_listed} more")
+    reasons = {}
+    for name, why in skipped:
+        reasons.setdefault(why, []).append(name)
+    for why, names in reasons.items():
+        listed = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+        lines.append(f"  {why}: {listed}")
     return "\n".join(lines)

@@ -1,0 +1,81 @@
+"""Wall time and val mIoU of the reference training runs, each run as a user runs train.py.
+
+    $ python benchmarks/train_quality.py                      # all cases
+    $ python benchmarks/train_quality.py --cases demo --json demo.json
+
+Cases:
+    demo             python train.py with the committed defaults, from an empty dataset folder (the demo
+                     data is written as on a fresh clone; its time is included).
+    membrane         the ISBI 2012 membrane set (../shared/datasets/membrane), 256x256, 10 epochs, batch 2,
+                     default encoder weights; skipped when the dataset is absent.
+    membrane_random  the same from random initialisation (--model_path "").
+"""
+
+import argparse
+import csv
+import glob
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MEMBRANE = os.path.join(ROOT, "..", "shared", "datasets", "membrane")
+MEMBRANE_ARGS = ["--vocdevkit_path", MEMBRANE, "--num_classes", "2", "--input_shape", "256", "256"]
+MEMBRANE_ARGS += ["--freeze_train", "false", "--unfreeze_epoch", "10", "--unfreeze_batch_size", "2"]
+CASES = {
+    "demo": lambda work: ["--vocdevkit_path", os.path.join(work, "VOCdevkit")],
+    "membrane": lambda work: MEMBRANE_ARGS,
+    "membrane_random": lambda work: [*MEMBRANE_ARGS, "--model_path", ""],
+}
+
+
+def run_case(name: str) -> dict:
+    """Runs train.py for one case in a fresh folder; returns its wall time and mIoU figures."""
+    with tempfile.TemporaryDirectory() as work:
+        command = [sys.executable, os.path.join(ROOT, "train.py"), *CASES[name](work), "--save_dir", work + "/logs"]
+        print(f"[{name}] {' '.join(command)}", flush=True)
+        started = time.time()
+        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+        wall = time.time() - started
+        if result.returncode:
+            raise SystemExit(f"[{name}] failed:\n{result.stderr[-3000:]}")
+        (history,) = glob.glob(os.path.join(work, "logs", "loss_*", "history.csv"))
+        with open(history) as f:
+            rows = [row for row in csv.DictReader(f) if row["val_miou"]]
+        weights = [line for line in result.stdout.splitlines() if line.startswith("Weights:")]
+    return {
+        "case": name,
+        "wall_minutes": round(wall / 60, 2),
+        "epochs": int(rows[-1]["epoch"]),
+        "final_val_miou": round(float(rows[-1]["val_miou"]), 2),
+        "best_val_miou": round(max(float(r["val_miou"]) for r in rows), 2),
+        "weights": weights[0] if weights else "",
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args()
+    results = []
+    for name in args.cases:
+        if name.startswith("membrane") and not os.path.isdir(MEMBRANE):
+            print(f"[{name}] skipped: {MEMBRANE} not found")
+            continue
+        results.append(run_case(name))
+        print(json.dumps(results[-1]), flush=True)
+    print(f"\n{'case':<16} {'wall (min)':>10} {'epochs':>6} {'final mIoU':>10} {'best mIoU':>9}")
+    for r in results:
+        figures = f"{r['wall_minutes']:>10} {r['epochs']:>6} {r['final_val_miou']:>10} {r['best_val_miou']:>9}"
+        print(f"{r['case']:<16} {figures}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
