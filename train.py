@@ -86,7 +86,15 @@ def validate_config(config: TrainConfig) -> None:
 
 
 def ensure_demo_data(vocdevkit_path: str) -> None:
-    """Writes the demo dataset when the dataset folder holds no images and no labels at all."""
+    """Writes the demo dataset when the dataset folder holds no images and no labels at all.
+
+    A folder other than the default must exist: a mistyped path is an error, not a place for demo data.
+    """
+    if not os.path.isdir(vocdevkit_path) and vocdevkit_path != TrainConfig.vocdevkit_path:
+        raise ValueError(
+            f"vocdevkit_path={vocdevkit_path!r}: no such folder. Expected a dataset root holding VOC2007/ "
+            "(JPEGImages, SegmentationClass, ImageSets/Segmentation); check the path."
+        )
     voc = os.path.join(vocdevkit_path, "VOC2007")
     folders = [os.path.join(voc, name) for name in ("JPEGImages", "SegmentationClass")]
     if any(

@@ -35,6 +35,7 @@ CASES = {
 def run_case(name: str) -> dict:
     """Runs train.py for one case in a fresh folder; returns its wall time and mIoU figures."""
     with tempfile.TemporaryDirectory() as work:
+        os.makedirs(os.path.join(work, "VOCdevkit"))  # empty, as in a fresh clone: the demo case fills it
         command = [sys.executable, os.path.join(ROOT, "train.py"), *CASES[name](work), "--save_dir", work + "/logs"]
         print(f"[{name}] {' '.join(command)}", flush=True)
         started = time.time()

@@ -30,7 +30,7 @@ def test_schedule_continues_from_its_start_epoch():
 
 
 def test_batch_scaling_and_clamping():
-    assert scaled_learning_rates(1e-4, 1e-6, 16, "adam") == pytest.approx((1e-4, 1e-6))
-    assert scaled_learning_rates(1e-4, 1e-6, 8, "adam") == pytest.approx((5e-5, 5e-7))
+    assert scaled_learning_rates(4e-4, 4e-6, 8, "adam") == pytest.approx((2e-4, 2e-6))
+    assert scaled_learning_rates(4e-4, 4e-6, 2, "adam") == pytest.approx((1e-4, 1e-6))  # clamped up to the floor
     assert scaled_learning_rates(1e-3, 1e-5, 2, "sgd")[0] == pytest.approx(5e-4)  # clamped up to the SGD floor
     assert scaled_learning_rates(1e-2, 1e-4, 64, "adam")[0] == pytest.approx(1e-3)  # clamped down

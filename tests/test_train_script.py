@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import ROOT, run_script
+from train import TrainConfig
 from utils.lr_schedule import learning_rate, scaled_learning_rates
 
 TINY = ["--input_shape", "32", "32", "--num_classes", "3", "--model_path", "", "--precision", "fp32"]
@@ -73,7 +74,8 @@ def test_two_phases_write_weights_curves_history_and_resume(tiny_voc, tmp_path):
         resumed_rows = list(csv.DictReader(f))
     assert [int(r["epoch"]) for r in resumed_rows] == [3, 4]
     # After epoch 3 the rate is the whole run's cosine at epoch 3, not a fresh warm-up.
-    max_lr, min_lr = scaled_learning_rates(1e-4, 1e-6, 2, "adam")
+    defaults = TrainConfig()
+    max_lr, min_lr = scaled_learning_rates(defaults.init_lr, defaults.min_lr, 2, defaults.optimizer_type)
     expected = float(learning_rate(3.0, 4, max_lr, min_lr, "cos"))
     assert float(resumed_rows[0]["learning_rate"]) == pytest.approx(expected, rel=1e-4)
     assert expected < max_lr / 2
@@ -133,7 +135,11 @@ def test_ctrl_c_saves_weights_and_prints_the_resume_command(tiny_voc, tmp_path):
     assert not glob.glob(os.path.join(logs, ".tmp-*"))
 
 
-def test_fresh_folder_gets_the_demo_data(tmp_path):
+def test_fresh_folder_gets_the_demo_data_a_mistyped_one_an_error(tmp_path):
+    result = run_script("train.py", "--vocdevkit_path", tmp_path / "VOCdevkt", "--save_dir", tmp_path / "logs")
+    assert result.returncode == 2 and "VOCdevkt" in result.stderr and "no such folder" in result.stderr
+    assert not os.path.exists(tmp_path / "VOCdevkt")
+    (tmp_path / "VOCdevkit").mkdir()
     result = run_script(
         "train.py",
         *["--vocdevkit_path", tmp_path / "VOCdevkit", "--save_dir", tmp_path / "logs", "--precision", "fp32"],

@@ -14,7 +14,7 @@ from tqdm import tqdm
 DEMO_CLASSES = ["background", "ellipse", "rectangle", "triangle"]
 # VOC colours for the first classes, so the labels look like VOC labels in an image viewer.
 VOC_PALETTE = [0, 0, 0, 128, 0, 0, 0, 128, 0, 128, 128, 0] + [0] * (3 * 251) + [224, 224, 192]
-MIN_CONTRAST = 110.0  # least RGB distance between a shape's colour and the background's colours
+MIN_CONTRAST = 90.0  # least RGB distance between a shape's colour and the background's colours
 
 
 def texture(rng, size: int, colour_a, colour_b) -> np.ndarray:
@@ -23,7 +23,7 @@ def texture(rng, size: int, colour_a, colour_b) -> np.ndarray:
     mix = np.asarray(Image.fromarray((coarse * 255).astype(np.uint8)).resize((size, size), Image.BICUBIC)) / 255.0
     angle, period = rng.uniform(0, np.pi), rng.uniform(3, 9)
     y, x = np.mgrid[:size, :size]
-    stripes = 10 * np.sin((x * np.cos(angle) + y * np.sin(angle)) * 2 * np.pi / period)
+    stripes = 18 * np.sin((x * np.cos(angle) + y * np.sin(angle)) * 2 * np.pi / period)
     base = colour_a * (1 - mix[..., None]) + colour_b * mix[..., None]
     return base + stripes[..., None] + rng.normal(0, 10, (size, size, 3))
 
@@ -55,9 +55,7 @@ def make_sample(rng, size: int):
         while np.linalg.norm(background_colours - colour, axis=1).min() < MIN_CONTRAST:
             colour = rng.uniform(0, 255, 3)
         mask_image = Image.new("L", (size, size))
-        # Triangles cover ~41 % of their circle, the other shapes 64-100 %: drawn larger, the classes
-        # cover similar areas.
-        radius = rng.uniform(0.2, 0.32) * size * (1.25 if kind == 3 else 1.0)
+        radius = rng.uniform(0.15, 0.3) * size
         # Centres keep most of each shape inside the frame: a shape cut by the border loses the outline
         # that tells its class.
         centre = rng.uniform(0.6 * radius, size - 0.6 * radius, 2)

@@ -6,9 +6,10 @@ import keras
 from keras import ops
 
 NOMINAL_BATCH_SIZE = 16
-# Range the batch-scaled rate is clamped to, as the bubbliiiing VOC platforms do for SGD; for Adam they
-# pin it at 1e-4, which would make init_lr meaningless, so Adam gets a range around that instead.
-LR_LIMITS = {"adam": (1e-5, 1e-3), "sgd": (5e-4, 1e-1)}
+# Range the batch-scaled rate is clamped to. The floors are those of the bubbliiiing VOC platforms (small
+# batches would otherwise train too slowly); their Adam ceiling is also 1e-4, which would make init_lr
+# meaningless, so ours is 1e-3.
+LR_LIMITS = {"adam": (1e-4, 1e-3), "sgd": (5e-4, 1e-1)}
 NUM_STEPS = 10  # step decay: the rate falls in this many equal steps from init_lr to min_lr
 
 
