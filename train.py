@@ -1,4 +1,4 @@
-"""Train a UNet (VGG16 or ResNet50 encoder) on a VOC-format dataset.
+r"""Train a UNet (VGG16 or ResNet50 encoder) on a VOC-format dataset.
 
 Edit the defaults in TrainConfig below, or override any of them with flags:
 

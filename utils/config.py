@@ -31,7 +31,7 @@ def parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
-def _flag_kwargs(field_type, default) -> dict:
+def _flag_kwargs(field_type) -> dict:
     """argparse keyword arguments for one field type."""
     origin = typing.get_origin(field_type)
     if field_type is bool:
@@ -65,7 +65,7 @@ def parse_config(cls, argv=None, description: str = ""):
             f"--{field.name}",
             default=default,
             help=f"{comments.get(field.name, '')} (default: {shown!s})".strip(),
-            **_flag_kwargs(hints[field.name], default),
+            **_flag_kwargs(hints[field.name]),
         )
     return cls(**vars(parser.parse_args(argv)))
 
