@@ -46,7 +46,7 @@ class TrainConfig:
     init_epoch: int = 0  # epoch to start at: set it with model_path=a checkpoint to resume a run
     freeze_epoch: int = 3  # epochs 1..freeze_epoch train with the encoder frozen (when freeze_train)
     freeze_batch_size: int = 4  # batch size while the encoder is frozen
-    unfreeze_epoch: int = 30  # total epochs: the rest train the whole network
+    unfreeze_epoch: int = 24  # total epochs: the rest train the whole network
     unfreeze_batch_size: int = 4  # batch size while the whole network trains
     freeze_train: bool = True  # start with the encoder frozen
     init_lr: float = 4e-4  # peak learning rate at batch size 16 (scaled by batch / 16, clamped)

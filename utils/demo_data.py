@@ -15,6 +15,7 @@ DEMO_CLASSES = ["background", "ellipse", "rectangle", "triangle"]
 # VOC colours for the first classes, so the labels look like VOC labels in an image viewer.
 VOC_PALETTE = [0, 0, 0, 128, 0, 0, 0, 128, 0, 128, 128, 0] + [0] * (3 * 251) + [224, 224, 192]
 MIN_CONTRAST = 90.0  # least RGB distance between a shape's colour and the background's colours
+MAX_OCCLUSION = 0.25  # most of a new shape's area that may lie over earlier shapes
 
 
 def texture(rng, size: int, colour_a, colour_b) -> np.ndarray:
@@ -37,11 +38,27 @@ def shape_polygon(rng, kind: int, centre, radius: float) -> list:
         half_width, half_height = rng.uniform(0.6, 1.0, 2)
         points = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * [half_width, half_height]
     else:
-        angles = np.array([0, 2 * np.pi / 3, 4 * np.pi / 3]) + rng.uniform(-0.3, 0.3, 3)
+        angles = np.array([0, 2 * np.pi / 3, 4 * np.pi / 3])  # equilateral: never a sliver
         points = np.stack([np.cos(angles), np.sin(angles)], 1)
     rotation = rng.uniform(0, 2 * np.pi)
     rotate = np.array([[np.cos(rotation), -np.sin(rotation)], [np.sin(rotation), np.cos(rotation)]])
     return [tuple(p) for p in (points @ rotate.T) * radius + centre]
+
+
+def place_shape(rng, kind: int, label: np.ndarray) -> np.ndarray:
+    """A mask for a new shape that covers at most MAX_OCCLUSION of its own area with earlier shapes."""
+    size = label.shape[0]
+    for _ in range(20):
+        mask_image = Image.new("L", (size, size))
+        radius = rng.uniform(0.15, 0.3) * size
+        # Centres keep most of each shape inside the frame: a shape cut by the border loses the outline
+        # that tells its class; likewise one mostly hidden under another.
+        centre = rng.uniform(0.6 * radius, size - 0.6 * radius, 2)
+        ImageDraw.Draw(mask_image).polygon(shape_polygon(rng, kind, centre, radius), fill=1)
+        mask = np.asarray(mask_image, bool)
+        if (label[mask] > 0).mean() <= MAX_OCCLUSION:
+            break
+    return mask
 
 
 def make_sample(rng, size: int):
@@ -54,13 +71,7 @@ def make_sample(rng, size: int):
         colour = rng.uniform(0, 255, 3)
         while np.linalg.norm(background_colours - colour, axis=1).min() < MIN_CONTRAST:
             colour = rng.uniform(0, 255, 3)
-        mask_image = Image.new("L", (size, size))
-        radius = rng.uniform(0.15, 0.3) * size
-        # Centres keep most of each shape inside the frame: a shape cut by the border loses the outline
-        # that tells its class.
-        centre = rng.uniform(0.6 * radius, size - 0.6 * radius, 2)
-        ImageDraw.Draw(mask_image).polygon(shape_polygon(rng, kind, centre, radius), fill=1)
-        mask = np.asarray(mask_image, bool)
+        mask = place_shape(rng, kind, label)
         image[mask] = texture(rng, size, colour, colour + rng.normal(0, 30, 3))[mask]
         label[mask] = kind
     return np.clip(image, 0, 255).astype(np.uint8), label
