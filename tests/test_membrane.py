@@ -9,21 +9,14 @@ import os
 
 import pytest
 
-from tests.conftest import SHARED_DATASETS, run_script
-
-MEMBRANE = os.path.join(SHARED_DATASETS, "membrane")
+from benchmarks.train_quality import MEMBRANE, MEMBRANE_ARGS
+from tests.conftest import run_script
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not os.path.isdir(MEMBRANE), reason="../shared/datasets/membrane is not available")
 def test_membrane_reaches_75_miou_with_default_encoder_weights(tmp_path):
-    result = run_script(
-        "train.py",
-        *["--vocdevkit_path", MEMBRANE, "--num_classes", "2", "--input_shape", "256", "256"],
-        *["--freeze_train", "false", "--unfreeze_epoch", "10", "--unfreeze_batch_size", "2"],
-        *["--save_dir", tmp_path / "logs"],
-        timeout=3600,
-    )
+    result = run_script("train.py", *MEMBRANE_ARGS, "--save_dir", tmp_path / "logs", timeout=3600)
     assert result.returncode == 0, result.stderr[-3000:]
     (history,) = glob.glob(str(tmp_path / "logs" / "loss_*" / "history.csv"))
     with open(history) as f:

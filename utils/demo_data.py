@@ -46,7 +46,8 @@ def shape_polygon(rng, kind: int, centre, radius: float) -> list:
 
 
 def place_shape(rng, kind: int, label: np.ndarray) -> np.ndarray:
-    """A mask for a new shape that covers at most MAX_OCCLUSION of its own area with earlier shapes."""
+    """A mask for a new shape; up to 20 placements are tried for one that lies at most MAX_OCCLUSION of
+    its own area over earlier shapes, and the last is kept if none does."""
     size = label.shape[0]
     for _ in range(20):
         mask_image = Image.new("L", (size, size))
