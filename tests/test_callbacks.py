@@ -1,0 +1,29 @@
+import os
+import signal
+
+import h5py
+import pytest
+
+from nets.unet import build_unet
+from utils.callbacks import deferred_interrupt, save_weights_atomically
+
+
+def test_ctrl_c_waits_for_the_block_then_raises():
+    finished = []
+    with pytest.raises(KeyboardInterrupt):
+        with deferred_interrupt():
+            signal.raise_signal(signal.SIGINT)
+            finished.append(True)
+    assert finished == [True]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_atomic_save_writes_weights_only_and_leaves_no_temporary(tmp_path):
+    model = build_unet((32, 32, 3), 2)
+    model.compile(optimizer="adam", loss="mse")
+    path = str(tmp_path / "last_epoch_weights.weights.h5")
+    save_weights_atomically(model, path)
+    save_weights_atomically(model, path)  # over an existing file
+    assert os.listdir(tmp_path) == ["last_epoch_weights.weights.h5"]
+    with h5py.File(path) as f:
+        assert "layers" in f and "optimizer" not in f
