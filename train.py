@@ -24,9 +24,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up 
 
 import keras  # noqa: E402
 
-from nets.unet import build_unet, set_backbone_trainable  # noqa: E402
+from nets.unet import build_unet, check_input_shape, set_backbone_trainable  # noqa: E402
 from utils.callbacks import CheckpointSaver, EvalCallback, LossHistory, save_weights_atomically  # noqa: E402
-from utils.config import format_config, parse_config  # noqa: E402
+from utils.config import format_config, run_main  # noqa: E402
 from utils.dataloader import build_eval_dataset, build_train_dataset, build_val_dataset, split_samples  # noqa: E402
 from utils.dataset_check import check_dataset  # noqa: E402
 from utils.demo_data import DEMO_CLASSES, make_demo_dataset  # noqa: E402
@@ -69,9 +69,7 @@ class TrainConfig:
 
 def validate_config(config: TrainConfig) -> None:
     """Raises ValueError for settings that cannot work, before anything slow starts."""
-    height, width = (config.input_shape + [0, 0])[:2]
-    if len(config.input_shape) != 2 or height % 32 or width % 32 or height <= 0 or width <= 0:
-        raise ValueError(f"input_shape={config.input_shape}: expected two positive multiples of 32, e.g. 512 512.")
+    check_input_shape(config.input_shape)
     choices = {"backbone": ("vgg", "resnet50"), "optimizer_type": ("adam", "sgd"), "lr_decay_type": ("cos", "step")}
     for name, allowed in choices.items():
         if getattr(config, name) not in allowed:
@@ -207,8 +205,4 @@ def train(config: TrainConfig) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        train(parse_config(TrainConfig, description=__doc__))
-    except ValueError as error:
-        print(f"\nerror: {error}", file=sys.stderr)
-        sys.exit(2)
+    run_main(train, TrainConfig, __doc__)

@@ -12,6 +12,12 @@ BACKBONES = {"vgg": apply_vgg16_encoder, "resnet50": apply_resnet50_encoder}
 DECODER_FILTERS = [512, 256, 128, 64]
 
 
+def check_input_shape(input_shape) -> None:
+    """Raises ValueError unless input_shape is (height, width), both positive multiples of 32 (the encoder's stride)."""
+    if len(input_shape) != 2 or any(side <= 0 or side % 32 for side in input_shape):
+        raise ValueError(f"input_shape={list(input_shape)}: expected two positive multiples of 32, e.g. 512 512.")
+
+
 def apply_decoder_stage(x, skip, filters: int, name: str):
     """Upsamples x2, concatenates the skip and applies two 3x3 ReLU convolutions."""
     x = layers.UpSampling2D(2, interpolation="bilinear", name=f"{name}_upsample")(x)

@@ -1,5 +1,7 @@
 """Shared fixtures: a tiny VOC tree in tmp_path and a runner for the top-level scripts."""
 
+import csv
+import glob
 import os
 import subprocess
 import sys
@@ -28,8 +30,7 @@ def write_voc(root, samples: dict, splits: dict) -> str:
     return os.path.join(root, "VOCdevkit")
 
 
-@pytest.fixture
-def tiny_voc(tmp_path):
+def make_tiny_voc(root) -> str:
     """A VOC tree of 10 train + 4 val 48x40 images (non-square), 3 classes: stripes of class 1 and 2."""
     rng = np.random.default_rng(0)
     samples = {}
@@ -41,7 +42,35 @@ def tiny_voc(tmp_path):
         image = (rng.uniform(0, 60, (48, 40, 3)) + 90 * label[..., None] % 255).astype(np.uint8)
         samples[f"img {i:02d}"] = (image, label)  # a space in the id, as users' files have
     ids = sorted(samples)
-    return write_voc(tmp_path, samples, {"train": ids[:10], "val": ids[10:], "trainval": ids})
+    return write_voc(root, samples, {"train": ids[:10], "val": ids[10:], "trainval": ids})
+
+
+@pytest.fixture
+def tiny_voc(tmp_path):
+    return make_tiny_voc(tmp_path)
+
+
+# Settings of the tiny model that `trained` trains; predict.py and get_miou.py take the same flags.
+TINY_MODEL = ["--input_shape", "32", "32", "--num_classes", "3", "--precision", "fp32"]
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """A tiny VGG16-UNet trained by train.py for 2 epochs (1 frozen, 1 not) on a tiny VOC tree.
+
+    Returns {"voc": dataset root, "logs": save_dir, "weights": last_epoch_weights, "val_miou": epoch 2's}.
+    """
+    root = tmp_path_factory.mktemp("trained")
+    voc, logs = make_tiny_voc(root), str(root / "logs")
+    args = [*TINY_MODEL, "--model_path", "", "--vocdevkit_path", voc, "--save_dir", logs]
+    args += ["--freeze_epoch", "1", "--unfreeze_epoch", "2", "--freeze_batch_size", "4", "--unfreeze_batch_size", "2"]
+    result = run_script("train.py", *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run_dir,) = glob.glob(os.path.join(logs, "loss_*"))
+    with open(os.path.join(run_dir, "history.csv")) as f:
+        val_miou = float(list(csv.DictReader(f))[-1]["val_miou"])
+    weights = os.path.join(logs, "last_epoch_weights.weights.h5")
+    return {"voc": voc, "logs": logs, "weights": weights, "val_miou": val_miou}
 
 
 def run_script(script: str, *args, cwd=None, timeout=600, stdin=None) -> subprocess.CompletedProcess:

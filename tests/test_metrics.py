@@ -32,3 +32,19 @@ def test_absent_class_is_left_out_of_the_mean():
     matrix = confusion_matrix(np.array([0, 0, 1]), np.array([0, 0, 1]), 4)
     assert np.isnan(per_class_iou(matrix)[2:]).all()
     assert mean_iou(matrix) == 1.0
+
+
+def test_class_predicted_but_never_labelled_counts_as_iou_zero():
+    label = np.array([[0, 0, 0], [1, 1, 1], [255, 255, 255]])
+    prediction = np.array([[0, 2, 0], [1, 1, 2], [2, 2, 2]])  # class 2 is never in the label
+    matrix = confusion_matrix(label, prediction, 3)
+    np.testing.assert_array_equal(matrix, [[2, 0, 1], [0, 2, 1], [0, 0, 0]])
+    iou, recall, precision = per_class_iou(matrix), per_class_recall(matrix), per_class_precision(matrix)
+    np.testing.assert_allclose(iou, [2 / 3, 2 / 3, 0])
+    assert np.isnan(recall[2]) and precision[2] == 0
+    assert mean_iou(matrix) == pytest.approx(4 / 9)
+
+
+def test_everything_ignored_gives_nan_not_a_warning():
+    matrix = confusion_matrix(np.full((3, 3), 255), np.zeros((3, 3), int), 2)
+    assert matrix.sum() == 0 and np.isnan(mean_iou(matrix))

@@ -4,20 +4,23 @@ import argparse
 import dataclasses
 import inspect
 import io
+import sys
 import tokenize
 import typing
 
 
 def field_comments(cls) -> dict:
-    """Maps each field of a dataclass to the `# comment` on its line in the source."""
-    comments, current = {}, None
-    for token in tokenize.generate_tokens(io.StringIO(inspect.getsource(cls)).readline):
-        if token.type == tokenize.NAME and token.start[1] == 4 and current is None:
-            current = token.string
-        elif token.type == tokenize.COMMENT and current is not None:
-            comments[current] = token.string.lstrip("# ").strip()
-        elif token.type == tokenize.NEWLINE:
-            current = None
+    """Maps each field of a dataclass to the `# comment` on its line in the source (base classes too)."""
+    comments = {}
+    for klass in reversed([k for k in cls.__mro__ if dataclasses.is_dataclass(k)]):
+        current = None
+        for token in tokenize.generate_tokens(io.StringIO(inspect.getsource(klass)).readline):
+            if token.type == tokenize.NAME and token.start[1] == 4 and current is None:
+                current = token.string
+            elif token.type == tokenize.COMMENT and current is not None:
+                comments[current] = token.string.lstrip("# ").strip()
+            elif token.type == tokenize.NEWLINE:
+                current = None
     return comments
 
 
@@ -75,3 +78,13 @@ def format_config(config) -> str:
     items = dataclasses.asdict(config)
     width = max(map(len, items))
     return "\n".join(f"  {name:<{width}}  {value}" for name, value in items.items())
+
+
+def run_main(main, cls, description: str = "") -> None:
+    """A script's entry point: flags -> config -> main(config); a ValueError (bad settings or data) is printed
+    as one `error:` paragraph with exit status 2, not a traceback."""
+    try:
+        main(parse_config(cls, description=description))
+    except ValueError as error:
+        print(f"\nerror: {error}", file=sys.stderr)
+        sys.exit(2)

@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image
+from PIL import Image, ImageOps
 
 from utils.letterbox import GREY, IGNORE_LABEL, letterbox, place_on_canvas, resize_image, resize_label
 
@@ -48,10 +48,33 @@ def split_samples(vocdevkit_path: str, split: str) -> list:
     ]
 
 
+def to_rgb(image) -> np.ndarray:
+    """A PIL image or array as uint8 RGB (H, W, 3), upright as a viewer shows it (EXIF orientation applied).
+
+    Grayscale, RGBA, CMYK and palette images are converted; arrays must be RGB already (or grayscale).
+    """
+    if isinstance(image, Image.Image):
+        return np.asarray(ImageOps.exif_transpose(image).convert("RGB"), dtype=np.uint8)
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=-1)
+    if image.ndim != 3 or image.shape[-1] != 3:
+        raise ValueError(f"expected an RGB image (height, width, 3), got an array of shape {image.shape}")
+    return image.astype(np.uint8)
+
+
 def load_image(path: str) -> np.ndarray:
-    """An image file as uint8 RGB (H, W, 3): grayscale, RGBA, CMYK and palette images are converted."""
+    """An image file as uint8 RGB (H, W, 3), upright (EXIF orientation applied, as labelling tools do)."""
     with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+        return to_rgb(image)
+
+
+def read_image_or_error(path: str):
+    """(image uint8 (H, W, 3), "") for a readable image file, else (a 1x1 black image, why it is unreadable)."""
+    try:
+        return load_image(path), ""
+    except Exception as error:  # noqa: BLE001 (whatever PIL raises, the file is unreadable: report it)
+        return np.zeros((1, 1, 3), np.uint8), f"{type(error).__name__}: {error}"
 
 
 def load_label(path: str) -> np.ndarray:
@@ -171,3 +194,24 @@ def build_eval_dataset(samples, input_shape, batch_size: int, num_workers: int =
     dataset = _paths(samples).map(prepare, num_parallel_calls=_parallelism(num_workers))
     padding = (tf.constant(0, tf.uint8), tf.constant(IGNORE_LABEL, tf.uint8), 0, 0)
     return dataset.padded_batch(batch_size, padding_values=padding).prefetch(tf.data.AUTOTUNE)
+
+
+def build_predict_dataset(paths, input_shape, batch_size: int, num_workers: int = 0):
+    """Batches of image files for prediction, read in parallel; unreadable files are reported, not fatal.
+
+    Yields (canvases uint8 (B, H, W, 3) letterboxed, boxes int32 (B, 4), sizes int32 (B, 2) original (h, w),
+    images uint8 (B, h_max, w_max, 3) the originals padded with 0, errors string (B,): "" or why unreadable).
+    """
+
+    def read(path):
+        image, error = read_image_or_error(path.decode())
+        return image, error.encode()
+
+    def prepare(path):
+        image, error = tf.numpy_function(read, [path], [tf.uint8, tf.string], stateful=False)
+        image = tf.ensure_shape(image, [None, None, 3])
+        canvas, box = letterbox(image, input_shape)
+        return canvas, box, tf.shape(image)[:2], image, tf.ensure_shape(error, [])
+
+    dataset = tf.data.Dataset.from_tensor_slices(list(paths)).map(prepare, num_parallel_calls=_parallelism(num_workers))
+    return dataset.padded_batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -69,16 +69,22 @@ def check_split(samples, split: str, num_classes: int, min_samples: int, split_f
         raise ValueError(f"{len(problems)} of {len(samples)} samples in {split_file} are unusable:\n  {listed}{more}")
 
 
+def checked_split_file(vocdevkit_path: str, split: str) -> str:
+    """The path of ImageSets/Segmentation/<split>.txt; ValueError if it is missing or lists no ids."""
+    split_file = os.path.join(vocdevkit_path, "VOC2007", "ImageSets", "Segmentation", f"{split}.txt")
+    if not os.path.isfile(split_file):
+        raise ValueError(
+            f"{split_file} not found. Put images in VOC2007/JPEGImages and labels in "
+            "VOC2007/SegmentationClass, then run python voc_annotation.py to write the splits "
+            "(or point --vocdevkit_path at a dataset that has them)."
+        )
+    if not read_split(split_file):
+        raise ValueError(f"{split_file} lists no ids. Run python voc_annotation.py to rebuild the splits.")
+    return split_file
+
+
 def check_dataset(vocdevkit_path: str, num_classes: int, min_train: int, min_val: int) -> None:
     """Checks ImageSets/Segmentation/{train,val}.txt and every pair they list (see check_split)."""
     for split, minimum in [("train", min_train), ("val", min_val)]:
-        split_file = os.path.join(vocdevkit_path, "VOC2007", "ImageSets", "Segmentation", f"{split}.txt")
-        if not os.path.isfile(split_file):
-            raise ValueError(
-                f"{split_file} not found. Put images in VOC2007/JPEGImages and labels in "
-                "VOC2007/SegmentationClass, then run python voc_annotation.py to write the splits "
-                "(or point --vocdevkit_path at a dataset that has them)."
-            )
-        if not read_split(split_file):
-            raise ValueError(f"{split_file} lists no ids. Run python voc_annotation.py to rebuild the splits.")
+        split_file = checked_split_file(vocdevkit_path, split)
         check_split(split_samples(vocdevkit_path, split), split, num_classes, minimum, split_file)

@@ -11,9 +11,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
+from utils.visualize import class_colours, label_palette
+
 DEMO_CLASSES = ["background", "ellipse", "rectangle", "triangle"]
-# VOC colours for the first classes, so the labels look like VOC labels in an image viewer.
-VOC_PALETTE = [0, 0, 0, 128, 0, 0, 0, 128, 0, 128, 128, 0] + [0] * (3 * 251) + [224, 224, 192]
 MIN_CONTRAST = 90.0  # least RGB distance between a shape's colour and the background's colours
 MAX_OCCLUSION = 0.25  # most of a new shape's area that may lie over earlier shapes
 
@@ -89,7 +89,7 @@ def make_demo_dataset(vocdevkit_path: str, num_images: int = 300, size: int = 64
         image, label = make_sample(rng, size)
         Image.fromarray(image).save(os.path.join(voc, "JPEGImages", f"{sample_id}.jpg"), quality=95)
         label_image = Image.fromarray(label, mode="P")
-        label_image.putpalette(VOC_PALETTE)
+        label_image.putpalette(label_palette(class_colours(len(DEMO_CLASSES))))  # looks like a VOC label
         label_image.save(os.path.join(voc, "SegmentationClass", f"{sample_id}.png"))
     num_val = int(round(num_images * val_share))
     splits = {"train": ids[num_val:], "val": ids[:num_val], "trainval": ids}

@@ -13,8 +13,24 @@ def predict_function(model):
     return tf.function(lambda images: model(images, training=False), reduce_retracing=True)
 
 
+@tf.function(
+    input_signature=[
+        tf.TensorSpec([None, None, None], tf.float32),
+        tf.TensorSpec([4], tf.int32),
+        tf.TensorSpec([2], tf.int32),
+    ]
+)
+def restore_mask(probabilities, box, size):
+    """Crops the letterbox out of probabilities (H, W, C), resizes them to size (h, w) and takes the argmax.
+
+    Returns:
+        uint8 (h, w) class ids.
+    """
+    return tf.cast(tf.argmax(unletterbox(probabilities, box, size), axis=-1), tf.uint8)
+
+
 def restore_masks(probabilities, boxes, sizes) -> list:
-    """Undoes the letterbox of each prediction and takes the argmax at the image's original size.
+    """restore_mask for each image of a batch.
 
     Args:
         probabilities: (B, H, W, C) network output on letterboxed images.
@@ -24,10 +40,7 @@ def restore_masks(probabilities, boxes, sizes) -> list:
     Returns:
         B uint8 arrays of class ids, each (h, w).
     """
-    return [
-        np.argmax(unletterbox(probs, box, size).numpy(), axis=-1).astype(np.uint8)
-        for probs, box, size in zip(probabilities, boxes, np.asarray(sizes))
-    ]
+    return [restore_mask(p, b, s).numpy() for p, b, s in zip(probabilities, boxes, sizes)]
 
 
 def evaluate_confusion(predict, eval_dataset, num_classes: int, num_batches=None, desc="mIoU") -> np.ndarray:

@@ -49,6 +49,13 @@ def pixel_accuracy(matrix: np.ndarray) -> float:
     return float(np.diag(matrix).sum() / max(matrix.sum(), 1))
 
 
+def nan_mean(values) -> float:
+    """Mean over the defined (non-NaN) values; NaN when there are none."""
+    values = np.asarray(values, dtype=float)
+    defined = values[~np.isnan(values)]
+    return float(defined.mean()) if defined.size else float("nan")
+
+
 def mean_iou(matrix: np.ndarray) -> float:
     """mIoU: the mean of per-class IoU over the classes present in labels or predictions."""
-    return float(np.nanmean(per_class_iou(matrix)))
+    return nan_mean(per_class_iou(matrix))

@@ -191,3 +191,58 @@ def report_loading(source: str, loaded: list, skipped: list) -> str:
         listed = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
         lines.append(f"  {why}: {listed}")
     return "\n".join(lines)
+
+
+def guess_backbone(path: str):
+    """'resnet50' or 'vgg' from the layer groups a weights file holds, or None when it tells neither."""
+    names = []
+    with h5py.File(path, "r") as h5:
+        h5.visit(names.append)
+    if any("batch_normalization" in n or "conv1_conv" in n for n in names):
+        return "resnet50"
+    if any("conv2d" in n or "block1_conv1" in n for n in names):
+        return "vgg"
+    return None
+
+
+def mismatch_message(path: str, model, skipped: list, backbone: str, num_classes: int) -> str:
+    """Why a trained weights file does not fit the model, and which setting to change."""
+    skipped_names = [name for name, _ in skipped]
+    if skipped_names == ["head"]:
+        head = read_weights(path, model).get("head")
+        if head:
+            trained = head[0].shape[-1]  # kernel (1, 1, 64, classes)
+            return (
+                f"{path} was trained with num_classes={trained} (its head has {trained} outputs), "
+                f"but num_classes={num_classes}. Set num_classes={trained}, or use weights trained for {num_classes}."
+            )
+    guessed = guess_backbone(path)
+    if guessed and guessed != backbone:
+        return f"{path} holds a {guessed} model, but backbone={backbone!r}. Set backbone={guessed}."
+    if all(name.startswith(("decoder", "head")) for name in skipped_names):
+        return (
+            f"{path} holds encoder weights only (no decoder, no head): it is a starting point for train.py, "
+            "not a trained model. Train first (python train.py) and use logs/best_epoch_weights.weights.h5."
+        )
+    listed = "; ".join(f"{name}: {why}" for name, why in skipped[:3])
+    return (
+        f"{path} does not fit a {backbone} UNet with num_classes={num_classes}: {len(skipped)} layers do not match "
+        f"({listed}). Use the backbone and num_classes the file was trained with."
+    )
+
+
+def load_trained_weights(model, model_path: str, backbone: str, num_classes: int) -> int:
+    """Loads a trained model's weights for prediction: every layer must match, or a ValueError says what to set.
+
+    Returns:
+        The number of layers loaded.
+    """
+    if not os.path.isfile(model_path):
+        raise ValueError(
+            f"model_path={model_path!r}: no such weights file. Train first (python train.py writes "
+            "logs/best_epoch_weights.weights.h5), or set model_path to a weights file from logs/."
+        )
+    loaded, skipped = load_weights(model, model_path)
+    if skipped:
+        raise ValueError(mismatch_message(model_path, model, skipped, backbone, num_classes))
+    return len(loaded)

@@ -1,0 +1,107 @@
+r"""mIoU, mPA, precision and per-class tables and charts of a trained UNet over the val split.
+
+The model settings default to UnetConfig in unet.py; the rest to MiouConfig below. Any can be a flag:
+
+    $ python get_miou.py                                   # predict the val split, then compute the figures
+    $ python get_miou.py --model_path logs/best_epoch_weights.weights.h5 --num_classes 2 --input_shape 256 256 \
+          --vocdevkit_path ../shared/datasets/membrane --name_classes background membrane
+    $ python get_miou.py --miou_mode 2                     # figures again from the saved predictions
+    $ python get_miou.py -h                                # every setting with its default
+
+Outputs in miou_out_path (miou_out/): detection-results/<id>.png (class ids, palette colours), mIoU.png, mPA.png,
+Recall.png, Precision.png, confusion_matrix.csv and summary.json.
+"""
+
+import os
+from dataclasses import dataclass, field
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up log (e.g. no CUDA on a CPU machine)
+
+import numpy as np  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from unet import Unet, UnetConfig, unet_settings  # noqa: E402
+from utils.config import run_main  # noqa: E402
+from utils.dataloader import load_label, read_split, split_samples  # noqa: E402
+from utils.dataset_check import check_split, checked_split_file  # noqa: E402
+from utils.demo_data import DEMO_CLASSES  # noqa: E402
+from utils.metrics import IGNORE_LABEL, confusion_matrix  # noqa: E402
+from utils.miou_report import format_table, write_report  # noqa: E402
+from utils.visualize import class_names  # noqa: E402
+
+
+@dataclass
+class MiouConfig(UnetConfig):
+    miou_mode: int = 0  # 0 = predict and compute, 1 = predict only, 2 = compute only (from saved predictions)
+    name_classes: list[str] = field(default_factory=lambda: list(DEMO_CLASSES))  # class names, background first
+    vocdevkit_path: str = "VOCdevkit"  # dataset root holding VOC2007/
+    split: str = "val"  # which ImageSets/Segmentation/<split>.txt to evaluate
+    miou_out_path: str = "miou_out"  # where predictions, charts and tables go
+    batch_size: int = 4  # images per model call
+
+
+def predict_split(unet: Unet, ids, samples, prediction_dir: str, batch_size: int) -> None:
+    """Writes detection-results/<id>.png (class ids at the image's size) for every sample."""
+    os.makedirs(prediction_dir, exist_ok=True)
+    results = unet.segment_files([image for image, _ in samples], batch_size)
+    for sample_id, (path, _, mask, error) in tqdm(zip(ids, results), total=len(ids), desc="Predicting", unit="image"):
+        if error:
+            raise ValueError(f"{path}: not an image that can be read ({error}). Fix or remove it from the split.")
+        unet.mask_image(mask).save(os.path.join(prediction_dir, f"{sample_id}.png"))
+
+
+def read_prediction(path: str, label: np.ndarray, num_classes: int) -> np.ndarray:
+    """A saved prediction, checked against its label; ValueError if it is missing or does not fit."""
+    if not os.path.isfile(path):
+        raise ValueError(f"{path}: no prediction for this id. Run with --miou_mode 0 or 1 to predict the split first.")
+    prediction = load_label(path)
+    if prediction.shape != label.shape:
+        raise ValueError(
+            f"{path}: size {prediction.shape} differs from its label's {label.shape}. The predictions are from "
+            "another dataset: predict again with --miou_mode 0."
+        )
+    if prediction.max() >= num_classes:
+        raise ValueError(
+            f"{path}: class {prediction.max()} but num_classes={num_classes}. The predictions are from a model with "
+            "more classes: predict again with --miou_mode 0."
+        )
+    return prediction
+
+
+def compute_confusion(ids, samples, prediction_dir: str, num_classes: int) -> np.ndarray:
+    """The confusion matrix (C, C) of the saved predictions against the labels, at original resolution."""
+    matrix = np.zeros((num_classes, num_classes), np.int64)
+    for sample_id, (_, label_path) in tqdm(zip(ids, samples), total=len(ids), desc="Computing", unit="image"):
+        label = load_label(label_path)
+        too_large = np.setdiff1d(label[label >= num_classes], [IGNORE_LABEL])
+        if too_large.size:
+            raise ValueError(f"{label_path}: class values {too_large.tolist()} but num_classes={num_classes}.")
+        prediction = read_prediction(os.path.join(prediction_dir, f"{sample_id}.png"), label, num_classes)
+        matrix += confusion_matrix(label, prediction, num_classes)
+    return matrix
+
+
+def main(config: MiouConfig) -> None:
+    if config.miou_mode not in (0, 1, 2):
+        raise ValueError(f"miou_mode={config.miou_mode}: expected 0 (predict and compute), 1 (predict) or 2 (compute).")
+    split_file = checked_split_file(config.vocdevkit_path, config.split)
+    ids, samples = read_split(split_file), split_samples(config.vocdevkit_path, config.split)
+    check_split(samples, config.split, config.num_classes, 1, split_file)
+    prediction_dir = os.path.join(config.miou_out_path, "detection-results")
+    if config.miou_mode in (0, 1):
+        unet = Unet(**unet_settings(config))
+        predict_split(unet, ids, samples, prediction_dir, config.batch_size)
+        print(f"Predictions of {len(ids)} images in {prediction_dir}/")
+    if config.miou_mode in (0, 2):
+        names, note = class_names(config.name_classes, config.num_classes)
+        if note:
+            print(note)
+        matrix = compute_confusion(ids, samples, prediction_dir, config.num_classes)
+        details = {"images": len(ids), "split_file": split_file, "model_path": config.model_path}
+        summary = write_report(config.miou_out_path, matrix, names, details)
+        print(format_table(summary))
+        print(f"Charts, confusion_matrix.csv and summary.json in {config.miou_out_path}/")
+
+
+if __name__ == "__main__":
+    run_main(main, MiouConfig, __doc__)

@@ -1,0 +1,80 @@
+"""get_miou.py end to end on a tiny VOC tree, with weights trained by train.py."""
+
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import TINY_MODEL, run_script
+from utils.metrics import mean_iou, per_class_iou, per_class_precision, per_class_recall, pixel_accuracy
+from utils.miou_report import summarize
+
+NAMES = ["background", "upper", "lower"]
+
+
+def miou_args(trained, out, *extra):
+    return [*TINY_MODEL, "--model_path", trained["weights"], "--vocdevkit_path", trained["voc"]] + [
+        "--miou_out_path",
+        out,
+        "--name_classes",
+        *NAMES,
+        *extra,
+    ]
+
+
+def read_matrix(path):
+    with open(path) as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["true \\ predicted", *NAMES] and [r[0] for r in rows[1:]] == NAMES
+    return np.array([[int(v) for v in row[1:]] for row in rows[1:]])
+
+
+def test_outputs_agree_with_the_confusion_matrix_and_with_training(trained, tmp_path):
+    out = tmp_path / "miou_out"
+    result = run_script("get_miou.py", *miou_args(trained, out), "--batch_size", "3")
+    assert result.returncode == 0, result.stderr[-3000:]
+    for name in ["mIoU.png", "mPA.png", "Recall.png", "Precision.png", "confusion_matrix.csv", "summary.json"]:
+        assert os.path.getsize(out / name) > 0, name
+    predictions = sorted(os.listdir(out / "detection-results"))
+    assert predictions == [f"img {i}.png" for i in range(10, 14)]
+    assert Image.open(out / "detection-results" / "img 10.png").size == (40, 48)
+
+    matrix = read_matrix(out / "confusion_matrix.csv")
+    assert matrix.sum() == 4 * (48 - 1) * 40  # every pixel of the 4 val labels but the ignored top row
+    with open(out / "summary.json") as f:
+        summary = json.load(f)
+    assert summary["images"] == 4
+    assert summary["mIoU"] == pytest.approx(100 * mean_iou(matrix), abs=1e-3)
+    assert summary["accuracy"] == pytest.approx(100 * pixel_accuracy(matrix), abs=1e-3)
+    for c, entry in enumerate(summary["classes"]):
+        assert entry["name"] == NAMES[c] and entry["label_pixels"] == matrix[c].sum()
+        for key, metric in [("IoU", per_class_iou), ("recall", per_class_recall), ("precision", per_class_precision)]:
+            value = metric(matrix)[c]
+            assert entry[key] is None if np.isnan(value) else entry[key] == pytest.approx(100 * value, abs=1e-3)
+    assert f"mIoU {summary['mIoU']:.2f}" in result.stdout
+
+    # The val mIoU train.py logged for these weights is get_miou.py's, to 0.1 points.
+    assert abs(summary["mIoU"] - trained["val_miou"]) <= 0.1
+
+    # miou_mode 2 computes the same figures again from the saved predictions, without a model.
+    again = run_script("get_miou.py", *miou_args(trained, out, "--miou_mode", "2"))
+    assert again.returncode == 0 and "Unet:" not in again.stdout
+    with open(out / "summary.json") as f:
+        assert json.load(f) == summary
+
+
+def test_compute_only_without_predictions_says_what_to_run(trained, tmp_path):
+    result = run_script("get_miou.py", *miou_args(trained, tmp_path / "empty", "--miou_mode", "2"))
+    assert result.returncode == 2 and "no prediction for this id" in result.stderr and "--miou_mode 0" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_summary_of_a_class_never_labelled_nor_predicted():
+    matrix = np.array([[5, 1, 0], [2, 4, 0], [0, 0, 0]])
+    summary = summarize(matrix, NAMES)
+    assert summary["classes"][2]["IoU"] is None and summary["classes"][2]["recall"] is None
+    assert summary["mIoU"] == pytest.approx(100 * (5 / 8 + 4 / 7) / 2, abs=1e-3)
+    assert summary["accuracy"] == pytest.approx(100 * 9 / 12, abs=1e-3)

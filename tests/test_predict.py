@@ -1,0 +1,139 @@
+"""The Unet predictor and predict.py, driven as users drive them, with weights trained by train.py."""
+
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import TINY_MODEL, run_script
+from utils.visualize import class_colours
+
+
+def predict_args(trained, *extra):
+    return [*TINY_MODEL, "--model_path", trained["weights"], "--show", "false", *extra]
+
+
+def val_image(trained, index=10) -> str:
+    return os.path.join(trained["voc"], "VOC2007", "JPEGImages", f"img {index:02d}.jpg")
+
+
+@pytest.fixture(scope="module")
+def unet(trained):
+    from unet import Unet
+
+    return Unet(model_path=trained["weights"], num_classes=3, input_shape=[32, 32], precision="fp32")
+
+
+def test_prompt_saves_good_paths_reports_bad_ones_and_ends_at_end_of_input(trained, tmp_path):
+    (tmp_path / "notes.jpg").write_text("not an image")
+    typed = f"{val_image(trained)}\nmissing.jpg\nnotes.jpg\n"
+    result = run_script("predict.py", *predict_args(trained, "--count", "true"), cwd=tmp_path, stdin=typed)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Saved img_out/img 10.png" in result.stdout
+    assert "error: missing.jpg: no such file" in result.stdout
+    assert "error: notes.jpg: not an image that can be read" in result.stdout
+    assert result.stdout.count("Input image filename:") == 4  # asked again after each line, then end of input
+    # count: pixels per class (default names are the demo's, which do not fit 3 classes: generic ones)
+    assert "share %" in result.stdout and "class 2" in result.stdout and "name_classes has 4 names" in result.stdout
+    with Image.open(tmp_path / "img_out" / "img 10.png") as saved:
+        assert saved.size == (40, 48)  # the original's size, not the network's
+    assert "Traceback" not in result.stderr
+
+
+def test_q_ends_the_prompt(trained, tmp_path):
+    result = run_script("predict.py", *predict_args(trained), cwd=tmp_path, stdin="q\nnever read\n")
+    assert result.returncode == 0 and result.stdout.count("Input image filename:") == 1
+
+
+def test_dir_predict_saves_every_image_and_reports_the_corrupt_one(trained, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    image = np.asarray(Image.open(val_image(trained)))
+    Image.fromarray(image).save(folder / "a.JPG")
+    Image.fromarray(image[:, :30]).convert("RGBA").save(folder / "b.png")  # another size and mode
+    Image.fromarray(image).convert("L").save(folder / "c.tiff")
+    (folder / "corrupt.jpg").write_bytes(open(val_image(trained), "rb").read()[:300])  # truncated
+    (folder / "readme.txt").write_text("not an image, not listed")
+    out = tmp_path / "out"
+    args = predict_args(trained, "--mode", "dir_predict", "--dir_origin_path", folder, "--dir_save_path", out)
+    result = run_script("predict.py", *args, "--batch_size", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(os.listdir(out)) == ["a.png", "b.png", "c.png"]
+    assert Image.open(out / "b.png").size == (30, 48)
+    assert "Saved 3 results" in result.stdout
+    assert "Skipped 1 unreadable files" in result.stdout and "corrupt.jpg" in result.stdout
+
+
+def test_video_file_in_and_out_and_a_missing_source(trained, tmp_path):
+    cv2 = pytest.importorskip("cv2")
+    source = str(tmp_path / "in.avi")
+    writer = cv2.VideoWriter(source, cv2.VideoWriter_fourcc(*"MJPG"), 5, (40, 48))
+    frame = cv2.cvtColor(np.asarray(Image.open(val_image(trained))), cv2.COLOR_RGB2BGR)
+    for _ in range(3):
+        writer.write(frame)
+    writer.release()
+    saved = str(tmp_path / "out.avi")
+    args = predict_args(trained, "--mode", "video", "--video_path", source, "--video_save_path", saved)
+    result = run_script("predict.py", *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "3 frames" in result.stdout
+    capture = cv2.VideoCapture(saved)
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
+    capture.release()
+    result = run_script("predict.py", *predict_args(trained, "--mode", "video", "--video_path", "nothere.mp4"))
+    assert result.returncode == 2 and "nothere.mp4" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_fps_mode_times_a_non_square_image(trained):
+    args = predict_args(trained, "--mode", "fps", "--fps_image_path", val_image(trained), "--test_interval", "3")
+    result = run_script("predict.py", *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "seconds per image" in result.stdout and "FPS" in result.stdout
+
+
+def test_wrong_settings_for_the_weights_are_clear_errors(trained, tmp_path):
+    from unet import Unet
+
+    with pytest.raises(ValueError, match=r"trained with num_classes=3 .* Set num_classes=3"):
+        Unet(model_path=trained["weights"], num_classes=5, input_shape=[32, 32])
+    with pytest.raises(ValueError, match="holds a vgg model, but backbone='resnet50'. Set backbone=vgg"):
+        Unet(model_path=trained["weights"], num_classes=3, backbone="resnet50", input_shape=[32, 32])
+    with pytest.raises(ValueError, match="no such weights file. Train first"):
+        Unet(model_path=str(tmp_path / "none.weights.h5"))
+    with pytest.raises(ValueError, match="unknown settings"):
+        Unet(num_class=3)
+    result = run_script("predict.py", *TINY_MODEL, "--num_classes", "2", "--model_path", trained["weights"], stdin="")
+    assert result.returncode == 2 and "Set num_classes=3" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_one_prediction_path_for_every_method(unet, trained):
+    image = np.asarray(Image.open(val_image(trained)))
+    (mask,) = unet.segment([image])
+    assert mask.shape == (48, 40) and mask.dtype == np.uint8 and mask.max() < 3
+    # the batch entry point (files read by tf.data) gives the same masks, and so does a mixed batch
+    (_, read_image, file_mask, error), _ = list(unet.segment_files([val_image(trained), val_image(trained, 11)], 2))
+    assert error == "" and np.array_equal(read_image, image) and np.array_equal(file_mask, mask)
+    assert np.array_equal(unet.segment([image[:20], image])[1], mask)
+    png = unet.get_miou_png(Image.fromarray(image))
+    assert png.mode == "P" and np.array_equal(np.asarray(png), mask)
+    colours = class_colours(3)
+    unet.config.mix_type = 1
+    assert np.array_equal(np.asarray(unet.detect_image(Image.fromarray(image))), colours[mask])
+    unet.config.mix_type = 2
+    removed = np.asarray(unet.detect_image(image))
+    assert np.array_equal(removed, image * (mask != 0)[..., None])
+    unet.config.mix_type = 0
+    blended = np.asarray(unet.detect_image(image)).astype(float)
+    np.testing.assert_allclose(blended, 0.3 * image + 0.7 * colours[mask], atol=1)
+    assert unet.get_FPS(Image.fromarray(image[:, :17]), 2) > 0  # any shape, not only squares
+
+
+def test_exif_rotation_is_applied_before_prediction(unet, trained, tmp_path):
+    image = Image.open(val_image(trained))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    path = str(tmp_path / "rotated.jpg")
+    image.transpose(Image.Transpose.ROTATE_90).save(path, exif=exif, quality=95)  # stored turned; EXIF turns it back
+    ((_, upright, mask, _),) = list(unet.segment_files([path]))
+    assert upright.shape == (48, 40, 3) and mask.shape == (48, 40)

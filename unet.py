@@ -1,0 +1,141 @@
+"""The Unet predictor: loads trained weights once and segments images. predict.py and get_miou.py use it.
+
+Edit the defaults in UnetConfig to match your training run, or override them per instance:
+
+    from PIL import Image
+    from unet import Unet
+
+    unet = Unet(model_path="logs/best_epoch_weights.weights.h5", num_classes=2)
+    unet.detect_image(Image.open("img/shapes_1.jpg")).save("out.png")   # mask blended with the image
+    unet.get_miou_png(Image.open("img/shapes_1.jpg"))                    # class ids at the image's size
+"""
+
+import os
+import time
+from dataclasses import dataclass, field, fields, replace
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up log (e.g. no CUDA on a CPU machine)
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from nets.unet import BACKBONES, build_unet, check_input_shape  # noqa: E402
+from utils.config import format_config  # noqa: E402
+from utils.dataloader import build_predict_dataset, to_rgb  # noqa: E402
+from utils.evaluation import predict_function, restore_mask, restore_masks  # noqa: E402
+from utils.letterbox import letterbox  # noqa: E402
+from utils.precision import set_precision  # noqa: E402
+from utils.visualize import MIX_TYPES, class_colours, class_names, count_table, label_palette, render  # noqa: E402
+from utils.weights import load_trained_weights  # noqa: E402
+
+
+@dataclass
+class UnetConfig:
+    model_path: str = "logs/best_epoch_weights.weights.h5"  # weights written by train.py
+    num_classes: int = 4  # classes including the background, as in training (the demo data has 4)
+    backbone: str = "vgg"  # vgg | resnet50, as in training
+    input_shape: list[int] = field(default_factory=lambda: [64, 64])  # network input (height width), as in training
+    mix_type: int = 0  # 0 = mask blended with the image, 1 = mask only, 2 = image with the background removed
+    colors: list[str] = field(default_factory=list)  # one #rrggbb per class; empty = VOC palette (generated beyond 21)
+    precision: str = "auto"  # fp32 | mixed_bfloat16 | mixed_float16 | auto (as in train.py)
+
+
+def unet_settings(config) -> dict:
+    """The UnetConfig fields of a script's config (predict.py's and get_miou.py's extend UnetConfig)."""
+    return {f.name: getattr(config, f.name) for f in fields(UnetConfig)}
+
+
+class Unet:
+    """Segments images with a trained UNet; every method goes through the same prediction path:
+
+    RGB uint8 -> letterbox to input_shape -> model (compiled call; it preprocesses for its backbone itself)
+    -> crop the letterbox -> resize the probabilities to the original size -> argmax.
+    """
+
+    def __init__(self, **overrides):
+        unknown = sorted(set(overrides) - {f.name for f in fields(UnetConfig)})
+        if unknown:
+            raise ValueError(
+                f"Unet got unknown settings {unknown}; expected some of {[f.name for f in fields(UnetConfig)]}."
+            )
+        self.config = config = replace(UnetConfig(), **overrides)
+        check_input_shape(config.input_shape)
+        if config.backbone not in BACKBONES:
+            raise ValueError(f"backbone={config.backbone!r}: expected one of {', '.join(BACKBONES)}.")
+        if config.mix_type not in MIX_TYPES:
+            raise ValueError(
+                f"mix_type={config.mix_type}: expected 0 (blend), 1 (mask only) or 2 (background removed)."
+            )
+        self.colours = class_colours(config.num_classes, config.colors)
+        print("Unet:\n" + format_config(config))
+        print(set_precision(config.precision))
+        self.model = build_unet((*config.input_shape, 3), config.num_classes, config.backbone)
+        count = load_trained_weights(self.model, config.model_path, config.backbone, config.num_classes)
+        print(f"Loaded {count} layers from {config.model_path}")
+        self.predict = predict_function(self.model)
+        shape = tuple(config.input_shape)
+        self._letterbox = tf.function(
+            lambda image: letterbox(image, shape), input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)]
+        )
+
+    def segment(self, images) -> list:
+        """The prediction path for images in memory: RGB uint8 arrays (h, w, 3) of any sizes -> class-id
+        masks uint8 (h, w) at those sizes, predicted as one batch."""
+        canvases, boxes = zip(*(self._letterbox(image) for image in images))
+        probabilities = self.predict(tf.stack(canvases))  # (B, H, W, C)
+        return restore_masks(probabilities, boxes, [image.shape[:2] for image in images])
+
+    def segment_files(self, paths, batch_size: int = 4):
+        """The batch entry point for image files, read in parallel ahead of the model.
+
+        Yields, in the order of `paths`: (path, image uint8 (h, w, 3), mask uint8 (h, w), "") for a readable
+        image, (path, None, None, why) for a file that cannot be read as an image.
+        """
+        paths = list(paths)
+        if not paths:
+            return
+        batches = build_predict_dataset(paths, tuple(self.config.input_shape), batch_size)
+        queue = iter(paths)
+        for canvases, boxes, sizes, images, errors in batches:
+            probabilities = self.predict(canvases)
+            for i in range(len(errors)):
+                path, error = next(queue), errors[i].numpy().decode()
+                if error:
+                    yield path, None, None, error
+                    continue
+                height, width = sizes[i].numpy()
+                mask = restore_mask(probabilities[i], boxes[i], sizes[i]).numpy()
+                yield path, images[i, :height, :width].numpy(), mask, ""
+
+    def detect_image(self, image, count: bool = False, name_classes=None) -> Image.Image:
+        """The prediction drawn as mix_type says, at the image's size. With count, prints pixels and area % per class.
+
+        Args:
+            image: PIL image (any mode) or RGB uint8 array (h, w, 3).
+        """
+        rgb = to_rgb(image)
+        mask = self.segment([rgb])[0]
+        if count:
+            names, note = class_names(name_classes or [], self.config.num_classes)
+            print("\n".join(filter(None, [note, count_table(mask, names)])))
+        return Image.fromarray(render(rgb, mask, self.colours, self.config.mix_type))
+
+    def get_miou_png(self, image) -> Image.Image:
+        """Class ids at the image's size, as a palette PNG image: pixel values are the ids, shown in class colours."""
+        return self.mask_image(self.segment([to_rgb(image)])[0])
+
+    def mask_image(self, mask: np.ndarray) -> Image.Image:
+        """A uint8 (h, w) mask of class ids as a palette image."""
+        image = Image.fromarray(mask, mode="P")
+        image.putpalette(label_palette(self.colours))
+        return image
+
+    def get_FPS(self, image, test_interval: int = 100) -> float:
+        """Seconds per image of the prediction path (letterbox, model, restore, argmax), after one warm-up call."""
+        rgb = to_rgb(image)
+        self.segment([rgb])  # traces the compiled functions
+        start = time.perf_counter()
+        for _ in range(test_interval):
+            self.segment([rgb])
+        return (time.perf_counter() - start) / test_interval

@@ -1,0 +1,117 @@
+"""The figures of a confusion matrix as a table, bar charts, a CSV and summary.json (get_miou.py's outputs)."""
+
+import csv
+import json
+import math
+import os
+
+import matplotlib
+import numpy as np
+
+matplotlib.use("Agg")  # charts are written to files; no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+
+from utils.metrics import nan_mean, per_class_iou, per_class_precision, per_class_recall, pixel_accuracy  # noqa: E402
+
+
+def percent(value):
+    """A fraction as a percentage rounded for reports; None for NaN (a class absent from labels and predictions)."""
+    return None if math.isnan(value) else round(100 * float(value), 4)
+
+
+def shown(value) -> str:
+    """A percentage for a table or title: two decimals, '-' when undefined."""
+    return "-" if value is None else f"{value:.2f}"
+
+
+def summarize(matrix: np.ndarray, names) -> dict:
+    """Per-class IoU, recall (PA) and precision, their means over the classes where they are defined, and the
+    pixel accuracy, all in percent."""
+    iou, recall, precision = per_class_iou(matrix), per_class_recall(matrix), per_class_precision(matrix)
+    classes = [
+        {
+            "name": name,
+            "IoU": percent(iou[c]),
+            "recall": percent(recall[c]),
+            "precision": percent(precision[c]),
+            "label_pixels": int(matrix[c].sum()),
+            "predicted_pixels": int(matrix[:, c].sum()),
+        }
+        for c, name in enumerate(names)
+    ]
+    return {
+        "mIoU": percent(nan_mean(iou)),
+        "mPA": percent(nan_mean(recall)),
+        "mPrecision": percent(nan_mean(precision)),
+        "accuracy": percent(pixel_accuracy(matrix)),
+        "classes": classes,
+    }
+
+
+def format_table(summary: dict) -> str:
+    """The summary as a text table; '-' where a figure is undefined (the class is absent)."""
+    width = max(10, *(len(c["name"]) for c in summary["classes"]))
+    columns = ["IoU", "recall", "precision"]
+
+    def cell(value):
+        return f"{shown(value):>10}"
+
+    lines = [f"{'class':<{width}}{''.join(f'{c:>10}' for c in columns)}{'label pixels':>14}"]
+    lines.append("-" * len(lines[0]))
+    for c in summary["classes"]:
+        lines.append(f"{c['name']:<{width}}{''.join(cell(c[k]) for k in columns)}{c['label_pixels']:>14d}")
+    lines.append("-" * len(lines[0]))
+    means = [summary["mIoU"], summary["mPA"], summary["mPrecision"]]
+    lines.append(f"{'mean':<{width}}{''.join(cell(v) for v in means)}")
+    lines.append(f"mIoU {shown(summary['mIoU'])}  mPA {shown(summary['mPA'])}  accuracy {shown(summary['accuracy'])}")
+    return "\n".join(lines)
+
+
+def plot_bars(path: str, names, values, title: str, xlabel: str) -> None:
+    """A horizontal bar per class with its value written beside it ('-' for an absent class)."""
+    figure, axis = plt.subplots(figsize=(8, 1.2 + 0.4 * len(names)))
+    widths = [0 if v is None else v for v in values]
+    bars = axis.barh(range(len(names)), widths, color="royalblue")
+    for bar, value in zip(bars, values):
+        axis.text(bar.get_width() + 0.5, bar.get_y() + bar.get_height() / 2, shown(value), va="center", fontsize=9)
+    axis.set_yticks(range(len(names)), names)
+    axis.invert_yaxis()  # first class on top
+    axis.set(xlim=(0, 110), xlabel=xlabel, title=title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def write_confusion_csv(path: str, matrix: np.ndarray, names) -> None:
+    """Rows are the true classes, columns the predicted ones; the first row and column hold the names."""
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["true \\ predicted", *names])
+        for name, row in zip(names, matrix):
+            writer.writerow([name, *map(int, row)])
+
+
+def write_report(out_dir: str, matrix: np.ndarray, names, details: dict) -> dict:
+    """Writes mIoU.png, mPA.png, Recall.png, Precision.png, confusion_matrix.csv and summary.json.
+
+    Args:
+        details: extra entries for summary.json (model, dataset, number of images).
+
+    Returns:
+        The summary written to summary.json.
+    """
+    os.makedirs(out_dir, exist_ok=True)
+    summary = {**summarize(matrix, names), **details}
+    charts = [
+        ("mIoU.png", "IoU", f"mIoU = {shown(summary['mIoU'])}%", "Intersection over Union (%)"),
+        ("mPA.png", "recall", f"mPA = {shown(summary['mPA'])}%", "Pixel accuracy per class (%)"),
+        ("Recall.png", "recall", f"mRecall = {shown(summary['mPA'])}%", "Recall (%)"),
+        ("Precision.png", "precision", f"mPrecision = {shown(summary['mPrecision'])}%", "Precision (%)"),
+    ]
+    for file_name, key, title, xlabel in charts:
+        values = [c[key] for c in summary["classes"]]
+        plot_bars(os.path.join(out_dir, file_name), names, values, title, xlabel)
+    write_confusion_csv(os.path.join(out_dir, "confusion_matrix.csv"), matrix, names)
+    with open(os.path.join(out_dir, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    return summary

@@ -1,0 +1,86 @@
+"""Colours for classes and the pictures a prediction is shown as."""
+
+import colorsys
+
+import numpy as np
+
+VOC_CLASSES_WITH_PALETTE = 21  # the VOC palette's colours are well apart for the 21 VOC classes
+MIX_TYPES = {0: "mask blended with the image", 1: "mask only", 2: "image with the background removed"}
+BLEND = 0.7  # weight of the colour mask in mix_type 0
+
+
+def voc_colour(index: int) -> tuple:
+    """The VOC palette's colour for a class id (the bit-interleaving rule of the VOC devkit)."""
+    red = green = blue = 0
+    for bit in range(8):
+        red |= ((index >> 0) & 1) << (7 - bit)
+        green |= ((index >> 1) & 1) << (7 - bit)
+        blue |= ((index >> 2) & 1) << (7 - bit)
+        index >>= 3
+    return red, green, blue
+
+
+def parse_colour(text: str) -> tuple:
+    """'#rrggbb' (or 'rrggbb') -> (r, g, b)."""
+    digits = text.strip().lstrip("#")
+    if len(digits) != 6 or any(c not in "0123456789abcdefABCDEF" for c in digits):
+        raise ValueError(f"colour {text!r}: expected #rrggbb, e.g. #ff8000")
+    return tuple(int(digits[i : i + 2], 16) for i in (0, 2, 4))
+
+
+def class_colours(num_classes: int, colours=()) -> np.ndarray:
+    """uint8 (num_classes, 3): the given '#rrggbb' colours, else the VOC palette up to 21 classes, else
+    black background and evenly spread hues (golden-ratio steps, alternating brightness) for the rest."""
+    if colours:
+        if len(colours) != num_classes:
+            raise ValueError(f"colors has {len(colours)} entries but num_classes={num_classes}: give one per class.")
+        return np.array([parse_colour(c) for c in colours], np.uint8)
+    if num_classes <= VOC_CLASSES_WITH_PALETTE:
+        return np.array([voc_colour(i) for i in range(num_classes)], np.uint8)
+    hues = [(i * 0.618033988749895) % 1.0 for i in range(num_classes - 1)]
+    generated = [colorsys.hsv_to_rgb(h, 0.85, 1.0 if i % 2 else 0.7) for i, h in enumerate(hues)]
+    return np.array([(0, 0, 0)] + [tuple(round(255 * c) for c in rgb) for rgb in generated], np.uint8)
+
+
+def label_palette(colours: np.ndarray) -> list:
+    """A 256-entry PNG palette, flat [r, g, b, ...]: the class colours, then the VOC palette (255: light grey)."""
+    palette = [voc_colour(i) for i in range(256)]
+    palette[: len(colours)] = [tuple(int(v) for v in c) for c in colours]
+    return [v for colour in palette for v in colour]
+
+
+def render(image: np.ndarray, mask: np.ndarray, colours: np.ndarray, mix_type: int) -> np.ndarray:
+    """The picture of a prediction, uint8 (h, w, 3).
+
+    Args:
+        image: uint8 (h, w, 3) RGB; mask: uint8 (h, w) class ids; colours: uint8 (C, 3).
+        mix_type: 0 blend the colour mask with the image, 1 colour mask only, 2 the image where the class is
+            not background, black elsewhere.
+    """
+    if mix_type == 1:
+        return colours[mask]
+    if mix_type == 2:
+        return image * (mask != 0)[..., None].astype(np.uint8)
+    blended = (1 - BLEND) * image.astype(np.float32) + BLEND * colours[mask].astype(np.float32)
+    return np.round(blended).astype(np.uint8)
+
+
+def count_table(mask: np.ndarray, names) -> str:
+    """A table of each class's pixels and share of the image."""
+    counts = np.bincount(mask.ravel(), minlength=len(names))[: len(names)]
+    width = max(12, *map(len, names))
+    lines = [f"{'class':<{width}}  {'pixels':>10}  {'share %':>8}", "-" * (width + 22)]
+    lines += [f"{n:<{width}}  {c:>10d}  {100 * c / mask.size:>8.2f}" for n, c in zip(names, counts)]
+    return "\n".join(lines)
+
+
+def class_names(name_classes, num_classes: int):
+    """The configured class names, or generic ones (and a note saying why) when they do not fit num_classes."""
+    if len(name_classes) == num_classes:
+        return list(name_classes), ""
+    names = ["background"] + [f"class {i}" for i in range(1, num_classes)]
+    note = (
+        f"Note: name_classes has {len(name_classes)} names but num_classes={num_classes}; "
+        "using background, class 1, ... (set --name_classes to name them)."
+    )
+    return names, note
