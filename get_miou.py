@@ -22,9 +22,9 @@ from tqdm import tqdm  # noqa: E402
 
 from unet import Unet, UnetConfig, unet_settings  # noqa: E402
 from utils.config import run_main  # noqa: E402
-from utils.dataloader import load_label, read_split, split_samples  # noqa: E402
 from utils.dataset_check import check_split, checked_split_file  # noqa: E402
 from utils.demo_data import DEMO_CLASSES  # noqa: E402
+from utils.images import load_label, read_split, split_samples  # noqa: E402
 from utils.metrics import IGNORE_LABEL, confusion_matrix  # noqa: E402
 from utils.miou_report import format_table, write_report  # noqa: E402
 from utils.visualize import class_names  # noqa: E402

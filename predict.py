@@ -24,8 +24,8 @@ from tqdm import tqdm  # noqa: E402
 
 from unet import Unet, UnetConfig, unet_settings  # noqa: E402
 from utils.config import run_main  # noqa: E402
-from utils.dataloader import IMAGE_SUFFIXES, load_image  # noqa: E402
 from utils.demo_data import DEMO_CLASSES  # noqa: E402
+from utils.images import IMAGE_SUFFIXES, load_image  # noqa: E402
 from utils.visualize import render  # noqa: E402
 
 MODES = ("predict", "dir_predict", "video", "fps")

@@ -27,9 +27,10 @@ import keras  # noqa: E402
 from nets.unet import build_unet, check_input_shape, set_backbone_trainable  # noqa: E402
 from utils.callbacks import CheckpointSaver, EvalCallback, LossHistory, save_weights_atomically  # noqa: E402
 from utils.config import format_config, run_main  # noqa: E402
-from utils.dataloader import build_eval_dataset, build_train_dataset, build_val_dataset, split_samples  # noqa: E402
+from utils.dataloader import build_eval_dataset, build_train_dataset, build_val_dataset  # noqa: E402
 from utils.dataset_check import check_dataset  # noqa: E402
 from utils.demo_data import DEMO_CLASSES, make_demo_dataset  # noqa: E402
+from utils.images import split_samples  # noqa: E402
 from utils.losses import build_loss  # noqa: E402
 from utils.lr_schedule import EpochSchedule, scaled_learning_rates  # noqa: E402
 from utils.precision import set_precision  # noqa: E402

@@ -22,8 +22,9 @@ from PIL import Image  # noqa: E402
 
 from nets.unet import BACKBONES, build_unet, check_input_shape  # noqa: E402
 from utils.config import format_config  # noqa: E402
-from utils.dataloader import build_predict_dataset, to_rgb  # noqa: E402
+from utils.dataloader import build_predict_dataset  # noqa: E402
 from utils.evaluation import predict_function, restore_mask, restore_masks  # noqa: E402
+from utils.images import to_rgb  # noqa: E402
 from utils.letterbox import letterbox  # noqa: E402
 from utils.precision import set_precision  # noqa: E402
 from utils.visualize import MIX_TYPES, class_colours, class_names, count_table, label_palette, render  # noqa: E402

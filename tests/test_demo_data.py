@@ -3,9 +3,9 @@ import os
 import numpy as np
 from PIL import Image
 
-from utils.dataloader import split_samples
 from utils.dataset_check import check_dataset
 from utils.demo_data import DEMO_CLASSES, make_demo_dataset
+from utils.images import split_samples
 
 
 def read_all(root):

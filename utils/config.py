@@ -38,7 +38,8 @@ def _flag_kwargs(field_type) -> dict:
     """argparse keyword arguments for one field type."""
     origin = typing.get_origin(field_type)
     if field_type is bool:
-        return {"type": parse_bool, "metavar": "{true,false}"}
+        # `--fix` alone means true; `--fix false` too is accepted
+        return {"type": parse_bool, "metavar": "{true,false}", "nargs": "?", "const": True}
     if origin in (list, tuple):
         (item_type,) = set(typing.get_args(field_type)) - {Ellipsis}
         # nargs="*" so that `--cls_weights` alone can clear a list that defaults to values.

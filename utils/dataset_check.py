@@ -1,51 +1,226 @@
-"""Checks a split before training, so that a bad dataset fails in seconds with a message saying how to fix it."""
+"""Dataset checks shared by voc_annotation.py (every file, with a report) and train.py (the split's files).
+
+Each problem names the file, says what was found and what was expected, and how to fix it. Problems that
+would break training are fatal; merely suspicious ones (a label with only background) are warnings.
+"""
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from utils.dataloader import read_split, split_samples
+from utils.images import read_split, split_samples
+from utils.visualize import voc_colour
 
 IGNORE_LABEL = 255
 MAX_LISTED = 5
+LABEL_MODES = ("L", "P", "1")  # one class id per pixel
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
+BLACK_WHITE = [(0, 0, 0), (255, 255, 255)]  # a colour mask in these two colours is background / object
+EXIF_ORIENTATION = 0x0112
+TRANSPOSED_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
+EXPECTED_IDS = "expected one class id per pixel (a PNG of mode L or P)."
+
+
+@dataclass
+class Problem:
+    path: str
+    kind: str  # short key, e.g. "zero_255", "colour", "jpeg", "16bit", "size", "classes", "unreadable", "missing"
+    message: str  # the file, what was found, what was expected and how to fix it
+    fatal: bool = True  # would break training (else a warning)
+    fixable: bool = False  # voc_annotation.py --fix can correct it
+
+
+def file_problem(path: str, what: str):
+    """A Problem for a missing or empty file, else None."""
+    if not os.path.isfile(path):
+        expected = "an image named like the id" if what == "image" else "a class-index .png named like its image"
+        return Problem(
+            path,
+            "missing",
+            f"{path}: {what} not found (expected {expected}). Add it, or rebuild the splits with "
+            "python voc_annotation.py, which lists only ids that have both an image and a label.",
+        )
+    if os.path.getsize(path) == 0:
+        return Problem(
+            path, "empty", f"{path}: empty file (0 bytes). Copy the {what} again from its source, or remove it."
+        )
+    return None
+
+
+def unreadable(path: str, what: str, error) -> Problem:
+    return Problem(
+        path,
+        "unreadable",
+        f"{path}: cannot be read as {'an image' if what == 'image' else 'a label'} ({error}). The file may be "
+        "truncated or of another format: "
+        "export or copy it again, or remove it and rebuild the splits with python voc_annotation.py.",
+    )
+
+
+def image_size(path: str):
+    """(width, height) of an image as shown upright (EXIF orientation applied), decoding it fully so that a
+    truncated file is found now rather than hours into training. Returns (size, Problem or None)."""
+    problem = file_problem(path, "image")
+    if problem:
+        return None, problem
+    try:
+        with Image.open(path) as image:
+            size = image.size
+            if image.format == "JPEG":
+                image.draft("RGB", (image.width // 8, image.height // 8))  # DCT scaling: reads all, decodes 1/64
+            image.load()
+            if image.getexif().get(EXIF_ORIENTATION) in TRANSPOSED_ORIENTATIONS:
+                size = size[::-1]
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as error:
+        return None, unreadable(path, "image", error)
+    return size, None
+
+
+def palette_mapping(colours: np.ndarray, palette=None, tolerance: float = 0.0):
+    """{(r, g, b): class id} for the colours of an RGB mask, from the given palette (class order), or detected:
+    black and white -> 0 and 1; the VOC palette's colours -> their indices. A colour maps to the nearest palette
+    colour within `tolerance` (RGB distance; > 0 for JPEG masks). None when not every colour maps."""
+    colours = [tuple(int(v) for v in c) for c in colours]
+    if palette:
+        reference = [tuple(c) for c in palette]
+    elif all(
+        min(np.linalg.norm(np.subtract(c, e)) for e in [(0, 0, 0), (255, 255, 255)]) <= tolerance for c in colours
+    ):
+        reference = [(0, 0, 0), (255, 255, 255)]
+    else:
+        reference = [voc_colour(i) for i in range(256)]
+    distances = np.linalg.norm(np.subtract(colours, 0.0)[:, None, :] - np.array(reference)[None], axis=-1)
+    nearest = distances.argmin(axis=1)
+    if (distances[np.arange(len(colours)), nearest] > tolerance).any():
+        return None
+    return {c: int(i) for c, i in zip(colours, nearest)}
+
+
+def unique_colours(rgb: np.ndarray) -> np.ndarray:
+    """The distinct colours (N, 3) of an (H, W, 3) uint8 array."""
+    packed = (rgb[..., 0].astype(np.int32) << 16) | (rgb[..., 1].astype(np.int32) << 8) | rgb[..., 2]
+    values = np.unique(packed)
+    return np.stack([values >> 16, (values >> 8) & 255, values & 255], axis=1).astype(np.uint8)
+
+
+def colour_problem(path: str, rgb: np.ndarray, mode: str, palette=None) -> Problem:
+    """The problem of an RGB(A) label, with the colour -> class mapping --fix would use when one is found."""
+    colours = unique_colours(rgb)
+    if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all():
+        values = np.unique(rgb[..., 0]).tolist()
+        found = f"grey values {values[:8]}{' ...' if len(values) > 8 else ''} stored as colour (mode {mode})"
+        fix = "python voc_annotation.py --fix writes them as a one-channel PNG"
+        return Problem(
+            path, "colour", f"{path}: {found}; expected one class id per pixel (mode L or P). {fix}.", True, True
+        )
+    shown = ", ".join("#%02x%02x%02x" % tuple(c) for c in colours[:6]) + (" ..." if len(colours) > 6 else "")
+    found = f"an RGB colour mask (mode {mode}, {len(colours)} colours: {shown})"
+    mapping = palette_mapping(colours, palette)
+    if mapping:
+        pairs = ", ".join("#%02x%02x%02x -> %d" % (*c, i) for c, i in list(mapping.items())[:8])
+        fix = f"Its colours map to classes: {pairs}. python voc_annotation.py --fix writes class-id labels so"
+    else:
+        fix = (
+            "Its colours are not a known palette: give the colour of each class in class order, "
+            "python voc_annotation.py --fix --palette '#000000' '#ff0000' ..."
+        )
+    return Problem(
+        path, "colour", f"{path}: {found}; expected one class id per pixel (mode L or P). {fix}.", True, bool(mapping)
+    )
+
+
+def value_problems(path: str, values: np.ndarray, num_classes: int) -> list:
+    """Problems of a label's class-id values (sorted unique uint8)."""
+    values = values.tolist()
+    if values == [0, IGNORE_LABEL]:
+        return [
+            Problem(
+                path,
+                "zero_255",
+                f"{path}: values are 0 and 255 only. 255 means 'ignore', so the objects would never be learned; the "
+                "object class should be 1. Run python voc_annotation.py --fix to write corrected labels.",
+                True,
+                True,
+            )
+        ]
+    too_large = [v for v in values if v >= num_classes and v != IGNORE_LABEL] if num_classes else []
+    if too_large:
+        return [
+            Problem(
+                path,
+                "classes",
+                f"{path}: class values {too_large} but num_classes={num_classes} (values must be < num_classes, "
+                f"or 255 for ignore). Set num_classes to at least {max(too_large) + 1}, or fix the labels.",
+            )
+        ]
+    if set(values) <= {0, IGNORE_LABEL}:
+        return [Problem(path, "background", f"{path}: only background: nothing to learn from this image.", False)]
+    return []
+
+
+def inspect_label(path: str, num_classes: int = 0, palette=None):
+    """Reads a label fully. Returns (size, pixel count per value uint8 (256,) or None when unusable, problems)."""
+    problem = file_problem(path, "label")
+    if problem:
+        return None, None, [problem]
+    try:
+        with Image.open(path) as label:
+            label.load()
+            size, mode, image_format = label.size, label.mode, label.format
+            array = np.asarray(label)
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as error:
+        return None, None, [unreadable(path, "label", error)]
+    if image_format != "PNG":
+        message = (
+            f"{path}: a {image_format} file; expected a PNG with one class id per pixel. "
+            + (
+                "JPEG compression changes the values at every edge, so it cannot hold class ids. "
+                if image_format == "JPEG"
+                else ""
+            )
+            + "python voc_annotation.py --fix writes it as PNG"
+            + (" (values snapped to the label's main values)." if image_format == "JPEG" else ".")
+        )
+        return size, None, [Problem(path, "jpeg" if image_format == "JPEG" else "format", message, True, True)]
+    if mode in SIXTEEN_BIT_MODES:
+        fits = array.max() <= 255
+        fix = "python voc_annotation.py --fix converts it" if fits else f"values go up to {array.max()}"
+        message = f"{path}: a {mode} label (16 or 32 bits per pixel); expected 8 bits (mode L or P): {fix}."
+        return size, None, [Problem(path, "16bit", message, True, bool(fits))]
+    if mode not in LABEL_MODES:
+        rgb = np.asarray(Image.fromarray(array).convert("RGB")) if array.ndim == 3 else None
+        if rgb is None:
+            return size, None, [Problem(path, "mode", f"{path}: a label of mode {mode}; expected mode L or P.")]
+        return size, None, [colour_problem(path, rgb, mode, palette)]
+    histogram = np.bincount(array.astype(np.uint8).ravel(), minlength=256)
+    return size, histogram, value_problems(path, np.flatnonzero(histogram).astype(np.uint8), num_classes)
+
+
+def inspect_pair(image_path: str, label_path: str, num_classes: int = 0, palette=None):
+    """Checks an image and its label together. Returns (label histogram (256,) or None, problems)."""
+    image_size_found, image_problem = image_size(image_path)
+    label_size, histogram, problems = inspect_label(label_path, num_classes, palette)
+    problems = ([image_problem] if image_problem else []) + problems
+    if image_size_found and label_size and image_size_found != label_size:
+        problems.append(
+            Problem(
+                label_path,
+                "size",
+                f"{label_path}: size {label_size} (width, height) differs from its image's {image_size_found} "
+                f"({image_path}). A label must be drawn on its own image: export it again at the image's size.",
+            )
+        )
+    return histogram, problems
 
 
 def check_pair(image_path: str, label_path: str, num_classes: int):
-    """What is wrong with one (image, label) pair, or None. Reads the label's pixels and the image's header."""
-    if not os.path.isfile(image_path):
-        return f"{image_path}: image not found (expected for the id listed in the split file)"
-    if not os.path.isfile(label_path):
-        return f"{label_path}: label not found; labels are class-index .png files named like their image"
-    try:
-        with Image.open(image_path) as image:
-            image_size = image.size
-        with Image.open(label_path) as label:
-            if label.format != "PNG" or label.mode in ("RGB", "RGBA", "LA", "I", "I;16", "I;16B", "F"):
-                return (
-                    f"{label_path}: {label.format} image of mode {label.mode}; expected a PNG with one class id "
-                    "per pixel (mode L or P). Run python voc_annotation.py to find and convert such labels."
-                )
-            if label.size != image_size:
-                return f"{label_path}: size {label.size} differs from its image's {image_size} ({image_path})"
-            values = np.unique(np.asarray(label))
-    except (OSError, UnidentifiedImageError) as error:
-        return f"unreadable file: {error}"
-    if values.tolist() == [0, IGNORE_LABEL]:
-        return (
-            f"{label_path}: values are 0 and 255 only. 255 means 'ignore', so the objects would never be learned; "
-            "the object class should be 1. Run python voc_annotation.py --fix to write corrected labels."
-        )
-    too_large = values[(values >= num_classes) & (values != IGNORE_LABEL)]
-    if too_large.size:
-        return (
-            f"{label_path}: class values {too_large.tolist()} but num_classes={num_classes} "
-            f"(values must be < num_classes, or 255 for ignore). Set num_classes to at least {too_large.max() + 1}, "
-            "or fix the labels."
-        )
-    return None
+    """The first problem of a pair that would break training, as a message, or None."""
+    _, problems = inspect_pair(image_path, label_path, num_classes)
+    return next((p.message for p in problems if p.fatal), None)
 
 
 def check_split(samples, split: str, num_classes: int, min_samples: int, split_file: str) -> None:

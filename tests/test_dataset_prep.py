@@ -1,0 +1,210 @@
+"""A corpus of bad (and awkward but valid) datasets, through voc_annotation.py and train.py's guard."""
+
+import glob
+import hashlib
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import make_tiny_voc, run_script
+
+TRAIN = ["--input_shape", "32", "32", "--num_classes", "3", "--model_path", "", "--precision", "fp32"]
+TRAIN += ["--freeze_train", "false", "--unfreeze_epoch", "1", "--unfreeze_batch_size", "2"]
+
+
+def digest(folder) -> dict:
+    return {
+        p: hashlib.sha256(open(p, "rb").read()).hexdigest()
+        for p in glob.glob(f"{folder}/**/*", recursive=True)
+        if os.path.isfile(p)
+    }
+
+
+def paths(voc, sample_id):
+    root = os.path.join(voc, "VOC2007")
+    image = os.path.join(root, "JPEGImages", f"{sample_id}.jpg")
+    return image, os.path.join(root, "SegmentationClass", f"{sample_id}.png"), root
+
+
+def label_of(voc, sample_id):
+    return np.asarray(Image.open(paths(voc, sample_id)[1]))
+
+
+def break_dataset(voc, case: str):
+    """Applies one defect to sample 'img 03' (or the splits). Returns the name the message must contain."""
+    image, label, root = paths(voc, "img 03")
+    splits = os.path.join(root, "ImageSets", "Segmentation")
+    if case == "missing ImageSets":
+        for name in os.listdir(splits):
+            os.remove(os.path.join(splits, name))
+        os.rmdir(splits)
+        return "train.txt"
+    if case == "empty split":
+        open(os.path.join(splits, "train.txt"), "w").close()
+        return "train.txt"
+    if case == "image missing":
+        os.remove(image)
+        return "img 03.jpg"
+    if case == "label missing":
+        os.remove(label)
+        return "img 03.png"
+    if case == "zero-byte image":
+        open(image, "w").close()
+        return "img 03.jpg"
+    if case == "truncated JPEG":
+        data = open(image, "rb").read()
+        open(image, "wb").write(data[: len(data) // 2])
+        return "img 03.jpg"
+    if case == "text named .jpg":
+        open(image, "w").write("this is not an image\n")
+        return "img 03.jpg"
+    values = label_of(voc, "img 03")
+    if case == "RGB label":
+        Image.fromarray(np.stack([values * 100] * 2 + [values], -1).astype(np.uint8)).save(label)
+    elif case == "JPEG label":
+        Image.fromarray(np.where(values == 1, 255, 0).astype(np.uint8)).save(label, format="JPEG")
+    elif case == "0/255 label":
+        Image.fromarray(np.where(values > 0, 255, 0).astype(np.uint8)).save(label)
+    elif case == "value 7":
+        Image.fromarray(np.where(values == 2, 7, values).astype(np.uint8)).save(label)
+    elif case == "size mismatch":
+        Image.fromarray(values[:40]).save(label)
+    elif case == "16-bit label":
+        Image.fromarray(values.astype(np.uint16)).save(label)
+    return "img 03.png"
+
+
+SPLIT_CASES = ["missing ImageSets", "empty split", "image missing", "label missing"]
+FILE_CASES = ["zero-byte image", "truncated JPEG", "text named .jpg", "RGB label", "JPEG label", "0/255 label"]
+FILE_CASES += ["value 7", "size mismatch", "16-bit label"]
+EXPECTED = {
+    "missing ImageSets": "not found",
+    "empty split": "lists no ids",
+    "image missing": "image not found",
+    "label missing": "label not found",
+    "zero-byte image": "empty file (0 bytes)",
+    "truncated JPEG": "truncated",
+    "text named .jpg": "cannot be read as an image",
+    "RGB label": "RGB colour mask",
+    "JPEG label": "a JPEG file",
+    "0/255 label": "values are 0 and 255 only",
+    "value 7": "class values [7] but num_classes=3",
+    "size mismatch": "differs from its image",
+    "16-bit label": "16 or 32 bits per pixel",
+}
+
+
+def assert_refused(result, name: str, expected: str):
+    assert result.returncode != 0, result.stdout[-2000:]
+    text = result.stdout + result.stderr
+    assert name in text and expected in text, text[-3000:]
+    assert "Traceback" not in text
+
+
+@pytest.mark.parametrize("case", SPLIT_CASES + FILE_CASES)
+def test_train_refuses_bad_data_before_building_the_model(tmp_path, case):
+    voc = make_tiny_voc(tmp_path)
+    name = break_dataset(voc, case)
+    before = digest(voc)
+    result = run_script("train.py", *TRAIN, "--vocdevkit_path", voc, "--save_dir", tmp_path / "logs")
+    assert_refused(result, name, EXPECTED[case])
+    assert "Weights:" not in result.stdout  # stopped before the model was built
+    assert digest(voc) == before
+
+
+@pytest.mark.parametrize("case", FILE_CASES)
+def test_voc_annotation_reports_bad_files_and_writes_nothing(tmp_path, case):
+    voc = make_tiny_voc(tmp_path)
+    name = break_dataset(voc, case)
+    before = digest(voc)
+    result = run_script("voc_annotation.py", "--vocdevkit_path", voc, "--num_classes", "3")
+    assert_refused(result, name, EXPECTED[case])
+    assert "splits were not written" in result.stderr
+    assert digest(voc) == before
+
+
+def test_fix_writes_corrected_labels_into_a_new_folder_and_use_fixed_switches(tmp_path):
+    voc = make_tiny_voc(tmp_path)
+    expected = {i: label_of(voc, f"img 0{i}") for i in range(1, 5)}
+    labels = os.path.join(voc, "VOC2007", "SegmentationClass")
+    ones = np.where(expected[1] == 1, 255, 0).astype(np.uint8)  # a 0/255 mask of class 1 only
+    Image.fromarray(ones).save(os.path.join(labels, "img 01.png"))
+    from utils.visualize import class_colours
+
+    Image.fromarray(class_colours(3)[np.where(expected[2] == 255, 0, expected[2])]).save(
+        os.path.join(labels, "img 02.png")
+    )
+    jpeg_mask = np.where(expected[3] == 2, 255, 0).astype(np.uint8)
+    Image.fromarray(jpeg_mask).save(os.path.join(labels, "img 03.png"), format="JPEG", quality=80)
+    Image.fromarray(expected[4].astype(np.uint16)).save(os.path.join(labels, "img 04.png"))
+    before = digest(voc)
+
+    dry = run_script("voc_annotation.py", "--vocdevkit_path", voc, "--fix", "--dry_run")
+    assert "Would write 14 labels" in dry.stdout and "4 corrected" in dry.stdout
+    assert digest(voc) == before
+
+    fixed = run_script("voc_annotation.py", "--vocdevkit_path", voc, "--fix")
+    assert fixed.returncode == 2 and "--use_fixed" in fixed.stderr
+    after = digest(voc)
+    assert {p: h for p, h in after.items() if p in before} == before  # the originals are untouched
+    out = os.path.join(voc, "VOC2007", "SegmentationClass_fixed")
+    assert len(os.listdir(out)) == 14
+
+    def read(i):
+        return np.asarray(Image.open(os.path.join(out, f"img 0{i}.png")))
+
+    assert np.array_equal(read(1), (ones == 255).astype(np.uint8))
+    assert np.array_equal(read(2), np.where(expected[2] == 255, 0, expected[2]))
+    assert (read(3) == (jpeg_mask == 255)).mean() > 0.99  # JPEG noise snapped; edges may move a pixel
+    assert np.array_equal(read(4), expected[4])
+
+    used = run_script("voc_annotation.py", "--vocdevkit_path", voc, "--use_fixed")
+    assert used.returncode == 0, used.stderr[-2000:]
+    assert os.path.isdir(os.path.join(voc, "VOC2007", "SegmentationClass_original"))
+    assert "Wrote" in used.stdout and "train 13, val 1" in used.stdout
+
+
+def test_valid_but_awkward_data_trains(tmp_path):
+    """Grayscale, RGBA, CMYK and palette images, CRLF and trailing blanks, spaces and non-ASCII names, EXIF."""
+    voc = make_tiny_voc(tmp_path)
+    root = os.path.join(voc, "VOC2007")
+    for sample_id, mode in [("img 00", "L"), ("img 01", "RGBA"), ("img 02", "CMYK"), ("img 05", "P")]:
+        image_path = paths(voc, sample_id)[0]
+        converted = Image.open(image_path).convert(mode)
+        os.remove(image_path)
+        converted.save(image_path.replace(".jpg", ".png" if mode in ("RGBA", "P") else ".jpg"))
+    # a non-ASCII name
+    image, label, _ = paths(voc, "img 06")
+    os.rename(image, image.replace("img 06", "café 06"))
+    os.rename(label, label.replace("img 06", "café 06"))
+    # EXIF-rotated JPEG: stored turned a quarter, EXIF says how to show it; the label is drawn on the upright image
+    image, label, _ = paths(voc, "img 07")
+    upright = np.asarray(Image.open(label)).copy()
+    picture = np.stack([np.where(upright == 1, 250, 10)] * 3, -1).astype(np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(picture).transpose(Image.Transpose.ROTATE_90).save(image, exif=exif, quality=95)
+
+    result = run_script("voc_annotation.py", "--vocdevkit_path", voc, "--num_classes", "3", "--train_percent", "0.7")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert ".jpg 12, .png 2" in result.stdout
+    splits = os.path.join(root, "ImageSets", "Segmentation")
+    for name in ("train.txt", "val.txt"):  # CRLF and trailing blanks, as Windows editors leave them
+        ids = open(os.path.join(splits, name), encoding="utf-8").read().split("\n")
+        open(os.path.join(splits, name), "w", encoding="utf-8", newline="").write(
+            "\r\n".join(f"{i}  " for i in ids if i) + "\r\n\r\n"
+        )
+    import tensorflow as tf
+
+    from utils.dataloader import decode_pair
+
+    pair = tf.data.Dataset.from_tensors(paths(voc, "img 07")[:2]).map(decode_pair)  # as the pipelines read
+    image_array, label_array = (t.numpy() for t in next(iter(pair)))
+    assert image_array.shape[:2] == label_array.shape
+    assert np.array_equal(image_array[..., 0] > 128, label_array == 1)  # aligned after the EXIF rotation
+
+    trained = run_script("train.py", *TRAIN, "--vocdevkit_path", voc, "--save_dir", tmp_path / "logs")
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert "Data: 10 train, 4 val samples" in trained.stdout

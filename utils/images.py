@@ -1,0 +1,75 @@
+"""Dataset files without TensorFlow: split files, image ids, and images and labels read with PIL."""
+
+import os
+
+import numpy as np
+from PIL import Image, ImageOps
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+
+
+def read_split(split_file: str) -> list:
+    """Ids in an ImageSets split file, one a line; blank lines, CRLF and trailing spaces tolerated."""
+    with open(split_file, encoding="utf-8") as f:
+        return [line.strip() for line in f if line.strip()]
+
+
+def index_images(image_dir: str) -> dict:
+    """Maps each image id (file stem) in image_dir to its file, for every supported suffix."""
+    found = {}
+    for name in sorted(os.listdir(image_dir)) if os.path.isdir(image_dir) else []:
+        stem, suffix = os.path.splitext(name)
+        # .jpg wins over other formats of the same id: it is what VOC tools write.
+        if suffix.lower() in IMAGE_SUFFIXES and (stem not in found or suffix.lower() == ".jpg"):
+            found[stem] = os.path.join(image_dir, name)
+    return found
+
+
+def split_samples(vocdevkit_path: str, split: str) -> list:
+    """(image_path, label_path) for every id of ImageSets/Segmentation/<split>.txt.
+
+    An id without an image maps to the .jpg path it would have, so that the check reports it.
+    """
+    voc = os.path.join(vocdevkit_path, "VOC2007")
+    ids = read_split(os.path.join(voc, "ImageSets", "Segmentation", f"{split}.txt"))
+    images = index_images(os.path.join(voc, "JPEGImages"))
+    image_dir = os.path.join(voc, "JPEGImages")
+    return [
+        (images.get(i, os.path.join(image_dir, f"{i}.jpg")), os.path.join(voc, "SegmentationClass", f"{i}.png"))
+        for i in ids
+    ]
+
+
+def to_rgb(image) -> np.ndarray:
+    """A PIL image or array as uint8 RGB (H, W, 3), upright as a viewer shows it (EXIF orientation applied).
+
+    Grayscale, RGBA, CMYK and palette images are converted; arrays must be RGB already (or grayscale).
+    """
+    if isinstance(image, Image.Image):
+        return np.asarray(ImageOps.exif_transpose(image).convert("RGB"), dtype=np.uint8)
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=-1)
+    if image.ndim != 3 or image.shape[-1] != 3:
+        raise ValueError(f"expected an RGB image (height, width, 3), got an array of shape {image.shape}")
+    return image.astype(np.uint8)
+
+
+def load_image(path: str) -> np.ndarray:
+    """An image file as uint8 RGB (H, W, 3), upright (EXIF orientation applied, as labelling tools do)."""
+    with Image.open(path) as image:
+        return to_rgb(image)
+
+
+def read_image_or_error(path: str):
+    """(image uint8 (H, W, 3), "") for a readable image file, else (a 1x1 black image, why it is unreadable)."""
+    try:
+        return load_image(path), ""
+    except Exception as error:  # noqa: BLE001 (whatever PIL raises, the file is unreadable: report it)
+        return np.zeros((1, 1, 3), np.uint8), f"{type(error).__name__}: {error}"
+
+
+def load_label(path: str) -> np.ndarray:
+    """A class-index PNG as uint8 (H, W): palette indices or grey values are the class ids."""
+    with Image.open(path) as label:
+        return np.asarray(label, dtype=np.uint8)

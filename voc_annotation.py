@@ -1,0 +1,205 @@
+r"""Check a VOC-format dataset and write its ImageSets/Segmentation/{train,val,trainval,test}.txt.
+
+Every image/label pair is checked first; a report shows the classes found and every problem, naming the file
+and the fix. When something would break training the splits are not written and the exit status is not 0.
+Nothing in the dataset is modified: --fix writes corrected labels to a new folder.
+
+    $ python voc_annotation.py                             # check VOCdevkit/ and write the splits
+    $ python voc_annotation.py --num_classes 3             # also check that every value is < 3 (or 255)
+    $ python voc_annotation.py --fix --dry_run   # say what --fix would write
+    $ python voc_annotation.py --fix                  # corrected labels -> VOC2007/SegmentationClass_fixed
+    $ python voc_annotation.py --use_fixed            # train on them (the originals are kept, renamed)
+    $ python voc_annotation.py --fix --palette '#000000' '#ff0000' '#00ff00'   # RGB masks in these colours
+"""
+
+import os
+import random
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm import tqdm
+
+from utils.config import run_main
+from utils.dataset_check import IGNORE_LABEL, inspect_pair
+from utils.images import IMAGE_SUFFIXES, index_images
+from utils.label_fix import FIXED_DIR, use_fixed_labels, write_fixed_labels
+from utils.visualize import parse_colour
+
+LISTED_PER_KIND = 10
+
+
+@dataclass
+class AnnotationConfig:
+    vocdevkit_path: str = "VOCdevkit"  # dataset root holding VOC2007/
+    trainval_percent: float = 1.0  # share of the labelled images in trainval.txt; the rest go to test.txt
+    train_percent: float = 0.9  # share of trainval in train.txt; the rest go to val.txt
+    seed: int = 0  # seed of the random split
+    num_classes: int = 0  # classes including the background; 0 = take them from the labels
+    fix: bool = False  # write corrected labels to VOC2007/SegmentationClass_fixed (the originals are untouched)
+    dry_run: bool = False  # with fix: only say what would be written
+    use_fixed: bool = False  # rename SegmentationClass -> SegmentationClass_original, SegmentationClass_fixed -> it
+    palette: list[str] = field(default_factory=list)  # colour masks: each class's #rrggbb in class order
+
+
+def index_labels(label_dir: str) -> dict:
+    """{id: label file} for every image-like file in SegmentationClass (.png, and .jpg etc. to report them)."""
+    found = {}
+    for name in sorted(os.listdir(label_dir)):
+        stem, suffix = os.path.splitext(name)
+        if suffix.lower() in IMAGE_SUFFIXES and (stem not in found or suffix.lower() == ".png"):
+            found[stem] = os.path.join(label_dir, name)
+    return found
+
+
+def suffix_counts(paths) -> str:
+    counts = Counter(os.path.splitext(p)[1] for p in paths)
+    return ", ".join(f"{suffix} {n}" for suffix, n in sorted(counts.items()))
+
+
+def class_table(histograms: dict) -> str:
+    """Pixels, share and number of images of each value found in the labels (255 = ignore)."""
+    total = sum(histograms.values())
+    images = sum((h > 0).astype(int) for h in histograms.values())
+    lines = [f"{'class':>6} {'pixels':>14} {'share %':>9} {'images':>8}"]
+    for value in np.flatnonzero(total):
+        name = "ignore" if value == IGNORE_LABEL else str(value)
+        lines.append(f"{name:>6} {total[value]:>14d} {100 * total[value] / total.sum():>9.3f} {images[value]:>8d}")
+    return "\n".join(lines)
+
+
+def suggested_class_weights(histograms: dict, num_classes: int) -> list:
+    """Median-frequency balancing (Eigen & Fergus 2015): weight_c = median(freq) / freq_c, where freq_c is class c's
+    share of the pixels of the images it appears in; capped at 10; 1 for classes never seen."""
+    pixels, present_in = np.zeros(num_classes), np.zeros(num_classes)
+    for histogram in histograms.values():
+        counts = histogram[:num_classes]
+        pixels += counts
+        present_in += (counts > 0) * counts.sum()
+    seen = pixels > 0
+    frequency = np.where(seen, pixels / np.maximum(present_in, 1), np.nan)
+    weights = np.where(seen, np.nanmedian(frequency) / frequency, 1.0)
+    return [round(float(min(w, 10.0)), 2) for w in weights]
+
+
+def make_splits(ids, trainval_percent: float, train_percent: float, seed: int) -> dict:
+    """{split: sorted ids}: a seeded random trainval / test split, then train / val within trainval."""
+    shuffled = sorted(ids)
+    random.Random(seed).shuffle(shuffled)
+    num_trainval = round(len(shuffled) * trainval_percent)
+    num_train = round(num_trainval * train_percent)
+    if train_percent < 1 and num_trainval >= 2:
+        num_train = min(max(num_train, 1), num_trainval - 1)  # at least one val image to measure with
+    trainval, test = shuffled[:num_trainval], shuffled[num_trainval:]
+    splits = {"trainval": trainval, "train": trainval[:num_train], "val": trainval[num_train:], "test": test}
+    return {name: sorted(split) for name, split in splits.items()}
+
+
+def write_splits(voc: str, splits: dict) -> None:
+    folder = os.path.join(voc, "ImageSets", "Segmentation")
+    os.makedirs(folder, exist_ok=True)
+    for name, ids in splits.items():
+        path = os.path.join(folder, f"{name}.txt")
+        with open(path + ".tmp", "w", encoding="utf-8") as f:
+            f.write("".join(f"{i}\n" for i in ids))
+        os.replace(path + ".tmp", path)
+    print(f"Wrote {folder}/: " + ", ".join(f"{name} {len(ids)}" for name, ids in splits.items()))
+
+
+def listed(problems) -> str:
+    """The problems grouped by kind, at most LISTED_PER_KIND of each."""
+    by_kind = {}
+    for problem in problems:
+        by_kind.setdefault(problem.kind, []).append(problem.message)
+    lines = []
+    for messages in by_kind.values():
+        lines += [f"  {m}" for m in messages[:LISTED_PER_KIND]]
+        if len(messages) > LISTED_PER_KIND:
+            lines.append(f"  ... and {len(messages) - LISTED_PER_KIND} more like it")
+    return "\n".join(lines)
+
+
+def inspect_dataset(voc: str, num_classes: int, palette):
+    """Checks every pair.
+
+    Returns:
+        ({id: label file}, [paired ids], {id: label histogram}, [problems], [ids without label], [ids without image]).
+    """
+    image_dir, label_dir = os.path.join(voc, "JPEGImages"), os.path.join(voc, "SegmentationClass")
+    for folder in (image_dir, label_dir):
+        if not os.path.isdir(folder):
+            raise ValueError(f"{folder} not found. Expected images in {image_dir}, class-index PNGs in {label_dir}.")
+    images, labels = index_images(image_dir), index_labels(label_dir)
+    if not labels:
+        raise ValueError(f"{label_dir} holds no labels. Put one class-index .png per image there, named like it.")
+    print(f"Found {len(images)} images in {image_dir} ({suffix_counts(images.values()) or 'none'})")
+    print(f"Found {len(labels)} labels in {label_dir} ({suffix_counts(labels.values())})")
+    paired = sorted(set(images) & set(labels))
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = pool.map(lambda i: inspect_pair(images[i], labels[i], num_classes, palette), paired)
+        results = list(tqdm(results, total=len(paired), desc="Checking", unit="pair", leave=False))
+    histograms = {i: h for i, (h, _) in zip(paired, results) if h is not None}
+    problems = [p for _, found in results for p in found]
+    return labels, paired, histograms, problems, sorted(set(images) - set(labels)), sorted(set(labels) - set(images))
+
+
+def main(config: AnnotationConfig) -> None:
+    for name in ("trainval_percent", "train_percent"):
+        if not 0 < getattr(config, name) <= 1:
+            raise ValueError(f"{name}={getattr(config, name)}: expected a share in (0, 1], e.g. 0.9.")
+    voc = os.path.join(config.vocdevkit_path, "VOC2007")
+    palette = [parse_colour(c) for c in config.palette]
+    if config.use_fixed and not config.fix:
+        print(use_fixed_labels(voc))
+    labels, paired, histograms, problems, unlabelled, orphans = inspect_dataset(voc, config.num_classes, palette)
+    if unlabelled:
+        print(f"Warning: {len(unlabelled)} images have no label and are left out: {', '.join(unlabelled[:10])}")
+    if orphans:
+        print(f"Warning: {len(orphans)} labels have no image and are left out: {', '.join(orphans[:10])}")
+    if histograms:
+        print("\nLabel values (pixels, share of all labelled pixels, images containing them):")
+        print(class_table(histograms))
+        found = [v for v in np.flatnonzero(sum(histograms.values())) if v != IGNORE_LABEL]
+        num_classes = config.num_classes or int(max(found, default=0)) + 1
+        print(f"num_classes: {num_classes}" + ("" if config.num_classes else " (from the labels; set it in train.py)"))
+        weights = suggested_class_weights(histograms, num_classes)
+        print("Suggested class weights (median-frequency balancing):")
+        print(f"  python train.py --num_classes {num_classes} --cls_weights {' '.join(map(str, weights))}")
+
+    warnings, fatal = [p for p in problems if not p.fatal], [p for p in problems if p.fatal]
+    if warnings:
+        print(f"\n{len(warnings)} warnings (training works, but check them):\n{listed(warnings)}")
+    if fatal:
+        print(f"\n{len(fatal)} problems that would break training:\n{listed(fatal)}")
+
+    if config.fix:
+        fixable = {os.path.splitext(os.path.basename(p.path))[0] for p in fatal if p.fixable}
+        lines = write_fixed_labels(voc, labels, fixable, palette, config.dry_run)
+        verb = "Would write" if config.dry_run else "Wrote"
+        print(f"\n{verb} {len(labels)} labels to {os.path.join(voc, FIXED_DIR)}, {len(lines)} corrected:")
+        print("\n".join(f"  {line}" for line in lines) or "  (none needed correcting)")
+        if config.use_fixed and not config.dry_run:
+            print(use_fixed_labels(voc))
+            return main(AnnotationConfig(**{**vars(config), "fix": False, "use_fixed": False}))
+        if not config.dry_run:
+            print("Your labels are unchanged. To train on the corrected ones: python voc_annotation.py --use_fixed")
+    if fatal:
+        fixable = sum(p.fixable for p in fatal)
+        if config.fix and not config.dry_run:
+            how = f"{fixable} were corrected into {FIXED_DIR}: use them with python voc_annotation.py --use_fixed. "
+        elif fixable:
+            how = f"{fixable} can be corrected with python voc_annotation.py --fix (into a new folder). "
+        else:
+            how = ""
+        others = "The others need the fix their message gives." if fixable < len(fatal) else ""
+        raise ValueError(
+            f"{len(fatal)} files would break training (listed above), so the splits were not written. {how}{others}"
+        )
+    if not paired:
+        raise ValueError(f"No image in {voc}/JPEGImages has a label in {voc}/SegmentationClass (ids must match).")
+    write_splits(voc, make_splits(paired, config.trainval_percent, config.train_percent, config.seed))
+
+
+if __name__ == "__main__":
+    run_main(main, AnnotationConfig, __doc__)
