@@ -2,6 +2,7 @@
 
 import csv
 import glob
+import hashlib
 import os
 import subprocess
 import sys
@@ -71,6 +72,15 @@ def trained(tmp_path_factory):
         val_miou = float(list(csv.DictReader(f))[-1]["val_miou"])
     weights = os.path.join(logs, "last_epoch_weights.weights.h5")
     return {"voc": voc, "logs": logs, "weights": weights, "val_miou": val_miou}
+
+
+def digest(folder) -> dict:
+    """sha256 of every file under folder: to show that a tool left a dataset byte-identical."""
+    return {
+        p: hashlib.sha256(open(p, "rb").read()).hexdigest()
+        for p in glob.glob(f"{folder}/**/*", recursive=True)
+        if os.path.isfile(p)
+    }
 
 
 def run_script(script: str, *args, cwd=None, timeout=600, stdin=None) -> subprocess.CompletedProcess:

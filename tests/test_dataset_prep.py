@@ -1,25 +1,15 @@
 """A corpus of bad (and awkward but valid) datasets, through voc_annotation.py and train.py's guard."""
 
-import glob
-import hashlib
 import os
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import make_tiny_voc, run_script
+from tests.conftest import digest, make_tiny_voc, run_script
 
 TRAIN = ["--input_shape", "32", "32", "--num_classes", "3", "--model_path", "", "--precision", "fp32"]
 TRAIN += ["--freeze_train", "false", "--unfreeze_epoch", "1", "--unfreeze_batch_size", "2"]
-
-
-def digest(folder) -> dict:
-    return {
-        p: hashlib.sha256(open(p, "rb").read()).hexdigest()
-        for p in glob.glob(f"{folder}/**/*", recursive=True)
-        if os.path.isfile(p)
-    }
 
 
 def paths(voc, sample_id):

@@ -2,7 +2,6 @@
 
 import csv
 import glob
-import hashlib
 import os
 import signal
 import subprocess
@@ -13,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import ROOT, run_script
+from tests.conftest import ROOT, digest, run_script
 from train import TrainConfig
 from utils.lr_schedule import learning_rate, scaled_learning_rates
 
@@ -28,14 +27,6 @@ def train_args(voc, logs, *extra):
         "1",
         *extra,
     ]
-
-
-def digest(folder) -> dict:
-    return {
-        p: hashlib.sha256(open(p, "rb").read()).hexdigest()
-        for p in glob.glob(f"{folder}/**/*", recursive=True)
-        if os.path.isfile(p)
-    }
 
 
 def test_two_phases_write_weights_curves_history_and_resume(tiny_voc, tmp_path):
