@@ -132,7 +132,8 @@ def predict_video(unet: Unet, config: PredictConfig) -> None:
                 break
             start = time.perf_counter()
             result = unet.detect_image(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-            fps = 0.9 * fps + 0.1 / (time.perf_counter() - start) if frames else 1 / (time.perf_counter() - start)
+            rate = 1 / (time.perf_counter() - start)
+            fps = 0.9 * fps + 0.1 * rate if frames else rate  # smoothed
             frames += 1
             frame = cv2.cvtColor(np.asarray(result), cv2.COLOR_RGB2BGR)
             cv2.putText(frame, f"fps {fps:.1f}", (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (0, 255, 0), 2)

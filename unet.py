@@ -20,14 +20,14 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from nets.unet import BACKBONES, build_unet, check_input_shape  # noqa: E402
+from nets.unet import build_unet, check_input_shape  # noqa: E402
 from utils.config import format_config  # noqa: E402
 from utils.dataloader import build_predict_dataset  # noqa: E402
 from utils.evaluation import predict_function, restore_mask, restore_masks  # noqa: E402
 from utils.images import to_rgb  # noqa: E402
 from utils.letterbox import letterbox  # noqa: E402
 from utils.precision import set_precision  # noqa: E402
-from utils.visualize import MIX_TYPES, class_colours, class_names, count_table, label_palette, render  # noqa: E402
+from utils.visualize import MIX_TYPES, class_colours, class_names, count_table, palette_image, render  # noqa: E402
 from utils.weights import load_trained_weights  # noqa: E402
 
 
@@ -62,8 +62,6 @@ class Unet:
             )
         self.config = config = replace(UnetConfig(), **overrides)
         check_input_shape(config.input_shape)
-        if config.backbone not in BACKBONES:
-            raise ValueError(f"backbone={config.backbone!r}: expected one of {', '.join(BACKBONES)}.")
         if config.mix_type not in MIX_TYPES:
             raise ValueError(
                 f"mix_type={config.mix_type}: expected 0 (blend), 1 (mask only) or 2 (background removed)."
@@ -128,9 +126,7 @@ class Unet:
 
     def mask_image(self, mask: np.ndarray) -> Image.Image:
         """A uint8 (h, w) mask of class ids as a palette image."""
-        image = Image.fromarray(mask, mode="P")
-        image.putpalette(label_palette(self.colours))
-        return image
+        return palette_image(mask, self.colours)
 
     def get_FPS(self, image, test_interval: int = 100) -> float:
         """Seconds per image of the prediction path (letterbox, model, restore, argmax), after one warm-up call."""

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from utils.config import run_main
 from utils.dataset_check import IGNORE_LABEL, inspect_pair
-from utils.images import IMAGE_SUFFIXES, index_images
+from utils.images import index_images
 from utils.label_fix import FIXED_DIR, use_fixed_labels, write_fixed_labels
 from utils.visualize import parse_colour
 
@@ -41,16 +41,6 @@ class AnnotationConfig:
     dry_run: bool = False  # with fix: only say what would be written
     use_fixed: bool = False  # rename SegmentationClass -> SegmentationClass_original, SegmentationClass_fixed -> it
     palette: list[str] = field(default_factory=list)  # colour masks: each class's #rrggbb in class order
-
-
-def index_labels(label_dir: str) -> dict:
-    """{id: label file} for every image-like file in SegmentationClass (.png, and .jpg etc. to report them)."""
-    found = {}
-    for name in sorted(os.listdir(label_dir)):
-        stem, suffix = os.path.splitext(name)
-        if suffix.lower() in IMAGE_SUFFIXES and (stem not in found or suffix.lower() == ".png"):
-            found[stem] = os.path.join(label_dir, name)
-    return found
 
 
 def suffix_counts(paths) -> str:
@@ -130,7 +120,8 @@ def inspect_dataset(voc: str, num_classes: int, palette):
     for folder in (image_dir, label_dir):
         if not os.path.isdir(folder):
             raise ValueError(f"{folder} not found. Expected images in {image_dir}, class-index PNGs in {label_dir}.")
-    images, labels = index_images(image_dir), index_labels(label_dir)
+    # labels: .png, and .jpg etc. too, so that they are reported
+    images, labels = index_images(image_dir), index_images(label_dir, preferred=".png")
     if not labels:
         raise ValueError(f"{label_dir} holds no labels. Put one class-index .png per image there, named like it.")
     print(f"Found {len(images)} images in {image_dir} ({suffix_counts(images.values()) or 'none'})")

@@ -13,7 +13,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from utils.images import read_split, split_samples
-from utils.visualize import voc_colour
+from utils.visualize import hex_colour, voc_colour
 
 IGNORE_LABEL = 255
 MAX_LISTED = 5
@@ -22,7 +22,7 @@ SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
 BLACK_WHITE = [(0, 0, 0), (255, 255, 255)]  # a colour mask in these two colours is background / object
 EXIF_ORIENTATION = 0x0112
 TRANSPOSED_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
-EXPECTED_IDS = "expected one class id per pixel (a PNG of mode L or P)."
+EXPECTED_IDS = "expected one class id per pixel (mode L or P)."
 
 
 @dataclass
@@ -87,10 +87,8 @@ def palette_mapping(colours: np.ndarray, palette=None, tolerance: float = 0.0):
     colours = [tuple(int(v) for v in c) for c in colours]
     if palette:
         reference = [tuple(c) for c in palette]
-    elif all(
-        min(np.linalg.norm(np.subtract(c, e)) for e in [(0, 0, 0), (255, 255, 255)]) <= tolerance for c in colours
-    ):
-        reference = [(0, 0, 0), (255, 255, 255)]
+    elif all(min(np.linalg.norm(np.subtract(c, e)) for e in BLACK_WHITE) <= tolerance for c in colours):
+        reference = BLACK_WHITE
     else:
         reference = [voc_colour(i) for i in range(256)]
     distances = np.linalg.norm(np.subtract(colours, 0.0)[:, None, :] - np.array(reference)[None], axis=-1)
@@ -100,37 +98,48 @@ def palette_mapping(colours: np.ndarray, palette=None, tolerance: float = 0.0):
     return {c: int(i) for c, i in zip(colours, nearest)}
 
 
+def pack_colours(rgb) -> np.ndarray:
+    """(..., 3) colours -> (...) int32 0xRRGGBB, so that colours can be compared and looked up as numbers."""
+    rgb = np.asarray(rgb, np.int32)
+    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+
+
 def unique_colours(rgb: np.ndarray) -> np.ndarray:
     """The distinct colours (N, 3) of an (H, W, 3) uint8 array."""
-    packed = (rgb[..., 0].astype(np.int32) << 16) | (rgb[..., 1].astype(np.int32) << 8) | rgb[..., 2]
-    values = np.unique(packed)
+    values = np.unique(pack_colours(rgb))
     return np.stack([values >> 16, (values >> 8) & 255, values & 255], axis=1).astype(np.uint8)
+
+
+def rgb_channels(array: np.ndarray) -> np.ndarray:
+    """The colour channels (H, W, 3) of a multi-channel label array: RGB(A) as is, grey + alpha repeated."""
+    return np.repeat(array[..., :1], 3, axis=-1) if array.shape[-1] < 3 else array[..., :3]
+
+
+def is_grey(rgb: np.ndarray) -> bool:
+    """Whether every pixel of an (H, W, 3) array has equal channels (grey values stored as colour)."""
+    return bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
 
 
 def colour_problem(path: str, rgb: np.ndarray, mode: str, palette=None) -> Problem:
     """The problem of an RGB(A) label, with the colour -> class mapping --fix would use when one is found."""
     colours = unique_colours(rgb)
-    if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all():
+    if is_grey(rgb):
         values = np.unique(rgb[..., 0]).tolist()
         found = f"grey values {values[:8]}{' ...' if len(values) > 8 else ''} stored as colour (mode {mode})"
         fix = "python voc_annotation.py --fix writes them as a one-channel PNG"
-        return Problem(
-            path, "colour", f"{path}: {found}; expected one class id per pixel (mode L or P). {fix}.", True, True
-        )
-    shown = ", ".join("#%02x%02x%02x" % tuple(c) for c in colours[:6]) + (" ..." if len(colours) > 6 else "")
+        return Problem(path, "colour", f"{path}: {found}; {EXPECTED_IDS} {fix}.", True, True)
+    shown = ", ".join(hex_colour(c) for c in colours[:6]) + (" ..." if len(colours) > 6 else "")
     found = f"an RGB colour mask (mode {mode}, {len(colours)} colours: {shown})"
     mapping = palette_mapping(colours, palette)
     if mapping:
-        pairs = ", ".join("#%02x%02x%02x -> %d" % (*c, i) for c, i in list(mapping.items())[:8])
+        pairs = ", ".join(f"{hex_colour(c)} -> {i}" for c, i in list(mapping.items())[:8])
         fix = f"Its colours map to classes: {pairs}. python voc_annotation.py --fix writes class-id labels so"
     else:
         fix = (
             "Its colours are not a known palette: give the colour of each class in class order, "
             "python voc_annotation.py --fix --palette '#000000' '#ff0000' ..."
         )
-    return Problem(
-        path, "colour", f"{path}: {found}; expected one class id per pixel (mode L or P). {fix}.", True, bool(mapping)
-    )
+    return Problem(path, "colour", f"{path}: {found}; {EXPECTED_IDS} {fix}.", True, bool(mapping))
 
 
 def value_problems(path: str, values: np.ndarray, num_classes: int) -> list:
@@ -192,10 +201,9 @@ def inspect_label(path: str, num_classes: int = 0, palette=None):
         message = f"{path}: a {mode} label (16 or 32 bits per pixel); expected 8 bits (mode L or P): {fix}."
         return size, None, [Problem(path, "16bit", message, True, bool(fits))]
     if mode not in LABEL_MODES:
-        rgb = np.asarray(Image.fromarray(array).convert("RGB")) if array.ndim == 3 else None
-        if rgb is None:
+        if array.ndim != 3:
             return size, None, [Problem(path, "mode", f"{path}: a label of mode {mode}; expected mode L or P.")]
-        return size, None, [colour_problem(path, rgb, mode, palette)]
+        return size, None, [colour_problem(path, rgb_channels(array), mode, palette)]
     histogram = np.bincount(array.astype(np.uint8).ravel(), minlength=256)
     return size, histogram, value_problems(path, np.flatnonzero(histogram).astype(np.uint8), num_classes)
 

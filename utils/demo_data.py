@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from utils.visualize import class_colours, label_palette
+from utils.visualize import class_colours, palette_image
 
 DEMO_CLASSES = ["background", "ellipse", "rectangle", "triangle"]
 MIN_CONTRAST = 90.0  # least RGB distance between a shape's colour and the background's colours
@@ -88,9 +88,9 @@ def make_demo_dataset(vocdevkit_path: str, num_images: int = 300, size: int = 64
     for sample_id in tqdm(ids, desc="Writing demo data", unit="image"):
         image, label = make_sample(rng, size)
         Image.fromarray(image).save(os.path.join(voc, "JPEGImages", f"{sample_id}.jpg"), quality=95)
-        label_image = Image.fromarray(label, mode="P")
-        label_image.putpalette(label_palette(class_colours(len(DEMO_CLASSES))))  # looks like a VOC label
-        label_image.save(os.path.join(voc, "SegmentationClass", f"{sample_id}.png"))
+        palette_image(label, class_colours(len(DEMO_CLASSES))).save(  # looks like a VOC label in a viewer
+            os.path.join(voc, "SegmentationClass", f"{sample_id}.png")
+        )
     num_val = int(round(num_images * val_share))
     splits = {"train": ids[num_val:], "val": ids[:num_val], "trainval": ids}
     for split, split_ids in splits.items():

@@ -14,13 +14,15 @@ def read_split(split_file: str) -> list:
         return [line.strip() for line in f if line.strip()]
 
 
-def index_images(image_dir: str) -> dict:
-    """Maps each image id (file stem) in image_dir to its file, for every supported suffix."""
+def index_images(image_dir: str, preferred: str = ".jpg") -> dict:
+    """Maps each image id (file stem) in image_dir to its file, for every supported suffix.
+
+    When an id has several files, the `preferred` suffix wins (.jpg for images, as VOC tools write them).
+    """
     found = {}
     for name in sorted(os.listdir(image_dir)) if os.path.isdir(image_dir) else []:
         stem, suffix = os.path.splitext(name)
-        # .jpg wins over other formats of the same id: it is what VOC tools write.
-        if suffix.lower() in IMAGE_SUFFIXES and (stem not in found or suffix.lower() == ".jpg"):
+        if suffix.lower() in IMAGE_SUFFIXES and (stem not in found or suffix.lower() == preferred):
             found[stem] = os.path.join(image_dir, name)
     return found
 
@@ -32,8 +34,8 @@ def split_samples(vocdevkit_path: str, split: str) -> list:
     """
     voc = os.path.join(vocdevkit_path, "VOC2007")
     ids = read_split(os.path.join(voc, "ImageSets", "Segmentation", f"{split}.txt"))
-    images = index_images(os.path.join(voc, "JPEGImages"))
     image_dir = os.path.join(voc, "JPEGImages")
+    images = index_images(image_dir)
     return [
         (images.get(i, os.path.join(image_dir, f"{i}.jpg")), os.path.join(voc, "SegmentationClass", f"{i}.png"))
         for i in ids

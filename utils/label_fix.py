@@ -10,8 +10,8 @@ import tempfile
 import numpy as np
 from PIL import Image
 
-from utils.dataset_check import IGNORE_LABEL, palette_mapping, unique_colours
-from utils.visualize import class_colours, label_palette
+from utils.dataset_check import IGNORE_LABEL, is_grey, pack_colours, palette_mapping, rgb_channels, unique_colours
+from utils.visualize import class_colours, hex_colour, palette_image
 
 FIXED_DIR = "SegmentationClass_fixed"
 ORIGINAL_DIR = "SegmentationClass_original"
@@ -26,7 +26,7 @@ def snap_to_main_values(array: np.ndarray):
         (snapped array, the main values as a list).
     """
     pixels = array.reshape(-1, array.shape[-1] if array.ndim == 3 else 1).astype(np.int32)
-    values, counts = np.unique(pixels, axis=0, return_counts=True)
+    values, inverse, counts = np.unique(pixels, axis=0, return_inverse=True, return_counts=True)
     main = []
     for index in np.argsort(-counts):
         if counts[index] < MAIN_VALUE_SHARE * len(pixels) and main:
@@ -36,15 +36,13 @@ def snap_to_main_values(array: np.ndarray):
     main = np.array(main)
     # nearest main value of each distinct value, then of each pixel through the inverse index
     nearest = np.argmin(np.linalg.norm(values[:, None, :] - main[None], axis=-1), axis=1)
-    _, inverse = np.unique(pixels, axis=0, return_inverse=True)
     snapped = main[nearest[inverse.ravel()]].reshape(array.shape).astype(np.uint8)
     return snapped, [m.tolist() if len(m) > 1 else int(m[0]) for m in main]
 
 
 def colours_to_ids(rgb: np.ndarray, mapping: dict) -> np.ndarray:
     """(H, W, 3) colours -> (H, W) uint8 class ids through {(r, g, b): id}."""
-    packed = (rgb[..., 0].astype(np.int32) << 16) | (rgb[..., 1].astype(np.int32) << 8) | rgb[..., 2]
-    keys = np.array([(r << 16) | (g << 8) | b for r, g, b in mapping], np.int32)
+    packed, keys = pack_colours(rgb), pack_colours(list(mapping))
     ids = np.array(list(mapping.values()), np.uint8)
     order = np.argsort(keys)
     return ids[order][np.searchsorted(keys[order], packed)]
@@ -64,8 +62,8 @@ def corrected_label(path: str, palette=None):
         array, main = snap_to_main_values(array)
         notes.append(f"JPEG noise snapped to its main values {main}")
     if array.ndim == 3:
-        rgb = np.repeat(array[..., :1], 3, axis=-1) if array.shape[-1] < 3 else array[..., :3]
-        if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all():
+        rgb = rgb_channels(array)
+        if is_grey(rgb):
             array = rgb[..., 0]
             notes.append("grey values stored as colour -> one channel")
         else:
@@ -74,7 +72,7 @@ def corrected_label(path: str, palette=None):
             if mapping is None:
                 raise ValueError(f"{path}: colours not in the palette; give --palette with every class's colour")
             array = colours_to_ids(rgb, mapping)
-            notes.append("colours -> class ids " + ", ".join("#%02x%02x%02x->%d" % (*c, i) for c, i in mapping.items()))
+            notes.append("colours -> class ids " + ", ".join(f"{hex_colour(c)}->{i}" for c, i in mapping.items()))
     if array.dtype != np.uint8:
         if array.max() > 255:
             raise ValueError(f"{path}: values up to {array.max()} do not fit in 8 bits")
@@ -92,9 +90,7 @@ def corrected_label(path: str, palette=None):
 
 def save_label(array: np.ndarray, path) -> None:
     """A class-id label as a palette PNG (pixel values are the ids; VOC colours in a viewer), to a path or file."""
-    image = Image.fromarray(array, mode="P")
-    image.putpalette(label_palette(class_colours(min(int(array.max()) + 1, 21))))
-    image.save(path, format="PNG")
+    palette_image(array, class_colours(min(int(array.max()) + 1, 21))).save(path, format="PNG")
 
 
 def write_fixed_labels(voc: str, label_paths: dict, fixable: set, palette=None, dry_run: bool = False) -> list:

@@ -3,6 +3,7 @@
 import colorsys
 
 import numpy as np
+from PIL import Image
 
 VOC_CLASSES_WITH_PALETTE = 21  # the VOC palette's colours are well apart for the 21 VOC classes
 MIX_TYPES = {0: "mask blended with the image", 1: "mask only", 2: "image with the background removed"}
@@ -28,6 +29,11 @@ def parse_colour(text: str) -> tuple:
     return tuple(int(digits[i : i + 2], 16) for i in (0, 2, 4))
 
 
+def hex_colour(colour) -> str:
+    """(r, g, b) -> '#rrggbb'."""
+    return "#%02x%02x%02x" % tuple(int(v) for v in colour)
+
+
 def class_colours(num_classes: int, colours=()) -> np.ndarray:
     """uint8 (num_classes, 3): the given '#rrggbb' colours, else the VOC palette up to 21 classes, else
     black background and evenly spread hues (golden-ratio steps, alternating brightness) for the rest."""
@@ -47,6 +53,13 @@ def label_palette(colours: np.ndarray) -> list:
     palette = [voc_colour(i) for i in range(256)]
     palette[: len(colours)] = [tuple(int(v) for v in c) for c in colours]
     return [v for colour in palette for v in colour]
+
+
+def palette_image(mask: np.ndarray, colours: np.ndarray) -> Image.Image:
+    """A uint8 (h, w) mask of class ids as a palette PNG image: pixel values stay the ids, shown in class colours."""
+    image = Image.fromarray(mask, mode="P")
+    image.putpalette(label_palette(colours))
+    return image
 
 
 def render(image: np.ndarray, mask: np.ndarray, colours: np.ndarray, mix_type: int) -> np.ndarray:
