@@ -132,18 +132,26 @@ def make_optimizer(config: TrainConfig, schedule):
     return keras.optimizers.SGD(schedule, momentum=config.momentum, nesterov=True, weight_decay=decay)
 
 
-def fit_phase(model, config, loss, phase, train_samples, val_samples, callbacks) -> None:
-    """One phase: compile for its trainable set and learning rates, then fit its epochs."""
+def compile_phase(model, config: TrainConfig, loss, phase, num_train: int) -> int:
+    """Sets the phase's trainable layers, compiles for its learning rates and returns its steps per epoch."""
     first_epoch, end_epoch, batch_size, frozen = phase
     set_backbone_trainable(model, not frozen)
-    steps_per_epoch = len(train_samples) // batch_size
+    steps_per_epoch = num_train // batch_size
     max_lr, min_lr = scaled_learning_rates(config.init_lr, config.min_lr, batch_size, config.optimizer_type)
     schedule = EpochSchedule(first_epoch, steps_per_epoch, config.unfreeze_epoch, max_lr, min_lr, config.lr_decay_type)
+    # With mixed_float16 as the policy, compile wraps the optimizer in a LossScaleOptimizer (auto_scale_loss).
     model.compile(optimizer=make_optimizer(config, schedule), loss=loss)
     print(
         f"\n{'Frozen' if frozen else 'Unfrozen'} phase: epochs {first_epoch + 1}-{end_epoch}, batch {batch_size}, "
         f"{steps_per_epoch} steps/epoch, lr {max_lr:.2e} -> {min_lr:.2e} ({config.lr_decay_type})"
     )
+    return steps_per_epoch
+
+
+def fit_phase(model, config: TrainConfig, loss, phase, train_samples, val_samples, callbacks) -> None:
+    """One phase: compile for its trainable set and learning rates, then fit its epochs."""
+    first_epoch, end_epoch, batch_size, _ = phase
+    steps_per_epoch = compile_phase(model, config, loss, phase, len(train_samples))
     shape = tuple(config.input_shape)
     model.fit(
         build_train_dataset(train_samples, shape, batch_size, config.seed + first_epoch, config.num_workers),

@@ -95,3 +95,24 @@ def test_images_in_other_formats_are_found(tiny_voc):
     jpeg_dir = os.path.join(tiny_voc, "VOC2007", "JPEGImages")
     os.rename(os.path.join(jpeg_dir, "img 00.jpg"), os.path.join(jpeg_dir, "img 00.PNG"))
     assert split_samples(tiny_voc, "train")[0][0].endswith("img 00.PNG")
+
+
+def test_augmentation_moves_image_and_label_together():
+    # Left part white = class 1, right part black = class 2: whatever the warp, the two must still agree.
+    image = np.zeros((40, 60, 3), np.uint8)
+    image[:, :30] = 255
+    label = np.full((40, 60), 2, np.uint8)
+    label[:, :30] = 1
+    checked = 0
+    for seed in range(30):
+        out_image, out_label = augment(
+            tf.constant(image), tf.constant(label), (64, 64), tf.constant([seed, 1], tf.int64)
+        )
+        brightness, out_label = out_image.numpy().mean(-1), out_label.numpy()
+        ones, twos = out_label == 1, out_label == 2
+        if ones.sum() < 100 or twos.sum() < 100:
+            continue
+        checked += 1
+        # Only the pixels on the white/black edge blend (bilinear); value jitter keeps white above 170.
+        assert (brightness[ones] > 100).mean() > 0.9 and (brightness[twos] < 100).mean() > 0.9
+    assert checked > 10

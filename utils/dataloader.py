@@ -1,9 +1,14 @@
 """tf.data pipelines over a VOC-format dataset: images and class-index PNG labels (255 = ignore)."""
 
+import cv2
+import numpy as np
 import tensorflow as tf
 
 from utils.images import load_image, load_label, read_image_or_error
-from utils.letterbox import GREY, IGNORE_LABEL, letterbox, place_on_canvas, resize_image, resize_label
+from utils.letterbox import GREY, IGNORE_LABEL, letterbox, place_on_canvas, resize_label
+
+# tf.data runs samples in parallel; OpenCV's own threads on top would oversubscribe the cores.
+cv2.setNumThreads(1)
 
 # Augmentation strengths of the VOC UNet platforms.
 SCALE_RANGE = (0.25, 2.0)  # size relative to the input, before the aspect jitter
@@ -21,19 +26,28 @@ def decode_pair(image_path, label_path):
     return tf.ensure_shape(image, [None, None, 3]), tf.ensure_shape(label, [None, None])
 
 
-def jitter_hsv(image, seed):
-    """Multiplies hue, saturation and value of a uint8 image by 1 + uniform(-j, j) each (hue wraps)."""
-    gains = 1.0 + tf.random.stateless_uniform([3], seed, -1.0, 1.0) * HSV_JITTER
-    hsv = tf.image.rgb_to_hsv(tf.cast(image, tf.float32) / 255.0)
-    hue = tf.math.floormod(hsv[..., 0] * gains[0], 1.0)
-    saturation = tf.clip_by_value(hsv[..., 1] * gains[1], 0.0, 1.0)
-    value = tf.clip_by_value(hsv[..., 2] * gains[2], 0.0, 1.0)
-    rgb = tf.image.hsv_to_rgb(tf.stack([hue, saturation, value], axis=-1))
-    return tf.cast(tf.round(rgb * 255.0), tf.uint8)
+def jitter_hsv(image: np.ndarray, gains: np.ndarray) -> np.ndarray:
+    """Multiplies hue, saturation and value of a uint8 RGB image by gains (3,) through lookup tables (hue wraps)."""
+    x = np.arange(256, dtype=np.float32)
+    tables = [(x * gains[0]) % 180, np.clip(x * gains[1], 0, 255), np.clip(x * gains[2], 0, 255)]  # OpenCV hue: 0-179
+    channels = cv2.split(cv2.cvtColor(image, cv2.COLOR_RGB2HSV))
+    hsv = cv2.merge([cv2.LUT(c, t.astype(np.uint8)) for c, t in zip(channels, tables)])
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+
+
+def warp_pair(image, label, matrix, canvas_shape, gains):
+    """numpy side of augment: one affine warp each onto the canvas (grey / IGNORE_LABEL outside), then HSV jitter."""
+    size = (int(canvas_shape[1]), int(canvas_shape[0]))  # OpenCV takes (width, height)
+    image = cv2.warpAffine(image, matrix, size, flags=cv2.INTER_LINEAR, borderValue=(GREY,) * 3)
+    label = cv2.warpAffine(label, matrix, size, flags=cv2.INTER_NEAREST, borderValue=IGNORE_LABEL)
+    return jitter_hsv(image, gains), label
 
 
 def augment(image, label, input_shape, seed):
-    """Random rescale with aspect jitter, flip, letterbox at a random offset, HSV jitter.
+    """Random rescale with aspect jitter, flip, placement at a random offset, HSV jitter.
+
+    The random draws are stateless TensorFlow ops; the pixels move in one OpenCV affine warp per array
+    (resize, flip, crop and pad at once, so an image scaled x2 is never materialised at full size).
 
     Args:
         image: uint8 (h, w, 3); label: uint8 (h, w); input_shape: (H, W); seed: int [2], stateless.
@@ -49,20 +63,28 @@ def augment(image, label, input_shape, seed):
     aspect = image_width / image_height * jitters[0] / jitters[1]
     scale = tf.random.stateless_uniform([], seeds[1], *SCALE_RANGE)
     # The longer side gets scale * the input's side; the other follows the jittered aspect.
-    new_height = tf.where(aspect < 1, scale * height, scale * width / aspect)
-    new_width = tf.where(aspect < 1, scale * height * aspect, scale * width)
-    size = tf.maximum(tf.cast(tf.stack([new_height, new_width]), tf.int32), 1)
-    image, label = resize_image(image, size), resize_label(label, size)
-
-    if tf.random.stateless_uniform([], seeds[2]) < 0.5:
-        image, label = image[:, ::-1], label[:, ::-1]
-
+    new_height = tf.floor(tf.maximum(tf.where(aspect < 1, scale * height, scale * width / aspect), 1.0))
+    new_width = tf.floor(tf.maximum(tf.where(aspect < 1, scale * height * aspect, scale * width), 1.0))
     # Offsets in [0, free space]; negative when the resized image is larger than the canvas (a crop).
-    offsets = tf.random.stateless_uniform([2], seeds[3]) * tf.cast([height, width] - size, tf.float32)
-    top, left = tf.unstack(tf.cast(offsets, tf.int32))
-    image = place_on_canvas(image, top, left, height, width, GREY)
-    label = place_on_canvas(label[..., None], top, left, height, width, IGNORE_LABEL)[..., 0]
-    return jitter_hsv(image, seeds[4]), label
+    offsets = tf.random.stateless_uniform([2], seeds[3]) * ([height, width] - tf.stack([new_height, new_width]))
+    top, left = tf.unstack(tf.floor(offsets))
+    scale_y, scale_x = new_height / image_height, new_width / image_width
+    # Pixel centres map to pixel centres, x_out + 0.5 = scale_x * (x_in + 0.5) + left, mirrored when flipped.
+    flip = tf.random.stateless_uniform([], seeds[2]) < 0.5
+    row_x = tf.where(
+        flip,
+        tf.stack([-scale_x, 0.0, left + new_width - 0.5 - 0.5 * scale_x]),
+        tf.stack([scale_x, 0.0, left - 0.5 + 0.5 * scale_x]),
+    )
+    row_y = tf.stack([0.0, scale_y, top - 0.5 + 0.5 * scale_y])
+    gains = 1.0 + tf.random.stateless_uniform([3], seeds[4], -1.0, 1.0) * HSV_JITTER
+    image, label = tf.numpy_function(
+        warp_pair,
+        [image, label, tf.stack([row_x, row_y]), [height, width], gains],
+        [tf.uint8, tf.uint8],
+        stateful=False,
+    )
+    return tf.ensure_shape(image, [height, width, 3]), tf.ensure_shape(label, [height, width])
 
 
 def letterbox_pair(image, label, input_shape):

@@ -1,0 +1,291 @@
+r"""Where the time goes on this machine: training, the data pipeline and prediction, in fp32 and mixed precision.
+
+    $ python benchmark.py                                  # 256x256, batch 4, fp32 and auto, about 10 min on 2 cores
+    $ python benchmark.py --input_shape 512 512 --batch_size 8 --json gpu.json    # on a GPU
+    $ python benchmark.py --precision fp32 mixed_bfloat16 --steps 10
+
+For each precision it measures, on the real VGG16-UNet (or --backbone resnet50):
+    train step, bare        model.fit on one in-memory batch, repeated: the model's own speed
+    train step, end to end  train.py's fit_phase on a generated VOC tree: decoding, augmentation and all
+    forward, bare           the compiled inference call on an in-memory batch (batch_size and 1)
+    detect_image            Unet.detect_image on one image: letterbox, model, restore, blend
+    get_miou path           get_miou.py's batched prediction of a split, PNGs written
+and once, as it does not depend on the precision, the data pipeline alone at --pipeline_shape with full
+augmentation. Rates are images (samples) per second; GFLOP/s count 2 x multiply-accumulates of the
+convolutions, x3 for a training step (forward, and backward for inputs and weights). They are set against
+an estimated peak (cores x base clock x FLOPs/cycle of the ISA, or a GPU's published figure; turbo clocks
+can beat it) and against the matmul ceiling, a 2048^2 matmul (8192^2 on a GPU) timed in the same dtype.
+"""
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up log (e.g. no CUDA on a CPU machine)
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from get_miou import predict_split  # noqa: E402
+from nets.unet import build_unet, check_input_shape  # noqa: E402
+from train import TrainConfig, compile_phase, fit_phase  # noqa: E402
+from unet import Unet  # noqa: E402
+from utils.config import format_config, run_main  # noqa: E402
+from utils.dataloader import build_train_dataset  # noqa: E402
+from utils.demo_data import make_demo_dataset  # noqa: E402
+from utils.images import read_split, split_samples  # noqa: E402
+from utils.losses import build_loss  # noqa: E402
+from utils.precision import PRECISIONS, choose_precision  # noqa: E402
+from utils.profiling import (  # noqa: E402
+    StepTimer,
+    calls_per_second,
+    count_flops,
+    machine_description,
+    matmul_gflops,
+    peak_gflops,
+)
+
+# Rows of the table: (key, label, format); rates are per second.
+ROWS = [
+    ("train_bare", "train step, bare (img/s)", "{:.2f}"),
+    ("train_end_to_end", "train step, end to end (img/s)", "{:.2f}"),
+    ("train_end_to_end_share", "  end to end / bare", "{:.1%}"),
+    ("train_gflops", "  achieved GFLOP/s (bare)", "{:.0f}"),
+    ("train_peak_share", "  share of estimated peak", "{:.1%}"),
+    ("train_matmul_share", "  share of matmul ceiling", "{:.1%}"),
+    ("forward_bare", "forward, bare, batch (img/s)", "{:.2f}"),
+    ("forward_bare_single", "forward, bare, batch 1 (img/s)", "{:.2f}"),
+    ("detect_image", "detect_image (img/s)", "{:.2f}"),
+    ("detect_image_share", "  / bare forward, batch 1", "{:.1%}"),
+    ("get_miou_path", "get_miou path (img/s)", "{:.2f}"),
+    ("get_miou_path_share", "  / bare forward, batch", "{:.1%}"),
+    ("forward_gflops", "  achieved GFLOP/s (bare, batch)", "{:.0f}"),
+    ("forward_peak_share", "  share of estimated peak", "{:.1%}"),
+    ("forward_matmul_share", "  share of matmul ceiling", "{:.1%}"),
+    ("peak_gflops", "estimated peak GFLOP/s", "{:.0f}"),
+    ("matmul_gflops", "matmul ceiling GFLOP/s", "{:.0f}"),
+]
+# Rows where mixed / fp32 is a speed-up worth a column.
+SPEEDUP_ROWS = (
+    "train_bare",
+    "train_end_to_end",
+    "forward_bare",
+    "forward_bare_single",
+    "detect_image",
+    "get_miou_path",
+)
+
+
+@dataclass
+class BenchmarkConfig:
+    input_shape: list[int] = field(default_factory=lambda: [256, 256])  # network input (height width)
+    batch_size: int = 4  # images per training step and per batched prediction
+    num_classes: int = 21  # classes of the model (21 as for VOC)
+    backbone: str = "vgg"  # vgg | resnet50
+    precision: list[str] = field(default_factory=lambda: ["fp32", "auto"])  # each is measured (auto: as train.py)
+    steps: int = 20  # timed training steps, after the warm-up
+    calls: int = 10  # timed inference calls per round (get_miou path: calls x batch_size images)
+    repeats: int = 3  # rounds of the inference measurements; each keeps its best
+    warmup: int = 3  # untimed steps / calls first (tracing, autotuning)
+    pipeline_shape: list[int] = field(default_factory=lambda: [512, 512])  # input shape of the pipeline-only run
+    pipeline_batches: int = 50  # timed batches of the pipeline-only run
+    json: str = ""  # also write the results to this JSON file
+
+
+def train_rate_bare(model, config: BenchmarkConfig, train_config: TrainConfig, loss) -> float:
+    """Images/s of model.fit on one in-memory batch (uint8 images and labels), repeated."""
+    height, width = config.input_shape
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (config.batch_size, height, width, 3), np.uint8)
+    labels = rng.integers(0, config.num_classes, (config.batch_size, height, width), np.uint8)
+    steps = config.warmup + config.steps
+    compile_phase(model, train_config, loss, (0, 1, config.batch_size, False), steps * config.batch_size)
+    timer = StepTimer(config.warmup)
+    batches = tf.data.Dataset.from_tensors((images, labels)).repeat()
+    model.fit(batches, epochs=1, steps_per_epoch=steps, callbacks=[timer], verbose=0)
+    return timer.steps_per_second() * config.batch_size
+
+
+def train_rate_end_to_end(model, config: BenchmarkConfig, train_config: TrainConfig, loss, voc: str) -> float:
+    """Images/s of train.py's fit_phase (the real pipeline from files) over one epoch of the generated tree."""
+    train_samples = split_samples(voc, "train")[: (config.warmup + config.steps) * config.batch_size]
+    val_samples = split_samples(voc, "val")[: config.batch_size]
+    timer = StepTimer(config.warmup)
+    fit_phase(model, train_config, loss, (0, 1, config.batch_size, False), train_samples, val_samples, [timer])
+    return timer.steps_per_second() * config.batch_size
+
+
+def inference_rates(model, config: BenchmarkConfig, policy: str, voc: str, work: str) -> dict:
+    """Images/s of the bare compiled call, Unet.detect_image and get_miou.py's predict_split, on the same Unet.
+
+    The four are measured in turn, `repeats` times over, and each keeps its best round: a neighbour's burst of
+    load on a shared machine then lowers no figure, and the ratios compare like with like.
+    """
+    weights = os.path.join(work, f"{policy}.weights.h5")
+    model.save_weights(weights)
+    unet = Unet(
+        model_path=weights,
+        num_classes=config.num_classes,
+        backbone=config.backbone,
+        input_shape=config.input_shape,
+        precision={"float32": "fp32"}.get(policy, policy),
+    )
+    rng = np.random.default_rng(1)
+    batch = tf.constant(rng.integers(0, 256, (config.batch_size, *config.input_shape, 3), np.uint8))
+    single = batch[:1]
+    ids = read_split(os.path.join(voc, "VOC2007", "ImageSets", "Segmentation", "val.txt"))
+    samples = split_samples(voc, "val")
+    image = Image.open(samples[0][0])
+    out = os.path.join(work, "miou_out", policy)
+    count = config.calls * config.batch_size
+    # (function, images per call, calls per round); the bare calls fetch their result to the host.
+    measures = {
+        "forward_bare": (lambda: unet.predict(batch).numpy(), config.batch_size, config.calls),
+        "forward_bare_single": (lambda: unet.predict(single).numpy(), 1, config.calls),
+        "detect_image": (lambda: unet.detect_image(image), 1, config.calls),
+        "get_miou_path": (lambda: predict_split(unet, ids[:count], samples[:count], out, config.batch_size), count, 1),
+    }
+    for function, _, _ in measures.values():
+        function()  # traces the compiled calls and starts the pipelines' thread pools
+    best = dict.fromkeys(measures, 0.0)
+    for _ in range(config.repeats):
+        for name, (function, images, calls) in measures.items():
+            best[name] = max(best[name], images * calls_per_second(function, calls, warmup=0))
+    return best
+
+
+def pipeline_rate(config: BenchmarkConfig, voc: str) -> dict:
+    """Samples/s of build_train_dataset alone (decode + full augmentation) and the bytes of a batch's targets."""
+    samples = split_samples(voc, "trainval")
+    dataset = build_train_dataset(samples, tuple(config.pipeline_shape), config.batch_size, seed=0)
+    batches = iter(dataset)
+    for _ in range(config.warmup):
+        images, labels = next(batches)
+    start = time.perf_counter()
+    for _ in range(config.pipeline_batches):
+        images, labels = next(batches)
+    elapsed = time.perf_counter() - start
+    del batches  # a live tf.data iterator can hold up the interpreter's exit
+    # What a float64 one-hot with an extra "ignore" channel (the Keras Sequence loaders' targets) would take.
+    one_hot_bytes = labels.shape.num_elements() * (config.num_classes + 1) * 8
+    return {
+        "pipeline_samples_per_s": config.pipeline_batches * config.batch_size / elapsed,
+        "pipeline_shape": list(config.pipeline_shape),
+        "target_bytes_per_batch": labels.numpy().nbytes,
+        "target_dtype": labels.dtype.name,
+        "float64_one_hot_bytes_per_batch": one_hot_bytes,
+    }
+
+
+def measure_precision(config: BenchmarkConfig, policy: str, flops: int, voc: str, work: str) -> dict:
+    """Every per-precision figure of the module docstring, for the Keras dtype policy `policy`."""
+    keras.mixed_precision.set_global_policy(policy)
+    keras.utils.set_random_seed(0)
+    model = build_unet((*config.input_shape, 3), config.num_classes, config.backbone)
+    result = inference_rates(model, config, policy, voc, work)
+    train_config = TrainConfig(num_classes=config.num_classes, input_shape=config.input_shape, seed=0)
+    loss = build_loss([1.0] * config.num_classes, train_config.dice_loss, train_config.focal_loss)
+    result["train_bare"] = train_rate_bare(model, config, train_config, loss)
+    result["train_end_to_end"] = train_rate_end_to_end(model, config, train_config, loss, voc)
+
+    peak, peak_basis = peak_gflops(policy)
+    result["train_end_to_end_share"] = result["train_end_to_end"] / result["train_bare"]
+    result["detect_image_share"] = result["detect_image"] / result["forward_bare_single"]
+    result["get_miou_path_share"] = result["get_miou_path"] / result["forward_bare"]
+    result["train_gflops"] = 3 * flops * result["train_bare"] / 1e9
+    result["forward_gflops"] = flops * result["forward_bare"] / 1e9
+    result.update(peak_gflops=peak, peak_basis=peak_basis, matmul_gflops=matmul_gflops(policy))
+    result["train_matmul_share"] = result["train_gflops"] / result["matmul_gflops"]
+    result["forward_matmul_share"] = result["forward_gflops"] / result["matmul_gflops"]
+    if peak:
+        result["train_peak_share"] = result["train_gflops"] / peak
+        result["forward_peak_share"] = result["forward_gflops"] / peak
+    keras.backend.clear_session()
+    return result
+
+
+def format_table(results: dict) -> str:
+    """The per-precision figures side by side, with a mixed / fp32 column when both were measured."""
+    policies = list(results)
+    speedup = "float32" in policies and len(policies) > 1
+    header = ["", *policies] + (["mixed / fp32"] if speedup else [])
+    lines = []
+    for key, label, style in ROWS:
+        cells = [style.format(results[p][key]) if results[p].get(key) is not None else "-" for p in policies]
+        if speedup:
+            mixed = results[policies[-1]].get(key)
+            ratio = mixed / results["float32"][key] if key in SPEEDUP_ROWS and mixed else None
+            cells.append(f"{ratio:.2f}x" if ratio else "")
+        lines.append([label, *cells])
+    widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+        for row in [header, *lines]
+    )
+
+
+def main(config: BenchmarkConfig) -> None:
+    check_input_shape(config.input_shape)
+    check_input_shape(config.pipeline_shape)
+    if config.steps < 2 or config.warmup < 1 or config.calls < 1 or config.repeats < 1:
+        raise ValueError(
+            f"steps={config.steps}, warmup={config.warmup}, calls={config.calls}, repeats={config.repeats}: "
+            "expected steps >= 2 and the others >= 1."
+        )
+    unknown = [p for p in config.precision if p not in PRECISIONS]
+    if unknown:
+        raise ValueError(f"precision {unknown}: expected some of {', '.join(PRECISIONS)}.")
+    print("Benchmark:\n" + format_config(config))
+    choices = {}
+    for precision in config.precision:
+        policy, reason = choose_precision(precision)
+        choices.setdefault(policy, reason)
+    print("Precisions: " + "; ".join(f"{policy} ({why})" for policy, why in choices.items()))
+
+    flops = count_flops(build_unet((*config.input_shape, 3), config.num_classes, config.backbone))
+    keras.backend.clear_session()
+    report = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": machine_description(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "config": asdict(config),
+        "gflops_per_image": flops / 1e9,
+    }
+    print(f"Machine: {report['machine']}\nModel: {flops / 1e9:.1f} GFLOPs per {config.input_shape} image (forward)")
+
+    with tempfile.TemporaryDirectory() as work:
+        # Images at the input size, so the rates are the network's and not a resize's.
+        num_train = (config.warmup + config.steps) * config.batch_size
+        num_val = config.calls * config.batch_size
+        voc = os.path.join(work, "VOCdevkit")
+        make_demo_dataset(voc, num_train + num_val, max(config.input_shape), val_share=num_val / (num_train + num_val))
+        pipeline_voc = os.path.join(work, "pipeline")
+        make_demo_dataset(pipeline_voc, 32, max(config.pipeline_shape))
+        report["pipeline"] = pipeline_rate(config, pipeline_voc)
+        report["results"] = {policy: measure_precision(config, policy, flops, voc, work) for policy in choices}
+
+    pipeline = report["pipeline"]
+    print(f"\n{report['date']}, {report['machine']}, TensorFlow {report['tensorflow']}, Keras {report['keras']}")
+    print(f"{config.backbone} UNet, {config.input_shape}, batch {config.batch_size}, {flops / 1e9:.1f} GFLOPs/image\n")
+    print(format_table(report["results"]))
+    print(
+        f"\ndata pipeline alone at {pipeline['pipeline_shape']} with full augmentation: "
+        f"{pipeline['pipeline_samples_per_s']:.0f} samples/s; targets {pipeline['target_dtype']}, "
+        f"{pipeline['target_bytes_per_batch'] / 2**20:.2f} MiB per batch of {config.batch_size} "
+        f"(a float64 one-hot: {pipeline['float64_one_hot_bytes_per_batch'] / 2**20:.0f} MiB)"
+    )
+    for policy, result in report["results"].items():
+        print(f"peak {policy}: {result['peak_basis']}")
+    if config.json:
+        with open(config.json, "w") as f:
+            json.dump(report, f, indent=2)
+        print(f"Results in {config.json}")
+
+
+if __name__ == "__main__":
+    run_main(main, BenchmarkConfig, __doc__)

@@ -1,0 +1,89 @@
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+from nets.unet import build_unet
+from tests.conftest import run_script
+from utils.profiling import count_flops, cpu_flops_per_cycle
+
+
+def profiler_flops(model, input_shape) -> int:
+    """FLOPs of one forward pass as TensorFlow's graph profiler counts them (an independent count)."""
+    function = tf.function(lambda x: model(x, training=False))
+    graph = convert_variables_to_constants_v2(
+        function.get_concrete_function(tf.TensorSpec([1, *input_shape], tf.float32))
+    ).graph
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    return tf.compat.v1.profiler.profile(graph=graph, options=options).total_float_ops
+
+
+@pytest.mark.parametrize("backbone", ["vgg", "resnet50"])
+def test_layer_flops_agree_with_tensorflows_profiler(backbone):
+    model = build_unet((64, 96, 3), 5, backbone)
+    ours, theirs = count_flops(model), profiler_flops(model, (64, 96, 3))
+    # The profiler also counts bias adds and a few element-wise ops; the convolutions are > 99 % of it.
+    assert 0.99 * theirs <= ours <= theirs
+
+
+def test_flops_are_never_silently_zero():
+    inputs = keras.Input((4,), dtype="int32")
+    embedded = keras.Model(inputs, keras.layers.Embedding(10, 3)(inputs))
+    with pytest.raises(ValueError, match="has weights but no FLOP rule"):
+        count_flops(embedded)
+    images = keras.Input((8, 8, 3))
+    with pytest.raises(ValueError, match="no convolution or dense layer"):
+        count_flops(keras.Model(images, keras.layers.MaxPooling2D()(images)))
+
+
+def test_peak_flops_per_cycle_follow_the_isa():
+    assert cpu_flops_per_cycle("float32", {"avx512f", "amx_bf16"}) == (64, "AVX-512 FMA")
+    assert cpu_flops_per_cycle("mixed_bfloat16", {"avx512f", "amx_bf16"}) == (1024, "AMX-BF16")
+    assert cpu_flops_per_cycle("mixed_bfloat16", {"avx512f", "avx512_bf16"}) == (128, "AVX512-BF16")
+    assert cpu_flops_per_cycle("mixed_bfloat16", {"fma"}) == (32, "AVX2 FMA")
+
+
+def test_mixed_float16_scales_the_loss_and_keeps_float32_outputs():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = build_unet((32, 32, 3), 3)
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+        images = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3)).astype(np.uint8)
+        labels = np.random.default_rng(1).integers(0, 3, (2, 32, 32)).astype(np.uint8)
+        loss = model.train_on_batch(images, labels)
+        assert np.isfinite(loss) and model(images).dtype == "float32"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_benchmark_script_measures_both_precisions(tmp_path):
+    out = tmp_path / "bench.json"
+    result = run_script(
+        "benchmark.py",
+        *["--input_shape", "32", "32", "--batch_size", "2", "--num_classes", "3", "--steps", "2", "--warmup", "1"],
+        *["--pipeline_shape", "64", "64", "--pipeline_batches", "3", "--precision", "fp32", "mixed_bfloat16"],
+        *["--json", out],
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "mixed / fp32" in result.stdout and "end to end / bare" in result.stdout
+    report = json.loads(out.read_text())
+    assert report["gflops_per_image"] > 0 and report["machine"]
+    assert set(report["results"]) == {"float32", "mixed_bfloat16"}
+    for figures in report["results"].values():
+        for key in ("train_bare", "train_end_to_end", "forward_bare", "forward_bare_single", "detect_image"):
+            assert figures[key] > 0, key
+        assert figures["get_miou_path"] > 0 and figures["peak_basis"]
+    pipeline = report["pipeline"]
+    assert pipeline["pipeline_samples_per_s"] > 0 and pipeline["target_dtype"] == "uint8"
+    assert pipeline["target_bytes_per_batch"] == 2 * 64 * 64  # uint8 class ids, not a one-hot
+
+
+def test_benchmark_rejects_an_unknown_precision():
+    result = run_script("benchmark.py", "--precision", "fp8")
+    assert result.returncode == 2 and "precision ['fp8']" in result.stderr
+    assert "Traceback" not in result.stderr
