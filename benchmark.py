@@ -88,8 +88,8 @@ class BenchmarkConfig:
     backbone: str = "vgg"  # vgg | resnet50
     precision: list[str] = field(default_factory=lambda: ["fp32", "auto"])  # each is measured (auto: as train.py)
     steps: int = 20  # timed training steps, after the warm-up
-    calls: int = 10  # timed inference calls per round (get_miou path: calls x batch_size images)
-    repeats: int = 3  # rounds of the inference measurements; each keeps its best
+    calls: int = 8  # timed inference calls per round (get_miou path: calls x batch_size images)
+    repeats: int = 5  # rounds of the inference measurements; each keeps its best (shared machines are noisy)
     warmup: int = 3  # untimed steps / calls first (tracing, autotuning)
     pipeline_shape: list[int] = field(default_factory=lambda: [512, 512])  # input shape of the pipeline-only run
     pipeline_batches: int = 50  # timed batches of the pipeline-only run
@@ -106,7 +106,7 @@ def train_rate_bare(model, config: BenchmarkConfig, train_config: TrainConfig, l
     compile_phase(model, train_config, loss, (0, 1, config.batch_size, False), steps * config.batch_size)
     timer = StepTimer(config.warmup)
     batches = tf.data.Dataset.from_tensors((images, labels)).repeat()
-    model.fit(batches, epochs=1, steps_per_epoch=steps, callbacks=[timer], verbose=0)
+    model.fit(batches, epochs=1, steps_per_epoch=steps, callbacks=[timer], verbose=0, shuffle=False)
     return timer.steps_per_second() * config.batch_size
 
 
