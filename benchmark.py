@@ -89,7 +89,7 @@ class BenchmarkConfig:
     precision: list[str] = field(default_factory=lambda: ["fp32", "auto"])  # each is measured (auto: as train.py)
     steps: int = 20  # timed training steps, after the warm-up
     calls: int = 8  # timed inference calls per round (get_miou path: calls x batch_size images)
-    repeats: int = 5  # rounds of the inference measurements; each keeps its best (shared machines are noisy)
+    repeats: int = 5  # rounds of the inference measurements, taking turns (shared machines are noisy)
     warmup: int = 3  # untimed steps / calls first (tracing, autotuning)
     pipeline_shape: list[int] = field(default_factory=lambda: [512, 512])  # input shape of the pipeline-only run
     pipeline_batches: int = 50  # timed batches of the pipeline-only run
@@ -122,8 +122,9 @@ def train_rate_end_to_end(model, config: BenchmarkConfig, train_config: TrainCon
 def inference_rates(model, config: BenchmarkConfig, policy: str, voc: str, work: str) -> dict:
     """Images/s of the bare compiled call, Unet.detect_image and get_miou.py's predict_split, on the same Unet.
 
-    The four are measured in turn, `repeats` times over, and each keeps its best round: a neighbour's burst of
-    load on a shared machine then lowers no figure, and the ratios compare like with like.
+    The four take turns, `repeats` rounds of `calls` calls each, and each rate is its total images over its
+    total time: a neighbour's burst of load on a shared machine then weighs on all four alike, and their
+    ratios compare like with like.
     """
     weights = os.path.join(work, f"{policy}.weights.h5")
     model.save_weights(weights)
@@ -145,17 +146,17 @@ def inference_rates(model, config: BenchmarkConfig, policy: str, voc: str, work:
     # (function, images per call, calls per round); the bare calls fetch their result to the host.
     measures = {
         "forward_bare": (lambda: unet.predict(batch).numpy(), config.batch_size, config.calls),
+        "get_miou_path": (lambda: predict_split(unet, ids[:count], samples[:count], out, config.batch_size), count, 1),
         "forward_bare_single": (lambda: unet.predict(single).numpy(), 1, config.calls),
         "detect_image": (lambda: unet.detect_image(image), 1, config.calls),
-        "get_miou_path": (lambda: predict_split(unet, ids[:count], samples[:count], out, config.batch_size), count, 1),
     }
     for function, _, _ in measures.values():
         function()  # traces the compiled calls and starts the pipelines' thread pools
-    best = dict.fromkeys(measures, 0.0)
+    seconds = dict.fromkeys(measures, 0.0)
     for _ in range(config.repeats):
-        for name, (function, images, calls) in measures.items():
-            best[name] = max(best[name], images * calls_per_second(function, calls, warmup=0))
-    return best
+        for name, (function, _, calls) in measures.items():
+            seconds[name] += calls / calls_per_second(function, calls)
+    return {name: images * calls * config.repeats / seconds[name] for name, (_, images, calls) in measures.items()}
 
 
 def pipeline_rate(config: BenchmarkConfig, voc: str) -> dict:

@@ -23,7 +23,7 @@ from PIL import Image  # noqa: E402
 from nets.unet import build_unet, check_input_shape  # noqa: E402
 from utils.config import format_config  # noqa: E402
 from utils.dataloader import build_predict_dataset  # noqa: E402
-from utils.evaluation import predict_function, restore_mask, restore_masks  # noqa: E402
+from utils.evaluation import predict_function, restore_mask  # noqa: E402
 from utils.images import to_rgb  # noqa: E402
 from utils.letterbox import letterbox  # noqa: E402
 from utils.precision import set_precision  # noqa: E402
@@ -74,16 +74,20 @@ class Unet:
         print(f"Loaded {count} layers from {config.model_path}")
         self.predict = predict_function(self.model)
         shape = tuple(config.input_shape)
-        self._letterbox = tf.function(
-            lambda image: letterbox(image, shape), input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)]
-        )
+
+        @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)])
+        def segment_image(image):
+            canvas, box = letterbox(image, shape)
+            probabilities = self.model(canvas[None], training=False)[0]  # (H, W, num_classes)
+            return restore_mask(probabilities, box, tf.shape(image)[:2])
+
+        self._segment_image = segment_image
 
     def segment(self, images) -> list:
         """The prediction path for images in memory: RGB uint8 arrays (h, w, 3) of any sizes -> class-id
-        masks uint8 (h, w) at those sizes, predicted as one batch."""
-        canvases, boxes = zip(*(self._letterbox(image) for image in images))
-        probabilities = self.predict(tf.stack(canvases))  # (B, H, W, C)
-        return restore_masks(probabilities, boxes, [image.shape[:2] for image in images])
+        masks uint8 (h, w) at those sizes. One compiled call per image (letterbox, model, restore); for many
+        files, segment_files batches them."""
+        return [self._segment_image(image).numpy() for image in images]
 
     def segment_files(self, paths, batch_size: int = 4):
         """The batch entry point for image files, read in parallel ahead of the model.

@@ -54,7 +54,10 @@ def letterbox(image, input_shape):
     """
     height, width = input_shape
     box = letterbox_box(tf.shape(image)[0], tf.shape(image)[1], height, width)
-    resized = resize_image(image, box[2:])
+    # An image of the input's size is its own letterbox (bilinear at scale 1 is the identity).
+    resized = tf.cond(
+        tf.reduce_all(tf.equal(tf.shape(image)[:2], box[2:])), lambda: image, lambda: resize_image(image, box[2:])
+    )
     return place_on_canvas(resized, box[0], box[1], height, width, GREY), box
 
 
