@@ -6,7 +6,8 @@ r"""Where the time goes on this machine: training, the data pipeline and predict
 
 For each precision it measures, on the real VGG16-UNet (or --backbone resnet50):
     train step, bare        model.fit on one in-memory batch, repeated: the model's own speed
-    train step, end to end  train.py's fit_phase on a generated VOC tree: decoding, augmentation and all
+    train step, end to end  the same through train.py's pipeline from a generated VOC tree: decoding,
+                            augmentation and all (the two take turns, as do the four below)
     forward, bare           the compiled inference call on an in-memory batch (batch_size and 1)
     detect_image            Unet.detect_image on one image: letterbox, model, restore, blend
     get_miou path           get_miou.py's batched prediction of a split, PNGs written
@@ -32,7 +33,7 @@ from PIL import Image  # noqa: E402
 
 from get_miou import predict_split  # noqa: E402
 from nets.unet import build_unet, check_input_shape  # noqa: E402
-from train import TrainConfig, compile_phase, fit_phase  # noqa: E402
+from train import TrainConfig, compile_phase  # noqa: E402
 from unet import Unet  # noqa: E402
 from utils.config import format_config, run_main  # noqa: E402
 from utils.dataloader import build_train_dataset  # noqa: E402
@@ -87,7 +88,7 @@ class BenchmarkConfig:
     num_classes: int = 21  # classes of the model (21 as for VOC)
     backbone: str = "vgg"  # vgg | resnet50
     precision: list[str] = field(default_factory=lambda: ["fp32", "auto"])  # each is measured (auto: as train.py)
-    steps: int = 20  # timed training steps, after the warm-up
+    steps: int = 20  # timed training steps (of each kind), after the warm-up
     calls: int = 8  # timed inference calls per round (get_miou path: calls x batch_size images)
     repeats: int = 5  # rounds of the inference measurements, taking turns (shared machines are noisy)
     warmup: int = 3  # untimed steps / calls first (tracing, autotuning)
@@ -96,27 +97,35 @@ class BenchmarkConfig:
     json: str = ""  # also write the results to this JSON file
 
 
-def train_rate_bare(model, config: BenchmarkConfig, train_config: TrainConfig, loss) -> float:
-    """Images/s of model.fit on one in-memory batch (uint8 images and labels), repeated."""
+def train_rates(model, config: BenchmarkConfig, train_config: TrainConfig, loss, voc: str) -> dict:
+    """Images/s of training steps on one in-memory batch (bare) and through train.py's pipeline from files.
+
+    Both run on the same model, compiled once by train.py's compile_phase; the end-to-end steps read the
+    generated VOC tree through build_train_dataset exactly as fit_phase does. The two take turns, `repeats`
+    rounds each, and each rate is its total images over its total time (the first step of every round, which
+    starts the iterator, is not timed).
+    """
     height, width = config.input_shape
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (config.batch_size, height, width, 3), np.uint8)
     labels = rng.integers(0, config.num_classes, (config.batch_size, height, width), np.uint8)
-    steps = config.warmup + config.steps
-    compile_phase(model, train_config, loss, (0, 1, config.batch_size, False), steps * config.batch_size)
-    timer = StepTimer(config.warmup)
-    batches = tf.data.Dataset.from_tensors((images, labels)).repeat()
-    model.fit(batches, epochs=1, steps_per_epoch=steps, callbacks=[timer], verbose=0, shuffle=False)
-    return timer.steps_per_second() * config.batch_size
-
-
-def train_rate_end_to_end(model, config: BenchmarkConfig, train_config: TrainConfig, loss, voc: str) -> float:
-    """Images/s of train.py's fit_phase (the real pipeline from files) over one epoch of the generated tree."""
-    train_samples = split_samples(voc, "train")[: (config.warmup + config.steps) * config.batch_size]
-    val_samples = split_samples(voc, "val")[: config.batch_size]
-    timer = StepTimer(config.warmup)
-    fit_phase(model, train_config, loss, (0, 1, config.batch_size, False), train_samples, val_samples, [timer])
-    return timer.steps_per_second() * config.batch_size
+    samples = split_samples(voc, "train")
+    compile_phase(model, train_config, loss, (0, 1, config.batch_size, False), len(samples))
+    sources = {
+        "train_bare": tf.data.Dataset.from_tensors((images, labels)).repeat(),
+        "train_end_to_end": build_train_dataset(samples, (height, width), config.batch_size, train_config.seed),
+    }
+    steps = max(2, config.steps // config.repeats)
+    seconds = dict.fromkeys(sources, 0.0)
+    for round_index in range(config.repeats + 1):  # round 0 warms up: tracing, autotuning
+        for name, dataset in sources.items():
+            timer = StepTimer(warmup=config.warmup if round_index == 0 else 1)
+            model.fit(
+                dataset, epochs=1, steps_per_epoch=timer.warmup + steps, callbacks=[timer], verbose=0, shuffle=False
+            )
+            if round_index:
+                seconds[name] += steps / timer.steps_per_second()
+    return {name: config.batch_size * steps * config.repeats / seconds[name] for name in sources}
 
 
 def inference_rates(model, config: BenchmarkConfig, policy: str, voc: str, work: str) -> dict:
@@ -190,8 +199,7 @@ def measure_precision(config: BenchmarkConfig, policy: str, flops: int, voc: str
     result = inference_rates(model, config, policy, voc, work)
     train_config = TrainConfig(num_classes=config.num_classes, input_shape=config.input_shape, seed=0)
     loss = build_loss([1.0] * config.num_classes, train_config.dice_loss, train_config.focal_loss)
-    result["train_bare"] = train_rate_bare(model, config, train_config, loss)
-    result["train_end_to_end"] = train_rate_end_to_end(model, config, train_config, loss, voc)
+    result.update(train_rates(model, config, train_config, loss, voc))
 
     peak, peak_basis = peak_gflops(policy)
     result["train_end_to_end_share"] = result["train_end_to_end"] / result["train_bare"]
@@ -261,7 +269,7 @@ def main(config: BenchmarkConfig) -> None:
 
     with tempfile.TemporaryDirectory() as work:
         # Images at the input size, so the rates are the network's and not a resize's.
-        num_train = (config.warmup + config.steps) * config.batch_size
+        num_train = 2 * config.steps * config.batch_size
         num_val = config.calls * config.batch_size
         voc = os.path.join(work, "VOCdevkit")
         make_demo_dataset(voc, num_train + num_val, max(config.input_shape), val_share=num_val / (num_train + num_val))
