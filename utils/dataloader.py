@@ -164,8 +164,8 @@ def build_predict_dataset(paths, input_shape, batch_size: int, num_workers: int 
         return canvas, box, tf.shape(image)[:2], image, tf.ensure_shape(error, [])
 
     # Reading ahead on other threads pays only with an accelerator. On a CPU the model's threads already hold
-    # every core, and reader threads beside them stall their synchronised kernels (2 cores: 74 % of the bare
-    # model's rate with reading ahead, 100 % reading in turn, benchmark.py's get_miou path); reading takes ~1 %.
+    # every core, and reader threads beside them stall their synchronised kernels (benchmark.py's get_miou path
+    # on 2 cores, bf16: 74 % of the bare model's rate reading ahead, 106 % reading in turn); reading is ~1 %.
     accelerated = bool(tf.config.list_physical_devices("GPU"))
     dataset = tf.data.Dataset.from_tensor_slices(list(paths)).map(
         prepare, num_parallel_calls=_parallelism(num_workers) if accelerated else None
