@@ -26,11 +26,7 @@ def restore_mask(probabilities, box, size):
     Returns:
         uint8 (h, w) class ids.
     """
-    canvas = tf.shape(probabilities)[:2]
-    # An image of the input's size fills the canvas: nothing to crop or resize (bilinear at scale 1 is the identity).
-    fills_canvas = tf.reduce_all(tf.equal(box, tf.concat([[0, 0], canvas], 0))) & tf.reduce_all(tf.equal(size, canvas))
-    restored = tf.cond(fills_canvas, lambda: probabilities, lambda: unletterbox(probabilities, box, size))
-    return tf.cast(tf.argmax(restored, axis=-1), tf.uint8)
+    return tf.cast(tf.argmax(unletterbox(probabilities, box, size), axis=-1), tf.uint8)
 
 
 def restore_masks(probabilities, boxes, sizes) -> list:

@@ -35,10 +35,18 @@ def letterbox_box(image_height, image_width, height: int, width: int):
     return tf.stack([(height - resized_height) // 2, (width - resized_width) // 2, resized_height, resized_width])
 
 
+def has_size(x, size):
+    """Whether x (h, w, ...) already is `size`: a bilinear resize would be the identity, so it is skipped."""
+    return tf.reduce_all(tf.equal(tf.shape(x)[:2], size))
+
+
 def resize_image(image, size):
     """Bilinear resize of a uint8 image (h, w, 3) to `size`, back to uint8."""
-    resized = tf.image.resize(image, size, method="bilinear")
-    return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
+
+    def resize():
+        return tf.cast(tf.clip_by_value(tf.round(tf.image.resize(image, size, method="bilinear")), 0, 255), tf.uint8)
+
+    return tf.cond(has_size(image, size), lambda: image, resize)
 
 
 def resize_label(label, size):
@@ -54,10 +62,7 @@ def letterbox(image, input_shape):
     """
     height, width = input_shape
     box = letterbox_box(tf.shape(image)[0], tf.shape(image)[1], height, width)
-    # An image of the input's size is its own letterbox (bilinear at scale 1 is the identity).
-    resized = tf.cond(
-        tf.reduce_all(tf.equal(tf.shape(image)[:2], box[2:])), lambda: image, lambda: resize_image(image, box[2:])
-    )
+    resized = resize_image(image, box[2:])
     return place_on_canvas(resized, box[0], box[1], height, width, GREY), box
 
 
@@ -65,4 +70,4 @@ def unletterbox(probabilities, box, size):
     """Crops the letterbox box out of probabilities (H, W, C) and resizes them to size (h, w), bilinear."""
     top, left, resized_height, resized_width = tf.unstack(box)
     crop = probabilities[top : top + resized_height, left : left + resized_width]
-    return tf.image.resize(crop, size, method="bilinear")
+    return tf.cond(has_size(crop, size), lambda: crop, lambda: tf.image.resize(crop, size, method="bilinear"))
