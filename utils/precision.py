@@ -6,13 +6,18 @@ import tensorflow as tf
 PRECISIONS = ("auto", "fp32", "mixed_bfloat16", "mixed_float16")
 
 
-def cpu_flags() -> set:
-    """The CPU feature flags from /proc/cpuinfo (empty where there is none)."""
+def cpuinfo(field: str) -> list:
+    """The values of `field` in /proc/cpuinfo, one per core (empty where there is no such file)."""
     try:
         with open("/proc/cpuinfo") as f:
-            return next((set(line.split(":")[1].split()) for line in f if line.startswith("flags")), set())
+            return [line.split(":", 1)[1].strip() for line in f if line.split(":")[0].strip() == field]
     except OSError:
-        return set()
+        return []
+
+
+def cpu_flags() -> set:
+    """The CPU feature flags from /proc/cpuinfo (empty where there is none)."""
+    return set(next(iter(cpuinfo("flags")), "").split())
 
 
 def choose_precision(precision: str):

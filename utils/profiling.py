@@ -9,7 +9,7 @@ import time
 import keras
 import tensorflow as tf
 
-from utils.precision import cpu_flags
+from utils.precision import cpu_flags, cpuinfo
 
 COUNTED = (
     keras.layers.Conv1D,
@@ -75,24 +75,14 @@ def count_flops(model: keras.Model) -> int:
 
 def cpu_clock_ghz() -> float:
     """The CPU clock from /proc/cpuinfo: the 'model name' nominal clock when it gives one, else 'cpu MHz'."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            text = f.read()
-    except OSError:
-        return 0.0
-    nominal = re.search(r"model name.*@\s*([\d.]+)\s*GHz", text)
+    nominal = re.search(r"@\s*([\d.]+)\s*GHz", cpu_model())
     if nominal:
         return float(nominal.group(1))
-    megahertz = [float(m) for m in re.findall(r"cpu MHz\s*:\s*([\d.]+)", text)]
-    return max(megahertz, default=0.0) / 1000
+    return max(map(float, cpuinfo("cpu MHz")), default=0.0) / 1000
 
 
 def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
-    except OSError:
-        return platform.processor()
+    return next(iter(cpuinfo("model name")), "") or platform.processor()
 
 
 def cpu_flops_per_cycle(policy: str, flags: set) -> tuple:
