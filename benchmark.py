@@ -31,23 +31,24 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from get_miou import predict_split  # noqa: E402
+from get_miou import write_predictions  # noqa: E402
 from nets.unet import build_unet, check_input_shape  # noqa: E402
 from train import TrainConfig, compile_phase  # noqa: E402
 from unet import Unet  # noqa: E402
 from utils.config import format_config, run_main  # noqa: E402
 from utils.dataloader import build_train_dataset  # noqa: E402
 from utils.demo_data import make_demo_dataset  # noqa: E402
-from utils.images import read_split, split_samples  # noqa: E402
+from utils.images import load_image, read_split, split_samples  # noqa: E402
+from utils.letterbox import letterbox  # noqa: E402
 from utils.losses import build_loss  # noqa: E402
 from utils.precision import PRECISIONS, choose_precision  # noqa: E402
 from utils.profiling import (  # noqa: E402
     StepTimer,
-    calls_per_second,
     count_flops,
     machine_description,
     matmul_gflops,
     peak_gflops,
+    seconds_of,
 )
 
 # Rows of the table: (key, label, format); rates are per second.
@@ -89,8 +90,8 @@ class BenchmarkConfig:
     backbone: str = "vgg"  # vgg | resnet50
     precision: list[str] = field(default_factory=lambda: ["fp32", "auto"])  # each is measured (auto: as train.py)
     steps: int = 20  # timed training steps (of each kind), after the warm-up
-    calls: int = 8  # timed inference calls per round (get_miou path: calls x batch_size images)
-    repeats: int = 5  # rounds of the inference measurements, taking turns (shared machines are noisy)
+    calls: int = 40  # timed calls of each inference measure, taking turns call by call (shared machines are noisy)
+    repeats: int = 5  # rounds of the training measurements, taking turns
     warmup: int = 3  # untimed steps / calls first (tracing, autotuning)
     pipeline_shape: list[int] = field(default_factory=lambda: [512, 512])  # input shape of the pipeline-only run
     pipeline_batches: int = 50  # timed batches of the pipeline-only run
@@ -131,9 +132,9 @@ def train_rates(model, config: BenchmarkConfig, train_config: TrainConfig, loss,
 def inference_rates(model, config: BenchmarkConfig, policy: str, voc: str, work: str) -> dict:
     """Images/s of the bare compiled call, Unet.detect_image and get_miou.py's predict_split, on the same Unet.
 
-    The four take turns, `repeats` rounds of `calls` calls each, and each rate is its total images over its
-    total time: a neighbour's burst of load on a shared machine then weighs on all four alike, and their
-    ratios compare like with like.
+    The four take turns call by call, `calls` calls each, and each rate is total images over total time: a
+    neighbour's burst of load on a shared machine then weighs on all four alike, and their ratios compare like
+    with like.
     """
     weights = os.path.join(work, f"{policy}.weights.h5")
     model.save_weights(weights)
@@ -144,28 +145,31 @@ def inference_rates(model, config: BenchmarkConfig, policy: str, voc: str, work:
         input_shape=config.input_shape,
         precision={"float32": "fp32"}.get(policy, policy),
     )
-    rng = np.random.default_rng(1)
-    batch = tf.constant(rng.integers(0, 256, (config.batch_size, *config.input_shape, 3), np.uint8))
-    single = batch[:1]
     ids = read_split(os.path.join(voc, "VOC2007", "ImageSets", "Segmentation", "val.txt"))
     samples = split_samples(voc, "val")
+    # The bare calls see the same (letterboxed) val images as the others, and fetch their result to the host.
+    batch = tf.stack([letterbox(load_image(image), config.input_shape)[0] for image, _ in samples[: config.batch_size]])
+    single = batch[:1]
     image = Image.open(samples[0][0])
     out = os.path.join(work, "miou_out", policy)
-    count = config.calls * config.batch_size
-    # (function, images per call, calls per round); the bare calls fetch their result to the host.
-    measures = {
-        "forward_bare": (lambda: unet.predict(batch).numpy(), config.batch_size, config.calls),
-        "get_miou_path": (lambda: predict_split(unet, ids[:count], samples[:count], out, config.batch_size), count, 1),
-        "forward_bare_single": (lambda: unet.predict(single).numpy(), 1, config.calls),
-        "detect_image": (lambda: unet.detect_image(image), 1, config.calls),
+    for _ in write_predictions(unet, ids[:1], samples[:1], out, 1):
+        pass  # traces the compiled calls
+    # One pass over the val split (calls x batch_size images), a batch per call: its start (reading the split,
+    # building the pipeline) is paid once, as in a get_miou.py run.
+    predictions = write_predictions(unet, ids, samples, out, config.batch_size)
+    calls = {  # name: (function, images per call)
+        "forward_bare": (lambda: unet.predict(batch).numpy(), config.batch_size),
+        "get_miou_path": (lambda: [next(predictions) for _ in range(config.batch_size)], config.batch_size),
+        "forward_bare_single": (lambda: unet.predict(single).numpy(), 1),
+        "detect_image": (lambda: unet.detect_image(image), 1),
     }
-    for function, _, _ in measures.values():
-        function()  # traces the compiled calls and starts the pipelines' thread pools
-    seconds = dict.fromkeys(measures, 0.0)
-    for _ in range(config.repeats):
-        for name, (function, _, calls) in measures.items():
-            seconds[name] += calls / calls_per_second(function, calls)
-    return {name: images * calls * config.repeats / seconds[name] for name, (_, images, calls) in measures.items()}
+    for name in ["forward_bare", "forward_bare_single", "detect_image"]:
+        calls[name][0]()  # traces the compiled calls
+    seconds = dict.fromkeys(calls, 0.0)
+    for _ in range(config.calls):
+        for name, (function, _) in calls.items():
+            seconds[name] += seconds_of(function)
+    return {name: images * config.calls / seconds[name] for name, (_, images) in calls.items()}
 
 
 def pipeline_rate(config: BenchmarkConfig, voc: str) -> dict:
@@ -270,7 +274,7 @@ def main(config: BenchmarkConfig) -> None:
     with tempfile.TemporaryDirectory() as work:
         # Images at the input size, so the rates are the network's and not a resize's.
         num_train = 2 * config.steps * config.batch_size
-        num_val = config.calls * config.batch_size
+        num_val = config.calls * config.batch_size  # one pass of the get_miou path
         voc = os.path.join(work, "VOCdevkit")
         make_demo_dataset(voc, num_train + num_val, max(config.input_shape), val_share=num_val / (num_train + num_val))
         pipeline_voc = os.path.join(work, "pipeline")

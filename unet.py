@@ -23,7 +23,7 @@ from PIL import Image  # noqa: E402
 from nets.unet import build_unet, check_input_shape  # noqa: E402
 from utils.config import format_config  # noqa: E402
 from utils.dataloader import build_predict_dataset  # noqa: E402
-from utils.evaluation import predict_function, restore_mask  # noqa: E402
+from utils.evaluation import predict_function, restore_mask, segment_function  # noqa: E402
 from utils.images import to_rgb  # noqa: E402
 from utils.letterbox import letterbox  # noqa: E402
 from utils.precision import set_precision  # noqa: E402
@@ -72,7 +72,8 @@ class Unet:
         self.model = build_unet((*config.input_shape, 3), config.num_classes, config.backbone)
         count = load_trained_weights(self.model, config.model_path, config.backbone, config.num_classes)
         print(f"Loaded {count} layers from {config.model_path}")
-        self.predict = predict_function(self.model)
+        self.predict = predict_function(self.model)  # the bare model call, for benchmarks
+        self._segment_batch = segment_function(self.model)
         shape = tuple(config.input_shape)
 
         @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)])
@@ -95,21 +96,19 @@ class Unet:
         Yields, in the order of `paths`: (path, image uint8 (h, w, 3), mask uint8 (h, w), "") for a readable
         image, (path, None, None, why) for a file that cannot be read as an image.
         """
-        paths = list(paths)
+        paths = [os.fspath(path) for path in paths]  # str or pathlib.Path
         if not paths:
             return
         batches = build_predict_dataset(paths, tuple(self.config.input_shape), batch_size)
         queue = iter(paths)
         for canvases, boxes, sizes, images, errors in batches:
-            probabilities = self.predict(canvases)
-            for i in range(len(errors)):
-                path, error = next(queue), errors[i].numpy().decode()
+            masks = self._segment_batch(canvases, boxes, sizes).numpy()
+            for image, mask, (height, width), error in zip(images.numpy(), masks, sizes.numpy(), errors.numpy()):
+                path = next(queue)
                 if error:
-                    yield path, None, None, error
-                    continue
-                height, width = sizes[i].numpy()
-                mask = restore_mask(probabilities[i], boxes[i], sizes[i]).numpy()
-                yield path, images[i, :height, :width].numpy(), mask, ""
+                    yield path, None, None, error.decode()
+                else:
+                    yield path, image[:height, :width], mask[:height, :width], ""
 
     def detect_image(self, image, count: bool = False, name_classes=None) -> Image.Image:
         """The prediction drawn as mix_type says, at the image's size. With count, prints pixels and area % per class.

@@ -107,13 +107,18 @@ def test_wrong_settings_for_the_weights_are_clear_errors(trained, tmp_path):
     assert result.returncode == 2 and "Set num_classes=3" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_one_prediction_path_for_every_method(unet, trained):
+def test_one_prediction_path_for_every_method(unet, trained, tmp_path):
     image = np.asarray(Image.open(val_image(trained)))
     (mask,) = unet.segment([image])
     assert mask.shape == (48, 40) and mask.dtype == np.uint8 and mask.max() < 3
-    # the batch entry point (files read by tf.data) gives the same masks, and so does a mixed batch
-    (_, read_image, file_mask, error), _ = list(unet.segment_files([val_image(trained), val_image(trained, 11)], 2))
+    # the batch entry point (files read by tf.data, one compiled call per batch) gives the same masks, also
+    # for an image smaller than its batch neighbour, whose mask comes back padded
+    small = image[5:25, 3:33]
+    Image.fromarray(small).save(tmp_path / "small.png")
+    first, second = list(unet.segment_files([val_image(trained), tmp_path / "small.png"], 2))
+    (_, read_image, file_mask, error), (_, read_small, small_mask, _) = first, second
     assert error == "" and np.array_equal(read_image, image) and np.array_equal(file_mask, mask)
+    assert np.array_equal(read_small, small) and np.array_equal(small_mask, unet.segment([small])[0])
     assert np.array_equal(unet.segment([image[:20], image])[1], mask)
     png = unet.get_miou_png(Image.fromarray(image))
     assert png.mode == "P" and np.array_equal(np.asarray(png), mask)

@@ -17,7 +17,7 @@ import numpy as np
 matplotlib.use("Agg")  # curves are written to files; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 
-from utils.evaluation import evaluate_confusion, predict_function  # noqa: E402
+from utils.evaluation import evaluate_confusion, segment_function  # noqa: E402
 from utils.metrics import mean_iou, per_class_iou  # noqa: E402
 
 
@@ -91,16 +91,16 @@ class EvalCallback(keras.callbacks.Callback):
         super().__init__()
         self.eval_dataset, self.num_batches, self.num_classes = eval_dataset, num_batches, num_classes
         self.eval_period, self.total_epochs = eval_period, total_epochs
-        self.predict = None
+        self.segment = None
 
     def set_model(self, model):
         super().set_model(model)
-        self.predict = predict_function(model)
+        self.segment = segment_function(model)
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.eval_period and epoch + 1 != self.total_epochs:
             return
-        matrix = evaluate_confusion(self.predict, self.eval_dataset, self.num_classes, self.num_batches)
+        matrix = evaluate_confusion(self.segment, self.eval_dataset, self.num_classes, self.num_batches)
         logs["val_miou"] = 100 * mean_iou(matrix)
         per_class = " ".join(f"{100 * iou:.1f}" for iou in per_class_iou(matrix))
         print(f"Epoch {epoch + 1}: val mIoU {logs['val_miou']:.2f} (per class: {per_class})")

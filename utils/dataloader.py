@@ -1,5 +1,7 @@
 """tf.data pipelines over a VOC-format dataset: images and class-index PNG labels (255 = ignore)."""
 
+import functools
+
 import cv2
 import numpy as np
 import tensorflow as tf
@@ -104,6 +106,23 @@ def _parallelism(num_workers: int):
     return num_workers if num_workers > 0 else tf.data.AUTOTUNE
 
 
+def _inference_batches(dataset, prepare, batch_size: int, num_workers: int, padding_values=None):
+    """dataset.map(prepare).padded_batch(batch_size), read ahead of the model or in turn with it.
+
+    Reading ahead on other threads pays with an accelerator. On a CPU (with num_workers 0 = auto) the model's
+    threads already hold every core, and reader threads beside them stall its synchronised kernels, so the
+    reading happens in turn. tf.data parallelises a stateless map and injects a prefetch by itself, hence the
+    options.
+    """
+    if num_workers > 0 or tf.config.list_physical_devices("GPU"):
+        dataset = dataset.map(prepare, num_parallel_calls=_parallelism(num_workers))
+        return dataset.padded_batch(batch_size, padding_values=padding_values).prefetch(tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.experimental_optimization.map_parallelization = False
+    options.experimental_optimization.inject_prefetch = False
+    return dataset.map(prepare).padded_batch(batch_size, padding_values=padding_values).with_options(options)
+
+
 def build_train_dataset(samples, input_shape, batch_size: int, seed: int, num_workers: int = 0):
     """Endless shuffled, augmented batches: (images uint8 (B, H, W, 3), labels uint8 (B, H, W)).
 
@@ -141,34 +160,34 @@ def build_eval_dataset(samples, input_shape, batch_size: int, num_workers: int =
         canvas, box = letterbox(image, input_shape)
         return canvas, label, box, tf.shape(label)
 
-    dataset = _paths(samples).map(prepare, num_parallel_calls=_parallelism(num_workers))
     padding = (tf.constant(0, tf.uint8), tf.constant(IGNORE_LABEL, tf.uint8), 0, 0)
-    return dataset.padded_batch(batch_size, padding_values=padding).prefetch(tf.data.AUTOTUNE)
+    return _inference_batches(_paths(samples), prepare, batch_size, num_workers, padding)
 
 
-def build_predict_dataset(paths, input_shape, batch_size: int, num_workers: int = 0):
-    """Batches of image files for prediction, read in parallel; unreadable files are reported, not fatal.
+def _read_image(path):
+    image, error = read_image_or_error(path.decode())
+    return image, error.encode()
 
-    Yields (canvases uint8 (B, H, W, 3) letterboxed, boxes int32 (B, 4), sizes int32 (B, 2) original (h, w),
-    images uint8 (B, h_max, w_max, 3) the originals padded with 0, errors string (B,): "" or why unreadable).
-    """
 
-    def read(path):
-        image, error = read_image_or_error(path.decode())
-        return image, error.encode()
+@functools.lru_cache
+def _predict_preparer(input_shape: tuple):
+    """build_predict_dataset's map function, traced once per input shape rather than on every call."""
 
+    @tf.function(input_signature=[tf.TensorSpec([], tf.string)])
     def prepare(path):
-        image, error = tf.numpy_function(read, [path], [tf.uint8, tf.string], stateful=False)
+        image, error = tf.numpy_function(_read_image, [path], [tf.uint8, tf.string], stateful=False)
         image = tf.ensure_shape(image, [None, None, 3])
         canvas, box = letterbox(image, input_shape)
         return canvas, box, tf.shape(image)[:2], image, tf.ensure_shape(error, [])
 
-    # Reading ahead on other threads pays only with an accelerator. On a CPU the model's threads already hold
-    # every core, and reader threads beside them stall their synchronised kernels (benchmark.py's get_miou path
-    # on 2 cores, bf16: 74 % of the bare model's rate reading ahead, 106 % reading in turn); reading is ~1 %.
-    accelerated = bool(tf.config.list_physical_devices("GPU"))
-    dataset = tf.data.Dataset.from_tensor_slices(list(paths)).map(
-        prepare, num_parallel_calls=_parallelism(num_workers) if accelerated else None
-    )
-    dataset = dataset.padded_batch(batch_size)
-    return dataset.prefetch(tf.data.AUTOTUNE) if accelerated else dataset
+    return prepare
+
+
+def build_predict_dataset(paths, input_shape, batch_size: int, num_workers: int = 0):
+    """Batches of image files for prediction; unreadable files are reported, not fatal.
+
+    Yields (canvases uint8 (B, H, W, 3) letterboxed, boxes int32 (B, 4), sizes int32 (B, 2) original (h, w),
+    images uint8 (B, h_max, w_max, 3) the originals padded with 0, errors string (B,): "" or why unreadable).
+    """
+    paths = tf.data.Dataset.from_tensor_slices(list(paths))
+    return _inference_batches(paths, _predict_preparer(tuple(input_shape)), batch_size, num_workers)

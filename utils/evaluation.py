@@ -29,29 +29,43 @@ def restore_mask(probabilities, box, size):
     return tf.cast(tf.argmax(unletterbox(probabilities, box, size), axis=-1), tf.uint8)
 
 
-def restore_masks(probabilities, boxes, sizes) -> list:
-    """restore_mask for each image of a batch.
+def segment_function(model):
+    """The compiled prediction path for a batch, one call: model, then restore_mask for each image.
 
-    Args:
-        probabilities: (B, H, W, C) network output on letterboxed images.
-        boxes: int (B, 4) letterbox boxes [top, left, resized_height, resized_width].
-        sizes: int (B, 2) original (h, w).
+    Args (of the returned function):
+        canvases: uint8 (B, H, W, 3) letterboxed images; boxes: int32 (B, 4) their letterbox boxes;
+        sizes: int32 (B, 2) the original (h, w).
 
     Returns:
-        B uint8 arrays of class ids, each (h, w).
+        uint8 (B, h_max, w_max) class ids: each image's mask at its own size in the top-left corner, 0 around it.
+        Only the masks leave the call, not the (B, H, W, C) probabilities, and no call is made per image.
     """
-    return [restore_mask(p, b, s).numpy() for p, b, s in zip(probabilities, boxes, sizes)]
+
+    @tf.function(reduce_retracing=True)
+    def segment(canvases, boxes, sizes):
+        probabilities = model(canvases, training=False)  # (B, H, W, C)
+        padded = tf.reduce_max(sizes, axis=0)
+
+        def restore_padded(args):
+            mask = restore_mask(*args)  # (h, w)
+            size = args[2]
+            return tf.pad(mask, [[0, padded[0] - size[0]], [0, padded[1] - size[1]]])
+
+        signature = tf.TensorSpec([None, None], tf.uint8)
+        return tf.map_fn(restore_padded, (probabilities, boxes, sizes), fn_output_signature=signature)
+
+    return segment
 
 
-def evaluate_confusion(predict, eval_dataset, num_classes: int, num_batches=None, desc="mIoU") -> np.ndarray:
+def evaluate_confusion(segment, eval_dataset, num_classes: int, num_batches=None, desc="mIoU") -> np.ndarray:
     """Confusion matrix (C, C) over a dataset from dataloader.build_eval_dataset.
 
     Args:
-        predict: from predict_function(model): images uint8 (B, H, W, 3) -> probabilities (B, H, W, C).
+        segment: from segment_function(model).
     """
     matrix = np.zeros((num_classes, num_classes), np.int64)
     for images, labels, boxes, sizes in tqdm(eval_dataset, total=num_batches, desc=desc, unit="batch", leave=False):
-        masks = restore_masks(predict(images), boxes, sizes)
+        masks = segment(images, boxes, sizes).numpy()
         for mask, label, (height, width) in zip(masks, labels.numpy(), sizes.numpy()):
-            matrix += confusion_matrix(label[:height, :width], mask, num_classes)
+            matrix += confusion_matrix(label[:height, :width], mask[:height, :width], num_classes)
     return matrix

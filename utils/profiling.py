@@ -147,6 +147,13 @@ class StepTimer(keras.callbacks.Callback):
         return (len(timed) - 1) / (timed[-1] - timed[0])
 
 
+def seconds_of(function) -> float:
+    """Wall-clock seconds of one function() call."""
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
 def calls_per_second(function, calls: int, warmup: int = 0) -> float:
     """Calls per second of function() over `calls` calls, after `warmup` untimed ones."""
     for _ in range(warmup):
