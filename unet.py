@@ -91,7 +91,8 @@ class Unet:
         return [self._segment_image(image).numpy() for image in images]
 
     def segment_files(self, paths, batch_size: int = 4):
-        """The batch entry point for image files, read in parallel ahead of the model.
+        """The batch entry point for image files: one compiled call per batch (dataloader.build_predict_dataset
+        says when the files are read ahead of the model and when in turn with it).
 
         Yields, in the order of `paths`: (path, image uint8 (h, w, 3), mask uint8 (h, w), "") for a readable
         image, (path, None, None, why) for a file that cannot be read as an image.

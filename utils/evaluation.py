@@ -47,8 +47,8 @@ def segment_function(model):
         padded = tf.reduce_max(sizes, axis=0)
 
         def restore_padded(args):
-            mask = restore_mask(*args)  # (h, w)
-            size = args[2]
+            probabilities, box, size = args
+            mask = restore_mask(probabilities, box, size)  # (h, w)
             return tf.pad(mask, [[0, padded[0] - size[0]], [0, padded[1] - size[1]]])
 
         signature = tf.TensorSpec([None, None], tf.uint8)
