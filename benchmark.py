@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from get_miou import write_predictions  # noqa: E402
+from get_miou import predict_split, write_predictions  # noqa: E402
 from nets.unet import build_unet, check_input_shape  # noqa: E402
 from train import TrainConfig, compile_phase  # noqa: E402
 from unet import Unet  # noqa: E402
@@ -140,7 +140,7 @@ def train_rates(model, config: BenchmarkConfig, train_config: TrainConfig, loss,
 
 
 def inference_rates(model, config: BenchmarkConfig, policy: str, voc: str, work: str) -> dict:
-    """Images/s of the bare compiled call, Unet.detect_image and get_miou.py's predict_split, on the same Unet.
+    """Images/s of the bare compiled call, Unet.detect_image and get_miou.py's write_predictions, on the same Unet.
 
     The four take turns call by call, `calls` calls each, so a neighbour's load on a shared machine weighs on
     all four alike. Each rate is total images over total time; each share of the bare call compares the
@@ -162,8 +162,7 @@ def inference_rates(model, config: BenchmarkConfig, policy: str, voc: str, work:
     single = batch[:1]
     image = Image.open(samples[0][0])
     out = os.path.join(work, "miou_out", policy)
-    for _ in write_predictions(unet, ids[:1], samples[:1], out, 1):
-        pass  # traces the compiled calls
+    predict_split(unet, ids[:1], samples[:1], out, 1)  # traces the compiled calls
     # One pass over the val split (calls x batch_size images), a batch per call: its start (reading the split,
     # building the pipeline) is paid once, as in a get_miou.py run.
     predictions = write_predictions(unet, ids, samples, out, config.batch_size)
