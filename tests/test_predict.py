@@ -120,6 +120,12 @@ def test_one_prediction_path_for_every_method(unet, trained, tmp_path):
     assert error == "" and np.array_equal(read_image, image) and np.array_equal(file_mask, mask)
     assert np.array_equal(read_small, small) and np.array_equal(small_mask, unet.segment([small])[0])
     assert np.array_equal(unet.segment([image[:20], image])[1], mask)
+    # images at the model's input size take the batch-wide argmax: the same masks as one image at a time
+    for name in "cd":
+        Image.fromarray(image[:32, :32] if name == "c" else image[-32:, -32:]).save(tmp_path / f"{name}.png")
+    fitting = [np.asarray(Image.open(tmp_path / f"{name}.png")) for name in "cd"]
+    batch = [mask for _, _, mask, _ in unet.segment_files([tmp_path / "c.png", tmp_path / "d.png"], 2)]
+    assert all(np.array_equal(got, unet.segment([one])[0]) for got, one in zip(batch, fitting))
     png = unet.get_miou_png(Image.fromarray(image))
     assert png.mode == "P" and np.array_equal(np.asarray(png), mask)
     colours = class_colours(3)

@@ -29,6 +29,13 @@ def restore_mask(probabilities, box, size):
     return tf.cast(tf.argmax(unletterbox(probabilities, box, size), axis=-1), tf.uint8)
 
 
+@tf.function(jit_compile=True)
+def class_ids(probabilities):
+    """uint8 argmax over the last axis of probabilities (..., C). Compiled with XLA, once per shape: about 3.5x
+    faster than TensorFlow's own argmax kernel on a CPU (a tenth of a bf16 forward at 256², batch 4)."""
+    return tf.cast(tf.argmax(probabilities, axis=-1), tf.uint8)
+
+
 def segment_function(model):
     """The compiled prediction path for a batch, one call: model, then restore_mask for each image.
 
@@ -51,8 +58,16 @@ def segment_function(model):
             mask = restore_mask(probabilities, box, size)  # (h, w)
             return tf.pad(mask, [[0, padded[0] - size[0]], [0, padded[1] - size[1]]])
 
-        signature = tf.TensorSpec([None, None], tf.uint8)
-        return tf.map_fn(restore_padded, (probabilities, boxes, sizes), fn_output_signature=signature)
+        def restore_each():
+            signature = tf.TensorSpec([None, None], tf.uint8)
+            return tf.map_fn(restore_padded, (probabilities, boxes, sizes), fn_output_signature=signature)
+
+        # Images that fill the canvas (no letterbox, no resize: a dataset at the model's input size) need only
+        # the argmax, taken for the whole batch at once: its shape is the batch's, so it compiles once.
+        canvas = tf.shape(canvases)[1:3]
+        full = tf.concat([tf.zeros([2], tf.int32), canvas], 0)
+        fills = tf.reduce_all(boxes == full) & tf.reduce_all(sizes == canvas)
+        return tf.cond(fills, lambda: class_ids(probabilities), restore_each)
 
     return segment
 
