@@ -4,7 +4,7 @@ r"""Where the time goes on this machine: training, the data pipeline and predict
     $ python benchmark.py --input_shape 512 512 --batch_size 8 --json gpu.json    # on a GPU
     $ python benchmark.py --precision fp32 mixed_bfloat16 --steps 10
 
-For each precision it measures, on the real VGG16-UNet (or --backbone resnet50):
+For each precision it measures, on the real VGG16-UNet (or --backbone resnet50, or another --model):
     train step, bare        model.fit on one in-memory batch, repeated: the model's own speed
     train step, end to end  the same through train.py's pipeline from a generated VOC tree: decoding,
                             augmentation and all (the two take turns, round by round)
@@ -39,7 +39,7 @@ import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from get_miou import predict_split, write_predictions  # noqa: E402
-from nets.unet import build_unet, check_input_shape  # noqa: E402
+from nets.models import build_model, check_model_settings, output_margin  # noqa: E402
 from train import TrainConfig, compile_phase  # noqa: E402
 from unet import Unet  # noqa: E402
 from utils.config import format_config, run_main  # noqa: E402
@@ -95,7 +95,8 @@ class BenchmarkConfig:
     input_shape: list[int] = field(default_factory=lambda: [256, 256])  # network input (height width)
     batch_size: int = 4  # images per training step and per batched prediction
     num_classes: int = 21  # classes of the model (21 as for VOC)
-    backbone: str = "vgg"  # vgg | resnet50
+    model: str = "unet"  # network: unet | fcn8 | unet_classic | unet_small (as in train.py)
+    backbone: str = "vgg"  # encoder of model=unet: vgg | resnet50
     precision: list[str] = field(default_factory=lambda: ["fp32", "auto"])  # each is measured (auto: as train.py)
     steps: int = 20  # timed training steps (of each kind), after the warm-up
     calls: int = 40  # timed calls of each inference measure, taking turns call by call (shared machines are noisy)
@@ -115,15 +116,14 @@ def train_rates(model, config: BenchmarkConfig, train_config: TrainConfig, loss,
     images over total time; the share compares the fastest rounds (module docstring).
     """
     height, width = config.input_shape
+    margin = output_margin(model)
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (config.batch_size, height, width, 3), np.uint8)
-    labels = rng.integers(0, config.num_classes, (config.batch_size, height, width), np.uint8)
+    labels = rng.integers(0, config.num_classes, (config.batch_size, *model.output_shape[1:3]), np.uint8)
     samples = split_samples(voc, "train")
     compile_phase(model, train_config, loss, (0, 1, config.batch_size, False), len(samples))
-    sources = {
-        "train_bare": tf.data.Dataset.from_tensors((images, labels)).repeat(),
-        "train_end_to_end": build_train_dataset(samples, (height, width), config.batch_size, train_config.seed),
-    }
+    pipeline = build_train_dataset(samples, (height, width), config.batch_size, train_config.seed, margin=margin)
+    sources = {"train_bare": tf.data.Dataset.from_tensors((images, labels)).repeat(), "train_end_to_end": pipeline}
     steps = max(2, config.steps // config.repeats)
     seconds = {name: [] for name in sources}  # per round
     for round_index in range(config.repeats + 1):  # round 0 warms up: tracing, autotuning
@@ -151,6 +151,7 @@ def inference_rates(model, config: BenchmarkConfig, policy: str, voc: str, work:
     unet = Unet(
         model_path=weights,
         num_classes=config.num_classes,
+        model=config.model,
         backbone=config.backbone,
         input_shape=config.input_shape,
         precision={"float32": "fp32"}.get(policy, policy),
@@ -213,7 +214,7 @@ def measure_precision(config: BenchmarkConfig, policy: str, flops: int, voc: str
     """Every per-precision figure of the module docstring, for the Keras dtype policy `policy`."""
     keras.mixed_precision.set_global_policy(policy)
     keras.utils.set_random_seed(0)
-    model = build_unet((*config.input_shape, 3), config.num_classes, config.backbone)
+    model = build_model(config.model, config.input_shape, config.num_classes, config.backbone)
     result = inference_rates(model, config, policy, voc, work)
     train_config = TrainConfig(num_classes=config.num_classes, input_shape=config.input_shape, seed=0)
     loss = build_loss([1.0] * config.num_classes, train_config.dice_loss, train_config.focal_loss)
@@ -253,8 +254,8 @@ def format_table(results: dict) -> str:
 
 
 def main(config: BenchmarkConfig) -> None:
-    check_input_shape(config.input_shape)
-    check_input_shape(config.pipeline_shape)
+    check_model_settings(config.model, config.input_shape, config.backbone)
+    check_model_settings("unet", config.pipeline_shape)  # the pipeline alone: train.py's default augmentation
     if config.steps < 2 or config.warmup < 1 or config.calls < 1 or config.repeats < 1:
         raise ValueError(
             f"steps={config.steps}, warmup={config.warmup}, calls={config.calls}, repeats={config.repeats}: "
@@ -270,7 +271,9 @@ def main(config: BenchmarkConfig) -> None:
         choices.setdefault(policy, reason)
     print("Precisions: " + "; ".join(f"{policy} ({why})" for policy, why in choices.items()))
 
-    flops = count_flops(build_unet((*config.input_shape, 3), config.num_classes, config.backbone))
+    network = build_model(config.model, config.input_shape, config.num_classes, config.backbone)
+    flops, margin = count_flops(network), output_margin(network)
+    del network
     keras.backend.clear_session()
     report = {
         "date": time.strftime("%Y-%m-%d"),
@@ -287,7 +290,9 @@ def main(config: BenchmarkConfig) -> None:
         num_train = 2 * config.steps * config.batch_size
         num_val = config.calls * config.batch_size  # one pass of the get_miou path
         voc = os.path.join(work, "VOCdevkit")
-        make_demo_dataset(voc, num_train + num_val, max(config.input_shape), val_share=num_val / (num_train + num_val))
+        # A tiling model (unet_classic) gets images of its output's size: one tile each, as the bare call.
+        size = max(config.input_shape) - 2 * margin
+        make_demo_dataset(voc, num_train + num_val, size, val_share=num_val / (num_train + num_val))
         pipeline_voc = os.path.join(work, "pipeline")
         make_demo_dataset(pipeline_voc, 32, max(config.pipeline_shape))
         report["pipeline"] = pipeline_rate(config, pipeline_voc)
@@ -295,7 +300,8 @@ def main(config: BenchmarkConfig) -> None:
 
     pipeline = report["pipeline"]
     print(f"\n{report['date']}, {report['machine']}, TensorFlow {report['tensorflow']}, Keras {report['keras']}")
-    print(f"{config.backbone} UNet, {config.input_shape}, batch {config.batch_size}, {flops / 1e9:.1f} GFLOPs/image\n")
+    name = f"{config.backbone} UNet" if config.model == "unet" else config.model
+    print(f"{name}, {config.input_shape}, batch {config.batch_size}, {flops / 1e9:.1f} GFLOPs/image\n")
     print(format_table(report["results"]))
     print(
         f"\ndata pipeline alone at {pipeline['pipeline_shape']} with full augmentation: "

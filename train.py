@@ -1,4 +1,5 @@
-r"""Train a UNet (VGG16 or ResNet50 encoder) on a VOC-format dataset.
+r"""Train a segmentation network on a VOC-format dataset: a UNet on VGG16 or ResNet50 (the default), FCN-8s,
+the original valid-padding UNet or a small UNet.
 
 Edit the defaults in TrainConfig below, or override any of them with flags:
 
@@ -6,8 +7,13 @@ Edit the defaults in TrainConfig below, or override any of them with flags:
     $ python train.py --num_classes 21 --input_shape 512 512 --precision auto
     $ python train.py --vocdevkit_path ../shared/datasets/membrane --num_classes 2 --input_shape 256 256 \
           --freeze_train false --unfreeze_epoch 10 --unfreeze_batch_size 2
+    $ python train.py --model fcn8 --input_shape 256 256                              # FCN-8s on the VGG16 encoder
+    $ python train.py --model unet_classic --input_shape 444 444     # the original UNet: 444 in, 260 out
     $ python train.py --model_path logs/last_epoch_weights.weights.h5 --init_epoch 12    # resume at epoch 12
     $ python train.py -h                                # every setting with its default
+
+* input_shape: multiples of 32; for unet_small, of 16; for unet_classic, 188 + 16k (its input tile; the output
+is 184 smaller, and prediction covers whole images by overlap-tile).
 
 Outputs go to save_dir (logs/): best_epoch_weights.weights.h5, last_epoch_weights.weights.h5, every
 save_period epochs ep{epoch}-loss{loss}-val_loss{val_loss}.weights.h5, and a loss_<date>/ folder with the
@@ -24,7 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up 
 
 import keras  # noqa: E402
 
-from nets.unet import build_unet, check_input_shape, set_backbone_trainable  # noqa: E402
+from nets.models import PRETRAINED_ENCODER, build_model, check_model_settings, output_margin, set_backbone_trainable  # noqa: E402,E501
 from utils.callbacks import CheckpointSaver, EvalCallback, LossHistory, save_weights_atomically  # noqa: E402
 from utils.config import format_config, run_main  # noqa: E402
 from utils.dataloader import build_eval_dataset, build_train_dataset, build_val_dataset  # noqa: E402
@@ -40,9 +46,10 @@ from utils.weights import load_weights, report_loading, resolve_model_path  # no
 @dataclass
 class TrainConfig:
     num_classes: int = 4  # classes including the background (the demo data has 4)
-    backbone: str = "vgg"  # encoder: vgg | resnet50
+    model: str = "unet"  # network: unet | fcn8 (VGG16) | unet_classic (valid convolutions) | unet_small (from scratch)
+    backbone: str = "vgg"  # encoder of model=unet: vgg | resnet50
     model_path: str = "auto"  # start from: auto | imagenet | hed | a weights file | "" (random init)
-    input_shape: list[int] = field(default_factory=lambda: [64, 64])  # network input (height width), multiples of 32
+    input_shape: list[int] = field(default_factory=lambda: [64, 64])  # network input (height width), multiples of 32 *
     precision: str = "auto"  # fp32 | mixed_bfloat16 | mixed_float16 | auto (bf16 on AMX/AVX512-BF16 CPUs, fp16 on GPUs)
     init_epoch: int = 0  # epoch to start at: set it with model_path=a checkpoint to resume a run
     freeze_epoch: int = 3  # epochs 1..freeze_epoch train with the encoder frozen (when freeze_train)
@@ -70,11 +77,11 @@ class TrainConfig:
 
 def validate_config(config: TrainConfig) -> None:
     """Raises ValueError for settings that cannot work, before anything slow starts."""
-    check_input_shape(config.input_shape)
     choices = {"backbone": ("vgg", "resnet50"), "optimizer_type": ("adam", "sgd"), "lr_decay_type": ("cos", "step")}
     for name, allowed in choices.items():
         if getattr(config, name) not in allowed:
             raise ValueError(f"{name}={getattr(config, name)!r}: expected one of {', '.join(allowed)}.")
+    check_model_settings(config.model, config.input_shape, config.backbone)
     if config.cls_weights and len(config.cls_weights) != config.num_classes:
         raise ValueError(
             f"cls_weights has {len(config.cls_weights)} values but num_classes={config.num_classes}: "
@@ -152,13 +159,13 @@ def fit_phase(model, config: TrainConfig, loss, phase, train_samples, val_sample
     """One phase: compile for its trainable set and learning rates, then fit its epochs."""
     first_epoch, end_epoch, batch_size, _ = phase
     steps_per_epoch = compile_phase(model, config, loss, phase, len(train_samples))
-    shape = tuple(config.input_shape)
+    shape, margin, workers = tuple(config.input_shape), output_margin(model), config.num_workers
     model.fit(
-        build_train_dataset(train_samples, shape, batch_size, config.seed + first_epoch, config.num_workers),
+        build_train_dataset(train_samples, shape, batch_size, config.seed + first_epoch, workers, margin),
         epochs=end_epoch,
         initial_epoch=first_epoch,
         steps_per_epoch=steps_per_epoch,
-        validation_data=build_val_dataset(val_samples, shape, batch_size, config.num_workers),
+        validation_data=build_val_dataset(val_samples, shape, batch_size, workers, margin),
         callbacks=callbacks,
         shuffle=False,  # the tf.data pipeline shuffles
     )
@@ -176,17 +183,24 @@ def train(config: TrainConfig) -> None:
 
     print(set_precision(config.precision))
     keras.utils.set_random_seed(config.seed)
-    weights_path, source = resolve_model_path(config.model_path, config.backbone)
-    model = build_unet((*config.input_shape, 3), config.num_classes, config.backbone)
+    weights_path, source = resolve_model_path(config.model_path, config.backbone, config.model)
+    model = build_model(config.model, config.input_shape, config.num_classes, config.backbone)
     loaded, skipped = load_weights(model, weights_path) if weights_path else ([], [])
     print(report_loading(source, loaded, skipped))
+    if config.freeze_train and config.model not in PRETRAINED_ENCODER:
+        print(f"Note: model={config.model} has no pretrained encoder; the freeze phase trains the whole network.")
+    margin = output_margin(model)
+    if margin:
+        output = [side - 2 * margin for side in config.input_shape]
+        print(f"Model: {config.input_shape} in, {output} out; labels cropped to the output, prediction by overlap-tile")
 
     loss = build_loss(config.cls_weights or [1.0] * config.num_classes, config.dice_loss, config.focal_loss)
     history = LossHistory(config.save_dir)
     callbacks = [history]
     if config.eval_flag:
         eval_batch = config.unfreeze_batch_size
-        eval_data = build_eval_dataset(val_samples, tuple(config.input_shape), eval_batch, config.num_workers)
+        letterbox_to = None if margin else tuple(config.input_shape)  # a tiling model takes images at their size
+        eval_data = build_eval_dataset(val_samples, letterbox_to, eval_batch, config.num_workers)
         num_batches = math.ceil(len(val_samples) / eval_batch)
         callbacks.insert(
             0, EvalCallback(eval_data, num_batches, config.num_classes, config.eval_period, config.unfreeze_epoch)

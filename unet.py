@@ -17,15 +17,13 @@ from dataclasses import dataclass, field, fields, replace
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up log (e.g. no CUDA on a CPU machine)
 
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from nets.unet import build_unet, check_input_shape  # noqa: E402
+from nets.models import build_model, check_model_settings, output_margin  # noqa: E402
 from utils.config import format_config  # noqa: E402
 from utils.dataloader import build_predict_dataset  # noqa: E402
-from utils.evaluation import predict_function, restore_mask, segment_function  # noqa: E402
+from utils.evaluation import predict_function, segment_function, segment_image_function  # noqa: E402
 from utils.images import to_rgb  # noqa: E402
-from utils.letterbox import letterbox  # noqa: E402
 from utils.precision import set_precision  # noqa: E402
 from utils.visualize import MIX_TYPES, class_colours, class_names, count_table, palette_image, render  # noqa: E402
 from utils.weights import load_trained_weights  # noqa: E402
@@ -35,6 +33,7 @@ from utils.weights import load_trained_weights  # noqa: E402
 class UnetConfig:
     model_path: str = "logs/best_epoch_weights.weights.h5"  # weights written by train.py
     num_classes: int = 4  # classes including the background, as in training (the demo data has 4)
+    model: str = "unet"  # network, as in training: unet | fcn8 | unet_classic | unet_small
     backbone: str = "vgg"  # vgg | resnet50, as in training
     input_shape: list[int] = field(default_factory=lambda: [64, 64])  # network input (height width), as in training
     mix_type: int = 0  # 0 = mask blended with the image, 1 = mask only, 2 = image with the background removed
@@ -48,10 +47,12 @@ def unet_settings(config) -> dict:
 
 
 class Unet:
-    """Segments images with a trained UNet; every method goes through the same prediction path:
+    """Segments images with a trained network (any `model`); every method goes through the same prediction path:
 
     RGB uint8 -> letterbox to input_shape -> model (compiled call; it preprocesses for its backbone itself)
     -> crop the letterbox -> resize the probabilities to the original size -> argmax.
+    unet_classic, whose output is smaller than its input, instead predicts at the image's own size by
+    overlap-tile with mirrored borders (utils/tiling.py).
     """
 
     def __init__(self, **overrides):
@@ -61,7 +62,7 @@ class Unet:
                 f"Unet got unknown settings {unknown}; expected some of {[f.name for f in fields(UnetConfig)]}."
             )
         self.config = config = replace(UnetConfig(), **overrides)
-        check_input_shape(config.input_shape)
+        check_model_settings(config.model, config.input_shape, config.backbone)
         if config.mix_type not in MIX_TYPES:
             raise ValueError(
                 f"mix_type={config.mix_type}: expected 0 (blend), 1 (mask only) or 2 (background removed)."
@@ -69,20 +70,12 @@ class Unet:
         self.colours = class_colours(config.num_classes, config.colors)
         print("Unet:\n" + format_config(config))
         print(set_precision(config.precision))
-        self.model = build_unet((*config.input_shape, 3), config.num_classes, config.backbone)
-        count = load_trained_weights(self.model, config.model_path, config.backbone, config.num_classes)
+        self.model = build_model(config.model, config.input_shape, config.num_classes, config.backbone)
+        count = load_trained_weights(self.model, config.model_path, config.model, config.backbone, config.num_classes)
         print(f"Loaded {count} layers from {config.model_path}")
         self.predict = predict_function(self.model)  # the bare model call, for benchmarks
         self._segment_batch = segment_function(self.model)
-        shape = tuple(config.input_shape)
-
-        @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)])
-        def segment_image(image):
-            canvas, box = letterbox(image, shape)
-            probabilities = self.model(canvas[None], training=False)[0]  # (H, W, num_classes)
-            return restore_mask(probabilities, box, tf.shape(image)[:2])
-
-        self._segment_image = segment_image
+        self._segment_image = segment_image_function(self.model)
 
     def segment(self, images) -> list:
         """The prediction path for images in memory: RGB uint8 arrays (h, w, 3) of any sizes -> class-id
@@ -100,7 +93,9 @@ class Unet:
         paths = [os.fspath(path) for path in paths]  # str or pathlib.Path
         if not paths:
             return
-        batches = build_predict_dataset(paths, tuple(self.config.input_shape), batch_size)
+        # A tiling model (unet_classic) takes the images at their own size: no letterbox.
+        letterbox_to = None if output_margin(self.model) else tuple(self.config.input_shape)
+        batches = build_predict_dataset(paths, letterbox_to, batch_size)
         queue = iter(paths)
         for canvases, boxes, sizes, images, errors in batches:
             masks = self._segment_batch(canvases, boxes, sizes).numpy()

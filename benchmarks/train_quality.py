@@ -11,6 +11,11 @@ Cases:
     membrane_random  the same from random initialisation (--model_path "").
     membrane_fp32    the membrane case in fp32: its mIoU against the membrane case's (mixed precision where
                      `precision auto` picks it) says what mixed precision costs in accuracy.
+    membrane_fcn8, membrane_unet_small
+                     the membrane case with --model fcn8 / unet_small (same schedule, 256x256).
+    membrane_unet_classic
+                     the membrane case with --model unet_classic at 444x444 in, 260x260 out (its valid size
+                     nearest 256 out), predicting the val images by overlap-tile.
 """
 
 import argparse
@@ -32,6 +37,9 @@ CASES = {
     "membrane": lambda work: MEMBRANE_ARGS,
     "membrane_random": lambda work: [*MEMBRANE_ARGS, "--model_path", ""],
     "membrane_fp32": lambda work: [*MEMBRANE_ARGS, "--precision", "fp32"],
+    "membrane_fcn8": lambda work: [*MEMBRANE_ARGS, "--model", "fcn8"],
+    "membrane_unet_classic": lambda work: [*MEMBRANE_ARGS, "--model", "unet_classic", "--input_shape", "444", "444"],
+    "membrane_unet_small": lambda work: [*MEMBRANE_ARGS, "--model", "unet_small"],
 }
 
 
@@ -74,10 +82,10 @@ def main():
             continue
         results.append(run_case(name))
         print(json.dumps(results[-1]), flush=True)
-    print(f"\n{'case':<16} {'precision':<15} {'wall (min)':>10} {'epochs':>6} {'final mIoU':>10} {'best mIoU':>9}")
+    print(f"\n{'case':<22} {'precision':<15} {'wall (min)':>10} {'epochs':>6} {'final mIoU':>10} {'best mIoU':>9}")
     for r in results:
         figures = f"{r['wall_minutes']:>10} {r['epochs']:>6} {r['final_val_miou']:>10} {r['best_val_miou']:>9}"
-        print(f"{r['case']:<16} {r['precision']:<15} {figures}")
+        print(f"{r['case']:<22} {r['precision']:<15} {figures}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

@@ -12,12 +12,6 @@ BACKBONES = {"vgg": apply_vgg16_encoder, "resnet50": apply_resnet50_encoder}
 DECODER_FILTERS = [512, 256, 128, 64]
 
 
-def check_input_shape(input_shape) -> None:
-    """Raises ValueError unless input_shape is (height, width), both positive multiples of 32 (the encoder's stride)."""
-    if len(input_shape) != 2 or any(side <= 0 or side % 32 for side in input_shape):
-        raise ValueError(f"input_shape={list(input_shape)}: expected two positive multiples of 32, e.g. 512 512.")
-
-
 def apply_decoder_stage(x, skip, filters: int, name: str):
     """Upsamples x2, concatenates the skip and applies two 3x3 ReLU convolutions."""
     x = layers.UpSampling2D(2, interpolation="bilinear", name=f"{name}_upsample")(x)
@@ -59,10 +53,3 @@ def build_unet(input_shape=(512, 512, 3), num_classes: int = 21, backbone: str =
     # Softmax in float32 so mixed-precision training keeps a stable loss.
     probabilities = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
     return keras.Model(images, probabilities, name=f"unet_{backbone}")
-
-
-def set_backbone_trainable(model: keras.Model, trainable: bool) -> None:
-    """Freezes or unfreezes the encoder: every layer but the decoder stages and the head."""
-    for layer in model.layers:
-        if not layer.name.startswith(("decoder", "head", "probabilities")):
-            layer.trainable = trainable

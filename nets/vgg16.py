@@ -37,16 +37,30 @@ def apply_vgg16_encoder(x) -> list:
         x: Tensor (B, H, W, 3), BGR minus the ImageNet mean.
 
     Returns:
-        The last feature map of each block, before its pooling:
+        The last feature map of each block, before its pooling (the UNet's skips):
         [(B, H, W, 64), (B, H/2, W/2, 128), (B, H/4, W/4, 256), (B, H/8, W/8, 512), (B, H/16, W/16, 512)].
     """
-    features = []
+    return apply_vgg16_stages(x, pool_last=False)[0]
+
+
+def apply_vgg16_pools(x) -> list:
+    """Runs VGG16's 13 conv layers and 5 poolings (block5_pool too); returns the pooled map of each block
+    (FCN's pool1 ... pool5): [(B, H/2, W/2, 64), (B, H/4, W/4, 128), (B, H/8, W/8, 256), (B, H/16, W/16, 512),
+    (B, H/32, W/32, 512)]."""
+    return apply_vgg16_stages(x, pool_last=True)[1]
+
+
+def apply_vgg16_stages(x, pool_last: bool):
+    """(feature map of each block before its pooling, after it), the pooling layers named as in Keras'
+    VGG16: block{i}_pool follows block i."""
+    features, pools = [], []
     for i, (num_convs, filters) in enumerate(VGG16_BLOCKS):
-        if i > 0:
-            x = layers.MaxPooling2D(2, name=f"block{i}_pool")(x)
         x = apply_vgg_block(x, num_convs, filters, name=f"block{i + 1}")
         features.append(x)
-    return features
+        if pool_last or i + 1 < len(VGG16_BLOCKS):
+            x = layers.MaxPooling2D(2, name=f"block{i + 1}_pool")(x)
+            pools.append(x)
+    return features, pools
 
 
 def build_vgg16(input_shape=(None, None, 3)) -> keras.Model:

@@ -89,3 +89,18 @@ def test_benchmark_rejects_an_unknown_precision():
     result = run_script("benchmark.py", "--precision", "fp8")
     assert result.returncode == 2 and "precision ['fp8']" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_benchmark_runs_the_classic_unet_with_its_smaller_output(tmp_path):
+    out = tmp_path / "bench.json"
+    result = run_script(
+        "benchmark.py",
+        *["--model", "unet_classic", "--input_shape", "188", "188", "--batch_size", "2", "--num_classes", "3"],
+        *["--steps", "2", "--warmup", "1", "--calls", "2", "--repeats", "1", "--precision", "fp32"],
+        *["--pipeline_shape", "64", "64", "--pipeline_batches", "2", "--json", out],
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "unet_classic, [188, 188]" in result.stdout
+    report = json.loads(out.read_text())
+    assert report["config"]["model"] == "unet_classic" and report["gflops_per_image"] > 10
+    assert report["results"]["float32"]["get_miou_path"] > 0 and report["results"]["float32"]["train_bare"] > 0

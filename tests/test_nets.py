@@ -2,7 +2,8 @@ import keras
 import numpy as np
 import pytest
 
-from nets.unet import build_unet, set_backbone_trainable
+from nets.models import build_model, set_backbone_trainable
+from nets.unet import build_unet
 from nets.vgg16 import CAFFE_BGR_MEAN, CaffePreprocess, build_vgg16
 
 
@@ -65,3 +66,26 @@ def test_freezing_the_backbone_leaves_the_decoder_trainable():
     assert trainable == {f"decoder{i}_conv{j}" for i in range(1, 5) for j in (1, 2)} | {"head"}
     set_backbone_trainable(model, True)
     assert len(model.trainable_weights) == len(model.weights)
+
+
+FCN_UPSAMPLING = ["upscore2", "upscore_pool4", "upscore8"]
+
+
+@pytest.mark.parametrize(
+    "name, backbone, trainable",
+    [
+        ("unet", "resnet50", {f"decoder{i}_conv{j}" for i in range(1, 6) for j in (1, 2)} | {"head"}),
+        ("fcn8", "vgg", {"fc6", "fc7", "score_fr", "score_pool4", "score_pool3", *FCN_UPSAMPLING}),
+    ],
+)
+def test_freezing_leaves_everything_after_the_pretrained_encoder_trainable(name, backbone, trainable):
+    model = build_model(name, (64, 64), 2, backbone)
+    set_backbone_trainable(model, False)
+    assert {v.path.split("/")[0] for v in model.trainable_weights} == trainable
+
+
+def test_a_model_without_pretrained_encoder_has_nothing_to_freeze():
+    model = build_model("unet_small", (32, 32), 2)
+    set_backbone_trainable(model, False)
+    assert len(model.trainable_weights) == len([w for w in model.weights if w.trainable])
+    assert len(model.trainable_weights) > 0 and all(layer.trainable for layer in model.layers)

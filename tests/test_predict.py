@@ -97,7 +97,7 @@ def test_wrong_settings_for_the_weights_are_clear_errors(trained, tmp_path):
 
     with pytest.raises(ValueError, match=r"trained with num_classes=3 .* Set num_classes=3"):
         Unet(model_path=trained["weights"], num_classes=5, input_shape=[32, 32])
-    with pytest.raises(ValueError, match="holds a vgg model, but backbone='resnet50'. Set backbone=vgg"):
+    with pytest.raises(ValueError, match="holds a vgg UNet, but this is a resnet50 UNet. Set backbone=vgg"):
         Unet(model_path=trained["weights"], num_classes=3, backbone="resnet50", input_shape=[32, 32])
     with pytest.raises(ValueError, match="no such weights file. Train first"):
         Unet(model_path=str(tmp_path / "none.weights.h5"))

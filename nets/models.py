@@ -1,0 +1,65 @@
+"""The segmentation networks the scripts can train, chosen by name with the `model` setting."""
+
+import keras
+
+from nets.fcn import build_fcn8
+from nets.unet import build_unet
+from nets.unet_classic import build_unet_classic, build_unet_small, classic_output_size, valid_classic_sizes
+
+MODELS = ("unet", "fcn8", "unet_classic", "unet_small")
+# Models whose encoder is VGG16 / ResNet50 and starts from pretrained weights; the others train from scratch.
+PRETRAINED_ENCODER = ("unet", "fcn8")
+# The pretrained encoders' layer names (VGG16: block*, ResNet50: conv* / pool*): what freezing freezes.
+ENCODER_PREFIXES = ("block", "conv", "pool")
+
+
+def check_model_settings(model: str, input_shape, backbone: str = "vgg") -> None:
+    """Raises ValueError unless the model exists, takes this input_shape (height, width) and this backbone."""
+    if model not in MODELS:
+        raise ValueError(f"model={model!r}: expected one of {', '.join(MODELS)}.")
+    if model != "unet" and backbone != "vgg":
+        own = "is built on VGG16" if model == "fcn8" else "has its own encoder"
+        raise ValueError(f"model={model!r} {own}; backbone={backbone!r} is for model='unet' only. Set backbone vgg.")
+    if len(input_shape) != 2 or any(side <= 0 for side in input_shape):
+        raise ValueError(f"input_shape={list(input_shape)}: expected two positive sides (height width).")
+    if model == "unet_classic":
+        wrong = [side for side in input_shape if not classic_output_size(side)]
+        if wrong:
+            raise ValueError(
+                f"input_shape={list(input_shape)}: model='unet_classic' (valid convolutions) needs each side = "
+                f"188 + 16k, e.g. {valid_classic_sizes(wrong[0])}; the output is 184 smaller (572 -> 388)."
+            )
+        return
+    multiple = 16 if model == "unet_small" else 32
+    if any(side % multiple for side in input_shape):
+        raise ValueError(
+            f"input_shape={list(input_shape)}: model={model!r} needs multiples of {multiple} (its encoder's stride), "
+            "e.g. 256 256 or 512 512."
+        )
+
+
+def build_model(model: str, input_shape, num_classes: int, backbone: str = "vgg") -> keras.Model:
+    """The network `model` for images (H, W) -> probabilities (B, H', W', num_classes), float32 softmax;
+    H' = H except for unet_classic (H - 184)."""
+    check_model_settings(model, input_shape, backbone)
+    shape = (*input_shape, 3)
+    if model == "unet":
+        return build_unet(shape, num_classes, backbone)
+    if model == "fcn8":
+        return build_fcn8(shape, num_classes)
+    if model == "unet_classic":
+        return build_unet_classic(shape, num_classes)
+    return build_unet_small(shape, num_classes)
+
+
+def output_margin(model: keras.Model) -> int:
+    """Input pixels on each side that the model's output does not cover (92 for the classic UNet, else 0)."""
+    return (model.input_shape[1] - model.output_shape[1]) // 2
+
+
+def set_backbone_trainable(model: keras.Model, trainable: bool) -> None:
+    """Freezes or unfreezes the pretrained encoder (VGG16's or ResNet50's layers); a model trained from scratch
+    has none, and freezing leaves it whole."""
+    for layer in model.layers:
+        if layer.name.startswith(ENCODER_PREFIXES):
+            layer.trainable = trainable
