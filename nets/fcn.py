@@ -38,8 +38,12 @@ def upsample(x, num_classes: int, factor: int, name: str):
 
 
 def score(x, num_classes: int, name: str):
-    """1x1 class scores, zero-initialised as in the paper: a new skip adds nothing until it has learned."""
-    return layers.Conv2D(num_classes, 1, kernel_initializer="zeros", name=name)(x)
+    """1x1 class scores, zero-initialised as in the paper: a new skip adds nothing until it has learned.
+
+    In float32 whatever the policy (they are cheap): with TF 2.21's oneDNN on an AMX CPU, the bf16 gradient of a
+    1x1 convolution from 4096 channels to 8 or fewer corrupts the heap and aborts the process.
+    """
+    return layers.Conv2D(num_classes, 1, kernel_initializer="zeros", dtype="float32", name=name)(x)
 
 
 def build_fcn8(input_shape=(512, 512, 3), num_classes: int = 21, fc_filters: int = 4096) -> keras.Model:

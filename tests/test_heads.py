@@ -4,6 +4,8 @@ import csv
 import glob
 import json
 import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -14,7 +16,7 @@ from PIL import Image
 from nets.fcn import BilinearUpsampling
 from nets.models import build_model, check_model_settings, output_margin
 from nets.unet_classic import classic_output_size
-from tests.conftest import make_tiny_voc, run_script
+from tests.conftest import ROOT, make_tiny_voc, run_script
 from utils.dataloader import augment, build_train_dataset, build_val_dataset
 from utils.images import split_samples
 from utils.tiling import mirror_pad, tile_probabilities
@@ -207,3 +209,21 @@ def test_a_classic_input_shape_that_does_not_fit_stops_train_py_before_training(
     result = run_script("train.py", *args, "--save_dir", tmp_path / "logs")
     assert result.returncode == 2 and "188 + 16k" in result.stderr and "Traceback" not in result.stderr
     assert output_margin(build_model("unet_small", (32, 32), 2)) == 0
+
+
+def test_fcn_trains_in_mixed_bfloat16_without_crashing():
+    # oneDNN's bf16 gradient of a 1x1 convolution from 4096 channels to a few aborted the process (heap
+    # corruption) on AMX CPUs; FCN's score layers run in float32. A subprocess, so that an abort fails the test.
+    code = (
+        "import keras, numpy as np\n"
+        "keras.mixed_precision.set_global_policy('mixed_bfloat16')\n"
+        "from nets.models import build_model\n"
+        "from utils.losses import build_loss\n"
+        "model = build_model('fcn8', (64, 64), 2)\n"
+        "model.compile(optimizer='adam', loss=build_loss([1.0, 1.0], dice_loss=True))\n"
+        "rng = np.random.default_rng(0)\n"
+        "images, labels = rng.integers(0, 256, (2, 64, 64, 3), np.uint8), rng.integers(0, 2, (2, 64, 64), np.uint8)\n"
+        "print([float(model.train_on_batch(images, labels)) for _ in range(3)])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -60,11 +60,8 @@ def segment_function(model, tile_batch: int = 4):
         padded = tf.reduce_max(sizes, axis=0)
 
         def restore_padded(args):
-            canvas_or_probabilities, box, size = args
-            if tiled:
-                probabilities = tile_probabilities(model, canvas_or_probabilities[: size[0], : size[1]], tile_batch)
-            else:
-                probabilities = canvas_or_probabilities  # (H, W, C)
+            x, box, size = args  # x: the image's probabilities (H, W, C), or its canvas (H, W, 3) when tiled
+            probabilities = tile_probabilities(model, x[: size[0], : size[1]], tile_batch) if tiled else x
             mask = restore_mask(probabilities, box, size)  # (h, w)
             return tf.pad(mask, [[0, padded[0] - size[0]], [0, padded[1] - size[1]]])
 
