@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up log (e.g. no CUDA on a CPU machine)
 
 import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 from nets.models import PRETRAINED_ENCODER, build_model, check_model_settings, output_margin, set_backbone_trainable  # noqa: E402,E501
 from utils.callbacks import CheckpointSaver, EvalCallback, LossHistory, save_weights_atomically  # noqa: E402
@@ -36,6 +37,7 @@ from utils.config import format_config, run_main  # noqa: E402
 from utils.dataloader import build_eval_dataset, build_train_dataset, build_val_dataset  # noqa: E402
 from utils.dataset_check import check_dataset  # noqa: E402
 from utils.demo_data import DEMO_CLASSES, make_demo_dataset  # noqa: E402
+from utils.distribute import check_global_batch, choose_strategy, weights_digest  # noqa: E402
 from utils.images import split_samples  # noqa: E402
 from utils.losses import build_loss  # noqa: E402
 from utils.lr_schedule import EpochSchedule, scaled_learning_rates  # noqa: E402
@@ -73,6 +75,7 @@ class TrainConfig:
     cls_weights: list[float] = field(default_factory=list)  # per-class loss weights, e.g. 1 2 3; empty = all 1
     num_workers: int = 0  # data-loading threads; 0 = chosen by tf.data
     seed: int = 11  # seed for shuffling, augmentation and initialisation
+    train_gpu: list[int] = field(default_factory=lambda: [0])  # GPU ids; 2+ train together (README: Scale out)
 
 
 def validate_config(config: TrainConfig) -> None:
@@ -144,24 +147,30 @@ def compile_phase(model, config: TrainConfig, loss, phase, num_train: int) -> in
     first_epoch, end_epoch, batch_size, frozen = phase
     set_backbone_trainable(model, not frozen)
     steps_per_epoch = num_train // batch_size
+    # batch_size is global (all replicas together); the learning rate scales with it.
     max_lr, min_lr = scaled_learning_rates(config.init_lr, config.min_lr, batch_size, config.optimizer_type)
     schedule = EpochSchedule(first_epoch, steps_per_epoch, config.unfreeze_epoch, max_lr, min_lr, config.lr_decay_type)
     # With mixed_float16 as the policy, compile wraps the optimizer in a LossScaleOptimizer (auto_scale_loss).
     model.compile(optimizer=make_optimizer(config, schedule), loss=loss)
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    split = f" ({batch_size // replicas} on each of {replicas} replicas)" if replicas > 1 else ""
+    name = "Frozen" if frozen else "Unfrozen"
     print(
-        f"\n{'Frozen' if frozen else 'Unfrozen'} phase: epochs {first_epoch + 1}-{end_epoch}, batch {batch_size}, "
+        f"\n{name} phase: epochs {first_epoch + 1}-{end_epoch}, batch {batch_size}{split}, "
         f"{steps_per_epoch} steps/epoch, lr {max_lr:.2e} -> {min_lr:.2e} ({config.lr_decay_type})"
     )
     return steps_per_epoch
 
 
-def fit_phase(model, config: TrainConfig, loss, phase, train_samples, val_samples, callbacks) -> None:
-    """One phase: compile for its trainable set and learning rates, then fit its epochs."""
+def fit_phase(model, config: TrainConfig, loss, phase, train_samples, val_samples, callbacks, cluster) -> None:
+    """One phase: compile for its trainable set and learning rates, then fit its epochs (this worker reads its
+    share of the training files)."""
     first_epoch, end_epoch, batch_size, _ = phase
     steps_per_epoch = compile_phase(model, config, loss, phase, len(train_samples))
     shape, margin, workers = tuple(config.input_shape), output_margin(model), config.num_workers
+    shard = (cluster.index, cluster.count)
     model.fit(
-        build_train_dataset(train_samples, shape, batch_size, config.seed + first_epoch, workers, margin),
+        build_train_dataset(train_samples, shape, batch_size, config.seed + first_epoch, workers, margin, shard),
         epochs=end_epoch,
         initial_epoch=first_epoch,
         steps_per_epoch=steps_per_epoch,
@@ -171,30 +180,12 @@ def fit_phase(model, config: TrainConfig, loss, phase, train_samples, val_sample
     )
 
 
-def train(config: TrainConfig) -> None:
-    print("Config:\n" + format_config(config))
-    validate_config(config)
-    ensure_demo_data(config.vocdevkit_path)
-    batch_sizes = [config.unfreeze_batch_size] + ([config.freeze_batch_size] if config.freeze_train else [])
-    check_dataset(config.vocdevkit_path, config.num_classes, min_train=max(batch_sizes), min_val=1)
-    train_samples = split_samples(config.vocdevkit_path, "train")
-    val_samples = split_samples(config.vocdevkit_path, "val")
-    print(f"Data: {len(train_samples)} train, {len(val_samples)} val samples in {config.vocdevkit_path}")
+def make_callbacks(config: TrainConfig, val_samples, margin: int):
+    """The chief's callbacks, in order: val mIoU, loss history and curves, checkpoints, TensorBoard.
 
-    print(set_precision(config.precision))
-    keras.utils.set_random_seed(config.seed)
-    weights_path, source = resolve_model_path(config.model_path, config.backbone, config.model)
-    model = build_model(config.model, config.input_shape, config.num_classes, config.backbone)
-    loaded, skipped = load_weights(model, weights_path) if weights_path else ([], [])
-    print(report_loading(source, loaded, skipped))
-    if config.freeze_train and config.model not in PRETRAINED_ENCODER:
-        print(f"Note: model={config.model} has no pretrained encoder; the freeze phase trains the whole network.")
-    margin = output_margin(model)
-    if margin:
-        output = [side - 2 * margin for side in config.input_shape]
-        print(f"Model: {config.input_shape} in, {output} out; labels cropped to the output, prediction by overlap-tile")
-
-    loss = build_loss(config.cls_weights or [1.0] * config.num_classes, config.dice_loss, config.focal_loss)
+    Returns:
+        (callbacks, the LossHistory, the CheckpointSaver).
+    """
     history = LossHistory(config.save_dir)
     callbacks = [history]
     if config.eval_flag:
@@ -209,13 +200,51 @@ def train(config: TrainConfig) -> None:
     checkpoints = CheckpointSaver(config.save_dir, config.save_period, monitor, resume=config.init_epoch > 0)
     callbacks += [checkpoints, keras.callbacks.TensorBoard(history.run_dir, write_graph=False)]
     print(f"Logs: {history.run_dir}; best_epoch_weights chosen by {monitor}")
+    return callbacks, history, checkpoints
 
+
+def train(config: TrainConfig) -> None:
+    strategy, cluster, placement = choose_strategy(config.train_gpu)  # before any TensorFlow op
+    print("Config:\n" + format_config(config))
+    validate_config(config)
+    ensure_demo_data(config.vocdevkit_path)
+    batch_sizes = [config.unfreeze_batch_size] + ([config.freeze_batch_size] if config.freeze_train else [])
+    check_dataset(config.vocdevkit_path, config.num_classes, min_train=max(batch_sizes), min_val=1)
+    train_samples = split_samples(config.vocdevkit_path, "train")
+    val_samples = split_samples(config.vocdevkit_path, "val")
+    print(f"Data: {len(train_samples)} train, {len(val_samples)} val samples in {config.vocdevkit_path}")
+    print(f"Devices: {placement}")
+    for batch_size in batch_sizes:
+        check_global_batch(batch_size, strategy)
+
+    print(set_precision(config.precision))
+    keras.utils.set_random_seed(config.seed)
+    weights_path, source = resolve_model_path(config.model_path, config.backbone, config.model)
+    with strategy.scope():  # variables mirrored on every replica
+        model = build_model(config.model, config.input_shape, config.num_classes, config.backbone)
+        loaded, skipped = load_weights(model, weights_path) if weights_path else ([], [])
+    print(report_loading(source, loaded, skipped))
+    if config.freeze_train and config.model not in PRETRAINED_ENCODER:
+        print(f"Note: model={config.model} has no pretrained encoder; the freeze phase trains the whole network.")
+    margin = output_margin(model)
+    if margin:
+        output = [side - 2 * margin for side in config.input_shape]
+        print(f"Model: {config.input_shape} in, {output} out; labels cropped to the output, prediction by overlap-tile")
+
+    loss = build_loss(config.cls_weights or [1.0] * config.num_classes, config.dice_loss, config.focal_loss)
+    # Only the chief evaluates and writes logs/; the other workers train and write nothing.
+    callbacks, history, checkpoints = [], None, None
+    if cluster.is_chief:
+        callbacks, history, checkpoints = make_callbacks(config, val_samples, margin)
     started, epoch = time.time(), config.init_epoch
     try:
-        for phase in phases(config):
-            fit_phase(model, config, loss, phase, train_samples, val_samples, callbacks)
-            epoch = phase[1]
+        with strategy.scope():
+            for phase in phases(config):
+                fit_phase(model, config, loss, phase, train_samples, val_samples, callbacks, cluster)
+                epoch = phase[1]
     except KeyboardInterrupt:
+        if not cluster.is_chief:
+            sys.exit(130)
         epoch = history.rows[-1]["epoch"] if history.rows else config.init_epoch
         path = checkpoints.path("last_epoch_weights")
         save_weights_atomically(model, path)
@@ -224,7 +253,10 @@ def train(config: TrainConfig) -> None:
             f"  python {' '.join(sys.argv)} --model_path {path} --init_epoch {epoch}"
         )
         sys.exit(130)
-    print(f"Done: {epoch} epochs in {(time.time() - started) / 60:.1f} min. Weights in {config.save_dir}/")
+    if cluster.count > 1:
+        print(f"Worker {cluster.index}: weights digest {weights_digest(model)} (the same on every worker)")
+    where = f"Weights in {config.save_dir}/" if cluster.is_chief else "The chief writes the weights."
+    print(f"Done: {epoch} epochs in {(time.time() - started) / 60:.1f} min. {where}")
 
 
 if __name__ == "__main__":

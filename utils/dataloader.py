@@ -145,7 +145,9 @@ def _inference_batches(dataset, prepare, batch_size: int, num_workers: int, padd
     return dataset.map(prepare).padded_batch(batch_size, padding_values=padding_values).with_options(options)
 
 
-def build_train_dataset(samples, input_shape, batch_size: int, seed: int, num_workers: int = 0, margin: int = 0):
+def build_train_dataset(
+    samples, input_shape, batch_size: int, seed: int, num_workers: int = 0, margin: int = 0, shard=(0, 1)
+):
     """Endless shuffled, augmented batches: (images uint8 (B, H, W, 3), labels uint8 (B, H - 2m, W - 2m)).
 
     Every sample draws its augmentation from its own stateless seed taken from a stream seeded by
@@ -154,8 +156,12 @@ def build_train_dataset(samples, input_shape, batch_size: int, seed: int, num_wo
     Args:
         margin: m, for a model whose output is smaller than its input (the classic UNet's 92): the labels
             are cropped to the output window, and images keep their own scale (augment's `native`).
+        shard: (index, count): this worker's share of the files, for multi-worker training; batch_size stays the
+            global batch, which tf.distribute splits over all replicas.
     """
-    pairs = _paths(samples).shuffle(len(samples), seed=seed, reshuffle_each_iteration=True).repeat()
+    index, count = shard
+    pairs = _paths(samples).shard(count, index)
+    pairs = pairs.shuffle(len(samples), seed=seed, reshuffle_each_iteration=True).repeat()
     seeds = tf.data.Dataset.random(seed=seed).batch(2)
 
     def prepare(paths, pair_seed):
@@ -165,7 +171,11 @@ def build_train_dataset(samples, input_shape, batch_size: int, seed: int, num_wo
     dataset = tf.data.Dataset.zip(pairs, seeds).map(
         prepare, num_parallel_calls=_parallelism(num_workers), deterministic=True
     )
-    return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    # The files are sharded above, before decoding: tf.distribute must not shard again (its FILE policy cannot
+    # split an in-memory list of paths, and DATA would decode every file on every worker).
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
 def build_val_dataset(samples, input_shape, batch_size: int, num_workers: int = 0, margin: int = 0):
@@ -176,7 +186,11 @@ def build_val_dataset(samples, input_shape, batch_size: int, num_workers: int = 
         lambda image_path, label_path: crop_margin(*window(*decode_pair(image_path, label_path), input_shape), margin),
         num_parallel_calls=_parallelism(num_workers),
     )
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    # Multi-worker: every worker reads the (small) val split and takes its share of each batch, so all take the
+    # same number of steps, as their collectives need.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
 def fit_input(image, letterbox_to):
