@@ -19,11 +19,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up 
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from nets.models import build_model, check_model_settings, output_margin  # noqa: E402
+from nets.models import build_model, check_model_settings, output_margin, output_shape  # noqa: E402
 from utils.config import format_config  # noqa: E402
 from utils.dataloader import build_predict_dataset  # noqa: E402
 from utils.evaluation import predict_function, segment_function, segment_image_function  # noqa: E402
 from utils.images import to_rgb  # noqa: E402
+from utils.onnx_model import OnnxModel  # noqa: E402
 from utils.precision import set_precision  # noqa: E402
 from utils.visualize import MIX_TYPES, class_colours, class_names, count_table, palette_image, render  # noqa: E402
 from utils.weights import load_trained_weights  # noqa: E402
@@ -39,11 +40,26 @@ class UnetConfig:
     mix_type: int = 0  # 0 = mask blended with the image, 1 = mask only, 2 = image with the background removed
     colors: list[str] = field(default_factory=list)  # one #rrggbb per class; empty = VOC palette (generated beyond 21)
     precision: str = "auto"  # fp32 | mixed_bfloat16 | mixed_float16 | auto (as in train.py)
+    backend: str = "keras"  # keras (model_path: weights) | onnx (model_path: a model.onnx from export.py)
 
 
 def unet_settings(config) -> dict:
     """The UnetConfig fields of a script's config (predict.py's and get_miou.py's extend UnetConfig)."""
     return {f.name: getattr(config, f.name) for f in fields(UnetConfig)}
+
+
+def load_onnx(config: UnetConfig) -> OnnxModel:
+    """The ONNX model of model_path, checked against input_shape, num_classes and model."""
+    model = OnnxModel(config.model_path)
+    expected = output_shape(config.model, config.input_shape, config.num_classes)
+    if list(model.input_shape[1:3]) != list(config.input_shape) or tuple(model.output_shape[1:]) != expected:
+        raise ValueError(
+            f"{config.model_path} takes {list(model.input_shape[1:3])} and gives {list(model.output_shape[1:])}, but "
+            f"input_shape={config.input_shape} and num_classes={config.num_classes} (model={config.model}) give "
+            f"{list(expected)}. Set them as for the export."
+        )
+    print(f"Loaded {config.model_path} (onnxruntime: {', '.join(model.session.get_providers())})")
+    return model
 
 
 class Unet:
@@ -70,9 +86,15 @@ class Unet:
         self.colours = class_colours(config.num_classes, config.colors)
         print("Unet:\n" + format_config(config))
         print(set_precision(config.precision))
-        self.model = build_model(config.model, config.input_shape, config.num_classes, config.backbone)
-        count = load_trained_weights(self.model, config.model_path, config.model, config.backbone, config.num_classes)
-        print(f"Loaded {count} layers from {config.model_path}")
+        if config.backend == "onnx":
+            self.model = load_onnx(config)
+        elif config.backend == "keras":
+            self.model = build_model(config.model, config.input_shape, config.num_classes, config.backbone)
+            settings = (config.model, config.backbone, config.num_classes)
+            count = load_trained_weights(self.model, config.model_path, *settings)
+            print(f"Loaded {count} layers from {config.model_path}")
+        else:
+            raise ValueError(f"backend={config.backend!r}: expected keras or onnx.")
         self.predict = predict_function(self.model)  # the bare model call, for benchmarks
         self._segment_batch = segment_function(self.model)
         self._segment_image = segment_image_function(self.model)

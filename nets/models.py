@@ -4,7 +4,13 @@ import keras
 
 from nets.fcn import build_fcn8
 from nets.unet import build_unet
-from nets.unet_classic import build_unet_classic, build_unet_small, classic_output_size, valid_classic_sizes
+from nets.unet_classic import (
+    CLASSIC_MARGIN,
+    build_unet_classic,
+    build_unet_small,
+    classic_output_size,
+    valid_classic_sizes,
+)
 
 MODELS = ("unet", "fcn8", "unet_classic", "unet_small")
 # Models whose encoder is VGG16 / ResNet50 and starts from pretrained weights; the others train from scratch.
@@ -50,6 +56,12 @@ def build_model(model: str, input_shape, num_classes: int, backbone: str = "vgg"
     if model == "unet_classic":
         return build_unet_classic(shape, num_classes)
     return build_unet_small(shape, num_classes)
+
+
+def output_shape(model: str, input_shape, num_classes: int) -> tuple:
+    """(H', W', num_classes): what the network `model` gives for input_shape (H, W), without building it."""
+    margin = CLASSIC_MARGIN if model == "unet_classic" else 0
+    return (*(side - 2 * margin for side in input_shape), num_classes)
 
 
 def output_margin(model: keras.Model) -> int:

@@ -1,0 +1,160 @@
+r"""Export a trained model for deployment, each format checked against the Keras model on real images.
+
+The settings default to UnetConfig in unet.py (set them as in training); the rest to ExportConfig below:
+
+    $ python export.py                                   # logs/best_epoch_weights.weights.h5 -> export/
+    $ python export.py --model_path logs/best_epoch_weights.weights.h5 --num_classes 2 --input_shape 256 256 \
+          --parity_images ../shared/datasets/membrane/VOC2007/JPEGImages --formats savedmodel tflite_fp16
+
+Formats (written to export_dir):
+    savedmodel    saved_model/, TensorFlow's SavedModel (keras Model.export): serve(images) for TF Serving / TF.js.
+    onnx          model.onnx (tf2onnx, opset 17; needs pip install -r requirements-export.txt); unet.py runs it
+                  with onnxruntime: Unet(backend="onnx", model_path="export/model.onnx").
+    tflite_fp32   model_fp32.tflite
+    tflite_fp16   model_fp16.tflite, float16 weights (half the size)
+    tflite_int8   model_int8.tflite, dynamic-range int8 weights (a quarter of the size)
+
+Every exported model takes what the network takes: float32 (B, H, W, 3) RGB in [0, 255] at input_shape (the
+letterboxed image; for unet_classic one input tile), and returns float32 softmax probabilities. The batch is
+dynamic in the SavedModel and the ONNX model (H and W are fixed: input_shape), 1 in the TFLite files. After
+each export the parity check runs the Keras model and the export on letterboxed real images and prints the
+largest probability difference and the share of pixels whose class agrees; it fails (exit 1) past 1e-4 /
+99.9 % for the float32 formats, 99.9 % for float16 and 99 % for int8.
+"""
+
+import glob
+import os
+import sys
+import warnings
+from dataclasses import dataclass, field
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up log (e.g. no CUDA on a CPU machine)
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from unet import Unet, UnetConfig, unet_settings  # noqa: E402
+from utils.config import run_main  # noqa: E402
+from utils.images import IMAGE_SUFFIXES, load_image  # noqa: E402
+from utils.letterbox import letterbox  # noqa: E402
+from utils.onnx_model import OnnxModel  # noqa: E402
+
+# TF 2.21 still ships tf.lite's interpreter; its successor is the ai_edge_litert package.
+warnings.filterwarnings("ignore", message=r"\s*Warning: tf.lite.Interpreter is deprecated")
+
+FORMATS = ("savedmodel", "onnx", "tflite_fp32", "tflite_fp16", "tflite_int8")
+ONNX_OPSET = 17
+# format -> (largest |probability difference| allowed or None, smallest share of pixels whose class agrees)
+TOLERANCES = {
+    "savedmodel": (1e-4, 0.999),
+    "onnx": (1e-4, 0.999),
+    "tflite_fp32": (1e-4, 0.999),
+    "tflite_fp16": (None, 0.999),
+    "tflite_int8": (None, 0.99),
+}
+
+
+@dataclass
+class ExportConfig(UnetConfig):
+    precision: str = "fp32"  # exports are float32 graphs (TFLite quantises its own way)
+    export_dir: str = "export"  # where the exported files go
+    formats: list[str] = field(default_factory=lambda: list(FORMATS))  # savedmodel onnx tflite_fp32 _fp16 _int8
+    parity_images: str = "VOCdevkit/VOC2007/JPEGImages"  # a folder of real images for the parity check
+    parity_count: int = 8  # images of it to check on
+
+
+def parity_batch(folder: str, count: int, input_shape) -> np.ndarray:
+    """float32 (N, H, W, 3): up to `count` images of the folder, letterboxed as the predictor feeds them."""
+    paths = sorted(p for p in glob.glob(os.path.join(folder, "*")) if p.lower().endswith(IMAGE_SUFFIXES))[:count]
+    if not paths:
+        raise ValueError(
+            f"parity_images={folder!r}: no images there (expected {', '.join(IMAGE_SUFFIXES)}). The parity check "
+            "needs real images: point parity_images at a folder of them, e.g. your dataset's JPEGImages."
+        )
+    return np.stack([letterbox(load_image(p), tuple(input_shape))[0].numpy() for p in paths]).astype(np.float32)
+
+
+def parity(reference: np.ndarray, exported: np.ndarray, name: str) -> tuple:
+    """(passed, a line saying so): the largest |probability difference| and the class agreement of an export."""
+    largest = float(np.abs(reference - exported).max())
+    agreement = float((reference.argmax(-1) == exported.argmax(-1)).mean())
+    limit, share = TOLERANCES[name]
+    passed = agreement >= share and (limit is None or largest <= limit)
+    wanted = f"<= {limit:g}, " if limit is not None else ""
+    line = f"  {name:12s} max |dprob| {largest:.2e}, classes agree on {agreement:.4%} of pixels "
+    return passed, line + f"(wanted {wanted}>= {share:.1%}): {'ok' if passed else 'FAILED'}"
+
+
+def tflite_bytes(saved_model: str, name: str) -> bytes:
+    """A TFLite flatbuffer converted from the SavedModel, quantised as the format says."""
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
+    if name in ("tflite_fp16", "tflite_int8"):
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]  # with no representative data: dynamic-range int8
+    if name == "tflite_fp16":
+        converter.target_spec.supported_types = [tf.float16]
+    return converter.convert()
+
+
+def write_onnx(model, path: str) -> None:
+    """model.onnx through tf2onnx: a dynamic batch of float32 (B, H, W, 3) images named `images`."""
+    try:
+        import tf2onnx
+    except ImportError:
+        raise ValueError(
+            "formats includes onnx, which needs tf2onnx and onnxruntime: pip install -r requirements-export.txt "
+            "(or leave onnx out of --formats)."
+        ) from None
+    spec = [tf.TensorSpec([None, *model.input_shape[1:]], tf.float32, name="images")]
+    call = tf.function(lambda images: model(images, training=False))
+    tf2onnx.convert.from_function(call, input_signature=spec, opset=ONNX_OPSET, output_path=path)
+
+
+def run_tflite(model: bytes, images: np.ndarray) -> np.ndarray:
+    """The TFLite model's output for each image, one invocation per image (its batch is 1)."""
+    interpreter = tf.lite.Interpreter(model_content=model)
+    interpreter.allocate_tensors()
+    source, target = interpreter.get_input_details()[0]["index"], interpreter.get_output_details()[0]["index"]
+    outputs = []
+    for image in images:
+        interpreter.set_tensor(source, image[None])
+        interpreter.invoke()
+        outputs.append(interpreter.get_tensor(target)[0])
+    return np.stack(outputs)
+
+
+def main(config: ExportConfig) -> None:
+    unknown = [name for name in config.formats if name not in FORMATS]
+    if unknown or not config.formats:
+        raise ValueError(f"formats={config.formats}: expected some of {', '.join(FORMATS)}.")
+    images = parity_batch(config.parity_images, config.parity_count, config.input_shape)
+    unet = Unet(**unet_settings(config))
+    reference = unet.model(images, training=False).numpy()
+    os.makedirs(config.export_dir, exist_ok=True)
+    saved_model = os.path.join(config.export_dir, "saved_model")
+    unet.model.export(saved_model, verbose=False)  # every TFLite file is converted from it
+    lines, failed = [], []
+    for name in config.formats:
+        if name == "savedmodel":
+            loaded = tf.saved_model.load(saved_model)  # held: its functions reference its variables
+            path, exported = saved_model, loaded.serve(images).numpy()
+        elif name == "onnx":
+            path = os.path.join(config.export_dir, "model.onnx")
+            write_onnx(unet.model, path)
+            exported = OnnxModel(path)(images).numpy()
+        else:
+            model = tflite_bytes(saved_model, name)
+            path = os.path.join(config.export_dir, f"model_{name.split('_')[1]}.tflite")
+            with open(path, "wb") as f:
+                f.write(model)
+            exported = run_tflite(model, images)
+        passed, line = parity(reference, exported, name)
+        lines.append(f"{line}\n    -> {path}")
+        failed += [] if passed else [name]
+    print(f"Parity on {len(images)} images of {config.parity_images}:\n" + "\n".join(lines))
+    if failed:
+        print(f"Export parity FAILED for {', '.join(failed)}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    run_main(main, ExportConfig, __doc__)

@@ -1,0 +1,83 @@
+"""export.py: SavedModel and TFLite exports of weights trained by train.py, each checked against Keras."""
+
+import importlib.util
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import TINY_MODEL, run_script
+
+HAS_ONNX = all(importlib.util.find_spec(name) for name in ("tf2onnx", "onnxruntime"))
+FORMATS = ["savedmodel", "tflite_fp32", "tflite_fp16", "tflite_int8"] + (["onnx"] if HAS_ONNX else [])
+
+
+def test_every_format_is_written_and_matches_the_keras_model(trained, tmp_path):
+    out = tmp_path / "export"
+    images = os.path.join(trained["voc"], "VOC2007", "JPEGImages")
+    args = [*TINY_MODEL, "--model_path", trained["weights"], "--parity_images", images, "--export_dir", out]
+    result = run_script("export.py", *args, "--formats", *FORMATS)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Parity on 8 images" in result.stdout and "FAILED" not in result.stdout
+    for name in FORMATS:
+        assert f"  {name}" in result.stdout
+    assert result.stdout.count(": ok") == len(FORMATS)
+    sizes = {name: os.path.getsize(out / f"model_{name}.tflite") for name in ["fp32", "fp16", "int8"]}
+    assert sizes["fp16"] < 0.6 * sizes["fp32"] and sizes["int8"] < 0.35 * sizes["fp32"]
+    assert (out / "saved_model" / "saved_model.pb").is_file()
+
+
+def test_the_parity_check_fails_what_does_not_match():
+    from export import parity
+
+    rng = np.random.default_rng(0)
+    reference = rng.dirichlet(np.ones(3), size=(2, 8, 8)).astype(np.float32)
+    assert parity(reference, reference + 5e-5, "tflite_fp32")[0]
+    passed, line = parity(reference, reference + 2e-4, "tflite_fp32")  # same classes, probabilities off
+    assert not passed and "FAILED" in line
+    flipped = reference.copy()
+    flipped[0, :2] = flipped[0, :2, :, ::-1]  # 16 of 128 pixels with their class order reversed
+    passed, line = parity(reference, flipped, "tflite_int8")
+    assert not passed and "FAILED" in line
+
+
+def test_no_parity_images_is_a_clear_error(trained, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    args = [*TINY_MODEL, "--model_path", trained["weights"], "--parity_images", empty, "--export_dir", tmp_path / "x"]
+    result = run_script("export.py", *args)
+    assert result.returncode == 2 and "no images there" in result.stderr and "Traceback" not in result.stderr
+    result = run_script("export.py", *TINY_MODEL, "--formats", "onnx_fp8")
+    assert result.returncode == 2 and "formats=['onnx_fp8']" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["savedmodel", "tflite_int8"])
+def test_tolerances_follow_the_issue(name):
+    from export import TOLERANCES
+
+    assert TOLERANCES[name] == {"savedmodel": (1e-4, 0.999), "tflite_int8": (None, 0.99)}[name]
+
+
+@pytest.mark.skipif(not HAS_ONNX, reason="pip install -r requirements-export.txt")
+def test_the_predictor_runs_the_onnx_export_with_the_same_masks(trained, tmp_path):
+    from unet import Unet
+
+    out = tmp_path / "export"
+    images = os.path.join(trained["voc"], "VOC2007", "JPEGImages")
+    args = [*TINY_MODEL, "--model_path", trained["weights"], "--parity_images", images, "--export_dir", out]
+    assert run_script("export.py", *args, "--formats", "onnx").returncode == 0
+    keras_unet = Unet(model_path=trained["weights"], num_classes=3, input_shape=[32, 32], precision="fp32")
+    onnx_unet = Unet(model_path=str(out / "model.onnx"), num_classes=3, input_shape=[32, 32], backend="onnx")
+    paths = sorted(os.path.join(images, name) for name in os.listdir(images))[:3]
+    pictures = [np.asarray(Image.open(path)) for path in paths]
+    for ours, theirs in zip(keras_unet.segment(pictures), onnx_unet.segment(pictures)):
+        assert (ours == theirs).mean() >= 0.999
+    batched = [mask for _, _, mask, _ in onnx_unet.segment_files(paths, 2)]
+    assert all(np.array_equal(a, b) for a, b in zip(batched, onnx_unet.segment(pictures)))
+    # predict.py takes the backend as a flag, like every UnetConfig setting
+    flags = [*TINY_MODEL, "--model_path", out / "model.onnx", "--backend", "onnx", "--show", "false"]
+    result = run_script("predict.py", *flags, cwd=tmp_path, stdin=paths[0] + "\n")
+    assert result.returncode == 0 and "Saved img_out/" in result.stdout, result.stderr[-2000:]
+    with pytest.raises(ValueError, match=r"gives \[32, 32, 3\], but .*num_classes=5"):
+        Unet(model_path=str(out / "model.onnx"), num_classes=5, input_shape=[32, 32], backend="onnx")

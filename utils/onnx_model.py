@@ -1,0 +1,37 @@
+"""An ONNX model from export.py run by onnxruntime, shaped like the Keras model for the prediction path."""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+
+class OnnxModel:
+    """model.onnx behind what the prediction path uses of a Keras model: input_shape, output_shape and a call
+    on images (B, H, W, 3) returning float32 probabilities (B, H', W', C). The call works inside tf.function
+    (the session runs in a tf.numpy_function), so letterboxing, tiling and restoring stay the same code."""
+
+    def __init__(self, path: str):
+        try:
+            import onnxruntime
+        except ImportError:
+            raise ValueError("backend='onnx' needs onnxruntime: pip install -r requirements-export.txt") from None
+        if not os.path.isfile(path):
+            raise ValueError(
+                f"model_path={path!r}: no such ONNX file. Export one with python export.py (model.onnx in export/)."
+            )
+        try:
+            self.session = onnxruntime.InferenceSession(path, providers=onnxruntime.get_available_providers())
+        except Exception as error:  # noqa: BLE001 (onnxruntime raises its own exception types for bad files)
+            raise ValueError(f"{path}: not an ONNX model that onnxruntime can load ({str(error)[:200]}).") from None
+        source, target = self.session.get_inputs()[0], self.session.get_outputs()[0]
+        self.input_name = source.name
+        self.input_shape = (None, *source.shape[1:])  # (None, H, W, 3); the batch is dynamic
+        self.output_shape = (None, *target.shape[1:])  # (None, H', W', C)
+
+    def run(self, images: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: images.astype(np.float32)})[0]
+
+    def __call__(self, images, training=False):
+        probabilities = tf.numpy_function(self.run, [images], tf.float32, stateful=False)
+        return tf.ensure_shape(probabilities, [None, *self.output_shape[1:]])
