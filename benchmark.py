@@ -9,9 +9,11 @@ For each precision it measures, on the real VGG16-UNet (or --backbone resnet50, 
     train step, end to end  the same through train.py's pipeline from a generated VOC tree: decoding,
                             augmentation and all (the two take turns, round by round)
     forward, bare           the compiled inference call on a batch of val images in memory (batch_size and 1)
+    forward, ONNX Runtime   the same batch through the model exported by export.py and run by onnxruntime
+                            (float32 only; shown when requirements-export.txt is installed)
     detect_image            Unet.detect_image on one image: letterbox, model, restore, blend
     get_miou path           get_miou.py's prediction of the val split, a batch per call, PNGs written
-                            (the four take turns call by call)
+                            (these take turns call by call)
 and once, as it does not depend on the precision, the data pipeline alone at --pipeline_shape with full
 augmentation. Rates are images (samples) per second; GFLOP/s count 2 x multiply-accumulates of the
 convolutions, x3 for a training step (forward, and backward for inputs and weights). They are set against
@@ -25,6 +27,7 @@ run to run, while the fastest calls show what the code itself costs. A pipeline 
 round, the fastest too, so it still shows. The get_miou pass's start (building the pipeline) is its own figure.
 """
 
+import importlib.util
 import json
 import os
 import tempfile
@@ -38,6 +41,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from export import write_onnx  # noqa: E402
 from get_miou import predict_split, write_predictions  # noqa: E402
 from nets.models import build_model, check_model_settings, output_margin  # noqa: E402
 from train import TrainConfig, compile_phase  # noqa: E402
@@ -48,6 +52,7 @@ from utils.demo_data import make_demo_dataset  # noqa: E402
 from utils.images import load_image, read_split, split_samples  # noqa: E402
 from utils.letterbox import letterbox  # noqa: E402
 from utils.losses import build_loss  # noqa: E402
+from utils.onnx_model import OnnxModel  # noqa: E402
 from utils.precision import PRECISIONS, choose_precision  # noqa: E402
 from utils.profiling import (  # noqa: E402
     StepTimer,
@@ -68,6 +73,8 @@ ROWS = [
     ("train_matmul_share", "  share of matmul ceiling", "{:.1%}"),
     ("forward_bare", "forward, bare, batch (img/s)", "{:.2f}"),
     ("forward_bare_single", "forward, bare, batch 1 (img/s)", "{:.2f}"),
+    ("forward_onnx", "forward, ONNX Runtime, batch (img/s)", "{:.2f}"),
+    ("forward_onnx_share", "  / bare forward, batch (fastest)", "{:.1%}"),
     ("detect_image", "detect_image (img/s)", "{:.2f}"),
     ("detect_image_share", "  / bare forward, batch 1 (fastest)", "{:.1%}"),
     ("get_miou_path", "get_miou path (img/s)", "{:.2f}"),
@@ -173,18 +180,34 @@ def inference_rates(model, config: BenchmarkConfig, policy: str, voc: str, work:
         "forward_bare_single": (lambda: unet.predict(single).numpy(), 1),
         "detect_image": (lambda: unet.detect_image(image), 1),
     }
-    for name in ["forward_bare", "forward_bare_single", "detect_image"]:
-        calls[name][0]()  # traces the compiled calls
+    onnx = onnx_model(model, policy, work)
+    if onnx:
+        calls["forward_onnx"] = (lambda: onnx.run(batch.numpy()), config.batch_size)
+    for name, (function, _) in calls.items():
+        if name != "get_miou_path":  # its pass was warmed up above and must not lose a batch
+            function()  # traces the compiled calls
     seconds = {name: [] for name in calls}  # per call
     for _ in range(config.calls):
         for name, (function, _) in calls.items():
             seconds[name].append(seconds_of(function))
     rates = {name: images * config.calls / sum(seconds[name]) for name, (_, images) in calls.items()}
-    for name, bare in [("detect_image", "forward_bare_single"), ("get_miou_path", "forward_bare")]:
-        rates[f"{name}_share"] = min(seconds[bare]) / min(seconds[name])
+    shares = {"detect_image": "forward_bare_single", "get_miou_path": "forward_bare", "forward_onnx": "forward_bare"}
+    for name, bare in shares.items():
+        if name in seconds:
+            rates[f"{name}_share"] = min(seconds[bare]) / min(seconds[name])
     # The pass's start (building the pipeline, reading the split) is in its first call: reported on its own.
     rates["get_miou_start_s"] = seconds["get_miou_path"][0] - min(seconds["get_miou_path"])
     return rates
+
+
+def onnx_model(model, policy: str, work: str):
+    """The model exported to ONNX (export.py's write_onnx) and loaded in onnxruntime, for the float32 policy when
+    the optional export packages are installed; else None (its rows show '-')."""
+    if policy != "float32" or not all(importlib.util.find_spec(name) for name in ("tf2onnx", "onnxruntime")):
+        return None
+    path = os.path.join(work, "model.onnx")
+    write_onnx(model, path)
+    return OnnxModel(path)
 
 
 def pipeline_rate(config: BenchmarkConfig, voc: str) -> dict:
