@@ -1,3 +1,4 @@
+import importlib.util
 import json
 
 import keras
@@ -80,6 +81,9 @@ def test_benchmark_script_measures_both_precisions(tmp_path):
         assert figures["get_miou_path"] > 0 and figures["peak_basis"] and figures["get_miou_start_s"] >= 0
         assert 0 < figures["detect_image_share"] and 0 < figures["get_miou_path_share"]
         assert 0 < figures["train_end_to_end_share"]
+    if importlib.util.find_spec("tf2onnx") and importlib.util.find_spec("onnxruntime"):  # requirements-export.txt
+        assert report["results"]["float32"]["forward_onnx"] > 0 and "ONNX Runtime" in result.stdout
+    assert "forward_onnx" not in report["results"]["mixed_bfloat16"]  # the export is a float32 graph
     pipeline = report["pipeline"]
     assert pipeline["pipeline_samples_per_s"] > 0 and pipeline["target_dtype"] == "uint8"
     assert pipeline["target_bytes_per_batch"] == 2 * 64 * 64  # uint8 class ids, not a one-hot
