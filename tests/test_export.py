@@ -68,7 +68,8 @@ def test_the_predictor_runs_the_onnx_export_with_the_same_masks(trained, tmp_pat
     args = [*TINY_MODEL, "--model_path", trained["weights"], "--parity_images", images, "--export_dir", out]
     assert run_script("export.py", *args, "--formats", "onnx").returncode == 0
     keras_unet = Unet(model_path=trained["weights"], num_classes=3, input_shape=[32, 32], precision="fp32")
-    onnx_unet = Unet(model_path=str(out / "model.onnx"), num_classes=3, input_shape=[32, 32], backend="onnx")
+    onnx = {"num_classes": 3, "input_shape": [32, 32], "backend": "onnx", "precision": "fp32"}
+    onnx_unet = Unet(model_path=str(out / "model.onnx"), **onnx)
     paths = sorted(os.path.join(images, name) for name in os.listdir(images))[:3]
     pictures = [np.asarray(Image.open(path)) for path in paths]
     for ours, theirs in zip(keras_unet.segment(pictures), onnx_unet.segment(pictures)):
@@ -80,4 +81,4 @@ def test_the_predictor_runs_the_onnx_export_with_the_same_masks(trained, tmp_pat
     result = run_script("predict.py", *flags, cwd=tmp_path, stdin=paths[0] + "\n")
     assert result.returncode == 0 and "Saved img_out/" in result.stdout, result.stderr[-2000:]
     with pytest.raises(ValueError, match=r"gives \[32, 32, 3\], but .*num_classes=5"):
-        Unet(model_path=str(out / "model.onnx"), num_classes=5, input_shape=[32, 32], backend="onnx")
+        Unet(model_path=str(out / "model.onnx"), **{**onnx, "num_classes": 5})

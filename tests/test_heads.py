@@ -59,7 +59,7 @@ def test_fcn_upsampling_starts_bilinear_and_its_skips_start_silent():
     # A transposed convolution with the bilinear kernel is a half-pixel bilinear resize away from the borders.
     x = tf.random.stateless_uniform((1, 8, 8, 2), (0, 1))
     upsample = keras.layers.Conv2DTranspose(
-        2, 16, strides=8, padding="same", use_bias=False, kernel_initializer=BilinearUpsampling()
+        2, 16, strides=8, padding="same", use_bias=False, kernel_initializer=BilinearUpsampling(), dtype="float32"
     )
     got, expected = upsample(x).numpy(), tf.image.resize(x, (64, 64), method="bilinear").numpy()
     np.testing.assert_allclose(got[:, 8:-8, 8:-8], expected[:, 8:-8, 8:-8], atol=1e-5)
