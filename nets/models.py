@@ -8,8 +8,7 @@ from nets.unet_classic import (
     CLASSIC_MARGIN,
     build_unet_classic,
     build_unet_small,
-    classic_output_size,
-    valid_classic_sizes,
+    check_classic_input_shape,
 )
 
 MODELS = ("unet", "fcn8", "unet_classic", "unet_small")
@@ -29,12 +28,7 @@ def check_model_settings(model: str, input_shape, backbone: str = "vgg") -> None
     if len(input_shape) != 2 or any(side <= 0 for side in input_shape):
         raise ValueError(f"input_shape={list(input_shape)}: expected two positive sides (height width).")
     if model == "unet_classic":
-        wrong = [side for side in input_shape if not classic_output_size(side)]
-        if wrong:
-            raise ValueError(
-                f"input_shape={list(input_shape)}: model='unet_classic' (valid convolutions) needs each side = "
-                f"188 + 16k, e.g. {valid_classic_sizes(wrong[0])}; the output is 184 smaller (572 -> 388)."
-            )
+        check_classic_input_shape(input_shape)
         return
     multiple = 16 if model == "unet_small" else 32
     if any(side % multiple for side in input_shape):

@@ -24,6 +24,16 @@ def valid_classic_sizes(near: int, count: int = 3) -> list:
     return [below + STRIDE * k for k in range(-(count // 2), count - count // 2) if below + STRIDE * k >= first]
 
 
+def check_classic_input_shape(input_shape) -> None:
+    """Raises ValueError unless each side of input_shape (height, width) is a valid classic UNet input."""
+    wrong = [side for side in input_shape if not classic_output_size(side)]
+    if wrong:
+        raise ValueError(
+            f"input_shape={list(input_shape)}: model='unet_classic' (valid convolutions) needs each side = "
+            f"188 + 16k, e.g. {valid_classic_sizes(wrong[0])}; the output is 184 smaller (572 -> 388)."
+        )
+
+
 def apply_conv_pair(x, filters: int, padding: str, batch_norm: bool, name: str):
     """Two 3x3 ReLU convolutions named `{name}_conv{j}`, each with batch normalisation when asked."""
     for j in range(2):
@@ -86,12 +96,7 @@ def build_unet_classic(input_shape=(572, 572, 3), num_classes: int = 2) -> keras
     Returns:
         keras.Model: images (B, H, W, 3) -> probabilities (B, H - 184, W - 184, num_classes): 572 -> 388.
     """
-    for side in input_shape[:2]:
-        if not classic_output_size(side):
-            raise ValueError(
-                f"input_shape={list(input_shape[:2])}: the classic UNet's valid convolutions need each side = "
-                f"188 + 16k, e.g. {valid_classic_sizes(side)} (572 gives the paper's 388 output)."
-            )
+    check_classic_input_shape(input_shape[:2])
     return build_plain_unet(input_shape, num_classes, CLASSIC_FILTERS, "valid", False, "unet_classic")
 
 
