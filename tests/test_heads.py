@@ -17,6 +17,7 @@ from nets.fcn import BilinearUpsampling
 from nets.models import build_model, check_model_settings, output_margin
 from nets.unet_classic import classic_output_size
 from tests.conftest import ROOT, make_tiny_voc, run_script
+from tests.test_weights import VGG_CONVS
 from utils.dataloader import augment, build_train_dataset, build_val_dataset
 from utils.images import split_samples
 from utils.tiling import mirror_pad, tile_probabilities
@@ -72,8 +73,7 @@ def test_fcn_takes_the_vgg_encoder_weights_by_name(tmp_path):
     source.save_weights(path)
     fcn = build_model("fcn8", (64, 64), 2)
     loaded, skipped = load_weights(fcn, path)
-    convs = [f"block{i}_conv{j}" for i, n in enumerate([2, 2, 3, 3, 3], 1) for j in range(1, n + 1)]
-    assert sorted(loaded) == sorted(convs)
+    assert sorted(loaded) == sorted(VGG_CONVS)
     for name in loaded:
         for ours, theirs in zip(fcn.get_layer(name).weights, source.get_layer(name).weights):
             np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
