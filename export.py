@@ -22,7 +22,6 @@ largest probability difference and the share of pixels whose class agrees; it fa
 99.9 % for the float32 formats, 99.9 % for float16 and 99 % for int8.
 """
 
-import glob
 import os
 import sys
 import warnings
@@ -35,7 +34,7 @@ import tensorflow as tf  # noqa: E402
 
 from unet import Unet, UnetConfig, unet_settings  # noqa: E402
 from utils.config import run_main  # noqa: E402
-from utils.images import IMAGE_SUFFIXES, load_image  # noqa: E402
+from utils.images import IMAGE_SUFFIXES, image_files, load_image  # noqa: E402
 from utils.letterbox import letterbox  # noqa: E402
 from utils.onnx_model import OnnxModel  # noqa: E402
 
@@ -65,7 +64,7 @@ class ExportConfig(UnetConfig):
 
 def parity_batch(folder: str, count: int, input_shape) -> np.ndarray:
     """float32 (N, H, W, 3): up to `count` images of the folder, letterboxed as the predictor feeds them."""
-    paths = sorted(p for p in glob.glob(os.path.join(folder, "*")) if p.lower().endswith(IMAGE_SUFFIXES))[:count]
+    paths = image_files(folder)[:count]
     if not paths:
         raise ValueError(
             f"parity_images={folder!r}: no images there (expected {', '.join(IMAGE_SUFFIXES)}). The parity check "

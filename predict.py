@@ -25,7 +25,7 @@ from tqdm import tqdm  # noqa: E402
 from unet import Unet, UnetConfig, unet_settings  # noqa: E402
 from utils.config import run_main  # noqa: E402
 from utils.demo_data import DEMO_CLASSES  # noqa: E402
-from utils.images import IMAGE_SUFFIXES, load_image  # noqa: E402
+from utils.images import IMAGE_SUFFIXES, image_files, load_image  # noqa: E402
 from utils.visualize import render  # noqa: E402
 
 MODES = ("predict", "dir_predict", "video", "fps")
@@ -90,13 +90,12 @@ def predict_folder(unet: Unet, config: PredictConfig) -> None:
     """Predicts every image file in dir_origin_path into dir_save_path; unreadable files are listed at the end."""
     if not os.path.isdir(config.dir_origin_path):
         raise ValueError(f"dir_origin_path={config.dir_origin_path!r}: no such folder.")
-    names = sorted(n for n in os.listdir(config.dir_origin_path) if n.lower().endswith(IMAGE_SUFFIXES))
-    if not names:
+    paths = image_files(config.dir_origin_path)
+    if not paths:
         raise ValueError(
             f"{config.dir_origin_path} holds no images (looked for {', '.join(IMAGE_SUFFIXES)}, any case)."
         )
     os.makedirs(config.dir_save_path, exist_ok=True)
-    paths = [os.path.join(config.dir_origin_path, n) for n in names]
     skipped = []
     results = unet.segment_files(paths, config.batch_size)
     for path, image, mask, error in tqdm(results, total=len(paths), desc="Predicting", unit="image"):

@@ -8,6 +8,12 @@ from PIL import Image, ImageOps
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
 
+def image_files(folder: str) -> list:
+    """Paths of the image files in a folder (IMAGE_SUFFIXES, any case), sorted by name; [] if there is none."""
+    names = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+    return [os.path.join(folder, name) for name in names if name.lower().endswith(IMAGE_SUFFIXES)]
+
+
 def read_split(split_file: str) -> list:
     """Ids in an ImageSets split file, one a line; blank lines, CRLF and trailing spaces tolerated."""
     with open(split_file, encoding="utf-8") as f:
