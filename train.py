@@ -32,6 +32,7 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from nets.models import PRETRAINED_ENCODER, build_model, check_model_settings, output_margin, set_backbone_trainable  # noqa: E402,E501
+from nets.unet import UnetVariant  # noqa: E402
 from utils.callbacks import CheckpointSaver, EvalCallback, LossHistory, save_weights_atomically  # noqa: E402
 from utils.config import format_config, run_main  # noqa: E402
 from utils.dataloader import build_eval_dataset, build_train_dataset, build_val_dataset  # noqa: E402
@@ -42,7 +43,14 @@ from utils.images import split_samples  # noqa: E402
 from utils.losses import build_loss  # noqa: E402
 from utils.lr_schedule import EpochSchedule, scaled_learning_rates  # noqa: E402
 from utils.precision import set_precision  # noqa: E402
-from utils.weights import load_weights, report_loading, resolve_model_path  # noqa: E402
+from utils.weights import (  # noqa: E402
+    Loading,
+    check_starting_weights,
+    load_weights,
+    report_loading,
+    resolve_model_path,
+    weights_variant,
+)
 
 
 @dataclass
@@ -220,10 +228,15 @@ def train(config: TrainConfig) -> None:
     print(set_precision(config.precision))
     keras.utils.set_random_seed(config.seed)
     weights_path, source = resolve_model_path(config.model_path, config.backbone, config.model)
+    variant, known = weights_variant(weights_path) if weights_path else (UnetVariant(), "")
     with strategy.scope():  # variables mirrored on every replica
-        model = build_model(config.model, config.input_shape, config.num_classes, config.backbone)
-        loaded, skipped = load_weights(model, weights_path) if weights_path else ([], [])
-    print(report_loading(source, loaded, skipped))
+        model = build_model(config.model, config.input_shape, config.num_classes, config.backbone, variant)
+        loading = load_weights(model, weights_path) if weights_path else Loading()
+    print(report_loading(source, loading))
+    if weights_path:
+        check_starting_weights(model, weights_path, loading, config.model, config.backbone)
+    if variant != UnetVariant():
+        print(f"  trained as: {variant.describe()} ({known}); the checkpoints record it")
     if config.freeze_train and config.model not in PRETRAINED_ENCODER:
         print(f"Note: model={config.model} has no pretrained encoder; the freeze phase trains the whole network.")
     margin = output_margin(model)

@@ -20,6 +20,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from nets.models import build_model, check_model_settings, output_margin, output_shape  # noqa: E402
+from nets.unet import UnetVariant  # noqa: E402
 from utils.config import format_config  # noqa: E402
 from utils.dataloader import build_predict_dataset  # noqa: E402
 from utils.evaluation import predict_function, segment_function, segment_image_function  # noqa: E402
@@ -27,7 +28,7 @@ from utils.images import to_rgb  # noqa: E402
 from utils.onnx_model import OnnxModel  # noqa: E402
 from utils.precision import set_precision  # noqa: E402
 from utils.visualize import MIX_TYPES, class_colours, class_names, count_table, palette_image, render  # noqa: E402
-from utils.weights import load_trained_weights  # noqa: E402
+from utils.weights import check_trained_weights_file, load_trained_weights, weights_variant  # noqa: E402
 
 
 @dataclass
@@ -62,6 +63,19 @@ def load_onnx(config: UnetConfig) -> OnnxModel:
     return model
 
 
+def load_keras_model(config: UnetConfig):
+    """The network of config with model_path's weights, built as the file was trained (UnetVariant)."""
+    check_trained_weights_file(config.model_path)
+    variant, known = weights_variant(config.model_path)
+    model = build_model(config.model, config.input_shape, config.num_classes, config.backbone, variant)
+    loading = load_trained_weights(model, config.model_path, config.model, config.backbone, config.num_classes)
+    by_place = f", {len(loading.by_topology)} of them by place (unnamed in the file)" if loading.by_topology else ""
+    print(f"Loaded {len(loading.loaded)} layers from {config.model_path}{by_place}")
+    if variant != UnetVariant():
+        print(f"  as trained: {variant.describe()} ({known})")
+    return model
+
+
 class Unet:
     """Segments images with a trained network (any `model`); every method goes through the same prediction path:
 
@@ -89,10 +103,7 @@ class Unet:
         if config.backend == "onnx":
             self.model = load_onnx(config)
         elif config.backend == "keras":
-            self.model = build_model(config.model, config.input_shape, config.num_classes, config.backbone)
-            settings = (config.model, config.backbone, config.num_classes)
-            count = load_trained_weights(self.model, config.model_path, *settings)
-            print(f"Loaded {count} layers from {config.model_path}")
+            self.model = load_keras_model(config)
         else:
             raise ValueError(f"backend={config.backend!r}: expected keras or onnx.")
         self.predict = predict_function(self.model)  # the bare model call, for benchmarks

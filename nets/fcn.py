@@ -4,7 +4,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from nets.vgg16 import CaffePreprocess, apply_vgg16_pools
+from nets.vgg16 import Preprocess, apply_vgg16_pools
 
 
 @keras.saving.register_keras_serializable(package="unet")
@@ -62,7 +62,7 @@ def build_fcn8(input_shape=(512, 512, 3), num_classes: int = 21, fc_filters: int
         keras.Model: images (B, H, W, 3) -> probabilities (B, H, W, num_classes), float32 softmax.
     """
     images = keras.Input(input_shape, name="images")
-    _, _, pool3, pool4, pool5 = apply_vgg16_pools(CaffePreprocess(name="preprocess")(images))
+    _, _, pool3, pool4, pool5 = apply_vgg16_pools(Preprocess(name="preprocess")(images))
     x = layers.Conv2D(fc_filters, 7, padding="same", activation="relu", name="fc6")(pool5)  # (B, H/32, W/32, 4096)
     x = layers.Dropout(0.5, name="drop6")(x)
     x = layers.Conv2D(fc_filters, 1, activation="relu", name="fc7")(x)

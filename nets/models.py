@@ -3,7 +3,7 @@
 import keras
 
 from nets.fcn import build_fcn8
-from nets.unet import build_unet
+from nets.unet import UnetVariant, build_unet
 from nets.unet_classic import (
     CLASSIC_MARGIN,
     build_unet_classic,
@@ -38,13 +38,18 @@ def check_model_settings(model: str, input_shape, backbone: str = "vgg") -> None
         )
 
 
-def build_model(model: str, input_shape, num_classes: int, backbone: str = "vgg") -> keras.Model:
+def build_model(
+    model: str, input_shape, num_classes: int, backbone: str = "vgg", variant: UnetVariant = UnetVariant()
+) -> keras.Model:
     """The network `model` for images (H, W) -> probabilities (B, H', W', num_classes), float32 softmax;
-    H' = H except for unet_classic (H - 184)."""
+    H' = H except for unet_classic (H - 184). `variant` (the weights file's, utils.weights.weights_variant) is
+    for model=unet; the other models have one variant."""
     check_model_settings(model, input_shape, backbone)
+    if model != "unet" and variant != UnetVariant():
+        raise ValueError(f"The weights were trained as a UNet with {variant.describe()}: set model=unet.")
     shape = (*input_shape, 3)
     if model == "unet":
-        return build_unet(shape, num_classes, backbone)
+        return build_unet(shape, num_classes, backbone, variant)
     if model == "fcn8":
         return build_fcn8(shape, num_classes)
     if model == "unet_classic":

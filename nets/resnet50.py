@@ -4,6 +4,8 @@ import keras
 
 # Outputs of the stem and of each stage: strides 2, 4, 8, 16, 32 with 64, 256, 512, 1024, 2048 channels.
 RESNET50_TAPS = ["conv1_relu", "conv2_block3_out", "conv3_block4_out", "conv4_block6_out", "conv5_block3_out"]
+# keras.applications.ResNet50's BatchNormalization epsilon (Keras 2.2's ResNet50 used Keras' default, 1e-3).
+KERAS_BN_EPSILON = 1.001e-5
 
 
 def apply_resnet50_encoder(x) -> list:

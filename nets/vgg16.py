@@ -9,18 +9,31 @@ VGG16_BLOCKS = [(2, 64), (2, 128), (3, 256), (3, 512), (3, 512)]
 # Keras' ImageNet VGG16 / ResNet50 weights were trained on BGR images minus this per-channel mean.
 CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
 
+# What the network does to RGB pixels in [0, 255] before its first convolution, by the weights it was trained with:
+# caffe for keras.applications' ImageNet weights (and so for this platform's checkpoints), tf for the weights of
+# bubbliiiing's unet-keras / unet-tf2.
+PREPROCESSING = {"caffe": "RGB -> BGR minus the ImageNet mean", "tf": "x / 127.5 - 1"}
+
 
 @keras.saving.register_keras_serializable(package="unet")
-class CaffePreprocess(layers.Layer):
-    """RGB in [0, 255] -> BGR minus the ImageNet mean, in float32 whatever the policy."""
+class Preprocess(layers.Layer):
+    """RGB in [0, 255] -> the encoder's input (see PREPROCESSING), in float32 whatever the policy."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, mode: str = "caffe", **kwargs):
+        if mode not in PREPROCESSING:
+            raise ValueError(f"preprocess={mode!r}: expected one of {', '.join(PREPROCESSING)}.")
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
+        self.mode = mode
 
     def call(self, images):
         images = keras.ops.cast(images, "float32")
+        if self.mode == "tf":
+            return images / 127.5 - 1.0
         return keras.ops.flip(images, axis=-1) - keras.ops.convert_to_tensor(CAFFE_BGR_MEAN)
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}
 
 
 def apply_vgg_block(x, num_convs: int, filters: int, name: str):
@@ -66,5 +79,5 @@ def apply_vgg16_stages(x, pool_last: bool):
 def build_vgg16(input_shape=(None, None, 3)) -> keras.Model:
     """VGG16 encoder as a model from raw RGB [0, 255] to its five feature maps."""
     images = keras.Input(input_shape, name="images")
-    features = apply_vgg16_encoder(CaffePreprocess(name="preprocess")(images))
+    features = apply_vgg16_encoder(Preprocess(name="preprocess")(images))
     return keras.Model(images, features, name="vgg16")

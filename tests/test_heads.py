@@ -72,12 +72,12 @@ def test_fcn_takes_the_vgg_encoder_weights_by_name(tmp_path):
     path = str(tmp_path / "unet.weights.h5")
     source.save_weights(path)
     fcn = build_model("fcn8", (64, 64), 2)
-    loaded, skipped = load_weights(fcn, path)
-    assert sorted(loaded) == sorted(VGG_CONVS)
-    for name in loaded:
+    loading = load_weights(fcn, path)
+    assert sorted(loading.loaded) == sorted(VGG_CONVS)
+    for name in loading.loaded:
         for ours, theirs in zip(fcn.get_layer(name).weights, source.get_layer(name).weights):
             np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
-    assert {name for name, _ in skipped} >= {"fc6", "score_fr", "upscore8"}
+    assert {skip.name for skip in loading.skipped} >= {"fc6", "score_fr", "upscore8"}
 
 
 def test_mirror_pad_reflects_as_often_as_needed():
@@ -150,15 +150,15 @@ def test_a_head_mismatch_names_the_setting(tmp_path):
     path = str(tmp_path / "classic.weights.h5")
     classic.save_weights(path)
     unet = build_model("unet", (64, 64), 2)
-    _, skipped = load_weights(unet, path)
+    loading = load_weights(unet, path)
     assert "holds a unet_classic model, but this is a vgg UNet. Set model=unet_classic" in mismatch_message(
-        path, unet, skipped, "unet", "vgg", 2
+        path, unet, loading, "unet", "vgg", 2
     )
     fcn = build_model("fcn8", (64, 64), 2)
     fcn.save_weights(path)
     other = build_model("fcn8", (64, 64), 5)
-    _, skipped = load_weights(other, path)
-    assert "trained with num_classes=2" in mismatch_message(path, other, skipped, "fcn8", "vgg", 5)
+    loading = load_weights(other, path)
+    assert "trained with num_classes=2" in mismatch_message(path, other, loading, "fcn8", "vgg", 5)
 
 
 HEAD_RUNS = {

@@ -4,7 +4,7 @@ import pytest
 
 from nets.models import build_model, set_backbone_trainable
 from nets.unet import build_unet
-from nets.vgg16 import CAFFE_BGR_MEAN, CaffePreprocess, build_vgg16
+from nets.vgg16 import CAFFE_BGR_MEAN, Preprocess, build_vgg16
 
 
 @pytest.mark.parametrize("size", [(32, 32), (64, 96)])
@@ -46,7 +46,7 @@ def test_layer_names_are_deterministic():
 def test_caffe_preprocessing_is_bgr_minus_mean():
     pixel = np.array([[[[10.0, 20.0, 30.0]]]], np.float32)  # R, G, B
     expected = np.array([30.0, 20.0, 10.0]) - np.array(CAFFE_BGR_MEAN)
-    np.testing.assert_allclose(CaffePreprocess()(pixel)[0, 0, 0], expected, rtol=1e-6)
+    np.testing.assert_allclose(Preprocess()(pixel)[0, 0, 0], expected, rtol=1e-6)
 
 
 def test_softmax_stays_float32_under_mixed_precision():

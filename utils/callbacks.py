@@ -9,7 +9,9 @@ import os
 import signal
 import tempfile
 import threading
+from dataclasses import asdict
 
+import h5py
 import keras
 import matplotlib
 import numpy as np
@@ -17,8 +19,10 @@ import numpy as np
 matplotlib.use("Agg")  # curves are written to files; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 
+from nets.unet import model_variant  # noqa: E402
 from utils.evaluation import evaluate_confusion, segment_function  # noqa: E402
 from utils.metrics import mean_iou, per_class_iou  # noqa: E402
+from utils.weights import VARIANT_ATTR  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -52,6 +56,8 @@ def save_weights_atomically(model, path: str) -> None:
             # A functional view over the same layers has no optimizer: Keras 3 would otherwise store the
             # compiled model's optimizer state too, tripling the file (the group names stay the same).
             keras.Model(model.inputs, model.outputs, name=model.name).save_weights(temporary, overwrite=True)
+            with h5py.File(temporary, "a") as h5:  # so that prediction builds the network these weights need
+                h5.attrs[VARIANT_ATTR] = json.dumps(asdict(model_variant(model)))
             os.replace(temporary, path)
         finally:
             if os.path.exists(temporary):

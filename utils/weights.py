@@ -10,14 +10,18 @@ Three HDF5 layouts are read:
 """
 
 import importlib.util
+import json
 import os
 import re
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import h5py
 import keras
 import numpy as np
 
 from nets.models import ENCODER_PREFIXES, PRETRAINED_ENCODER
+from nets.unet import UnetVariant
 
 KERAS_WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
 
@@ -115,6 +119,16 @@ def resolve_model_path(model_path: str, backbone: str, model: str = "unet"):
     return model_path, f"weights file {model_path}"
 
 
+# Keras' automatic names (conv2d, conv2d_7, batch_normalization_3, ...): layers their author never named,
+# matched by their place in the network instead.
+AUTO_NAME = re.compile(r"^(conv2d|conv2d_transpose|batch_normalization|dense)(_\d+)?$")
+# Keras 2.2's ResNet50 names, used by the old ImageNet file and by bubbliiiing's ResNet50-UNet:
+# res{stage}{block}_branch{1 | 2a | 2b | 2c} and bn..., plus conv1 / bn_conv1 for the stem.
+LEGACY_RESNET = re.compile(r"^(res|bn)(\d)([a-f])_branch(1|2a|2b|2c)$")
+LEGACY_BN_EPSILON = 1e-3  # Keras 2.2's ResNet50 kept Keras' default epsilon
+VARIANT_ATTR = "unet_variant"  # checkpoints record the UnetVariant they were trained as (JSON)
+
+
 def to_snake_case(name: str) -> str:
     """Keras' class-name -> saving-key rule (keras.src.utils.naming.to_snake_case)."""
     name = re.sub(r"\W+", "", name)
@@ -132,81 +146,175 @@ def keras3_keys(model) -> dict:
     return keys
 
 
+def keras_applications_name(name: str) -> str:
+    """A Keras 2.2 ResNet50 layer name -> keras.applications' name for the same layer (others unchanged):
+    res3b_branch2a -> conv3_block2_1_conv, bn4a_branch1 -> conv4_block1_0_bn, conv1 -> conv1_conv."""
+    if name in ("conv1", "bn_conv1"):
+        return "conv1_conv" if name == "conv1" else "conv1_bn"
+    match = LEGACY_RESNET.match(name)
+    if not match:
+        return name
+    kind, stage, block, branch = match.groups()
+    index = {"1": 0, "2a": 1, "2b": 2, "2c": 3}[branch]
+    return f"conv{stage}_block{ord(block) - ord('a') + 1}_{index}_{'conv' if kind == 'res' else 'bn'}"
+
+
 def _vars(group) -> list:
     return [group["vars"][str(i)][()] for i in range(len(group["vars"]))] if "vars" in group else []
 
 
-def read_weights(path: str, model) -> dict:
-    """Reads a weights file into {layer name: [arrays in layer.weights order]}.
-
-    Raises:
-        ValueError: the file is not HDF5 or not a layout listed in this module's docstring.
-    """
+def open_weights(path: str):
+    """The HDF5 file at path, or a ValueError naming it."""
     try:
-        h5 = h5py.File(path, "r")
+        return h5py.File(path, "r")
     except OSError as error:
         raise ValueError(
             f"{path}: not a readable HDF5 weights file ({error}). Expected a Keras .h5 or .weights.h5 "
             "file; the file may be truncated or of another format: download or copy it again."
         ) from None
-    with h5:
-        root = h5["model_weights"] if "model_weights" in h5 else h5
-        if "layer_names" in root.attrs:
-            names = [n.decode() if isinstance(n, bytes) else n for n in root.attrs["layer_names"]]
-            return {
-                name: [root[name][w][()] for w in root[name].attrs["weight_names"]] for name in names if name in root
-            }
-        if "block1" in root and "layers" in root["block1"]:
-            return {
-                f"block{i}_conv{j + 1}": _vars(root[f"block{i}/layers/{key}"])
-                for i in range(1, 6)
-                for j, key in enumerate(sorted(k for k in root[f"block{i}/layers"] if k.startswith("conv2d")))
-            }
-        if "layers" in root:
-            return {name: _vars(root[key]) for name, key in keras3_keys(model).items() if key in root}
+
+
+def keras2_layer_names(root) -> list:
+    """Names of the layers with weights in a Keras 2 layout group, in the file's (Keras' layer) order."""
+    names = [n.decode() if isinstance(n, bytes) else n for n in root.attrs["layer_names"]]
+    return [name for name in names if name in root and len(root[name].attrs.get("weight_names", []))]
+
+
+def read_weights(path: str, model) -> dict:
+    """Reads a weights file into {layer name: [arrays in layer.weights order]}, in the file's layer order;
+    Keras 2.2 ResNet50 names are translated to keras.applications'.
+
+    Raises:
+        ValueError: the file is not HDF5, is damaged, or is not a layout listed in this module's docstring.
+    """
+    with open_weights(path) as h5:
+        try:
+            root = h5["model_weights"] if "model_weights" in h5 else h5
+            if "layer_names" in root.attrs:
+                names = keras2_layer_names(root)
+                rename = keras_applications_name if any(LEGACY_RESNET.match(n) for n in names) else str
+                return {rename(name): [root[name][w][()] for w in root[name].attrs["weight_names"]] for name in names}
+            if "block1" in root and "layers" in root["block1"]:
+                return {
+                    f"block{i}_conv{j + 1}": _vars(root[f"block{i}/layers/{key}"])
+                    for i in range(1, 6)
+                    for j, key in enumerate(sorted(k for k in root[f"block{i}/layers"] if k.startswith("conv2d")))
+                }
+            if "layers" in root:
+                return {name: _vars(root[key]) for name, key in keras3_keys(model).items() if key in root}
+        except (OSError, KeyError) as error:
+            raise ValueError(f"{path}: damaged HDF5 weights file ({error}). Download or copy it again.") from None
     raise ValueError(f"{path}: an HDF5 file, but not Keras weights (no layer groups found).")
 
 
-def load_weights(model, path: str):
-    """Loads every layer of the model whose name and weight shapes match the file.
+def weights_variant(path: str):
+    """The UnetVariant a weights file was trained as, and how that is known.
 
-    Returns:
-        (names of loaded layers, [(layer name, why it was skipped)]).
+    Recorded in train.py's checkpoints; otherwise told by the layout: a Keras 2 file holding a whole UNet whose
+    decoder has Keras' automatic names is bubbliiiing's unet-keras / unet-tf2 (x/127.5 - 1, nearest
+    upsampling); Keras 2.2 ResNet50 names mean BatchNormalization epsilon 1e-3; anything else has the defaults.
+    """
+    with open_weights(path) as h5:
+        if VARIANT_ATTR in h5.attrs:
+            return UnetVariant(**json.loads(h5.attrs[VARIANT_ATTR])), "recorded in the file"
+        root = h5["model_weights"] if "model_weights" in h5 else h5
+        names = keras2_layer_names(root) if "layer_names" in root.attrs else []
+    legacy_resnet = any(LEGACY_RESNET.match(name) for name in names)
+    epsilon = {"bn_epsilon": LEGACY_BN_EPSILON} if legacy_resnet else {}
+    has_encoder = "block1_conv1" in names or legacy_resnet
+    if has_encoder and any(AUTO_NAME.match(name) for name in names):
+        variant = UnetVariant(preprocess="tf", upsampling="nearest", **epsilon)
+        return variant, "a Keras 2 UNet with automatically named decoder layers: bubbliiiing's unet-keras / unet-tf2"
+    if legacy_resnet:
+        return UnetVariant(**epsilon), "Keras 2.2 ResNet50 layer names"
+    return UnetVariant(), "the defaults"
+
+
+class Skip(NamedTuple):
+    name: str  # the model's layer, left initialised
+    why: str
+    found: list = []  # the shapes the file has for it, when it has the layer
+
+
+@dataclass
+class Loading:
+    """What load_weights did: every layer of the model with weights is in loaded or skipped."""
+
+    loaded: list = field(default_factory=list)  # model layer names filled from the file
+    by_topology: list = field(default_factory=list)  # (model layer, file layer) pairs matched by place, not name
+    skipped: list = field(default_factory=list)  # Skip per layer left initialised
+    unused: list = field(default_factory=list)  # file layers with weights that no model layer took
+
+
+def place(layer, arrays: list, loading: Loading) -> bool:
+    """Sets the layer's weights if the shapes fit, else records why not; True when loaded."""
+    found, wanted = [np.shape(a) for a in arrays], [tuple(w.shape) for w in layer.weights]
+    if found == wanted:
+        layer.set_weights(arrays)
+        loading.loaded.append(layer.name)
+        return True
+    if len(found) == len(wanted) and [s[:-1] for s in found] == [s[:-1] for s in wanted]:
+        why = f"{found[0][-1]} classes in the file, {wanted[0][-1]} in the model (num_classes)"
+    else:
+        why = f"shapes {found} in the file, {wanted} in the model"
+    loading.skipped.append(Skip(layer.name, why, found))
+    return False
+
+
+def load_weights(model, path: str) -> Loading:
+    """Loads every layer of the model whose weights the file has, with the same shapes: by name, then the
+    layers the file leaves unnamed (Keras' automatic names) by their place in the network.
+
+    Keras lists a functional model's layers by depth, so a file of the same network lists its unnamed layers
+    in the order the model lists its unmatched ones; they are paired in that order when the counts agree,
+    and each pair's shapes are checked.
     """
     stored = read_weights(path, model)
-    loaded, skipped = [], []
-    for layer in model.layers:
-        if not layer.weights:
-            continue
-        arrays = stored.get(layer.name)
-        wanted = [tuple(w.shape) for w in layer.weights]
-        if not arrays:
-            skipped.append((layer.name, "not in the file"))
-        elif [np.shape(a) for a in arrays] != wanted:
-            found = [np.shape(a) for a in arrays]
-            skipped.append((layer.name, f"shapes {found} in the file, {wanted} in the model: left initialised"))
+    loading, taken, unmatched = Loading(), set(), []
+    for layer in (layer for layer in model.layers if layer.weights):
+        if layer.name in stored:
+            taken.add(layer.name)
+            place(layer, stored[layer.name], loading)
         else:
-            layer.set_weights(arrays)
-            loaded.append(layer.name)
-    return loaded, skipped
+            unmatched.append(layer)
+    unnamed = [name for name in stored if name not in taken and AUTO_NAME.match(name) and stored[name]]
+    why = "not in the file"
+    if unmatched and unnamed and len(unnamed) != len(unmatched):
+        why = f"the file's {len(unnamed)} unnamed layers do not pair up with these {len(unmatched)}: another network"
+    elif unmatched and unnamed:
+        for layer, name in zip(unmatched, unnamed):
+            taken.add(name)
+            if place(layer, stored[name], loading):
+                loading.by_topology.append((layer.name, name))
+        unmatched = []
+    loading.skipped += [Skip(layer.name, why) for layer in unmatched]
+    loading.unused = [name for name in stored if name not in taken and stored[name]]
+    return loading
 
 
-def report_loading(source: str, loaded: list, skipped: list) -> str:
-    """A few lines saying what was loaded from where and what was left initialised, grouped by reason."""
-    lines = [f"Weights: {source}", f"  loaded {len(loaded)} layers, left {len(skipped)} initialised"]
+def listed(names: list, limit: int = 6) -> str:
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def report_loading(source: str, loading: Loading) -> str:
+    """A few lines saying what was loaded from where, how, and what was left initialised or unused and why."""
+    topology = len(loading.by_topology)
+    how = f" ({len(loading.loaded) - topology} by name, {topology} by place: unnamed in the file)" if topology else ""
+    counts = f"  loaded {len(loading.loaded)} layers{how}, left {len(loading.skipped)} initialised"
+    lines = [f"Weights: {source}", counts]
     reasons = {}
-    for name, why in skipped:
-        reasons.setdefault(why, []).append(name)
-    for why, names in reasons.items():
-        listed = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
-        lines.append(f"  {why}: {listed}")
+    for skip in loading.skipped:
+        reasons.setdefault(skip.why, []).append(skip.name)
+    lines += [f"  {listed(names)}: {why}, left initialised" for why, names in reasons.items()]
+    if loading.unused:
+        lines.append(f"  not used from the file ({len(loading.unused)} layers): {listed(loading.unused)}")
     return "\n".join(lines)
 
 
 def kernel_shapes(path: str) -> set:
     """The shapes of every 4-D array (convolution kernels) in an HDF5 weights file."""
     shapes = set()
-    with h5py.File(path, "r") as h5:
+    with open_weights(path) as h5:
         h5.visititems(lambda _, item: shapes.add(item.shape) if isinstance(item, h5py.Dataset) else None)
     return {shape for shape in shapes if len(shape) == 4}
 
@@ -237,13 +345,11 @@ def class_layers(model) -> list:
     return [layer.name for layer in model.layers if layer.weights and layer.weights[0].shape[-1] == classes]
 
 
-def mismatch_message(path: str, model, skipped: list, model_name: str, backbone: str, num_classes: int) -> str:
+def mismatch_message(path: str, model, loading: Loading, model_name: str, backbone: str, num_classes: int) -> str:
     """Why a trained weights file does not fit the model, and which setting to change."""
-    skipped_names = [name for name, _ in skipped]
-    per_class = class_layers(model)
-    if set(skipped_names) <= set(per_class):
-        stored = read_weights(path, model)
-        trained = {stored[name][0].shape[-1] for name in skipped_names if stored.get(name)}
+    skipped_names = [skip.name for skip in loading.skipped]
+    if set(skipped_names) <= set(class_layers(model)):
+        trained = {skip.found[0][-1] for skip in loading.skipped if skip.found}
         if len(trained) == 1:
             (trained,) = trained
             return (
@@ -257,30 +363,41 @@ def mismatch_message(path: str, model, skipped: list, model_name: str, backbone:
         settings += [f"backbone={guessed_backbone}"] if guessed_backbone != backbone else []
         found, asked = describe(guessed_model, guessed_backbone), describe(model_name, backbone)
         return f"{path} holds {found}, but this is {asked}. Set {' and '.join(settings)}."
-    if not any(name.startswith(ENCODER_PREFIXES) for name in skipped_names):
+    if loading.loaded and not any(name.startswith(ENCODER_PREFIXES) for name in skipped_names):
         return (
             f"{path} holds encoder weights only (no decoder, no head): it is a starting point for train.py, "
             "not a trained model. Train first (python train.py) and use logs/best_epoch_weights.weights.h5."
         )
-    listed = "; ".join(f"{name}: {why}" for name, why in skipped[:3])
+    reasons = "; ".join(f"{skip.name}: {skip.why}" for skip in loading.skipped[:3])
+    holds = f" The file holds {listed(loading.unused, 4)}." if loading.unused else ""
+    total = len(loading.skipped) + len(loading.loaded)
     return (
-        f"{path} does not fit {describe(model_name, backbone)} with num_classes={num_classes}: {len(skipped)} layers "
-        f"do not match ({listed}). Use the model, backbone and num_classes the file was trained with."
+        f"{path} does not fit {describe(model_name, backbone)} with num_classes={num_classes}: "
+        f"{len(loading.skipped)} of {total} layers do not match ({reasons}).{holds} "
+        "Use the model, backbone and num_classes the file was trained with."
     )
 
 
-def load_trained_weights(model, model_path: str, model_name: str, backbone: str, num_classes: int) -> int:
-    """Loads a trained model's weights for prediction: every layer must match, or a ValueError says what to set.
-
-    Returns:
-        The number of layers loaded.
-    """
+def check_trained_weights_file(model_path: str) -> None:
     if not os.path.isfile(model_path):
         raise ValueError(
             f"model_path={model_path!r}: no such weights file. Train first (python train.py writes "
             "logs/best_epoch_weights.weights.h5), or set model_path to a weights file from logs/."
         )
-    loaded, skipped = load_weights(model, model_path)
-    if skipped:
-        raise ValueError(mismatch_message(model_path, model, skipped, model_name, backbone, num_classes))
-    return len(loaded)
+
+
+def load_trained_weights(model, model_path: str, model_name: str, backbone: str, num_classes: int) -> Loading:
+    """Loads a trained model's weights for prediction: every layer must match, or a ValueError says what to set."""
+    loading = load_weights(model, model_path)
+    if loading.skipped:
+        raise ValueError(mismatch_message(model_path, model, loading, model_name, backbone, num_classes))
+    return loading
+
+
+def check_starting_weights(model, path: str, loading: Loading, model_name: str, backbone: str) -> None:
+    """train.py's check: a starting weights file must fill at least one layer, else it is another network's."""
+    if not loading.loaded:
+        raise ValueError(
+            mismatch_message(path, model, loading, model_name, backbone, model.output_shape[-1])
+            + " (No layer loaded: training would start from random weights.)"
+        )
