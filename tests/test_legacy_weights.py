@@ -109,6 +109,13 @@ def test_train_from_a_bubbliiiing_file_with_other_classes_then_predict(tiny_voc,
     assert result.returncode == 0, result.stderr[-3000:]
     assert "as trained: input x / 127.5 - 1, nearest upsampling (recorded in the file)" in result.stdout
     assert (tmp_path / "img_out" / "img 10.png").is_file()
+    # get_miou.py takes the bubbliiiing file itself (21 classes; the labels use 3 of them)
+    out = tmp_path / "miou"
+    flags = ["--model_path", path, "--num_classes", "21", "--input_shape", "32", "32", "--vocdevkit_path", tiny_voc]
+    result = run_script("get_miou.py", *flags, "--name_classes", *map(str, range(21)), "--miou_out_path", out)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "as trained: input x / 127.5 - 1, nearest upsampling (a Keras 2 UNet" in result.stdout
+    assert len(os.listdir(out / "detection-results")) == 4
 
 
 def keras22_name(name: str) -> str:
