@@ -80,6 +80,7 @@ def test_bubbliiiing_file_loads_every_tensor_and_runs_as_trained(tmp_path, capsy
     image = np.asarray(Image.open(os.path.join(folder, "image.png")))
     theirs = np.load(os.path.join(folder, "probabilities.npy"))  # (64, 64, 21)
     ours = unet.model(image[None].astype(np.float32)).numpy()[0]
+    print(f"{backbone} {layout}: max |dprob| vs their network {np.abs(ours - theirs).max():.1e}")  # shown by -s
     assert np.abs(ours - theirs).max() <= 1e-4
     assert (unet.segment([image])[0] == theirs.argmax(-1)).mean() >= 0.999
     # ... and are needed: the default network with the same weights gives other probabilities.

@@ -233,7 +233,7 @@ def weights_variant(path: str):
 class Skip(NamedTuple):
     name: str  # the model's layer, left initialised
     why: str
-    found: list = []  # the shapes the file has for it, when it has the layer
+    found: tuple = ()  # the shapes the file has for it, when it has the layer
 
 
 @dataclass
@@ -257,7 +257,7 @@ def place(layer, arrays: list, loading: Loading) -> bool:
         why = f"{found[0][-1]} classes in the file, {wanted[0][-1]} in the model (num_classes)"
     else:
         why = f"shapes {found} in the file, {wanted} in the model"
-    loading.skipped.append(Skip(layer.name, why, found))
+    loading.skipped.append(Skip(layer.name, why, tuple(found)))
     return False
 
 
