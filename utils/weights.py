@@ -174,9 +174,15 @@ def open_weights(path: str):
         ) from None
 
 
+def weights_root(h5):
+    """The group holding the layers: a full-model file's model_weights, else the file itself."""
+    return h5["model_weights"] if "model_weights" in h5 else h5
+
+
 def keras2_layer_names(root) -> list:
-    """Names of the layers with weights in a Keras 2 layout group, in the file's (Keras' layer) order."""
-    names = [n.decode() if isinstance(n, bytes) else n for n in root.attrs["layer_names"]]
+    """Names of the layers with weights in a Keras 2 layout group, in the file's (Keras' layer) order; [] for
+    another layout."""
+    names = [n.decode() if isinstance(n, bytes) else n for n in root.attrs.get("layer_names", [])]
     return [name for name in names if name in root and len(root[name].attrs.get("weight_names", []))]
 
 
@@ -189,7 +195,7 @@ def read_weights(path: str, model) -> dict:
     """
     with open_weights(path) as h5:
         try:
-            root = h5["model_weights"] if "model_weights" in h5 else h5
+            root = weights_root(h5)
             if "layer_names" in root.attrs:
                 names = keras2_layer_names(root)
                 rename = keras_applications_name if any(LEGACY_RESNET.match(n) for n in names) else str
@@ -217,8 +223,7 @@ def weights_variant(path: str):
     with open_weights(path) as h5:
         if VARIANT_ATTR in h5.attrs:
             return UnetVariant(**json.loads(h5.attrs[VARIANT_ATTR])), "recorded in the file"
-        root = h5["model_weights"] if "model_weights" in h5 else h5
-        names = keras2_layer_names(root) if "layer_names" in root.attrs else []
+        names = keras2_layer_names(weights_root(h5))
     legacy_resnet = any(LEGACY_RESNET.match(name) for name in names)
     epsilon = {"bn_epsilon": LEGACY_BN_EPSILON} if legacy_resnet else {}
     has_encoder = "block1_conv1" in names or legacy_resnet
