@@ -69,6 +69,15 @@ def test_checkpoint_for_other_num_classes_loads_all_but_the_head(tmp_path):
     assert "left 1 initialised" in report and "head: 5 classes in the file, 2 in the model" in report
 
 
+def test_only_a_per_class_layer_is_reported_as_another_num_classes(tmp_path):
+    inputs = keras.Input((8, 8, 64))
+    other = keras.Model(inputs, keras.layers.Conv2D(32, 3, name="decoder4_conv2")(inputs))  # ours has 64 filters
+    path = str(tmp_path / "other.h5")
+    write_keras2_file(path, other)
+    (skip,) = [skip for skip in load_weights(build_unet((32, 32, 3), 2), path).skipped if skip.name == "decoder4_conv2"]
+    assert skip.why == "shapes [(3, 3, 64, 32), (32,)] in the file, [(3, 3, 64, 64), (64,)] in the model"
+
+
 def test_hed_layout_maps_onto_vgg16_names(tmp_path):
     reference = random_vgg16(3)
     path = str(tmp_path / "hed.weights.h5")

@@ -251,14 +251,16 @@ class Loading:
     unused: list = field(default_factory=list)  # file layers with weights that no model layer took
 
 
-def place(layer, arrays: list, loading: Loading) -> bool:
-    """Sets the layer's weights if the shapes fit, else records why not; True when loaded."""
+def place(layer, arrays: list, loading: Loading, classes: int) -> bool:
+    """Sets the layer's weights if the shapes fit, else records why not; True when loaded. A per-class layer
+    (`classes` outputs) that differs only in its outputs was trained for another num_classes."""
     found, wanted = [np.shape(a) for a in arrays], [tuple(w.shape) for w in layer.weights]
     if found == wanted:
         layer.set_weights(arrays)
         loading.loaded.append(layer.name)
         return True
-    if len(found) == len(wanted) and [s[:-1] for s in found] == [s[:-1] for s in wanted]:
+    per_class = wanted[0][-1] == classes
+    if per_class and len(found) == len(wanted) and [s[:-1] for s in found] == [s[:-1] for s in wanted]:
         why = f"{found[0][-1]} classes in the file, {wanted[0][-1]} in the model (num_classes)"
     else:
         why = f"shapes {found} in the file, {wanted} in the model"
@@ -275,11 +277,12 @@ def load_weights(model, path: str) -> Loading:
     and each pair's shapes are checked.
     """
     stored = read_weights(path, model)
+    classes = model.output_shape[-1]
     loading, taken, unmatched = Loading(), set(), []
     for layer in (layer for layer in model.layers if layer.weights):
         if layer.name in stored:
             taken.add(layer.name)
-            place(layer, stored[layer.name], loading)
+            place(layer, stored[layer.name], loading, classes)
         else:
             unmatched.append(layer)
     unnamed = [name for name in stored if name not in taken and AUTO_NAME.match(name) and stored[name]]
@@ -289,7 +292,7 @@ def load_weights(model, path: str) -> Loading:
     elif unmatched and unnamed:
         for layer, name in zip(unmatched, unnamed):
             taken.add(name)
-            if place(layer, stored[name], loading):
+            if place(layer, stored[name], loading, classes):
                 loading.by_topology.append((layer.name, name))
         unmatched = []
     loading.skipped += [Skip(layer.name, why) for layer in unmatched]
