@@ -31,7 +31,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from nets.models import PRETRAINED_ENCODER, build_model, check_model_settings, output_margin, set_backbone_trainable  # noqa: E402,E501
+from nets.models import (  # noqa: E402
+    PRETRAINED_ENCODER,
+    build_model,
+    check_model_settings,
+    letterbox_size,
+    output_margin,
+    set_backbone_trainable,
+)
 from nets.unet import UnetVariant  # noqa: E402
 from utils.callbacks import CheckpointSaver, EvalCallback, LossHistory, save_weights_atomically  # noqa: E402
 from utils.config import format_config, run_main  # noqa: E402
@@ -188,8 +195,9 @@ def fit_phase(model, config: TrainConfig, loss, phase, train_samples, val_sample
     )
 
 
-def make_callbacks(config: TrainConfig, val_samples, margin: int):
-    """The chief's callbacks, in order: val mIoU, loss history and curves, checkpoints, TensorBoard.
+def make_callbacks(config: TrainConfig, val_samples, letterbox_to):
+    """The chief's callbacks, in order: val mIoU (on images letterboxed into letterbox_to, nets.models.letterbox_size),
+    loss history and curves, checkpoints, TensorBoard.
 
     Returns:
         (callbacks, the LossHistory, the CheckpointSaver).
@@ -198,7 +206,6 @@ def make_callbacks(config: TrainConfig, val_samples, margin: int):
     callbacks = [history]
     if config.eval_flag:
         eval_batch = config.unfreeze_batch_size
-        letterbox_to = None if margin else tuple(config.input_shape)  # a tiling model takes images at their size
         eval_data = build_eval_dataset(val_samples, letterbox_to, eval_batch, config.num_workers)
         num_batches = math.ceil(len(val_samples) / eval_batch)
         callbacks.insert(
@@ -248,7 +255,7 @@ def train(config: TrainConfig) -> None:
     # Only the chief evaluates and writes logs/; the other workers train and write nothing.
     callbacks, history, checkpoints = [], None, None
     if cluster.is_chief:
-        callbacks, history, checkpoints = make_callbacks(config, val_samples, margin)
+        callbacks, history, checkpoints = make_callbacks(config, val_samples, letterbox_size(model))
     started, epoch = time.time(), config.init_epoch
     try:
         with strategy.scope():

@@ -19,7 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up 
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from nets.models import build_model, check_model_settings, output_margin, output_shape  # noqa: E402
+from nets.models import build_model, check_model_settings, letterbox_size, output_shape  # noqa: E402
 from nets.unet import UnetVariant  # noqa: E402
 from utils.config import format_config  # noqa: E402
 from utils.dataloader import build_predict_dataset  # noqa: E402
@@ -126,9 +126,7 @@ class Unet:
         paths = [os.fspath(path) for path in paths]  # str or pathlib.Path
         if not paths:
             return
-        # A tiling model (unet_classic) takes the images at their own size: no letterbox.
-        letterbox_to = None if output_margin(self.model) else tuple(self.config.input_shape)
-        batches = build_predict_dataset(paths, letterbox_to, batch_size)
+        batches = build_predict_dataset(paths, letterbox_size(self.model), batch_size)
         queue = iter(paths)
         for canvases, boxes, sizes, images, errors in batches:
             masks = self._segment_batch(canvases, boxes, sizes).numpy()

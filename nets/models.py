@@ -68,6 +68,12 @@ def output_margin(model: keras.Model) -> int:
     return (model.input_shape[1] - model.output_shape[1]) // 2
 
 
+def letterbox_size(model: keras.Model):
+    """(H, W) that prediction letterboxes images into, or None for a model that tiles them at their own size
+    (the classic UNet)."""
+    return None if output_margin(model) else tuple(model.input_shape[1:3])
+
+
 def set_backbone_trainable(model: keras.Model, trainable: bool) -> None:
     """Freezes or unfreezes the pretrained encoder (VGG16's or ResNet50's layers); a model trained from scratch
     has none, and freezing leaves it whole."""

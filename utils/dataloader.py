@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from utils.images import load_image, load_label, read_image_or_error
-from utils.letterbox import GREY, IGNORE_LABEL, letterbox, place_on_canvas, resize_label
+from utils.letterbox import GREY, IGNORE_LABEL, fit_input, letterbox, place_on_canvas, resize_label
 
 # tf.data runs samples in parallel; OpenCV's own threads on top would oversubscribe the cores.
 cv2.setNumThreads(1)
@@ -191,14 +191,6 @@ def build_val_dataset(samples, input_shape, batch_size: int, num_workers: int = 
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE).with_options(options)
-
-
-def fit_input(image, letterbox_to):
-    """(canvas, box): the image letterboxed into letterbox_to (H, W); with None (a tiling model) the image
-    itself and its full box."""
-    if letterbox_to is None:
-        return image, tf.concat([[0, 0], tf.shape(image)[:2]], 0)
-    return letterbox(image, letterbox_to)
 
 
 def build_eval_dataset(samples, letterbox_to, batch_size: int, num_workers: int = 0):

@@ -4,8 +4,8 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from nets.models import output_margin
-from utils.letterbox import letterbox, unletterbox
+from nets.models import letterbox_size, output_margin
+from utils.letterbox import fit_input, unletterbox
 from utils.metrics import confusion_matrix
 from utils.tiling import tile_probabilities
 
@@ -86,17 +86,16 @@ def segment_function(model, tile_batch: int = 4):
 def segment_image_function(model, tile_batch: int = 4):
     """The compiled prediction path for one image: uint8 (h, w, 3) -> class ids uint8 (h, w). Letterbox, model,
     restore_mask; or overlap-tile for a model whose output is smaller than its input."""
-    input_shape = tuple(model.input_shape[1:3])
-    tiled = output_margin(model) > 0
+    letterbox_to = letterbox_size(model)
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)])
     def segment_image(image):
-        size = tf.shape(image)[:2]
-        if tiled:
-            return restore_mask(tile_probabilities(model, image, tile_batch), tf.concat([[0, 0], size], 0), size)
-        canvas, box = letterbox(image, input_shape)
-        probabilities = model(canvas[None], training=False)[0]  # (H, W, num_classes)
-        return restore_mask(probabilities, box, size)
+        canvas, box = fit_input(image, letterbox_to)
+        if letterbox_to is None:
+            probabilities = tile_probabilities(model, canvas, tile_batch)  # (h, w, num_classes)
+        else:
+            probabilities = model(canvas[None], training=False)[0]  # (H, W, num_classes)
+        return restore_mask(probabilities, box, tf.shape(image)[:2])
 
     return segment_image
 

@@ -66,6 +66,14 @@ def letterbox(image, input_shape):
     return place_on_canvas(resized, box[0], box[1], height, width, GREY), box
 
 
+def fit_input(image, letterbox_to):
+    """(canvas, box): the image letterboxed into letterbox_to (H, W); with None (a tiling model) the image
+    itself and its full box."""
+    if letterbox_to is None:
+        return image, tf.concat([[0, 0], tf.shape(image)[:2]], 0)
+    return letterbox(image, letterbox_to)
+
+
 def unletterbox(probabilities, box, size):
     """Crops the letterbox box out of probabilities (H, W, C) and resizes them to size (h, w), bilinear."""
     top, left, resized_height, resized_width = tf.unstack(box)
