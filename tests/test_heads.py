@@ -67,12 +67,17 @@ def test_fcn_upsampling_starts_bilinear_and_its_skips_start_silent():
     assert model.get_layer("upscore8").kernel.shape == (16, 16, 2, 2)
 
 
+def saved_and_loaded(tmp_path, source, target):
+    """Saves source's weights to a file and loads it into target: (the file, the Loading)."""
+    path = str(tmp_path / f"{source.name}.weights.h5")
+    source.save_weights(path)
+    return path, load_weights(target, path)
+
+
 def test_fcn_takes_the_vgg_encoder_weights_by_name(tmp_path):
     source = build_model("unet", (32, 32), 2)
-    path = str(tmp_path / "unet.weights.h5")
-    source.save_weights(path)
     fcn = build_model("fcn8", (64, 64), 2)
-    loading = load_weights(fcn, path)
+    _, loading = saved_and_loaded(tmp_path, source, fcn)
     assert sorted(loading.loaded) == sorted(VGG_CONVS)
     for name in loading.loaded:
         for ours, theirs in zip(fcn.get_layer(name).weights, source.get_layer(name).weights):
@@ -146,18 +151,13 @@ def test_native_scale_augmentation_keeps_image_and_label_together():
 
 
 def test_a_head_mismatch_names_the_setting(tmp_path):
-    classic = build_model("unet_classic", (188, 188), 2)
-    path = str(tmp_path / "classic.weights.h5")
-    classic.save_weights(path)
     unet = build_model("unet", (64, 64), 2)
-    loading = load_weights(unet, path)
+    path, loading = saved_and_loaded(tmp_path, build_model("unet_classic", (188, 188), 2), unet)
     assert "holds a unet_classic model, but this is a vgg UNet. Set model=unet_classic" in mismatch_message(
         path, unet, loading, "unet", "vgg", 2
     )
-    fcn = build_model("fcn8", (64, 64), 2)
-    fcn.save_weights(path)
     other = build_model("fcn8", (64, 64), 5)
-    loading = load_weights(other, path)
+    path, loading = saved_and_loaded(tmp_path, build_model("fcn8", (64, 64), 2), other)
     assert "trained with num_classes=2" in mismatch_message(path, other, loading, "fcn8", "vgg", 5)
 
 
