@@ -22,8 +22,8 @@ import numpy as np
 from tqdm import tqdm
 
 from utils.config import run_main
-from utils.dataset_check import IGNORE_LABEL, inspect_pair
-from utils.images import index_images
+from utils.dataset_check import inspect_pair
+from utils.images import IGNORE_LABEL, index_images
 from utils.label_fix import FIXED_DIR, use_fixed_labels, write_fixed_labels
 from utils.visualize import parse_colour
 

@@ -6,8 +6,8 @@ import tensorflow as tf
 from PIL import Image
 
 from utils.dataloader import augment, build_eval_dataset, build_train_dataset, build_val_dataset
-from utils.images import load_image, read_split, split_samples
-from utils.letterbox import GREY, IGNORE_LABEL, letterbox, unletterbox
+from utils.images import IGNORE_LABEL, load_image, read_split, split_samples
+from utils.letterbox import GREY, letterbox, unletterbox
 
 
 def first_batches(dataset, count=2):

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
-from utils.images import load_image, load_label, read_image_or_error
-from utils.letterbox import GREY, IGNORE_LABEL, fit_input, letterbox, place_on_canvas, resize_label
+from utils.images import IGNORE_LABEL, load_image, load_label, read_image_or_error
+from utils.letterbox import GREY, fit_input, letterbox, place_on_canvas, resize_label
 
 # tf.data runs samples in parallel; OpenCV's own threads on top would oversubscribe the cores.
 cv2.setNumThreads(1)

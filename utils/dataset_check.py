@@ -12,10 +12,9 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from utils.images import read_split, split_samples
+from utils.images import IGNORE_LABEL, read_split, split_samples
 from utils.visualize import hex_colour, voc_colour
 
-IGNORE_LABEL = 255
 MAX_LISTED = 5
 LABEL_MODES = ("L", "P", "1")  # one class id per pixel
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I", "F")

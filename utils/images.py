@@ -6,6 +6,8 @@ import numpy as np
 from PIL import Image, ImageOps
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+# The label value of pixels that count for nothing: no loss, no metric (VOC's object borders, letterbox fill).
+IGNORE_LABEL = 255
 
 
 def image_files(folder: str) -> list:

@@ -3,7 +3,6 @@
 import tensorflow as tf
 
 GREY = 128  # fill for image pixels outside the resized image
-IGNORE_LABEL = 255  # fill for label pixels outside it: not counted by the losses or metrics
 
 
 def place_on_canvas(x, top, left, height: int, width: int, fill):

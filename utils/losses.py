@@ -6,7 +6,8 @@ over the pixels that are not ignored, so ignored pixels change neither the value
 
 from keras import ops
 
-IGNORE_LABEL = 255
+from utils.images import IGNORE_LABEL
+
 EPSILON = 1e-7
 
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-IGNORE_LABEL = 255
+from utils.images import IGNORE_LABEL
 
 
 def confusion_matrix(label: np.ndarray, prediction: np.ndarray, num_classes: int) -> np.ndarray:
