@@ -36,25 +36,25 @@ from dataclasses import asdict, dataclass, field
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up log (e.g. no CUDA on a CPU machine)
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from PIL import Image  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
+from PIL import Image
 
-from export import write_onnx  # noqa: E402
-from get_miou import predict_split, write_predictions  # noqa: E402
-from nets.models import build_model, check_model_settings, output_margin  # noqa: E402
-from train import TrainConfig, compile_phase  # noqa: E402
-from unet import Unet  # noqa: E402
-from utils.config import format_config, run_main  # noqa: E402
-from utils.dataloader import build_train_dataset  # noqa: E402
-from utils.demo_data import make_demo_dataset  # noqa: E402
-from utils.images import load_image, read_split, split_samples  # noqa: E402
-from utils.letterbox import letterbox  # noqa: E402
-from utils.losses import build_loss  # noqa: E402
-from utils.onnx_model import OnnxModel  # noqa: E402
-from utils.precision import PRECISIONS, choose_precision  # noqa: E402
-from utils.profiling import (  # noqa: E402
+from export import write_onnx
+from get_miou import predict_split, write_predictions
+from nets.models import build_model, check_model_settings, output_margin
+from train import TrainConfig, compile_phase
+from unet import Unet
+from utils.config import format_config, run_main
+from utils.dataloader import build_train_dataset
+from utils.demo_data import make_demo_dataset
+from utils.images import load_image, read_split, split_samples
+from utils.letterbox import letterbox
+from utils.losses import build_loss
+from utils.onnx_model import OnnxModel
+from utils.precision import PRECISIONS, choose_precision
+from utils.profiling import (
     StepTimer,
     count_flops,
     machine_description,

@@ -29,14 +29,14 @@ from dataclasses import dataclass, field
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up log (e.g. no CUDA on a CPU machine)
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import numpy as np
+import tensorflow as tf
 
-from unet import Unet, UnetConfig, unet_settings  # noqa: E402
-from utils.config import run_main  # noqa: E402
-from utils.images import IMAGE_SUFFIXES, image_files, load_image  # noqa: E402
-from utils.letterbox import letterbox  # noqa: E402
-from utils.onnx_model import OnnxModel  # noqa: E402
+from unet import Unet, UnetConfig, unet_settings
+from utils.config import run_main
+from utils.images import IMAGE_SUFFIXES, image_files, load_image
+from utils.letterbox import letterbox
+from utils.onnx_model import OnnxModel
 
 # TF 2.21 still ships tf.lite's interpreter; its successor is the ai_edge_litert package.
 warnings.filterwarnings("ignore", message=r"\s*Warning: tf.lite.Interpreter is deprecated")

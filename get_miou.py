@@ -17,17 +17,17 @@ from dataclasses import dataclass, field
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up log (e.g. no CUDA on a CPU machine)
 
-import numpy as np  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+import numpy as np
+from tqdm import tqdm
 
-from unet import Unet, UnetConfig, unet_settings  # noqa: E402
-from utils.config import run_main  # noqa: E402
-from utils.dataset_check import check_split, checked_split_file  # noqa: E402
-from utils.demo_data import DEMO_CLASSES  # noqa: E402
-from utils.images import load_label, read_split, split_samples  # noqa: E402
-from utils.metrics import confusion_matrix  # noqa: E402
-from utils.miou_report import format_table, write_report  # noqa: E402
-from utils.visualize import class_names  # noqa: E402
+from unet import Unet, UnetConfig, unet_settings
+from utils.config import run_main
+from utils.dataset_check import check_split, checked_split_file
+from utils.demo_data import DEMO_CLASSES
+from utils.images import load_label, read_split, split_samples
+from utils.metrics import confusion_matrix
+from utils.miou_report import format_table, write_report
+from utils.visualize import class_names
 
 
 @dataclass

@@ -18,15 +18,15 @@ from dataclasses import dataclass, field
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up log (e.g. no CUDA on a CPU machine)
 
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
 
-from unet import Unet, UnetConfig, unet_settings  # noqa: E402
-from utils.config import run_main  # noqa: E402
-from utils.demo_data import DEMO_CLASSES  # noqa: E402
-from utils.images import IMAGE_SUFFIXES, image_files, load_image  # noqa: E402
-from utils.visualize import render  # noqa: E402
+from unet import Unet, UnetConfig, unet_settings
+from utils.config import run_main
+from utils.demo_data import DEMO_CLASSES
+from utils.images import IMAGE_SUFFIXES, image_files, load_image
+from utils.visualize import render
 
 MODES = ("predict", "dir_predict", "video", "fps")
 QUIT = ("", "q", "quit", "exit")
@@ -74,7 +74,7 @@ def predict_prompt(unet: Unet, config: PredictConfig) -> None:
             continue
         try:
             image = load_image(path)
-        except Exception as error:  # noqa: BLE001 (any decoding failure: say so and ask again)
+        except Exception as error:  # any decoding failure: say so and ask again
             print(f"error: {path}: not an image that can be read ({type(error).__name__}: {error}). Try another.")
             continue
         result = unet.detect_image(image, count=config.count, name_classes=config.name_classes)

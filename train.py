@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up log (e.g. no CUDA on a CPU machine)
 
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import tensorflow as tf
 
-from nets.models import (  # noqa: E402
+from nets.models import (
     PRETRAINED_ENCODER,
     build_model,
     check_model_settings,
@@ -39,18 +39,18 @@ from nets.models import (  # noqa: E402
     output_margin,
     set_backbone_trainable,
 )
-from nets.unet import UnetVariant  # noqa: E402
-from utils.callbacks import CheckpointSaver, EvalCallback, LossHistory, save_weights_atomically  # noqa: E402
-from utils.config import format_config, run_main  # noqa: E402
-from utils.dataloader import build_eval_dataset, build_train_dataset, build_val_dataset  # noqa: E402
-from utils.dataset_check import check_dataset  # noqa: E402
-from utils.demo_data import DEMO_CLASSES, make_demo_dataset  # noqa: E402
-from utils.distribute import check_global_batch, choose_strategy, weights_digest  # noqa: E402
-from utils.images import split_samples  # noqa: E402
-from utils.losses import build_loss  # noqa: E402
-from utils.lr_schedule import EpochSchedule, scaled_learning_rates  # noqa: E402
-from utils.precision import set_precision  # noqa: E402
-from utils.weights import (  # noqa: E402
+from nets.unet import UnetVariant
+from utils.callbacks import CheckpointSaver, EvalCallback, LossHistory, save_weights_atomically
+from utils.config import format_config, run_main
+from utils.dataloader import build_eval_dataset, build_train_dataset, build_val_dataset
+from utils.dataset_check import check_dataset
+from utils.demo_data import DEMO_CLASSES, make_demo_dataset
+from utils.distribute import check_global_batch, choose_strategy, weights_digest
+from utils.images import split_samples
+from utils.losses import build_loss
+from utils.lr_schedule import EpochSchedule, scaled_learning_rates
+from utils.precision import set_precision
+from utils.weights import (
     Loading,
     check_starting_weights,
     load_weights,

@@ -16,19 +16,19 @@ from dataclasses import dataclass, field, fields, replace
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up log (e.g. no CUDA on a CPU machine)
 
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
+import numpy as np
+from PIL import Image
 
-from nets.models import build_model, check_model_settings, letterbox_size, output_shape  # noqa: E402
-from nets.unet import UnetVariant  # noqa: E402
-from utils.config import format_config  # noqa: E402
-from utils.dataloader import build_predict_dataset  # noqa: E402
-from utils.evaluation import predict_function, segment_function, segment_image_function  # noqa: E402
-from utils.images import to_rgb  # noqa: E402
-from utils.onnx_model import OnnxModel  # noqa: E402
-from utils.precision import set_precision  # noqa: E402
-from utils.visualize import MIX_TYPES, class_colours, class_names, count_table, palette_image, render  # noqa: E402
-from utils.weights import check_trained_weights_file, load_trained_weights, weights_variant  # noqa: E402
+from nets.models import build_model, check_model_settings, letterbox_size, output_shape
+from nets.unet import UnetVariant
+from utils.config import format_config
+from utils.dataloader import build_predict_dataset
+from utils.evaluation import predict_function, segment_function, segment_image_function
+from utils.images import to_rgb
+from utils.onnx_model import OnnxModel
+from utils.precision import set_precision
+from utils.visualize import MIX_TYPES, class_colours, class_names, count_table, palette_image, render
+from utils.weights import check_trained_weights_file, load_trained_weights, weights_variant
 
 
 @dataclass

@@ -12,10 +12,10 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
-from utils.evaluation import class_ids  # noqa: E402
-from utils.profiling import seconds_of  # noqa: E402
+from utils.evaluation import class_ids
+from utils.profiling import seconds_of
 
 
 def main():

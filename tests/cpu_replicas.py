@@ -11,9 +11,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
-import train  # noqa: E402
-import utils.distribute  # noqa: E402
-from utils.config import run_main  # noqa: E402
+import train
+import utils.distribute
+from utils.config import run_main
 
 utils.distribute.replica_devices = lambda train_gpu: [f"/cpu:{gpu}" for gpu in train_gpu]
 run_main(train.train, train.TrainConfig, train.__doc__)

@@ -19,11 +19,11 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import h5py  # noqa: E402
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-from keras import layers  # noqa: E402
-from PIL import Image  # noqa: E402
+import h5py
+import keras
+import numpy as np
+from keras import layers
+from PIL import Image
 
 VGG16_BLOCKS = [(2, 64), (2, 128), (3, 256), (3, 512), (3, 512)]
 # (blocks, bottleneck filters) per ResNet50 stage 2..5

@@ -13,16 +13,13 @@ from dataclasses import asdict
 
 import h5py
 import keras
-import matplotlib
 import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # curves are written to files; no display needed
-import matplotlib.pyplot as plt  # noqa: E402
-
-from nets.unet import model_variant  # noqa: E402
-from utils.evaluation import evaluate_confusion, segment_function  # noqa: E402
-from utils.metrics import mean_iou, per_class_iou  # noqa: E402
-from utils.weights import VARIANT_ATTR  # noqa: E402
+from nets.unet import model_variant
+from utils.evaluation import evaluate_confusion, segment_function
+from utils.metrics import mean_iou, per_class_iou
+from utils.weights import VARIANT_ATTR
 
 
 @contextlib.contextmanager
@@ -74,7 +71,8 @@ def smooth(values, window: int = 5) -> np.ndarray:
 
 def plot_curves(path: str, epochs, curves: dict, ylabel: str) -> None:
     """Saves a PNG with each curve raw and, from 3 points on, smoothed beside it."""
-    figure, axis = plt.subplots(figsize=(7, 4.5))
+    figure = Figure(figsize=(7, 4.5))  # no pyplot: no display, no global state
+    axis = figure.subplots()
     for (name, values), colour in zip(curves.items(), ["tab:red", "tab:blue", "tab:green"]):
         axis.plot(epochs, values, color=colour, linewidth=2, label=name)
         if len(values) >= 3:
@@ -84,7 +82,6 @@ def plot_curves(path: str, epochs, curves: dict, ylabel: str) -> None:
     axis.legend(loc="best")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
-    plt.close(figure)
 
 
 class EvalCallback(keras.callbacks.Callback):

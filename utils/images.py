@@ -75,7 +75,7 @@ def read_image_or_error(path: str):
     """(image uint8 (H, W, 3), "") for a readable image file, else (a 1x1 black image, why it is unreadable)."""
     try:
         return load_image(path), ""
-    except Exception as error:  # noqa: BLE001 (whatever PIL raises, the file is unreadable: report it)
+    except Exception as error:  # whatever PIL raises, the file is unreadable: report it
         return np.zeros((1, 1, 3), np.uint8), f"{type(error).__name__}: {error}"
 
 

@@ -84,7 +84,7 @@ def summed(*losses):
     return loss
 
 
-def dice_loss_with_CE(cls_weights, beta: float = 1.0, smooth: float = 1e-5):  # noqa: N802 (name users know)
+def dice_loss_with_CE(cls_weights, beta: float = 1.0, smooth: float = 1e-5):  # name users know
     """Weighted cross-entropy + Dice."""
     return summed(cross_entropy(cls_weights), dice(beta, smooth))
 

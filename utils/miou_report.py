@@ -5,13 +5,10 @@ import json
 import math
 import os
 
-import matplotlib
 import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # charts are written to files; no display needed
-import matplotlib.pyplot as plt  # noqa: E402
-
-from utils.metrics import nan_mean, per_class_iou, per_class_precision, per_class_recall, pixel_accuracy  # noqa: E402
+from utils.metrics import nan_mean, per_class_iou, per_class_precision, per_class_recall, pixel_accuracy
 
 
 def percent(value):
@@ -69,7 +66,8 @@ def format_table(summary: dict) -> str:
 
 def plot_bars(path: str, names, values, title: str, xlabel: str) -> None:
     """A horizontal bar per class with its value written beside it ('-' for an absent class)."""
-    figure, axis = plt.subplots(figsize=(8, 1.2 + 0.4 * len(names)))
+    figure = Figure(figsize=(8, 1.2 + 0.4 * len(names)))  # no pyplot: no display, no global state
+    axis = figure.subplots()
     widths = [0 if v is None else v for v in values]
     bars = axis.barh(range(len(names)), widths, color="royalblue")
     for bar, value in zip(bars, values):
@@ -79,7 +77,6 @@ def plot_bars(path: str, names, values, title: str, xlabel: str) -> None:
     axis.set(xlim=(0, 110), xlabel=xlabel, title=title)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
-    plt.close(figure)
 
 
 def write_confusion_csv(path: str, matrix: np.ndarray, names) -> None:

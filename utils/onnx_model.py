@@ -22,7 +22,7 @@ class OnnxModel:
             )
         try:
             self.session = onnxruntime.InferenceSession(path, providers=onnxruntime.get_available_providers())
-        except Exception as error:  # noqa: BLE001 (onnxruntime raises its own exception types for bad files)
+        except Exception as error:  # onnxruntime raises its own exception types for bad files
             raise ValueError(f"{path}: not an ONNX model that onnxruntime can load ({str(error)[:200]}).") from None
         source, target = self.session.get_inputs()[0], self.session.get_outputs()[0]
         self.input_name = source.name

@@ -53,7 +53,7 @@ def imagenet_weights_path(backbone: str, model_data_dir: str = "model_data"):
         return local, local
     try:
         return keras.utils.get_file(file_name, url, file_hash=md5, cache_subdir="models"), "Keras cache / download"
-    except Exception as error:  # noqa: BLE001 (any network or disk failure means "not available")
+    except Exception as error:  # any network or disk failure means "not available"
         return None, f"{type(error).__name__}: {str(error).splitlines()[0][:160]}"
 
 
