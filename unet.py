@@ -23,10 +23,10 @@ from nets.models import build_model, check_model_settings, letterbox_size, outpu
 from nets.unet import UnetVariant
 from utils.config import format_config
 from utils.dataloader import build_predict_dataset
-from utils.evaluation import predict_function, segment_function, segment_image_function
 from utils.images import to_rgb
 from utils.onnx_model import OnnxModel
 from utils.precision import set_precision
+from utils.prediction import predict_function, segment_function, segment_image_function
 from utils.visualize import MIX_TYPES, class_colours, class_names, count_table, palette_image, render
 from utils.weights import check_trained_weights_file, load_trained_weights, weights_variant
 

@@ -17,8 +17,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from nets.unet import model_variant
-from utils.evaluation import evaluate_confusion, segment_function
-from utils.metrics import mean_iou, per_class_iou
+from utils.metrics import evaluate_confusion, mean_iou, per_class_iou
+from utils.prediction import segment_function
 from utils.weights import VARIANT_ATTR
 
 

@@ -1,6 +1,7 @@
 """Segmentation metrics from one confusion matrix (rows = ground truth, columns = prediction)."""
 
 import numpy as np
+from tqdm import tqdm
 
 from utils.images import IGNORE_LABEL
 
@@ -59,3 +60,17 @@ def nan_mean(values) -> float:
 def mean_iou(matrix: np.ndarray) -> float:
     """mIoU: the mean of per-class IoU over the classes present in labels or predictions."""
     return nan_mean(per_class_iou(matrix))
+
+
+def evaluate_confusion(segment, eval_dataset, num_classes: int, num_batches=None, desc="mIoU") -> np.ndarray:
+    """Confusion matrix (C, C) over a dataset from dataloader.build_eval_dataset.
+
+    Args:
+        segment: from utils.prediction.segment_function(model).
+    """
+    matrix = np.zeros((num_classes, num_classes), np.int64)
+    for images, labels, boxes, sizes in tqdm(eval_dataset, total=num_batches, desc=desc, unit="batch", leave=False):
+        masks = segment(images, boxes, sizes).numpy()
+        for mask, label, (height, width) in zip(masks, labels.numpy(), sizes.numpy()):
+            matrix += confusion_matrix(label[:height, :width], mask[:height, :width], num_classes)
+    return matrix

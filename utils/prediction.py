@@ -1,12 +1,10 @@
-"""Evaluation at original resolution: the one path training-time mIoU and get_miou.py share."""
+"""The prediction path: compiled calls from images to class-id masks at the images' own size, which the Unet
+predictor (every predict.py mode, get_miou.py) and training's val mIoU all run."""
 
-import numpy as np
 import tensorflow as tf
-from tqdm import tqdm
 
 from nets.models import letterbox_size, output_margin
 from utils.letterbox import fit_input, unletterbox
-from utils.metrics import confusion_matrix
 from utils.tiling import tile_probabilities
 
 
@@ -98,17 +96,3 @@ def segment_image_function(model, tile_batch: int = 4):
         return restore_mask(probabilities, box, tf.shape(image)[:2])
 
     return segment_image
-
-
-def evaluate_confusion(segment, eval_dataset, num_classes: int, num_batches=None, desc="mIoU") -> np.ndarray:
-    """Confusion matrix (C, C) over a dataset from dataloader.build_eval_dataset.
-
-    Args:
-        segment: from segment_function(model).
-    """
-    matrix = np.zeros((num_classes, num_classes), np.int64)
-    for images, labels, boxes, sizes in tqdm(eval_dataset, total=num_batches, desc=desc, unit="batch", leave=False):
-        masks = segment(images, boxes, sizes).numpy()
-        for mask, label, (height, width) in zip(masks, labels.numpy(), sizes.numpy()):
-            matrix += confusion_matrix(label[:height, :width], mask[:height, :width], num_classes)
-    return matrix
