@@ -256,7 +256,7 @@ def measure_precision(config: BenchmarkConfig, policy: str, flops: int, voc: str
     return result
 
 
-def format_table(results: dict) -> str:
+def format_results(results: dict) -> str:
     """The per-precision figures side by side, with a mixed / fp32 column when both were measured."""
     policies = list(results)
     speedup = "float32" in policies and len(policies) > 1
@@ -325,7 +325,7 @@ def main(config: BenchmarkConfig) -> None:
     print(f"\n{report['date']}, {report['machine']}, TensorFlow {report['tensorflow']}, Keras {report['keras']}")
     name = f"{config.backbone} UNet" if config.model == "unet" else config.model
     print(f"{name}, {config.input_shape}, batch {config.batch_size}, {flops / 1e9:.1f} GFLOPs/image\n")
-    print(format_table(report["results"]))
+    print(format_results(report["results"]))
     print(
         f"\ndata pipeline alone at {pipeline['pipeline_shape']} with full augmentation: "
         f"{pipeline['pipeline_samples_per_s']:.0f} samples/s; targets {pipeline['target_dtype']}, "

@@ -26,7 +26,7 @@ from utils.dataset_check import check_split, checked_split_file
 from utils.demo_data import DEMO_CLASSES
 from utils.images import load_label, read_split, split_samples
 from utils.metrics import confusion_matrix
-from utils.miou_report import format_table, write_report
+from utils.miou_report import format_summary, write_report
 from utils.visualize import class_names
 
 
@@ -105,7 +105,7 @@ def main(config: MiouConfig) -> None:
         matrix = compute_confusion(ids, samples, prediction_dir, config.num_classes)
         details = {"images": len(ids), "split_file": split_file, "model_path": config.model_path}
         summary = write_report(config.miou_out_path, matrix, names, details)
-        print(format_table(summary))
+        print(format_summary(summary))
         print(f"Charts, confusion_matrix.csv and summary.json in {config.miou_out_path}/")
 
 

@@ -97,7 +97,7 @@ def write_splits(voc: str, splits: dict) -> None:
     print(f"Wrote {folder}/: " + ", ".join(f"{name} {len(ids)}" for name, ids in splits.items()))
 
 
-def listed(problems) -> str:
+def group_problems(problems) -> str:
     """The problems grouped by kind, at most LISTED_PER_KIND of each."""
     by_kind = {}
     for problem in problems:
@@ -160,9 +160,9 @@ def main(config: AnnotationConfig) -> None:
 
     warnings, fatal = [p for p in problems if not p.fatal], [p for p in problems if p.fatal]
     if warnings:
-        print(f"\n{len(warnings)} warnings (training works, but check them):\n{listed(warnings)}")
+        print(f"\n{len(warnings)} warnings (training works, but check them):\n{group_problems(warnings)}")
     if fatal:
-        print(f"\n{len(fatal)} problems that would break training:\n{listed(fatal)}")
+        print(f"\n{len(fatal)} problems that would break training:\n{group_problems(fatal)}")
 
     if config.fix:
         fixable = {os.path.splitext(os.path.basename(p.path))[0] for p in fatal if p.fixable}

@@ -45,7 +45,7 @@ def summarize(matrix: np.ndarray, names) -> dict:
     }
 
 
-def format_table(summary: dict) -> str:
+def format_summary(summary: dict) -> str:
     """The summary as a text table; '-' where a figure is undefined (the class is absent)."""
     width = max(10, *(len(c["name"]) for c in summary["classes"]))
     columns = ["IoU", "recall", "precision"]

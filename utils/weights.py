@@ -300,7 +300,8 @@ def load_weights(model, path: str) -> Loading:
     return loading
 
 
-def listed(names: list, limit: int = 6) -> str:
+def abbreviate(names: list, limit: int = 6) -> str:
+    """The first `limit` names and how many more: "a, b, c and 4 more"."""
     return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
@@ -313,9 +314,9 @@ def report_loading(source: str, loading: Loading) -> str:
     reasons = {}
     for skip in loading.skipped:
         reasons.setdefault(skip.why, []).append(skip.name)
-    lines += [f"  {listed(names)}: {why}, left initialised" for why, names in reasons.items()]
+    lines += [f"  {abbreviate(names)}: {why}, left initialised" for why, names in reasons.items()]
     if loading.unused:
-        lines.append(f"  not used from the file ({len(loading.unused)} layers): {listed(loading.unused)}")
+        lines.append(f"  not used from the file ({len(loading.unused)} layers): {abbreviate(loading.unused)}")
     return "\n".join(lines)
 
 
@@ -377,7 +378,7 @@ def mismatch_message(path: str, model, loading: Loading, model_name: str, backbo
             "not a trained model. Train first (python train.py) and use logs/best_epoch_weights.weights.h5."
         )
     reasons = "; ".join(f"{skip.name}: {skip.why}" for skip in loading.skipped[:3])
-    holds = f" The file holds {listed(loading.unused, 4)}." if loading.unused else ""
+    holds = f" The file holds {abbreviate(loading.unused, 4)}." if loading.unused else ""
     total = len(loading.skipped) + len(loading.loaded)
     return (
         f"{path} does not fit {describe(model_name, backbone)} with num_classes={num_classes}: "
