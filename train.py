@@ -40,7 +40,8 @@ from nets.models import (
     set_backbone_trainable,
 )
 from nets.unet import UnetVariant
-from utils.callbacks import CheckpointSaver, EvalCallback, LossHistory, save_weights_atomically
+from utils.callbacks import CheckpointSaver, EvalCallback, LossHistory
+from utils.checkpoint import save_weights_atomically
 from utils.config import format_config, run_main
 from utils.dataloader import build_eval_dataset, build_train_dataset, build_val_dataset
 from utils.dataset_check import check_dataset
@@ -50,14 +51,10 @@ from utils.images import split_samples
 from utils.losses import build_loss
 from utils.lr_schedule import EpochSchedule, scaled_learning_rates
 from utils.precision import set_precision
-from utils.weights import (
-    Loading,
-    check_starting_weights,
-    load_weights,
-    report_loading,
-    resolve_model_path,
-    weights_variant,
-)
+from utils.weights.formats import weights_variant
+from utils.weights.matching import Loading, load_weights, report_loading
+from utils.weights.mismatch import check_starting_weights
+from utils.weights.sources import resolve_model_path
 
 
 @dataclass

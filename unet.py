@@ -28,7 +28,8 @@ from utils.onnx_model import OnnxModel
 from utils.precision import set_precision
 from utils.prediction import predict_function, segment_function, segment_image_function
 from utils.visualize import MIX_TYPES, class_colours, class_names, count_table, palette_image, render
-from utils.weights import check_trained_weights_file, load_trained_weights, weights_variant
+from utils.weights.formats import weights_variant
+from utils.weights.mismatch import check_trained_weights_file, load_trained_weights
 
 
 @dataclass

@@ -42,7 +42,7 @@ def build_model(
     model: str, input_shape, num_classes: int, backbone: str = "vgg", variant: UnetVariant = UnetVariant()
 ) -> keras.Model:
     """The network `model` for images (H, W) -> probabilities (B, H', W', num_classes), float32 softmax;
-    H' = H except for unet_classic (H - 184). `variant` (the weights file's, utils.weights.weights_variant) is
+    H' = H except for unet_classic (H - 184). `variant` (the weights file's, utils.weights.formats.weights_variant) is
     for model=unet; the other models have one variant."""
     check_model_settings(model, input_shape, backbone)
     if model != "unet" and variant != UnetVariant():

@@ -17,7 +17,7 @@ def apply_resnet50_encoder(x) -> list:
     Returns:
         [(B, H/2, W/2, 64), (B, H/4, W/4, 256), (B, H/8, W/8, 512), (B, H/16, W/16, 1024), (B, H/32, W/32, 2048)].
     """
-    # weights=None: weights are loaded by name afterwards (utils/weights.py), so the layers keep
+    # weights=None: weights are loaded by name afterwards (utils/weights/), so the layers keep
     # the names of keras.applications.ResNet50 and its ImageNet file fits them.
     resnet = keras.applications.ResNet50(include_top=False, weights=None, input_tensor=x)
     return [resnet.get_layer(name).output for name in RESNET50_TAPS]

@@ -5,7 +5,7 @@ import h5py
 import pytest
 
 from nets.unet import build_unet
-from utils.callbacks import deferred_interrupt, save_weights_atomically
+from utils.checkpoint import deferred_interrupt, save_weights_atomically
 
 
 def test_ctrl_c_waits_for_the_block_then_raises():

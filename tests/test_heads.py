@@ -21,7 +21,8 @@ from tests.test_weights import VGG_CONVS
 from utils.dataloader import augment, build_train_dataset, build_val_dataset
 from utils.images import split_samples
 from utils.tiling import mirror_pad, tile_probabilities
-from utils.weights import load_weights, mismatch_message
+from utils.weights.matching import load_weights
+from utils.weights.mismatch import mismatch_message
 
 # input side -> output side of each head, at two input sizes (height, width)
 SHAPES = {

@@ -16,7 +16,10 @@ from PIL import Image
 from nets.unet import UnetVariant, build_unet
 from tests.conftest import ROOT, run_script
 from tests.legacy_unet import write_keras2_weights
-from utils.weights import VARIANT_ATTR, load_weights, report_loading, resolve_model_path, weights_variant
+from utils.checkpoint import VARIANT_ATTR
+from utils.weights.formats import weights_variant
+from utils.weights.matching import load_weights, report_loading
+from utils.weights.sources import resolve_model_path
 
 BUBBLIIIING = UnetVariant(preprocess="tf", upsampling="nearest")
 

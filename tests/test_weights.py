@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from nets.unet import build_unet
-from utils.weights import hed_weights_path, load_weights, report_loading, resolve_model_path
+from utils.weights.matching import load_weights, report_loading
+from utils.weights.sources import hed_weights_path, resolve_model_path
 
 VGG_CONVS = [f"block{i}_conv{j}" for i, n in enumerate([2, 2, 3, 3, 3], 1) for j in range(1, n + 1)]
 

@@ -1,0 +1,94 @@
+"""Loading weights into a model: layers matched by name, then the file's unnamed layers by place, each pair's
+shapes checked, and a report of what was loaded, left initialised or unused, and why."""
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+
+from utils.weights.formats import AUTO_NAME, read_weights
+
+
+class Skip(NamedTuple):
+    name: str  # the model's layer, left initialised
+    why: str
+    found: tuple = ()  # the shapes the file has for it, when it has the layer
+
+
+@dataclass
+class Loading:
+    """What load_weights did: every layer of the model with weights is in loaded or skipped."""
+
+    loaded: list = field(default_factory=list)  # model layer names filled from the file
+    by_topology: list = field(default_factory=list)  # (model layer, file layer) pairs matched by place, not name
+    skipped: list = field(default_factory=list)  # Skip per layer left initialised
+    unused: list = field(default_factory=list)  # file layers with weights that no model layer took
+
+
+def place(layer, arrays: list, loading: Loading, classes: int) -> bool:
+    """Sets the layer's weights if the shapes fit, else records why not; True when loaded. A per-class layer
+    (`classes` outputs) that differs only in its outputs was trained for another num_classes."""
+    found, wanted = [np.shape(a) for a in arrays], [tuple(w.shape) for w in layer.weights]
+    if found == wanted:
+        layer.set_weights(arrays)
+        loading.loaded.append(layer.name)
+        return True
+    per_class = wanted[0][-1] == classes
+    if per_class and len(found) == len(wanted) and [s[:-1] for s in found] == [s[:-1] for s in wanted]:
+        why = f"{found[0][-1]} classes in the file, {wanted[0][-1]} in the model (num_classes)"
+    else:
+        why = f"shapes {found} in the file, {wanted} in the model"
+    loading.skipped.append(Skip(layer.name, why, tuple(found)))
+    return False
+
+
+def load_weights(model, path: str) -> Loading:
+    """Loads every layer of the model whose weights the file has, with the same shapes: by name, then the
+    layers the file leaves unnamed (Keras' automatic names) by their place in the network.
+
+    Keras lists a functional model's layers by depth, so a file of the same network lists its unnamed layers
+    in the order the model lists its unmatched ones; they are paired in that order when the counts agree,
+    and each pair's shapes are checked.
+    """
+    stored = read_weights(path, model)
+    classes = model.output_shape[-1]
+    loading, taken, unmatched = Loading(), set(), []
+    for layer in (layer for layer in model.layers if layer.weights):
+        if layer.name in stored:
+            taken.add(layer.name)
+            place(layer, stored[layer.name], loading, classes)
+        else:
+            unmatched.append(layer)
+    unnamed = [name for name in stored if name not in taken and AUTO_NAME.match(name) and stored[name]]
+    why = "not in the file"
+    if unmatched and unnamed and len(unnamed) != len(unmatched):
+        why = f"the file's {len(unnamed)} unnamed layers do not pair up with these {len(unmatched)}: another network"
+    elif unmatched and unnamed:
+        for layer, name in zip(unmatched, unnamed):
+            taken.add(name)
+            if place(layer, stored[name], loading, classes):
+                loading.by_topology.append((layer.name, name))
+        unmatched = []
+    loading.skipped += [Skip(layer.name, why) for layer in unmatched]
+    loading.unused = [name for name in stored if name not in taken and stored[name]]
+    return loading
+
+
+def abbreviate(names: list, limit: int = 6) -> str:
+    """The first `limit` names and how many more: "a, b, c and 4 more"."""
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def report_loading(source: str, loading: Loading) -> str:
+    """A few lines saying what was loaded from where, how, and what was left initialised or unused and why."""
+    topology = len(loading.by_topology)
+    how = f" ({len(loading.loaded) - topology} by name, {topology} by place: unnamed in the file)" if topology else ""
+    counts = f"  loaded {len(loading.loaded)} layers{how}, left {len(loading.skipped)} initialised"
+    lines = [f"Weights: {source}", counts]
+    reasons = {}
+    for skip in loading.skipped:
+        reasons.setdefault(skip.why, []).append(skip.name)
+    lines += [f"  {abbreviate(names)}: {why}, left initialised" for why, names in reasons.items()]
+    if loading.unused:
+        lines.append(f"  not used from the file ({len(loading.unused)} layers): {abbreviate(loading.unused)}")
+    return "\n".join(lines)

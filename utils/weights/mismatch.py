@@ -1,0 +1,92 @@
+"""Why trained weights do not fit the model: the file's kernels tell which network and num_classes it was
+trained as, and the message names the setting to change."""
+
+import os
+
+from nets.models import ENCODER_PREFIXES
+from utils.weights.formats import kernel_shapes
+from utils.weights.matching import Loading, abbreviate, load_weights
+
+
+def guess_model(path: str):
+    """(model, backbone) that a weights file was most likely saved from, told by its kernels' shapes;
+    (None, None) when they tell none of them."""
+    shapes = kernel_shapes(path)
+    if any(shape[:3] == (7, 7, 512) for shape in shapes):
+        return "fcn8", "vgg"  # conv6 on pool5
+    if (7, 7, 3, 64) in shapes:
+        return "unet", "resnet50"  # ResNet50's stem
+    if (3, 3, 3, 16) in shapes:
+        return "unet_small", "vgg"
+    if (3, 3, 3, 64) in shapes:
+        up_convolutions = any(shape[:2] == (2, 2) for shape in shapes)
+        return ("unet_classic" if up_convolutions else "unet"), "vgg"
+    return None, None
+
+
+def describe(model: str, backbone: str) -> str:
+    return f"a {backbone} UNet" if model == "unet" else f"a {model} model"
+
+
+def class_layers(model) -> list:
+    """Names of the layers whose outputs are per class (the head, FCN's score and upscore layers)."""
+    classes = model.output_shape[-1]
+    return [layer.name for layer in model.layers if layer.weights and layer.weights[0].shape[-1] == classes]
+
+
+def mismatch_message(path: str, model, loading: Loading, model_name: str, backbone: str, num_classes: int) -> str:
+    """Why a trained weights file does not fit the model, and which setting to change."""
+    skipped_names = [skip.name for skip in loading.skipped]
+    if set(skipped_names) <= set(class_layers(model)):
+        trained = {skip.found[0][-1] for skip in loading.skipped if skip.found}
+        if len(trained) == 1:
+            (trained,) = trained
+            return (
+                f"{path} was trained with num_classes={trained} (its {skipped_names[0]} layer has {trained} "
+                f"outputs), but num_classes={num_classes}. Set num_classes={trained}, or use weights trained "
+                f"for {num_classes}."
+            )
+    guessed_model, guessed_backbone = guess_model(path)
+    if guessed_model and (guessed_model, guessed_backbone) != (model_name, backbone):
+        settings = [f"model={guessed_model}"] if guessed_model != model_name else []
+        settings += [f"backbone={guessed_backbone}"] if guessed_backbone != backbone else []
+        found, asked = describe(guessed_model, guessed_backbone), describe(model_name, backbone)
+        return f"{path} holds {found}, but this is {asked}. Set {' and '.join(settings)}."
+    if loading.loaded and not any(name.startswith(ENCODER_PREFIXES) for name in skipped_names):
+        return (
+            f"{path} holds encoder weights only (no decoder, no head): it is a starting point for train.py, "
+            "not a trained model. Train first (python train.py) and use logs/best_epoch_weights.weights.h5."
+        )
+    reasons = "; ".join(f"{skip.name}: {skip.why}" for skip in loading.skipped[:3])
+    holds = f" The file holds {abbreviate(loading.unused, 4)}." if loading.unused else ""
+    total = len(loading.skipped) + len(loading.loaded)
+    return (
+        f"{path} does not fit {describe(model_name, backbone)} with num_classes={num_classes}: "
+        f"{len(loading.skipped)} of {total} layers do not match ({reasons}).{holds} "
+        "Use the model, backbone and num_classes the file was trained with."
+    )
+
+
+def check_trained_weights_file(model_path: str) -> None:
+    if not os.path.isfile(model_path):
+        raise ValueError(
+            f"model_path={model_path!r}: no such weights file. Train first (python train.py writes "
+            "logs/best_epoch_weights.weights.h5), or set model_path to a weights file from logs/."
+        )
+
+
+def load_trained_weights(model, model_path: str, model_name: str, backbone: str, num_classes: int) -> Loading:
+    """Loads a trained model's weights for prediction: every layer must match, or a ValueError says what to set."""
+    loading = load_weights(model, model_path)
+    if loading.skipped:
+        raise ValueError(mismatch_message(model_path, model, loading, model_name, backbone, num_classes))
+    return loading
+
+
+def check_starting_weights(model, path: str, loading: Loading, model_name: str, backbone: str) -> None:
+    """train.py's check: a starting weights file must fill at least one layer, else it is another network's."""
+    if not loading.loaded:
+        raise ValueError(
+            mismatch_message(path, model, loading, model_name, backbone, model.output_shape[-1])
+            + " (No layer loaded: training would start from random weights.)"
+        )
