@@ -41,10 +41,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from export import write_onnx
-from get_miou import predict_split, write_predictions
 from nets.models import build_model, check_model_settings, output_margin
-from train import TrainConfig, compile_phase
 from unet import Unet
 from utils.config import format_config, run_main
 from utils.dataloader import build_train_dataset
@@ -52,7 +49,8 @@ from utils.demo_data import make_demo_dataset
 from utils.images import load_image, read_split, split_samples
 from utils.letterbox import letterbox
 from utils.losses import build_loss
-from utils.onnx_model import OnnxModel
+from utils.lr_schedule import EpochSchedule
+from utils.onnx_model import OnnxModel, write_onnx
 from utils.precision import PRECISIONS, choose_precision
 from utils.profiling import (
     StepTimer,
@@ -62,6 +60,7 @@ from utils.profiling import (
     peak_gflops,
     seconds_of,
 )
+from utils.training import Phase, compile_phase, make_optimizer
 
 # Rows of the table: (key, label, format); rates are per second.
 ROWS = [
@@ -105,6 +104,7 @@ class BenchmarkConfig:
     model: str = "unet"  # network: unet | fcn8 | unet_classic | unet_small (as in train.py)
     backbone: str = "vgg"  # encoder of model=unet: vgg | resnet50
     precision: list[str] = field(default_factory=lambda: ["fp32", "auto"])  # each is measured (auto: as train.py)
+    optimizer_type: str = "adam"  # optimizer of the training steps: adam | sgd (as in train.py)
     steps: int = 20  # timed training steps (of each kind), after the warm-up
     calls: int = 40  # timed calls of each inference measure, taking turns call by call (shared machines are noisy)
     repeats: int = 5  # rounds of the training measurements, taking turns
@@ -114,13 +114,13 @@ class BenchmarkConfig:
     json: str = ""  # also write the results to this JSON file
 
 
-def train_rates(model, config: BenchmarkConfig, train_config: TrainConfig, loss, voc: str) -> dict:
+def train_rates(model, config: BenchmarkConfig, loss, voc: str) -> dict:
     """Images/s of training steps on one in-memory batch (bare) and through train.py's pipeline from files.
 
-    Both run on the same model, compiled once by train.py's compile_phase; the end-to-end steps read the
-    generated VOC tree through build_train_dataset exactly as fit_phase does. The two take turns, `repeats`
-    rounds each (the first step of every round, which starts the iterator, is not timed). Each rate is total
-    images over total time; the share compares the fastest rounds (module docstring).
+    Both run on the same model, compiled once by utils.training.compile_phase as train.py compiles a phase;
+    the end-to-end steps read the generated VOC tree through build_train_dataset exactly as fit_phase does. The
+    two take turns, `repeats` rounds each (the first step of every round, which starts the iterator, is not
+    timed). Each rate is total images over total time; the share compares the fastest rounds (module docstring).
     """
     height, width = config.input_shape
     margin = output_margin(model)
@@ -128,8 +128,10 @@ def train_rates(model, config: BenchmarkConfig, train_config: TrainConfig, loss,
     images = rng.integers(0, 256, (config.batch_size, height, width, 3), np.uint8)
     labels = rng.integers(0, config.num_classes, (config.batch_size, *model.output_shape[1:3]), np.uint8)
     samples = split_samples(voc, "train")
-    compile_phase(model, train_config, loss, (0, 1, config.batch_size, False), len(samples))
-    pipeline = build_train_dataset(samples, (height, width), config.batch_size, train_config.seed, margin=margin)
+    phase = Phase(first_epoch=0, end_epoch=1, batch_size=config.batch_size, frozen=False)
+    schedule = EpochSchedule(0, len(samples) // config.batch_size, 1, 4e-4, 1e-6, "cos")  # as train.py's default
+    compile_phase(model, loss, phase, make_optimizer(config.optimizer_type, schedule))
+    pipeline = build_train_dataset(samples, (height, width), config.batch_size, seed=0, margin=margin)
     sources = {"train_bare": tf.data.Dataset.from_tensors((images, labels)).repeat(), "train_end_to_end": pipeline}
     steps = max(2, config.steps // config.repeats)
     seconds = {name: [] for name in sources}  # per round
@@ -147,7 +149,8 @@ def train_rates(model, config: BenchmarkConfig, train_config: TrainConfig, loss,
 
 
 def inference_rates(model, config: BenchmarkConfig, policy: str, voc: str, work: str) -> dict:
-    """Images/s of the bare compiled call, Unet.detect_image and get_miou.py's write_predictions, on the same Unet.
+    """Images/s of the bare compiled call, Unet.detect_image and Unet.write_masks (get_miou.py's path), on
+    the same Unet.
 
     The four take turns call by call, `calls` calls each, so a neighbour's load on a shared machine weighs on
     all four alike. Each rate is total images over total time; each share of the bare call compares the
@@ -170,10 +173,11 @@ def inference_rates(model, config: BenchmarkConfig, policy: str, voc: str, work:
     single = batch[:1]
     image = Image.open(samples[0][0])
     out = os.path.join(work, "miou_out", policy)
-    predict_split(unet, ids[:1], samples[:1], out, 1)  # traces the compiled calls
+    images = [image for image, _ in samples]
+    list(unet.write_masks(ids[:1], images[:1], out, 1))  # traces the compiled calls
     # One pass over the val split (calls x batch_size images), a batch per call: its start (reading the split,
     # building the pipeline) is paid once, as in a get_miou.py run.
-    predictions = write_predictions(unet, ids, samples, out, config.batch_size)
+    predictions = unet.write_masks(ids, images, out, config.batch_size)
     calls = {  # name: (function, images per call)
         "forward_bare": (lambda: unet.predict(batch).numpy(), config.batch_size),
         "get_miou_path": (lambda: [next(predictions) for _ in range(config.batch_size)], config.batch_size),
@@ -201,8 +205,8 @@ def inference_rates(model, config: BenchmarkConfig, policy: str, voc: str, work:
 
 
 def onnx_model(model, policy: str, work: str):
-    """The model exported to ONNX (export.py's write_onnx) and loaded in onnxruntime, for the float32 policy when
-    the optional export packages are installed; else None (its rows show '-')."""
+    """The model exported to ONNX (utils.onnx_model.write_onnx, as export.py writes it) and loaded in onnxruntime,
+    for the float32 policy when the optional export packages are installed; else None (its rows show '-')."""
     if policy != "float32" or not all(importlib.util.find_spec(name) for name in ("tf2onnx", "onnxruntime")):
         return None
     path = os.path.join(work, "model.onnx")
@@ -239,9 +243,8 @@ def measure_precision(config: BenchmarkConfig, policy: str, flops: int, voc: str
     keras.utils.set_random_seed(0)
     model = build_model(config.model, config.input_shape, config.num_classes, config.backbone)
     result = inference_rates(model, config, policy, voc, work)
-    train_config = TrainConfig(num_classes=config.num_classes, input_shape=config.input_shape, seed=0)
-    loss = build_loss([1.0] * config.num_classes, train_config.dice_loss, train_config.focal_loss)
-    result.update(train_rates(model, config, train_config, loss, voc))
+    loss = build_loss([1.0] * config.num_classes, dice_loss=True)  # train.py's default: CE + Dice
+    result.update(train_rates(model, config, loss, voc))
 
     peak, peak_basis = peak_gflops(policy)
     result["train_gflops"] = 3 * flops * result["train_bare"] / 1e9
@@ -284,6 +287,8 @@ def main(config: BenchmarkConfig) -> None:
             f"steps={config.steps}, warmup={config.warmup}, calls={config.calls}, repeats={config.repeats}: "
             "expected steps >= 2 and the others >= 1."
         )
+    if config.optimizer_type not in ("adam", "sgd"):
+        raise ValueError(f"optimizer_type={config.optimizer_type!r}: expected adam or sgd.")
     unknown = [p for p in config.precision if p not in PRECISIONS]
     if unknown:
         raise ValueError(f"precision {unknown}: expected some of {', '.join(PRECISIONS)}.")

@@ -36,13 +36,12 @@ from unet import Unet, UnetConfig, unet_settings
 from utils.config import run_main
 from utils.images import IMAGE_SUFFIXES, image_files, load_image
 from utils.letterbox import letterbox
-from utils.onnx_model import OnnxModel
+from utils.onnx_model import OnnxModel, write_onnx
 
 # TF 2.21 still ships tf.lite's interpreter; its successor is the ai_edge_litert package.
 warnings.filterwarnings("ignore", message=r"\s*Warning: tf.lite.Interpreter is deprecated")
 
 FORMATS = ("savedmodel", "onnx", "tflite_fp32", "tflite_fp16", "tflite_int8")
-ONNX_OPSET = 17
 # format -> (largest |probability difference| allowed or None, smallest share of pixels whose class agrees)
 TOLERANCES = {
     "savedmodel": (1e-4, 0.999),
@@ -92,20 +91,6 @@ def tflite_bytes(saved_model: str, name: str) -> bytes:
     if name == "tflite_fp16":
         converter.target_spec.supported_types = [tf.float16]
     return converter.convert()
-
-
-def write_onnx(model, path: str) -> None:
-    """model.onnx through tf2onnx: a dynamic batch of float32 (B, H, W, 3) images named `images`."""
-    try:
-        import tf2onnx
-    except ImportError:
-        raise ValueError(
-            "formats includes onnx, which needs tf2onnx and onnxruntime: pip install -r requirements-export.txt "
-            "(or leave onnx out of --formats)."
-        ) from None
-    spec = [tf.TensorSpec([None, *model.input_shape[1:]], tf.float32, name="images")]
-    call = tf.function(lambda images: model(images, training=False))
-    tf2onnx.convert.from_function(call, input_signature=spec, opset=ONNX_OPSET, output_path=path)
 
 
 def run_tflite(model: bytes, images: np.ndarray) -> np.ndarray:

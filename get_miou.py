@@ -40,22 +40,10 @@ class MiouConfig(UnetConfig):
     batch_size: int = 4  # images per model call
 
 
-def write_predictions(unet: Unet, ids, samples, prediction_dir: str, batch_size: int):
-    """Writes detection-results/<id>.png (class ids at the image's size) for every sample, yielding each id
-    once its file is written."""
-    os.makedirs(prediction_dir, exist_ok=True)
-    results = unet.segment_files([image for image, _ in samples], batch_size)
-    for sample_id, (path, _, mask, error) in zip(ids, results):
-        if error:
-            raise ValueError(f"{path}: not an image that can be read ({error}). Fix or remove it from the split.")
-        unet.mask_image(mask).save(os.path.join(prediction_dir, f"{sample_id}.png"))
-        yield sample_id
-
-
 def predict_split(unet: Unet, ids, samples, prediction_dir: str, batch_size: int) -> None:
-    """write_predictions over the whole split, with a progress bar."""
-    predictions = write_predictions(unet, ids, samples, prediction_dir, batch_size)
-    for _ in tqdm(predictions, total=len(ids), desc="Predicting", unit="image"):
+    """Unet.write_masks over the whole split, with a progress bar."""
+    written = unet.write_masks(ids, [image for image, _ in samples], prediction_dir, batch_size)
+    for _ in tqdm(written, total=len(ids), desc="Predicting", unit="image"):
         pass
 
 

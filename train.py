@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up log (e.g. no CUDA on a CPU machine)
 
 import keras
-import tensorflow as tf
 
 from nets.models import (
     PRETRAINED_ENCODER,
@@ -37,20 +36,19 @@ from nets.models import (
     check_model_settings,
     letterbox_size,
     output_margin,
-    set_backbone_trainable,
 )
 from nets.unet import UnetVariant
 from utils.callbacks import CheckpointSaver, EvalCallback, LossHistory
 from utils.checkpoint import save_weights_atomically
 from utils.config import format_config, run_main
-from utils.dataloader import build_eval_dataset, build_train_dataset, build_val_dataset
+from utils.dataloader import build_eval_dataset
 from utils.dataset_check import check_dataset
 from utils.demo_data import DEMO_CLASSES, make_demo_dataset
 from utils.distribute import check_global_batch, choose_strategy, weights_digest
 from utils.images import split_samples
 from utils.losses import build_loss
-from utils.lr_schedule import EpochSchedule, scaled_learning_rates
 from utils.precision import set_precision
+from utils.training import fit_phase, plan_phases
 from utils.weights.formats import weights_variant
 from utils.weights.matching import Loading, load_weights, report_loading
 from utils.weights.mismatch import check_starting_weights
@@ -132,66 +130,6 @@ def ensure_demo_data(vocdevkit_path: str) -> None:
     make_demo_dataset(vocdevkit_path)
 
 
-def phases(config: TrainConfig) -> list:
-    """(first epoch, end epoch, batch size, encoder frozen) of each phase still to run."""
-    split = config.freeze_epoch if config.freeze_train else 0
-    planned = [
-        (0, split, config.freeze_batch_size, True),
-        (split, config.unfreeze_epoch, config.unfreeze_batch_size, False),
-    ]
-    return [
-        (max(start, config.init_epoch), end, size, frozen)
-        for start, end, size, frozen in planned
-        if end > config.init_epoch
-    ]
-
-
-def make_optimizer(config: TrainConfig, schedule):
-    """Adam or SGD (Nesterov) on the given schedule; Keras 3 applies weight_decay decoupled (AdamW / SGDW)."""
-    decay = config.weight_decay or None
-    if config.optimizer_type == "adam":
-        return keras.optimizers.Adam(schedule, beta_1=config.momentum, weight_decay=decay)
-    return keras.optimizers.SGD(schedule, momentum=config.momentum, nesterov=True, weight_decay=decay)
-
-
-def compile_phase(model, config: TrainConfig, loss, phase, num_train: int) -> int:
-    """Sets the phase's trainable layers, compiles for its learning rates and returns its steps per epoch."""
-    first_epoch, end_epoch, batch_size, frozen = phase
-    set_backbone_trainable(model, not frozen)
-    steps_per_epoch = num_train // batch_size
-    # batch_size is global (all replicas together); the learning rate scales with it.
-    max_lr, min_lr = scaled_learning_rates(config.init_lr, config.min_lr, batch_size, config.optimizer_type)
-    schedule = EpochSchedule(first_epoch, steps_per_epoch, config.unfreeze_epoch, max_lr, min_lr, config.lr_decay_type)
-    # With mixed_float16 as the policy, compile wraps the optimizer in a LossScaleOptimizer (auto_scale_loss).
-    model.compile(optimizer=make_optimizer(config, schedule), loss=loss)
-    replicas = tf.distribute.get_strategy().num_replicas_in_sync
-    split = f" ({batch_size // replicas} on each of {replicas} replicas)" if replicas > 1 else ""
-    name = "Frozen" if frozen else "Unfrozen"
-    print(
-        f"\n{name} phase: epochs {first_epoch + 1}-{end_epoch}, batch {batch_size}{split}, "
-        f"{steps_per_epoch} steps/epoch, lr {max_lr:.2e} -> {min_lr:.2e} ({config.lr_decay_type})"
-    )
-    return steps_per_epoch
-
-
-def fit_phase(model, config: TrainConfig, loss, phase, train_samples, val_samples, callbacks, cluster) -> None:
-    """One phase: compile for its trainable set and learning rates, then fit its epochs (this worker reads its
-    share of the training files)."""
-    first_epoch, end_epoch, batch_size, _ = phase
-    steps_per_epoch = compile_phase(model, config, loss, phase, len(train_samples))
-    shape, margin, workers = tuple(config.input_shape), output_margin(model), config.num_workers
-    shard = (cluster.index, cluster.count)
-    model.fit(
-        build_train_dataset(train_samples, shape, batch_size, config.seed + first_epoch, workers, margin, shard),
-        epochs=end_epoch,
-        initial_epoch=first_epoch,
-        steps_per_epoch=steps_per_epoch,
-        validation_data=build_val_dataset(val_samples, shape, batch_size, workers, margin),
-        callbacks=callbacks,
-        shuffle=False,  # the tf.data pipeline shuffles
-    )
-
-
 def make_callbacks(config: TrainConfig, val_samples, letterbox_to):
     """The chief's callbacks, in order: val mIoU (on images letterboxed into letterbox_to, nets.models.letterbox_size),
     loss history and curves, checkpoints, TensorBoard.
@@ -222,8 +160,7 @@ def train(config: TrainConfig) -> None:
     ensure_demo_data(config.vocdevkit_path)
     batch_sizes = [config.unfreeze_batch_size] + ([config.freeze_batch_size] if config.freeze_train else [])
     check_dataset(config.vocdevkit_path, config.num_classes, min_train=max(batch_sizes), min_val=1)
-    train_samples = split_samples(config.vocdevkit_path, "train")
-    val_samples = split_samples(config.vocdevkit_path, "val")
+    samples = train_samples, val_samples = [split_samples(config.vocdevkit_path, s) for s in ("train", "val")]
     print(f"Data: {len(train_samples)} train, {len(val_samples)} val samples in {config.vocdevkit_path}")
     print(f"Devices: {placement}")
     for batch_size in batch_sizes:
@@ -256,9 +193,9 @@ def train(config: TrainConfig) -> None:
     started, epoch = time.time(), config.init_epoch
     try:
         with strategy.scope():
-            for phase in phases(config):
-                fit_phase(model, config, loss, phase, train_samples, val_samples, callbacks, cluster)
-                epoch = phase[1]
+            for phase in plan_phases(config):
+                fit_phase(model, config, loss, phase, samples, callbacks, (cluster.index, cluster.count))
+                epoch = phase.end_epoch
     except KeyboardInterrupt:
         if not cluster.is_chief:
             sys.exit(130)

@@ -138,6 +138,20 @@ class Unet:
                 else:
                     yield path, image[:height, :width], mask[:height, :width], ""
 
+    def write_masks(self, ids, paths, folder: str, batch_size: int = 4):
+        """Writes <folder>/<id>.png for each image file: class ids at the image's size in palette colours (the
+        detection-results that get_miou.py scores), yielding each id once its file is written.
+
+        Raises:
+            ValueError: naming an image that cannot be read.
+        """
+        os.makedirs(folder, exist_ok=True)
+        for sample_id, (path, _, mask, error) in zip(ids, self.segment_files(paths, batch_size)):
+            if error:
+                raise ValueError(f"{path}: not an image that can be read ({error}). Fix or remove it from the split.")
+            self.mask_image(mask).save(os.path.join(folder, f"{sample_id}.png"))
+            yield sample_id
+
     def detect_image(self, image, count: bool = False, name_classes=None) -> Image.Image:
         """The prediction drawn as mix_type says, at the image's size. With count, prints pixels and area % per class.
 

@@ -1,9 +1,12 @@
-"""An ONNX model from export.py run by onnxruntime, shaped like the Keras model for the prediction path."""
+"""ONNX: a Keras model written as model.onnx (tf2onnx), and such a file run by onnxruntime, shaped like the Keras
+model for the prediction path."""
 
 import os
 
 import numpy as np
 import tensorflow as tf
+
+ONNX_OPSET = 17
 
 
 class OnnxModel:
@@ -35,3 +38,17 @@ class OnnxModel:
     def __call__(self, images, training=False):
         probabilities = tf.numpy_function(self.run, [images], tf.float32, stateful=False)
         return tf.ensure_shape(probabilities, [None, *self.output_shape[1:]])
+
+
+def write_onnx(model, path: str) -> None:
+    """model.onnx through tf2onnx: a dynamic batch of float32 (B, H, W, 3) images named `images`."""
+    try:
+        import tf2onnx
+    except ImportError:
+        raise ValueError(
+            "formats includes onnx, which needs tf2onnx and onnxruntime: pip install -r requirements-export.txt "
+            "(or leave onnx out of --formats)."
+        ) from None
+    spec = [tf.TensorSpec([None, *model.input_shape[1:]], tf.float32, name="images")]
+    call = tf.function(lambda images: model(images, training=False))
+    tf2onnx.convert.from_function(call, input_signature=spec, opset=ONNX_OPSET, output_path=path)

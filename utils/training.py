@@ -1,0 +1,95 @@
+"""Training phases: the encoder frozen, then the whole network. Each phase is compiled for its trainable set and
+learning rates and fitted from its first epoch (Keras' initial_epoch), so that a run can start at any epoch."""
+
+from dataclasses import dataclass
+
+import keras
+import tensorflow as tf
+
+from nets.models import output_margin, set_backbone_trainable
+from utils.dataloader import build_train_dataset, build_val_dataset
+from utils.lr_schedule import EpochSchedule, scaled_learning_rates
+
+
+@dataclass(frozen=True)
+class Phase:
+    first_epoch: int  # epochs done before it: it trains epochs first_epoch + 1 .. end_epoch
+    end_epoch: int
+    batch_size: int  # global: the images of a step over all replicas together
+    frozen: bool  # the pretrained encoder is frozen
+
+
+def plan_phases(config) -> list:
+    """The Phases of train.py's config still to run from config.init_epoch: the frozen phase (when
+    freeze_train) to freeze_epoch, then the unfrozen phase to unfreeze_epoch."""
+    split = config.freeze_epoch if config.freeze_train else 0
+    planned = [
+        Phase(0, split, config.freeze_batch_size, frozen=True),
+        Phase(split, config.unfreeze_epoch, config.unfreeze_batch_size, frozen=False),
+    ]
+    return [
+        Phase(max(phase.first_epoch, config.init_epoch), phase.end_epoch, phase.batch_size, phase.frozen)
+        for phase in planned
+        if phase.end_epoch > config.init_epoch
+    ]
+
+
+def make_optimizer(optimizer_type: str, learning_rate, momentum: float = 0.9, weight_decay: float = 0.0):
+    """Adam or SGD (Nesterov); Keras 3 applies weight_decay decoupled (AdamW / SGDW)."""
+    decay = weight_decay or None
+    if optimizer_type == "adam":
+        return keras.optimizers.Adam(learning_rate, beta_1=momentum, weight_decay=decay)
+    return keras.optimizers.SGD(learning_rate, momentum=momentum, nesterov=True, weight_decay=decay)
+
+
+def phase_optimizer(config, phase: Phase, steps_per_epoch: int):
+    """The phase's optimizer: train.py's learning rates scaled for the phase's (global) batch, on a schedule
+    placed in the whole run, so the curve continues across the phase switch and a resume.
+
+    Returns:
+        (optimizer, a line describing the phase).
+    """
+    max_lr, min_lr = scaled_learning_rates(config.init_lr, config.min_lr, phase.batch_size, config.optimizer_type)
+    schedule = EpochSchedule(
+        phase.first_epoch, steps_per_epoch, config.unfreeze_epoch, max_lr, min_lr, config.lr_decay_type
+    )
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    split = f" ({phase.batch_size // replicas} on each of {replicas} replicas)" if replicas > 1 else ""
+    line = (
+        f"{'Frozen' if phase.frozen else 'Unfrozen'} phase: epochs {phase.first_epoch + 1}-{phase.end_epoch}, "
+        f"batch {phase.batch_size}{split}, {steps_per_epoch} steps/epoch, "
+        f"lr {max_lr:.2e} -> {min_lr:.2e} ({config.lr_decay_type})"
+    )
+    return make_optimizer(config.optimizer_type, schedule, config.momentum, config.weight_decay), line
+
+
+def compile_phase(model, loss, phase: Phase, optimizer) -> None:
+    """Sets the phase's trainable layers and compiles the model with its optimizer."""
+    set_backbone_trainable(model, not phase.frozen)
+    # With mixed_float16 as the policy, compile wraps the optimizer in a LossScaleOptimizer (auto_scale_loss).
+    model.compile(optimizer=optimizer, loss=loss)
+
+
+def fit_phase(model, config, loss, phase: Phase, samples: tuple, callbacks, shard: tuple) -> None:
+    """One phase of train.py's config: compile, then fit its epochs.
+
+    Args:
+        samples: (train samples, val samples), (image path, label path) each.
+        shard: (this worker's index, number of workers): the worker reads its share of the training files.
+    """
+    train_samples, val_samples = samples
+    steps_per_epoch = len(train_samples) // phase.batch_size
+    optimizer, line = phase_optimizer(config, phase, steps_per_epoch)
+    compile_phase(model, loss, phase, optimizer)
+    print(f"\n{line}")
+    shape, margin, workers = tuple(config.input_shape), output_margin(model), config.num_workers
+    seed = config.seed + phase.first_epoch
+    model.fit(
+        build_train_dataset(train_samples, shape, phase.batch_size, seed, workers, margin, shard),
+        epochs=phase.end_epoch,
+        initial_epoch=phase.first_epoch,
+        steps_per_epoch=steps_per_epoch,
+        validation_data=build_val_dataset(val_samples, shape, phase.batch_size, workers, margin),
+        callbacks=callbacks,
+        shuffle=False,  # the tf.data pipeline shuffles
+    )
