@@ -3,6 +3,7 @@
 import csv
 import glob
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -130,7 +131,11 @@ def test_fresh_folder_gets_the_demo_data_a_mistyped_one_an_error(tmp_path):
     result = run_script("train.py", "--vocdevkit_path", tmp_path / "VOCdevkt", "--save_dir", tmp_path / "logs")
     assert result.returncode == 2 and "VOCdevkt" in result.stderr and "no such folder" in result.stderr
     assert not os.path.exists(tmp_path / "VOCdevkt")
-    (tmp_path / "VOCdevkit").mkdir()
+    # A fresh clone's dataset folder: the three VOC folders, each holding only its README.
+    for readme in ["JPEGImages", "SegmentationClass", os.path.join("ImageSets", "Segmentation")]:
+        source = os.path.join(ROOT, "VOCdevkit", "VOC2007", readme, "README.md")
+        os.makedirs(tmp_path / "VOCdevkit" / "VOC2007" / readme)
+        shutil.copy(source, tmp_path / "VOCdevkit" / "VOC2007" / readme / "README.md")
     result = run_script(
         "train.py",
         *["--vocdevkit_path", tmp_path / "VOCdevkit", "--save_dir", tmp_path / "logs", "--precision", "fp32"],
@@ -139,5 +144,5 @@ def test_fresh_folder_gets_the_demo_data_a_mistyped_one_an_error(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "DEMO dataset" in result.stdout
     voc = tmp_path / "VOCdevkit" / "VOC2007"
-    assert len(os.listdir(voc / "JPEGImages")) == len(os.listdir(voc / "SegmentationClass")) == 300
+    assert len(os.listdir(voc / "JPEGImages")) == len(os.listdir(voc / "SegmentationClass")) == 300 + 1  # README
     assert os.path.isfile(tmp_path / "logs" / "best_epoch_weights.weights.h5")  # chosen by val_loss
