@@ -8,7 +8,7 @@ import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
 from nets.unet import build_unet
-from tests.conftest import run_script
+from tests.helpers import run_script
 from utils.profiling import count_flops, cpu_flops_per_cycle
 
 

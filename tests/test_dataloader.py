@@ -116,3 +116,30 @@ def test_augmentation_moves_image_and_label_together():
         # Only the pixels on the white/black edge blend (bilinear); value jitter keeps white above 170.
         assert (brightness[ones] > 100).mean() > 0.9 and (brightness[twos] < 100).mean() > 0.9
     assert checked > 10
+
+
+def test_classic_training_data_crops_labels_to_the_output_window(tiny_voc):
+    samples = split_samples(tiny_voc, "train")
+    images, labels = next(iter(build_train_dataset(samples, (188, 188), 2, seed=0, margin=92)))
+    assert images.shape == (2, 188, 188, 3) and labels.shape == (2, 4, 4)
+    images, labels = next(iter(build_val_dataset(samples, (188, 204), 2, margin=92)))
+    assert images.shape == (2, 188, 204, 3) and labels.shape == (2, 4, 20)
+    # at the image's own scale: a 48 x 40 label's centre lands in the 4 x 20 window, not ignore
+    assert (labels.numpy() != 255).mean() > 0.5
+
+
+def test_native_scale_augmentation_keeps_image_and_label_together():
+    # Left white = class 1, right black = class 2, on an image larger than the canvas: a crop of it.
+    image = np.zeros((300, 300, 3), np.uint8)
+    image[:, :150] = 255
+    label = np.full((300, 300), 2, np.uint8)
+    label[:, :150] = 1
+    for seed in range(10):
+        out_image, out_label = augment(image, label, (188, 188), tf.constant([seed, 2], tf.int64), native=True)
+        brightness, out_label = out_image.numpy().mean(-1), out_label.numpy()
+        for value, bright in [(1, True), (2, False)]:
+            region = out_label == value
+            if region.sum() > 100:
+                assert ((brightness[region] > 100) == bright).mean() > 0.9
+        # at 0.5 to 1.5 x its own size a 300-pixel image fills most of a 188 canvas (no shrinking to fit)
+        assert (out_label != 255).mean() > 0.5

@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import digest, make_tiny_voc, run_script
+from tests.helpers import TINY_TRAIN, digest, make_tiny_voc, run_script
 
-TRAIN = ["--input_shape", "32", "32", "--num_classes", "3", "--model_path", "", "--precision", "fp32"]
-TRAIN += ["--freeze_train", "false", "--unfreeze_epoch", "1", "--unfreeze_batch_size", "2"]
+TRAIN = TINY_TRAIN + ["--freeze_train", "false", "--unfreeze_epoch", "1", "--unfreeze_batch_size", "2"]
 
 
 def paths(voc, sample_id):
@@ -22,68 +21,66 @@ def label_of(voc, sample_id):
     return np.asarray(Image.open(paths(voc, sample_id)[1]))
 
 
-def break_dataset(voc, case: str):
-    """Applies one defect to sample 'img 03' (or the splits). Returns the name the message must contain."""
-    image, label, root = paths(voc, "img 03")
-    splits = os.path.join(root, "ImageSets", "Segmentation")
-    if case == "missing ImageSets":
-        for name in os.listdir(splits):
-            os.remove(os.path.join(splits, name))
-        os.rmdir(splits)
-        return "train.txt"
-    if case == "empty split":
-        open(os.path.join(splits, "train.txt"), "w").close()
-        return "train.txt"
-    if case == "image missing":
-        os.remove(image)
-        return "img 03.jpg"
-    if case == "label missing":
-        os.remove(label)
-        return "img 03.png"
-    if case == "zero-byte image":
-        open(image, "w").close()
-        return "img 03.jpg"
-    if case == "truncated JPEG":
+def remove_splits(voc):
+    splits = os.path.join(voc, "VOC2007", "ImageSets", "Segmentation")
+    for name in os.listdir(splits):
+        os.remove(os.path.join(splits, name))
+    os.rmdir(splits)
+
+
+def empty_train_split(voc):
+    open(os.path.join(voc, "VOC2007", "ImageSets", "Segmentation", "train.txt"), "w").close()
+
+
+def remove(which: int):
+    return lambda voc: os.remove(paths(voc, "img 03")[which])
+
+
+def write_image(content: bytes = b"", truncate: bool = False):
+    """Replaces img 03's image with `content`, or with its own first half (a truncated JPEG)."""
+
+    def broken(voc):
+        image = paths(voc, "img 03")[0]
         data = open(image, "rb").read()
-        open(image, "wb").write(data[: len(data) // 2])
-        return "img 03.jpg"
-    if case == "text named .jpg":
-        open(image, "w").write("this is not an image\n")
-        return "img 03.jpg"
-    values = label_of(voc, "img 03")
-    if case == "RGB label":
-        Image.fromarray(np.stack([values * 100] * 2 + [values], -1).astype(np.uint8)).save(label)
-    elif case == "JPEG label":
-        Image.fromarray(np.where(values == 1, 255, 0).astype(np.uint8)).save(label, format="JPEG")
-    elif case == "0/255 label":
-        Image.fromarray(np.where(values > 0, 255, 0).astype(np.uint8)).save(label)
-    elif case == "value 7":
-        Image.fromarray(np.where(values == 2, 7, values).astype(np.uint8)).save(label)
-    elif case == "size mismatch":
-        Image.fromarray(values[:40]).save(label)
-    elif case == "16-bit label":
-        Image.fromarray(values.astype(np.uint16)).save(label)
-    return "img 03.png"
+        open(image, "wb").write(data[: len(data) // 2] if truncate else content)
+
+    return broken
 
 
-SPLIT_CASES = ["missing ImageSets", "empty split", "image missing", "label missing"]
-FILE_CASES = ["zero-byte image", "truncated JPEG", "text named .jpg", "RGB label", "JPEG label", "0/255 label"]
-FILE_CASES += ["value 7", "size mismatch", "16-bit label"]
-EXPECTED = {
-    "missing ImageSets": "not found",
-    "empty split": "lists no ids",
-    "image missing": "image not found",
-    "label missing": "label not found",
-    "zero-byte image": "empty file (0 bytes)",
-    "truncated JPEG": "truncated",
-    "text named .jpg": "cannot be read as an image",
-    "RGB label": "RGB colour mask",
-    "JPEG label": "a JPEG file",
-    "0/255 label": "values are 0 and 255 only",
-    "value 7": "class values [7] but num_classes=3",
-    "size mismatch": "differs from its image",
-    "16-bit label": "16 or 32 bits per pixel",
-}
+def write_label(change, dtype=np.uint8, **save_options):
+    """Replaces img 03's label with change(its values) as `dtype`, saved as the options say."""
+
+    def broken(voc):
+        values = change(label_of(voc, "img 03")).astype(dtype)
+        Image.fromarray(values).save(paths(voc, "img 03")[1], **save_options)
+
+    return broken
+
+
+IMAGE, LABEL = "img 03.jpg", "img 03.png"
+# (case, how the dataset is broken, the file the message names, what the message says); the file cases are
+# those voc_annotation.py checks too (it builds the splits, so it has none of the split cases).
+SPLIT_CASES = [
+    ("missing ImageSets", remove_splits, "train.txt", "not found"),
+    ("empty split", empty_train_split, "train.txt", "lists no ids"),
+    ("image missing", remove(0), IMAGE, "image not found"),
+    ("label missing", remove(1), LABEL, "label not found"),
+]
+FILE_CASES = [
+    ("zero-byte image", write_image(b""), IMAGE, "empty file (0 bytes)"),
+    ("truncated JPEG", write_image(truncate=True), IMAGE, "truncated"),
+    ("text named .jpg", write_image(b"this is not an image\n"), IMAGE, "cannot be read as an image"),
+    ("RGB label", write_label(lambda v: np.stack([v * 100] * 2 + [v], -1)), LABEL, "RGB colour mask"),
+    ("JPEG label", write_label(lambda v: np.where(v == 1, 255, 0), format="JPEG"), LABEL, "a JPEG file"),
+    ("0/255 label", write_label(lambda v: np.where(v > 0, 255, 0)), LABEL, "values are 0 and 255 only"),
+    ("value 7", write_label(lambda v: np.where(v == 2, 7, v)), LABEL, "class values [7] but num_classes=3"),
+    ("size mismatch", write_label(lambda v: v[:40]), LABEL, "differs from its image"),
+    ("16-bit label", write_label(lambda v: v, dtype=np.uint16), LABEL, "16 or 32 bits per pixel"),
+]
+
+
+def by_case(cases) -> list:
+    return [case for case, *_ in cases]
 
 
 def assert_refused(result, name: str, expected: str):
@@ -93,24 +90,26 @@ def assert_refused(result, name: str, expected: str):
     assert "Traceback" not in text
 
 
-@pytest.mark.parametrize("case", SPLIT_CASES + FILE_CASES)
-def test_train_refuses_bad_data_before_building_the_model(tmp_path, case):
+@pytest.mark.parametrize(
+    "case, breaks, name, expected", SPLIT_CASES + FILE_CASES, ids=by_case(SPLIT_CASES + FILE_CASES)
+)
+def test_train_refuses_bad_data_before_building_the_model(tmp_path, case, breaks, name, expected):
     voc = make_tiny_voc(tmp_path)
-    name = break_dataset(voc, case)
+    breaks(voc)
     before = digest(voc)
     result = run_script("train.py", *TRAIN, "--vocdevkit_path", voc, "--save_dir", tmp_path / "logs")
-    assert_refused(result, name, EXPECTED[case])
+    assert_refused(result, name, expected)
     assert "Weights:" not in result.stdout  # stopped before the model was built
     assert digest(voc) == before
 
 
-@pytest.mark.parametrize("case", FILE_CASES)
-def test_voc_annotation_reports_bad_files_and_writes_nothing(tmp_path, case):
+@pytest.mark.parametrize("case, breaks, name, expected", FILE_CASES, ids=by_case(FILE_CASES))
+def test_voc_annotation_reports_bad_files_and_writes_nothing(tmp_path, case, breaks, name, expected):
     voc = make_tiny_voc(tmp_path)
-    name = break_dataset(voc, case)
+    breaks(voc)
     before = digest(voc)
     result = run_script("voc_annotation.py", "--vocdevkit_path", voc, "--num_classes", "3")
-    assert_refused(result, name, EXPECTED[case])
+    assert_refused(result, name, expected)
     assert "splits were not written" in result.stderr
     assert digest(voc) == before
 

@@ -13,10 +13,8 @@ import h5py
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, run_script
+from tests.helpers import ROOT, TINY_TRAIN, run_script
 from utils.distribute import Cluster, read_tf_config
-
-TINY = ["--input_shape", "32", "32", "--num_classes", "3", "--model_path", "", "--precision", "fp32"]
 
 
 def weights_of(path) -> list:
@@ -27,7 +25,7 @@ def weights_of(path) -> list:
 
 
 def train_on_cpu_replicas(voc, logs, train_gpu, *extra):
-    args = [*TINY, "--vocdevkit_path", voc, "--save_dir", logs, "--train_gpu", *train_gpu, *extra]
+    args = [*TINY_TRAIN, "--vocdevkit_path", voc, "--save_dir", logs, "--train_gpu", *train_gpu, *extra]
     command = [sys.executable, os.path.join(ROOT, "tests", "cpu_replicas.py"), *map(str, args)]
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
 
@@ -65,7 +63,7 @@ def test_a_global_batch_that_does_not_split_is_a_clear_error(tiny_voc, tmp_path)
 
 
 def test_train_gpu_naming_gpus_this_machine_lacks_is_a_clear_error(tiny_voc, tmp_path):
-    result = run_script("train.py", *TINY, "--vocdevkit_path", tiny_voc, "--train_gpu", "0", "7")
+    result = run_script("train.py", *TINY_TRAIN, "--vocdevkit_path", tiny_voc, "--train_gpu", "0", "7")
     assert result.returncode == 2 and "train_gpu=[0, 7]: this machine has" in result.stderr
 
 
@@ -95,8 +93,8 @@ def free_ports(count: int) -> list:
 def test_two_workers_on_loopback_train_in_step_and_only_the_chief_writes_logs(tiny_voc, tmp_path):
     logs = tmp_path / "logs"
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
-    # a frozen and an unfrozen epoch, in mixed precision (the last flag wins over TINY's fp32)
-    args = [*TINY, "--vocdevkit_path", tiny_voc, "--save_dir", logs, "--precision", "mixed_bfloat16"]
+    # a frozen and an unfrozen epoch, in mixed precision (the last flag wins over TINY_TRAIN's fp32)
+    args = [*TINY_TRAIN, "--vocdevkit_path", tiny_voc, "--save_dir", logs, "--precision", "mixed_bfloat16"]
     args += ["--freeze_epoch", "1", "--unfreeze_epoch", "2", "--freeze_batch_size", "4", "--unfreeze_batch_size", "4"]
     env = [
         dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}))

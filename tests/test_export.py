@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import TINY_MODEL, run_script
+from tests.helpers import TINY_MODEL, run_script
 
 HAS_ONNX = all(importlib.util.find_spec(name) for name in ("tf2onnx", "onnxruntime"))
 FORMATS = ["savedmodel", "tflite_fp32", "tflite_fp16", "tflite_int8"] + (["onnx"] if HAS_ONNX else [])

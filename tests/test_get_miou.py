@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import TINY_MODEL, run_script
+from tests.helpers import TINY_MODEL, run_script
 from utils.metrics import mean_iou, per_class_iou, per_class_precision, per_class_recall, pixel_accuracy
 from utils.miou_report import summarize
 

@@ -8,7 +8,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from tests.conftest import run_script
+from tests.helpers import run_script
 
 
 def png_base64(array) -> str:

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from nets.unet import UnetVariant, build_unet
-from tests.conftest import ROOT, run_script
+from tests.helpers import ROOT, run_script
 from tests.legacy_unet import write_keras2_weights
 from utils.checkpoint import VARIANT_ATTR
 from utils.weights.formats import weights_variant

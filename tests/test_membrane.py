@@ -10,7 +10,7 @@ import os
 import pytest
 
 from benchmarks.train_quality import MEMBRANE, MEMBRANE_ARGS
-from tests.conftest import run_script
+from tests.helpers import run_script
 
 
 @pytest.mark.slow

@@ -1,10 +1,19 @@
+"""The networks: output shapes, layer names, preprocessing, freezing, and the heads' own checks."""
+
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from nets.models import build_model, set_backbone_trainable
+from nets.fcn import BilinearUpsampling
+from nets.models import build_model, check_model_settings, set_backbone_trainable
 from nets.unet import build_unet
+from nets.unet_classic import classic_output_size
 from nets.vgg16 import CAFFE_BGR_MEAN, Preprocess, build_vgg16
+from tests.helpers import ROOT
 
 
 @pytest.mark.parametrize("size", [(32, 32), (64, 96)])
@@ -89,3 +98,65 @@ def test_a_model_without_pretrained_encoder_has_nothing_to_freeze():
     set_backbone_trainable(model, False)
     assert len(model.trainable_weights) == len([w for w in model.weights if w.trainable])
     assert len(model.trainable_weights) > 0 and all(layer.trainable for layer in model.layers)
+
+
+# input side -> output side of each head, at two input sizes (height, width)
+SHAPES = {
+    "fcn8": [((64, 64), (64, 64)), ((96, 64), (96, 64))],
+    "unet_small": [((32, 32), (32, 32)), ((48, 80), (48, 80))],
+    "unet_classic": [((572, 572), (388, 388)), ((188, 252), (4, 68))],
+}
+
+
+@pytest.mark.parametrize("name", SHAPES)
+def test_output_shapes_at_two_input_sizes(name):
+    for input_shape, output_shape in SHAPES[name]:
+        model = build_model(name, input_shape, 3)
+        assert model.output_shape == (None, *output_shape, 3)
+        if max(input_shape) < 300:  # run it too: the declared shape is the computed one
+            probabilities = model(np.zeros((1, *input_shape, 3), np.uint8))
+            assert probabilities.shape == (1, *output_shape, 3) and probabilities.dtype == "float32"
+
+
+def test_settings_that_do_not_fit_a_head_are_clear_errors():
+    with pytest.raises(ValueError, match=r"188 \+ 16k, e.g. \[236, 252, 268\]"):
+        check_model_settings("unet_classic", (256, 256))
+    with pytest.raises(ValueError, match="multiples of 16"):
+        check_model_settings("unet_small", (40, 40))
+    with pytest.raises(ValueError, match="built on VGG16.*Set backbone vgg"):
+        check_model_settings("fcn8", (64, 64), "resnet50")
+    with pytest.raises(ValueError, match="expected one of unet, fcn8, unet_classic, unet_small"):
+        check_model_settings("segnet", (64, 64))
+    assert [classic_output_size(s) for s in (572, 444, 252, 188, 256, 180)] == [388, 260, 68, 4, 0, 0]
+
+
+def test_fcn_upsampling_starts_bilinear_and_its_skips_start_silent():
+    model = build_model("fcn8", (64, 64), 2)
+    for name in ["score_fr", "score_pool4", "score_pool3"]:
+        assert not np.any(model.get_layer(name).kernel.numpy())
+    # A transposed convolution with the bilinear kernel is a half-pixel bilinear resize away from the borders.
+    x = tf.random.stateless_uniform((1, 8, 8, 2), (0, 1))
+    upsample = keras.layers.Conv2DTranspose(
+        2, 16, strides=8, padding="same", use_bias=False, kernel_initializer=BilinearUpsampling(), dtype="float32"
+    )
+    got, expected = upsample(x).numpy(), tf.image.resize(x, (64, 64), method="bilinear").numpy()
+    np.testing.assert_allclose(got[:, 8:-8, 8:-8], expected[:, 8:-8, 8:-8], atol=1e-5)
+    assert model.get_layer("upscore8").kernel.shape == (16, 16, 2, 2)
+
+
+def test_fcn_trains_in_mixed_bfloat16_without_crashing():
+    # oneDNN's bf16 gradient of a 1x1 convolution from 4096 channels to a few aborted the process (heap
+    # corruption) on AMX CPUs; FCN's score layers run in float32. A subprocess, so that an abort fails the test.
+    code = (
+        "import keras, numpy as np\n"
+        "keras.mixed_precision.set_global_policy('mixed_bfloat16')\n"
+        "from nets.models import build_model\n"
+        "from utils.losses import build_loss\n"
+        "model = build_model('fcn8', (64, 64), 2)\n"
+        "model.compile(optimizer='adam', loss=build_loss([1.0, 1.0], dice_loss=True))\n"
+        "rng = np.random.default_rng(0)\n"
+        "images, labels = rng.integers(0, 256, (2, 64, 64, 3), np.uint8), rng.integers(0, 2, (2, 64, 64), np.uint8)\n"
+        "print([float(model.train_on_batch(images, labels)) for _ in range(3)])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import TINY_MODEL, run_script
+from tests.helpers import TINY_MODEL, run_script
 from utils.visualize import class_colours
 
 

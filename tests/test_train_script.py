@@ -13,15 +13,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import ROOT, digest, run_script
+from nets.models import build_model, output_margin
+from tests.helpers import ROOT, TINY_TRAIN, digest, run_script
 from train import TrainConfig
 from utils.lr_schedule import learning_rate, scaled_learning_rates
 
-TINY = ["--input_shape", "32", "32", "--num_classes", "3", "--model_path", "", "--precision", "fp32"]
-
 
 def train_args(voc, logs, *extra):
-    return [*TINY, "--vocdevkit_path", voc, "--save_dir", logs, "--freeze_batch_size", "4"] + [
+    return [*TINY_TRAIN, "--vocdevkit_path", voc, "--save_dir", logs, "--freeze_batch_size", "4"] + [
         "--unfreeze_batch_size",
         "2",
         "--save_period",
@@ -97,7 +96,7 @@ def test_missing_split_and_bad_settings_are_clear_errors(tmp_path):
     voc = tmp_path / "VOCdevkit" / "VOC2007"
     (voc / "JPEGImages").mkdir(parents=True)
     (voc / "JPEGImages" / "a.jpg").write_bytes(b"")  # the user has data, so no demo is written
-    result = run_script("train.py", *TINY, "--vocdevkit_path", tmp_path / "VOCdevkit", "--save_dir", tmp_path)
+    result = run_script("train.py", *TINY_TRAIN, "--vocdevkit_path", tmp_path / "VOCdevkit", "--save_dir", tmp_path)
     assert result.returncode == 2 and "train.txt not found" in result.stderr and "voc_annotation.py" in result.stderr
     result = run_script("train.py", "--input_shape", "100", "100")
     assert result.returncode == 2 and "multiples of 32" in result.stderr and "Traceback" not in result.stderr
@@ -146,3 +145,10 @@ def test_fresh_folder_gets_the_demo_data_a_mistyped_one_an_error(tmp_path):
     voc = tmp_path / "VOCdevkit" / "VOC2007"
     assert len(os.listdir(voc / "JPEGImages")) == len(os.listdir(voc / "SegmentationClass")) == 300 + 1  # README
     assert os.path.isfile(tmp_path / "logs" / "best_epoch_weights.weights.h5")  # chosen by val_loss
+
+
+def test_a_classic_input_shape_that_does_not_fit_stops_train_py_before_training(tiny_voc, tmp_path):
+    args = ["--model", "unet_classic", "--input_shape", "256", "256", "--vocdevkit_path", tiny_voc]
+    result = run_script("train.py", *args, "--save_dir", tmp_path / "logs")
+    assert result.returncode == 2 and "188 + 16k" in result.stderr and "Traceback" not in result.stderr
+    assert output_margin(build_model("unet_small", (32, 32), 2)) == 0

@@ -1,13 +1,16 @@
+"""Starting and trained weights: each file layout, matching by name, and the messages for files that do not fit."""
+
 import h5py
 import keras
 import numpy as np
 import pytest
 
+from nets.models import build_model
 from nets.unet import build_unet
+from tests.helpers import VGG_CONVS
 from utils.weights.matching import load_weights, report_loading
+from utils.weights.mismatch import mismatch_message
 from utils.weights.sources import hed_weights_path, resolve_model_path
-
-VGG_CONVS = [f"block{i}_conv{j}" for i, n in enumerate([2, 2, 3, 3, 3], 1) for j in range(1, n + 1)]
 
 
 def random_vgg16(seed=0):
@@ -114,3 +117,32 @@ def test_bad_sources_are_clear_errors(tmp_path):
     not_hdf5.write_text("not weights")
     with pytest.raises(ValueError, match="weights.h5: not a readable HDF5"):
         load_weights(build_unet((32, 32, 3), 2), str(not_hdf5))
+
+
+def saved_and_loaded(tmp_path, source, target):
+    """Saves source's weights to a file and loads it into target: (the file, the Loading)."""
+    path = str(tmp_path / f"{source.name}.weights.h5")
+    source.save_weights(path)
+    return path, load_weights(target, path)
+
+
+def test_fcn_takes_the_vgg_encoder_weights_by_name(tmp_path):
+    source = build_model("unet", (32, 32), 2)
+    fcn = build_model("fcn8", (64, 64), 2)
+    _, loading = saved_and_loaded(tmp_path, source, fcn)
+    assert sorted(loading.loaded) == sorted(VGG_CONVS)
+    for name in loading.loaded:
+        for ours, theirs in zip(fcn.get_layer(name).weights, source.get_layer(name).weights):
+            np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    assert {skip.name for skip in loading.skipped} >= {"fc6", "score_fr", "upscore8"}
+
+
+def test_a_head_mismatch_names_the_setting(tmp_path):
+    unet = build_model("unet", (64, 64), 2)
+    path, loading = saved_and_loaded(tmp_path, build_model("unet_classic", (188, 188), 2), unet)
+    assert "holds a unet_classic model, but this is a vgg UNet. Set model=unet_classic" in mismatch_message(
+        path, unet, loading, "unet", "vgg", 2
+    )
+    other = build_model("fcn8", (64, 64), 5)
+    path, loading = saved_and_loaded(tmp_path, build_model("fcn8", (64, 64), 2), other)
+    assert "trained with num_classes=2" in mismatch_message(path, other, loading, "fcn8", "vgg", 5)

@@ -1,3 +1,5 @@
+"""Checkpoint files: written atomically, weights only, and Ctrl-C held back until the write is done."""
+
 import os
 import signal
 

@@ -1,0 +1,54 @@
+"""Every `model` through the scripts as a user runs them: train.py, get_miou.py and predict.py on a tiny tree."""
+
+import csv
+import glob
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.helpers import make_tiny_voc, run_script
+
+HEAD_RUNS = {
+    "fcn8": ["--input_shape", "32", "32"],
+    "unet_small": ["--input_shape", "32", "32"],
+    "unet_classic": ["--input_shape", "188", "204"],  # 48 x 40 images: 12 x 2 tiles of 4 x 20 each
+}
+
+
+@pytest.mark.parametrize("name", HEAD_RUNS)
+def test_train_predict_and_evaluate_each_head(name, tmp_path):
+    voc, logs = make_tiny_voc(tmp_path), str(tmp_path / "logs")
+    settings = ["--model", name, *HEAD_RUNS[name], "--num_classes", "3", "--precision", "fp32"]
+    args = [*settings, "--vocdevkit_path", voc, "--save_dir", logs, "--freeze_epoch", "1", "--unfreeze_epoch", "2"]
+    result = run_script("train.py", *args, "--freeze_batch_size", "4", "--unfreeze_batch_size", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Frozen phase: epochs 1-1" in result.stdout and "Unfrozen phase: epochs 2-2" in result.stdout
+    if name == "fcn8":
+        assert "loaded 13 layers" in result.stdout  # the VGG16 encoder: ImageNet or HED weights
+    else:
+        assert "no pretrained encoder" in result.stdout
+    (run_dir,) = glob.glob(os.path.join(logs, "loss_*"))
+    with open(os.path.join(run_dir, "history.csv")) as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [1, 2] and all(np.isfinite(float(r["loss"])) for r in rows)
+
+    # get_miou.py predicts the val images at their size (overlap-tile for the classic UNet) and agrees with
+    # the val mIoU that training measured on the same weights
+    weights = os.path.join(logs, "last_epoch_weights.weights.h5")
+    out = tmp_path / "miou_out"
+    args = [*settings, "--model_path", weights, "--vocdevkit_path", voc, "--miou_out_path", out]
+    result = run_script("get_miou.py", *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(out / "summary.json") as f:
+        assert abs(json.load(f)["mIoU"] - float(rows[-1]["val_miou"])) <= 0.1
+    with Image.open(next((out / "detection-results").glob("*.png"))) as prediction:
+        assert prediction.size == (40, 48)
+
+    image = os.path.join(voc, "VOC2007", "JPEGImages", "img 10.jpg")
+    result = run_script("predict.py", *settings, "--model_path", weights, "--show", "false", cwd=tmp_path, stdin=image)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with Image.open(tmp_path / "img_out" / "img 10.png") as saved:
+        assert saved.size == (40, 48)
