@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from tests.helpers import TINY_TRAIN, digest, make_tiny_voc, run_script
+from utils.dataset_check import check_dataset
 
 TRAIN = TINY_TRAIN + ["--freeze_train", "false", "--unfreeze_epoch", "1", "--unfreeze_batch_size", "2"]
 
@@ -90,9 +91,33 @@ def assert_refused(result, name: str, expected: str):
     assert "Traceback" not in text
 
 
-@pytest.mark.parametrize(
-    "case, breaks, name, expected", SPLIT_CASES + FILE_CASES, ids=by_case(SPLIT_CASES + FILE_CASES)
-)
+ALL_CASES = SPLIT_CASES + FILE_CASES
+
+
+@pytest.mark.parametrize("case, breaks, name, expected", ALL_CASES, ids=by_case(ALL_CASES))
+def test_the_training_check_refuses_each_bad_dataset(tmp_path, case, breaks, name, expected):
+    """check_dataset is what train.py runs before it builds the model (the script: the next test)."""
+    voc = make_tiny_voc(tmp_path)
+    breaks(voc)
+    before = digest(voc)
+    with pytest.raises(ValueError) as refused:
+        check_dataset(voc, num_classes=3, min_train=2, min_val=1)
+    assert name in str(refused.value) and expected in str(refused.value), str(refused.value)
+    assert digest(voc) == before
+
+
+def test_zero_255_labels_point_to_the_fix(tmp_path):
+    voc = make_tiny_voc(tmp_path)
+    write_label(lambda v: np.where(v > 0, 255, 0))(voc)
+    with pytest.raises(ValueError, match="0 and 255 only.*voc_annotation.py --fix"):
+        check_dataset(voc, num_classes=3, min_train=2, min_val=1)
+
+
+# One split case and one file case through train.py itself: it stops with the message, before the model.
+SCRIPT_CASES = [case for case in ALL_CASES if case[0] in ("missing ImageSets", "value 7")]
+
+
+@pytest.mark.parametrize("case, breaks, name, expected", SCRIPT_CASES, ids=by_case(SCRIPT_CASES))
 def test_train_refuses_bad_data_before_building_the_model(tmp_path, case, breaks, name, expected):
     voc = make_tiny_voc(tmp_path)
     breaks(voc)

@@ -13,12 +13,19 @@ HAS_ONNX = all(importlib.util.find_spec(name) for name in ("tf2onnx", "onnxrunti
 FORMATS = ["savedmodel", "tflite_fp32", "tflite_fp16", "tflite_int8"] + (["onnx"] if HAS_ONNX else [])
 
 
-def test_every_format_is_written_and_matches_the_keras_model(trained, tmp_path):
-    out = tmp_path / "export"
+@pytest.fixture(scope="module")
+def exported(trained, tmp_path_factory):
+    """export.py run once on the trained tiny model, every format: (its output, the export folder)."""
+    out = tmp_path_factory.mktemp("export") / "export"
     images = os.path.join(trained["voc"], "VOC2007", "JPEGImages")
     args = [*TINY_MODEL, "--model_path", trained["weights"], "--parity_images", images, "--export_dir", out]
     result = run_script("export.py", *args, "--formats", *FORMATS)
     assert result.returncode == 0, result.stderr[-3000:]
+    return result, out
+
+
+def test_every_format_is_written_and_matches_the_keras_model(exported):
+    result, out = exported
     assert "Parity on 8 images" in result.stdout and "FAILED" not in result.stdout
     for name in FORMATS:
         assert f"  {name}" in result.stdout
@@ -60,13 +67,11 @@ def test_tolerances_follow_the_issue(name):
 
 
 @pytest.mark.skipif(not HAS_ONNX, reason="pip install -r requirements-export.txt")
-def test_the_predictor_runs_the_onnx_export_with_the_same_masks(trained, tmp_path):
+def test_the_predictor_runs_the_onnx_export_with_the_same_masks(trained, exported, tmp_path):
     from unet import Unet
 
-    out = tmp_path / "export"
+    out = exported[1]
     images = os.path.join(trained["voc"], "VOC2007", "JPEGImages")
-    args = [*TINY_MODEL, "--model_path", trained["weights"], "--parity_images", images, "--export_dir", out]
-    assert run_script("export.py", *args, "--formats", "onnx").returncode == 0
     keras_unet = Unet(model_path=trained["weights"], num_classes=3, input_shape=[32, 32], precision="fp32")
     onnx = {"num_classes": 3, "input_shape": [32, 32], "backend": "onnx", "precision": "fp32"}
     onnx_unet = Unet(model_path=str(out / "model.onnx"), **onnx)

@@ -9,12 +9,10 @@ import subprocess
 import sys
 
 import h5py
-import numpy as np
 import pytest
-from PIL import Image
 
 from nets.models import build_model, output_margin
-from tests.helpers import ROOT, TINY_TRAIN, digest, run_script
+from tests.helpers import ROOT, TINY_TRAIN, run_script
 from train import TrainConfig
 from utils.lr_schedule import learning_rate, scaled_learning_rates
 
@@ -72,26 +70,6 @@ def test_two_phases_write_weights_curves_history_and_resume(tiny_voc, tmp_path):
     assert expected < max_lr / 2
 
 
-def test_bad_label_is_refused_with_a_clear_message_and_nothing_changed(tiny_voc, tmp_path):
-    label_path = os.path.join(tiny_voc, "VOC2007", "SegmentationClass", "img 03.png")
-    label = np.asarray(Image.open(label_path)).copy()
-    label[5, 5] = 7
-    Image.fromarray(label).save(label_path)
-    before = digest(tiny_voc)
-    result = run_script("train.py", *train_args(tiny_voc, str(tmp_path / "logs"), "--unfreeze_epoch", "1"))
-    assert result.returncode == 2
-    assert "img 03.png" in result.stderr and "[7]" in result.stderr and "num_classes=3" in result.stderr
-    assert "Traceback" not in result.stderr
-    assert digest(tiny_voc) == before
-
-
-def test_zero_255_labels_point_to_the_fix(tiny_voc, tmp_path):
-    label_path = os.path.join(tiny_voc, "VOC2007", "SegmentationClass", "img 01.png")
-    Image.fromarray(np.where(np.asarray(Image.open(label_path)) > 0, 255, 0).astype(np.uint8)).save(label_path)
-    result = run_script("train.py", *train_args(tiny_voc, str(tmp_path / "logs"), "--unfreeze_epoch", "1"))
-    assert result.returncode == 2 and "0 and 255" in result.stderr and "voc_annotation.py --fix" in result.stderr
-
-
 def test_missing_split_and_bad_settings_are_clear_errors(tmp_path):
     voc = tmp_path / "VOCdevkit" / "VOC2007"
     (voc / "JPEGImages").mkdir(parents=True)
@@ -139,6 +117,7 @@ def test_fresh_folder_gets_the_demo_data_a_mistyped_one_an_error(tmp_path):
         "train.py",
         *["--vocdevkit_path", tmp_path / "VOCdevkit", "--save_dir", tmp_path / "logs", "--precision", "fp32"],
         *["--freeze_train", "false", "--unfreeze_epoch", "1", "--model_path", "", "--eval_flag", "false"],
+        *["--input_shape", "32", "32", "--unfreeze_batch_size", "16"],  # the demo's 240 images in 15 small steps
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "DEMO dataset" in result.stdout
