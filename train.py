@@ -85,7 +85,7 @@ class TrainConfig:
     cls_weights: list[float] = field(default_factory=list)  # per-class loss weights, e.g. 1 2 3; empty = all 1
     num_workers: int = 0  # data-loading threads; 0 = chosen by tf.data
     seed: int = 11  # seed for shuffling, augmentation and initialisation
-    train_gpu: list[int] = field(default_factory=lambda: [0])  # GPU ids; 2+ train together (README: Scale out)
+    train_gpu: list[int] = field(default_factory=lambda: [0])  # GPU ids; 2+ train together (docs/distribute.md)
 
 
 def validate_config(config: TrainConfig) -> None:
@@ -160,7 +160,7 @@ def train(config: TrainConfig) -> None:
     ensure_demo_data(config.vocdevkit_path)
     batch_sizes = [config.unfreeze_batch_size] + ([config.freeze_batch_size] if config.freeze_train else [])
     check_dataset(config.vocdevkit_path, config.num_classes, min_train=max(batch_sizes), min_val=1)
-    samples = train_samples, val_samples = [split_samples(config.vocdevkit_path, s) for s in ("train", "val")]
+    train_samples, val_samples = (split_samples(config.vocdevkit_path, split) for split in ("train", "val"))
     print(f"Data: {len(train_samples)} train, {len(val_samples)} val samples in {config.vocdevkit_path}")
     print(f"Devices: {placement}")
     for batch_size in batch_sizes:
@@ -194,7 +194,8 @@ def train(config: TrainConfig) -> None:
     try:
         with strategy.scope():
             for phase in plan_phases(config):
-                fit_phase(model, config, loss, phase, samples, callbacks, (cluster.index, cluster.count))
+                shard = (cluster.index, cluster.count)
+                fit_phase(model, config, loss, phase, (train_samples, val_samples), callbacks, shard)
                 epoch = phase.end_epoch
     except KeyboardInterrupt:
         if not cluster.is_chief:
