@@ -10,7 +10,7 @@ import tempfile
 import numpy as np
 from PIL import Image
 
-from utils.dataset_check import is_grey, pack_colours, palette_mapping, rgb_channels, unique_colours
+from utils.colour_masks import is_grey, pack_colours, palette_mapping, rgb_channels, unique_colours
 from utils.images import IGNORE_LABEL
 from utils.visualize import class_colours, hex_colour, palette_image
 
