@@ -9,22 +9,26 @@ Edit the defaults in TrainConfig below, or override any of them with flags:
           --freeze_train false --unfreeze_epoch 10 --unfreeze_batch_size 2
     $ python train.py --model fcn8 --input_shape 256 256                              # FCN-8s on the VGG16 encoder
     $ python train.py --model unet_classic --input_shape 444 444     # the original UNet: 444 in, 260 out
-    $ python train.py --model_path logs/last_epoch_weights.weights.h5 --init_epoch 12    # resume at epoch 12
+    $ python train.py --resume logs                     # continue the run in logs/ exactly where it stopped
+    $ python train.py --resume logs --unfreeze_epoch 50  # ... and train it longer
     $ python train.py -h                                # every setting with its default
 
 * input_shape: multiples of 32; for unet_small, of 16; for unet_classic, 188 + 16k (its input tile; the output
 is 184 smaller, and prediction covers whole images by overlap-tile).
 
 Outputs go to save_dir (logs/): best_epoch_weights.weights.h5, last_epoch_weights.weights.h5, every
-save_period epochs ep{epoch}-loss{loss}-val_loss{val_loss}.weights.h5, and a loss_<date>/ folder with the
-loss and mIoU curves, history.csv and TensorBoard events.
+save_period epochs ep{epoch}-loss{loss}-val_loss{val_loss}.weights.h5 (each records the settings it was trained
+with, so prediction needs none typed in), the two newest resumable checkpoints resume_epoch{epoch}.weights.h5
+(weights, optimizer state and the run's state), and a loss_<date>/ folder with the loss and mIoU curves,
+history.csv and TensorBoard events. A save_dir that holds an earlier run is refused: resume it, or choose another.
 """
 
 import math
 import os
+import shlex
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up log (e.g. no CUDA on a CPU machine)
 
@@ -39,15 +43,16 @@ from nets.models import (
 )
 from nets.unet import UnetVariant
 from utils.callbacks import CheckpointSaver, EvalCallback, LossHistory
-from utils.checkpoint import save_weights_atomically
-from utils.config import format_config, run_main
+from utils.checkpoint import ModelSettings, find_resumable, resumable_checkpoints, save_weights, settings_for
+from utils.config import format_config, given_flags, run_main
 from utils.dataloader import build_eval_dataset
 from utils.dataset_check import check_dataset
 from utils.demo_data import DEMO_CLASSES, make_demo_dataset
 from utils.distribute import check_global_batch, choose_strategy, weights_digest
-from utils.images import split_samples
+from utils.images import dataset_class_names, split_samples
 from utils.losses import build_loss
 from utils.precision import set_precision
+from utils.runs import prepare_save_dir, resumed_config, run_dir_of
 from utils.training import fit_phase, plan_phases
 from utils.weights.formats import weights_variant
 from utils.weights.matching import Loading, load_weights, report_loading
@@ -63,7 +68,8 @@ class TrainConfig:
     model_path: str = "auto"  # start from: auto | imagenet | hed | a weights file | "" (random init)
     input_shape: list[int] = field(default_factory=lambda: [64, 64])  # network input (height width), multiples of 32 *
     precision: str = "auto"  # fp32 | mixed_bfloat16 | mixed_float16 | auto (bf16 on AMX/AVX512-BF16 CPUs, fp16 on GPUs)
-    init_epoch: int = 0  # epoch to start at: set it with model_path=a checkpoint to resume a run
+    resume: str = ""  # continue a run exactly: its save_dir, or one of its resume_epoch*.weights.h5 files
+    init_epoch: int = 0  # start at this epoch from model_path's weights, with a fresh optimizer (resume is exact)
     freeze_epoch: int = 3  # epochs 1..freeze_epoch train with the encoder frozen (when freeze_train)
     freeze_batch_size: int = 4  # batch size while the encoder is frozen
     unfreeze_epoch: int = 24  # total epochs: the rest train the whole network
@@ -102,6 +108,14 @@ def validate_config(config: TrainConfig) -> None:
         )
     if not 0 <= config.init_epoch < config.unfreeze_epoch:
         raise ValueError(f"init_epoch={config.init_epoch}: expected 0 <= init_epoch < unfreeze_epoch.")
+    for name in ("freeze_batch_size", "unfreeze_batch_size", "eval_period", "save_period", "unfreeze_epoch"):
+        if getattr(config, name) < 1:
+            raise ValueError(f"{name}={getattr(config, name)}: expected 1 or more.")
+    if config.freeze_train and not 0 <= config.freeze_epoch <= config.unfreeze_epoch:
+        raise ValueError(
+            f"freeze_epoch={config.freeze_epoch}, unfreeze_epoch={config.unfreeze_epoch}: the frozen epochs are part "
+            "of the total, so expected 0 <= freeze_epoch <= unfreeze_epoch (or freeze_train false)."
+        )
 
 
 def ensure_demo_data(vocdevkit_path: str) -> None:
@@ -130,14 +144,16 @@ def ensure_demo_data(vocdevkit_path: str) -> None:
     make_demo_dataset(vocdevkit_path)
 
 
-def make_callbacks(config: TrainConfig, val_samples, letterbox_to):
+def make_callbacks(config: TrainConfig, val_samples, letterbox_to, settings: ModelSettings, state):
     """The chief's callbacks, in order: val mIoU (on images letterboxed into letterbox_to, nets.models.letterbox_size),
-    loss history and curves, checkpoints, TensorBoard.
+    loss history, checkpoints (which write the history's files after the epoch's weights), TensorBoard. A resumed
+    run (state: its checkpoint's RunState) continues its run folder, history and best value.
 
     Returns:
         (callbacks, the LossHistory, the CheckpointSaver).
     """
-    history = LossHistory(config.save_dir)
+    run_dir = run_dir_of(state, config.save_dir) if state else LossHistory.new_run_dir(config.save_dir)
+    history = LossHistory(run_dir, state.history if state else ())
     callbacks = [history]
     if config.eval_flag:
         eval_batch = config.unfreeze_batch_size
@@ -147,16 +163,54 @@ def make_callbacks(config: TrainConfig, val_samples, letterbox_to):
             0, EvalCallback(eval_data, num_batches, config.num_classes, config.eval_period, config.unfreeze_epoch)
         )
     monitor = "val_miou" if config.eval_flag else "val_loss"
-    checkpoints = CheckpointSaver(config.save_dir, config.save_period, monitor, resume=config.init_epoch > 0)
+    run = ({**asdict(config), "resume": ""}, settings)
+    best = state.best if state else {}
+    checkpoints = CheckpointSaver(config.save_dir, config.save_period, monitor, run, history, best)
     callbacks += [checkpoints, keras.callbacks.TensorBoard(history.run_dir, write_graph=False)]
     print(f"Logs: {history.run_dir}; best_epoch_weights chosen by {monitor}")
     return callbacks, history, checkpoints
 
 
+def starting_config(config: TrainConfig):
+    """The settings to train with and the checkpoint to resume from: a resumed run's come from its checkpoint.
+
+    Returns:
+        (config, resumable checkpoint path or None, its RunState or None).
+    """
+    if not config.resume:
+        return config, None, None
+    checkpoint, state = find_resumable(config.resume)
+    save_dir = os.path.dirname(os.path.abspath(checkpoint))
+    config = resumed_config(TrainConfig, config, state, given_flags(TrainConfig), save_dir)
+    print(f"Resuming {checkpoint}: {state.epoch} of {config.unfreeze_epoch} epochs done; the run's settings follow.")
+    return config, checkpoint, state
+
+
+def build_starting_model(config: TrainConfig, strategy, checkpoint):
+    """The network with its starting weights: the resumable checkpoint's, or model_path's (reported)."""
+    if checkpoint:
+        weights_path, source = checkpoint, f"resumable checkpoint {checkpoint}"
+    else:
+        weights_path, source = resolve_model_path(config.model_path, config.backbone, config.model)
+    variant, known = weights_variant(weights_path) if weights_path else (UnetVariant(), "")
+    with strategy.scope():  # variables mirrored on every replica
+        model = build_model(config.model, config.input_shape, config.num_classes, config.backbone, variant)
+        loading = load_weights(model, weights_path) if weights_path else Loading()
+    print(report_loading(source, loading))
+    if weights_path:
+        check_starting_weights(model, weights_path, loading, config.model, config.backbone)
+    if variant != UnetVariant():
+        print(f"  trained as: {variant.describe()} ({known}); the checkpoints record it")
+    return model
+
+
 def train(config: TrainConfig) -> None:
-    strategy, cluster, placement = choose_strategy(config.train_gpu)  # before any TensorFlow op
+    config, checkpoint, state = starting_config(config)  # reads files only: before any TensorFlow op
+    strategy, cluster, placement = choose_strategy(config.train_gpu)
     print("Config:\n" + format_config(config))
     validate_config(config)
+    if cluster.is_chief:
+        prepare_save_dir(config.save_dir, continuing=state is not None or config.init_epoch > 0)
     ensure_demo_data(config.vocdevkit_path)
     batch_sizes = [config.unfreeze_batch_size] + ([config.freeze_batch_size] if config.freeze_train else [])
     check_dataset(config.vocdevkit_path, config.num_classes, min_train=max(batch_sizes), min_val=1)
@@ -168,50 +222,62 @@ def train(config: TrainConfig) -> None:
 
     print(set_precision(config.precision))
     keras.utils.set_random_seed(config.seed)
-    weights_path, source = resolve_model_path(config.model_path, config.backbone, config.model)
-    variant, known = weights_variant(weights_path) if weights_path else (UnetVariant(), "")
-    with strategy.scope():  # variables mirrored on every replica
-        model = build_model(config.model, config.input_shape, config.num_classes, config.backbone, variant)
-        loading = load_weights(model, weights_path) if weights_path else Loading()
-    print(report_loading(source, loading))
-    if weights_path:
-        check_starting_weights(model, weights_path, loading, config.model, config.backbone)
-    if variant != UnetVariant():
-        print(f"  trained as: {variant.describe()} ({known}); the checkpoints record it")
+    model = build_starting_model(config, strategy, checkpoint)
     if config.freeze_train and config.model not in PRETRAINED_ENCODER:
         print(f"Note: model={config.model} has no pretrained encoder; the freeze phase trains the whole network.")
     margin = output_margin(model)
     if margin:
         output = [side - 2 * margin for side in config.input_shape]
         print(f"Model: {config.input_shape} in, {output} out; labels cropped to the output, prediction by overlap-tile")
+    names = class_names_for(config)
+    settings = settings_for(model, config, names)
 
     loss = build_loss(config.cls_weights or [1.0] * config.num_classes, config.dice_loss, config.focal_loss)
     # Only the chief evaluates and writes logs/; the other workers train and write nothing.
     callbacks, history, checkpoints = [], None, None
     if cluster.is_chief:
-        callbacks, history, checkpoints = make_callbacks(config, val_samples, letterbox_size(model))
-    started, epoch = time.time(), config.init_epoch
+        callbacks, history, checkpoints = make_callbacks(config, val_samples, letterbox_size(model), settings, state)
+    start_epoch = state.epoch if state else config.init_epoch
+    started = time.time()
     try:
         with strategy.scope():
             for phase in plan_phases(config):
-                shard = (cluster.index, cluster.count)
-                fit_phase(model, config, loss, phase, (train_samples, val_samples), callbacks, shard)
-                epoch = phase.end_epoch
+                if phase.end_epoch > start_epoch:
+                    shard, start = (cluster.index, cluster.count), (start_epoch, checkpoint)
+                    fit_phase(model, config, loss, phase, (train_samples, val_samples), callbacks, shard, start)
     except KeyboardInterrupt:
-        if not cluster.is_chief:
-            sys.exit(130)
-        epoch = history.rows[-1]["epoch"] if history.rows else config.init_epoch
-        path = checkpoints.path("last_epoch_weights")
-        save_weights_atomically(model, path)
-        print(
-            f"\nInterrupted after epoch {epoch}; weights saved to {path}. Resume with:\n"
-            f"  python {' '.join(sys.argv)} --model_path {path} --init_epoch {epoch}"
-        )
+        if cluster.is_chief:
+            report_interrupt(model, config, settings, history.rows[-1]["epoch"] if history.rows else start_epoch)
         sys.exit(130)
     if cluster.count > 1:
         print(f"Worker {cluster.index}: weights digest {weights_digest(model)} (the same on every worker)")
     where = f"Weights in {config.save_dir}/" if cluster.is_chief else "The chief writes the weights."
-    print(f"Done: {epoch} epochs in {(time.time() - started) / 60:.1f} min. {where}")
+    print(f"Done: epochs {start_epoch + 1}-{config.unfreeze_epoch} in {(time.time() - started) / 60:.1f} min. {where}")
+
+
+def class_names_for(config: TrainConfig) -> list:
+    """The dataset's class names for the checkpoints, when they fit num_classes (else none: generic names)."""
+    names = dataset_class_names(config.vocdevkit_path)
+    if names and len(names) != config.num_classes:
+        print(
+            f"Note: {len(names)} class names in {config.vocdevkit_path} but num_classes={config.num_classes}: "
+            "the checkpoints record none."
+        )
+        return []
+    return names
+
+
+def report_interrupt(model, config: TrainConfig, settings: ModelSettings, done: int) -> None:
+    """Ctrl-C: the complete checkpoints stay as they are; the unfinished epoch's weights go to a file of their own,
+    and the command that resumes from the last complete epoch is printed (quoted for a shell)."""
+    path = os.path.join(config.save_dir, "interrupted_weights.weights.h5")
+    save_weights(model, path, settings, done)
+    print(f"\nInterrupted during epoch {done + 1}: its unfinished weights are in {path}.")
+    if resumable_checkpoints(config.save_dir):
+        command = shlex.join(["python", sys.argv[0], "--resume", config.save_dir])
+        print(f"The checkpoints of epoch {done} are complete. Resume with:\n  {command}")
+    else:
+        print("No epoch was complete: nothing to resume; run the same command again to start over.")
 
 
 if __name__ == "__main__":

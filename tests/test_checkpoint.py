@@ -7,7 +7,7 @@ import h5py
 import pytest
 
 from nets.unet import build_unet
-from utils.checkpoint import deferred_interrupt, save_weights_atomically
+from utils.checkpoint import ModelSettings, deferred_interrupt, read_settings, save_weights
 
 
 def test_ctrl_c_waits_for_the_block_then_raises():
@@ -25,8 +25,10 @@ def test_atomic_save_writes_weights_only_and_leaves_no_temporary(tmp_path):
     model = build_unet((32, 32, 3), 2)
     model.compile(optimizer="adam", loss="mse")
     path = str(tmp_path / "last_epoch_weights.weights.h5")
-    save_weights_atomically(model, path)
-    save_weights_atomically(model, path)  # over an existing file
+    settings = ModelSettings("unet", "vgg", 2, (32, 32), class_names=("background", "cell"))
+    save_weights(model, path, settings, epoch=1)
+    save_weights(model, path, settings, epoch=2)  # over an existing file
     assert os.listdir(tmp_path) == ["last_epoch_weights.weights.h5"]
     with h5py.File(path) as f:
-        assert "layers" in f and "optimizer" not in f
+        assert "layers" in f and "optimizer" not in f and f.attrs["epoch"] == 2
+    assert read_settings(path) == settings

@@ -3,6 +3,7 @@
 import csv
 import glob
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -80,8 +81,8 @@ def test_missing_split_and_bad_settings_are_clear_errors(tmp_path):
     assert result.returncode == 2 and "multiples of 32" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_ctrl_c_saves_weights_and_prints_the_resume_command(tiny_voc, tmp_path):
-    logs = str(tmp_path / "logs")
+def test_ctrl_c_keeps_the_complete_epoch_and_prints_a_resume_command_that_works(tiny_voc, tmp_path):
+    logs = str(tmp_path / "my logs")  # a space: the printed command must quote it
     args = train_args(tiny_voc, logs, "--freeze_train", "false", "--unfreeze_epoch", "50")
     process = subprocess.Popen(
         [sys.executable, "-u", os.path.join(ROOT, "train.py"), *args],
@@ -93,15 +94,23 @@ def test_ctrl_c_saves_weights_and_prints_the_resume_command(tiny_voc, tmp_path):
     output = []
     for line in process.stdout:
         output.append(line)
-        if "saved best_epoch_weights" in line:  # epoch 1 is done
+        if "saved best_epoch_weights" in line:  # epoch 1's checkpoints are being written: Ctrl-C waits for them
             process.send_signal(signal.SIGINT)
             break
     output.append(process.communicate(timeout=300)[0])
     text = "".join(output)
     assert process.returncode == 130, text[-3000:]
-    assert "Resume with:" in text and "--init_epoch" in text
-    assert os.path.isfile(os.path.join(logs, "last_epoch_weights.weights.h5"))
-    assert not glob.glob(os.path.join(logs, ".tmp-*"))
+    assert "Interrupted during epoch 2" in text and "The checkpoints of epoch 1 are complete" in text
+    with h5py.File(os.path.join(logs, "last_epoch_weights.weights.h5")) as f:
+        assert f.attrs["epoch"] == 1  # the complete epoch's weights, not the interrupted ones
+    assert os.path.isfile(os.path.join(logs, "interrupted_weights.weights.h5"))
+    assert not glob.glob(os.path.join(glob.escape(logs), ".tmp-*"))
+    # The printed command, run as printed (plus a shorter run), resumes after epoch 1.
+    command = shlex.split(text.split("Resume with:")[1].strip().splitlines()[0])
+    assert command[:2] == ["python", os.path.join(ROOT, "train.py")] and command[-1] == logs
+    resumed = subprocess.run([sys.executable, *command[1:], "--unfreeze_epoch", "2"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Unfrozen phase: epochs 2-2" in resumed.stdout and "resumed after epoch 1" in resumed.stdout
 
 
 def test_fresh_folder_gets_the_demo_data_a_mistyped_one_an_error(tmp_path):

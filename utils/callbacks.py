@@ -2,7 +2,7 @@
 
 import csv
 import datetime
-import json
+import io
 import math
 import os
 
@@ -10,7 +10,15 @@ import keras
 import numpy as np
 from matplotlib.figure import Figure
 
-from utils.checkpoint import save_weights_atomically
+from utils.checkpoint import (
+    RunState,
+    deferred_interrupt,
+    save_resumable,
+    save_weights,
+    write_atomically,
+    write_json,
+    write_text,
+)
 from utils.metrics import evaluate_confusion, mean_iou, per_class_iou
 from utils.prediction import segment_function
 
@@ -35,7 +43,7 @@ def plot_curves(path: str, epochs, curves: dict, ylabel: str) -> None:
     axis.grid(True, alpha=0.4)
     axis.legend(loc="best")
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    write_atomically(path, lambda temporary: figure.savefig(temporary, dpi=100), ".png")
 
 
 class EvalCallback(keras.callbacks.Callback):
@@ -64,28 +72,39 @@ class EvalCallback(keras.callbacks.Callback):
 
 
 class LossHistory(keras.callbacks.Callback):
-    """Writes epoch_loss.txt, epoch_val_loss.txt, epoch_miou.txt, history.csv and the curves to a run folder."""
+    """One row per epoch (loss, val_loss, val_mIoU, learning rate), and the run folder's files made from them:
+    epoch_loss.txt, epoch_val_loss.txt, epoch_miou.txt, history.csv and the curves.
 
-    def __init__(self, save_dir: str):
+    on_epoch_end only records the row; the CheckpointSaver writes the files after the epoch's checkpoint, so
+    the history never runs ahead of the weights. A resumed run starts from the checkpoint's rows.
+    """
+
+    def __init__(self, run_dir: str, rows=()):
         super().__init__()
-        stamp = datetime.datetime.now().strftime("%Y_%m_%d_%H_%M_%S")
-        self.run_dir = os.path.join(save_dir, f"loss_{stamp}")
+        self.run_dir, self.rows = run_dir, list(rows)
         os.makedirs(self.run_dir, exist_ok=True)
-        self.rows = []
+
+    @staticmethod
+    def new_run_dir(save_dir: str) -> str:
+        return os.path.join(save_dir, f"loss_{datetime.datetime.now().strftime('%Y_%m_%d_%H_%M_%S')}")
 
     def on_epoch_end(self, epoch, logs=None):
         learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         row = {"epoch": epoch + 1, "loss": logs.get("loss"), "val_loss": logs.get("val_loss")}
         row.update({"val_miou": logs.get("val_miou"), "learning_rate": learning_rate})
         self.rows.append(row)
+
+    def write(self) -> None:
+        """Writes every file of the run folder anew from the rows."""
         for key, file_name in [("loss", "epoch_loss"), ("val_loss", "epoch_val_loss"), ("val_miou", "epoch_miou")]:
-            if row[key] is not None:
-                with open(os.path.join(self.run_dir, f"{file_name}.txt"), "a") as f:
-                    f.write(f"{row[key]}\n")
-        with open(os.path.join(self.run_dir, "history.csv"), "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(row))
-            writer.writeheader()
-            writer.writerows(self.rows)
+            values = [row[key] for row in self.rows if row[key] is not None]
+            if values:
+                write_text(os.path.join(self.run_dir, f"{file_name}.txt"), "".join(f"{v}\n" for v in values))
+        table = io.StringIO()
+        writer = csv.DictWriter(table, fieldnames=list(self.rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.rows)
+        write_text(os.path.join(self.run_dir, "history.csv"), table.getvalue())
         self.plot()
 
     def plot(self):
@@ -99,36 +118,44 @@ class LossHistory(keras.callbacks.Callback):
 
 
 class CheckpointSaver(keras.callbacks.Callback):
-    """Saves last_epoch_weights every epoch, best_epoch_weights on improvement and a named file every save_period.
+    """At each epoch's end, in this order: last_epoch_weights, best_epoch_weights on improvement (its value in
+    best_epoch_weights.json), a named file every save_period epochs, the resumable checkpoint, then the history
+    files. Every file is written atomically; a kill at any moment leaves the last complete checkpoint resumable.
 
-    The best value is kept in best_epoch_weights.json, so that a resumed run only replaces the best
-    weights with better ones.
+    Args:
+        run: (TrainConfig of the run as a dict, its ModelSettings).
+        history: the LossHistory whose rows the checkpoint carries and whose files it writes.
+        best: {"monitor", "value", "epoch"} so far ({} for a new run).
     """
 
-    def __init__(self, save_dir: str, save_period: int, monitor: str, resume: bool):
+    def __init__(self, save_dir: str, save_period: int, monitor: str, run, history, best: dict):
         super().__init__()
         self.save_dir, self.save_period, self.monitor = save_dir, save_period, monitor
+        self.config, self.settings = run
+        self.history, self.best = history, dict(best) if best.get("monitor") == monitor else {}
         self.sign = 1.0 if monitor == "val_miou" else -1.0  # higher mIoU, lower loss is better
-        self.best = -math.inf
-        self.best_record = os.path.join(save_dir, "best_epoch_weights.json")
-        if resume and os.path.isfile(self.best_record):
-            with open(self.best_record) as f:
-                record = json.load(f)
-            if record.get("monitor") == monitor:
-                self.best = self.sign * record["value"]
 
     def path(self, name: str) -> str:
         return os.path.join(self.save_dir, f"{name}.weights.h5")
 
+    def improved(self, value) -> bool:
+        return value is not None and (not self.best or self.sign * value > self.sign * self.best["value"])
+
     def on_epoch_end(self, epoch, logs=None):
-        save_weights_atomically(self.model, self.path("last_epoch_weights"))
+        with deferred_interrupt():  # Ctrl-C lands after the epoch's files are all written, never between them
+            self.save_epoch(epoch, logs)
+
+    def save_epoch(self, epoch, logs):
+        save_weights(self.model, self.path("last_epoch_weights"), self.settings, epoch + 1)
         value = logs.get(self.monitor)
-        if value is not None and self.sign * value > self.best:
-            self.best = self.sign * value
-            save_weights_atomically(self.model, self.path("best_epoch_weights"))
-            with open(self.best_record, "w") as f:
-                json.dump({"epoch": epoch + 1, "monitor": self.monitor, "value": value}, f)
+        if self.improved(value):
+            self.best = {"monitor": self.monitor, "value": float(value), "epoch": epoch + 1}
+            save_weights(self.model, self.path("best_epoch_weights"), self.settings, epoch + 1)
+            write_json(os.path.join(self.save_dir, "best_epoch_weights.json"), self.best)
             print(f"Epoch {epoch + 1}: {self.monitor} improved to {value:.4f}, saved best_epoch_weights")
         if (epoch + 1) % self.save_period == 0:
             name = f"ep{epoch + 1:03d}-loss{logs['loss']:.3f}-val_loss{logs.get('val_loss', math.nan):.3f}"
-            save_weights_atomically(self.model, self.path(name))
+            save_weights(self.model, self.path(name), self.settings, epoch + 1)
+        state = RunState(epoch + 1, self.config, self.history.run_dir, self.history.rows, self.best)
+        save_resumable(self.model, self.save_dir, self.settings, state)
+        self.history.write()

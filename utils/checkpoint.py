@@ -1,64 +1,282 @@
 """Checkpoint files: the one module that writes train.py's weights files and reads what they record.
 
-A checkpoint is a Keras 3 `.weights.h5` file, written atomically, with the UnetVariant the network was built as
-in an HDF5 attribute (JSON), so that prediction rebuilds the same network.
+Two kinds, both HDF5 `.weights.h5` files written atomically (a temporary file beside the target, renamed over
+it: a crash, a kill or a full disk leaves the previous file whole):
+- weights files (best_epoch_weights, last_epoch_weights, ep...): the network's weights and, as an attribute,
+  the ModelSettings that describe it, so that prediction needs no settings typed in again;
+- resumable checkpoints (resume_epoch012.weights.h5): the weights, the optimizer's state and, as attributes,
+  the settings and the run's state (epoch, config, best value, history, dropout's RNG): all that
+  `train.py --resume` needs to continue exactly as an uninterrupted run would.
 """
 
 import contextlib
+import errno
+import glob
 import json
 import os
+import re
 import signal
 import tempfile
 import threading
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 
 import h5py
 import keras
+import numpy as np
 
 from nets.unet import UnetVariant, model_variant
 
-VARIANT_ATTR = "unet_variant"  # checkpoints record the UnetVariant they were trained as (JSON)
+SETTINGS_ATTR = "unet_settings"  # ModelSettings, JSON
+STATE_ATTR = "train_state"  # a resumable checkpoint's run state, JSON
+EPOCH_ATTR = "epoch"  # the epoch a weights file holds the end of
+VARIANT_ATTR = "unet_variant"  # files of this repo written before SETTINGS_ATTR recorded the variant alone
+RESUMABLE = re.compile(r"^resume_epoch(\d+)\.weights\.h5$")
+KEEP_RESUMABLE = 2  # the latest resumable checkpoint and the one before it, as a fallback
+TEMPORARY_PREFIX = ".tmp-"  # temporary files of an atomic write; a killed write leaves one, the next run removes it
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """What a weights file was trained as: enough to build its network and name its classes."""
+
+    model: str
+    backbone: str
+    num_classes: int
+    input_shape: tuple  # (height, width) of the training input
+    variant: UnetVariant = UnetVariant()
+    class_names: tuple = ()  # background first; () when the dataset named none
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {**asdict(self), "input_shape": list(self.input_shape), "class_names": list(self.class_names)}
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> "ModelSettings":
+        fields = json.loads(text)
+        fields["variant"] = UnetVariant(**fields.get("variant", {}))
+        fields["input_shape"] = tuple(fields["input_shape"])
+        fields["class_names"] = tuple(fields.get("class_names", ()))
+        return cls(**fields)
+
+
+@dataclass
+class RunState:
+    """Where a run is, as a resumable checkpoint records it."""
+
+    epoch: int  # epochs completed
+    config: dict  # train.py's TrainConfig of the run, as a dict
+    run_dir: str  # the run folder (history, curves, TensorBoard)
+    history: list = field(default_factory=list)  # one row per completed epoch
+    best: dict = field(default_factory=dict)  # {"monitor", "value", "epoch"} of best_epoch_weights
+    seed_generators: dict = field(default_factory=dict)  # variable path -> state: dropout's RNG
+
+
+_deferring = []  # the signals received while an outermost deferred_interrupt block runs
 
 
 @contextlib.contextmanager
 def deferred_interrupt():
-    """Holds Ctrl-C back until the block has finished, then raises it (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
+    """Holds Ctrl-C back until the block has finished, then raises it (main thread only). Blocks nest: only the
+    outermost one raises, after all of it has run."""
+    if threading.current_thread() is not threading.main_thread() or _deferring:
         yield
         return
-    received = []
-    previous = signal.signal(signal.SIGINT, lambda *args: received.append(args))
+    _deferring.append([])
+    previous = signal.signal(signal.SIGINT, lambda *args: _deferring[0].append(args))
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+        received = _deferring.pop()
     if received:
         raise KeyboardInterrupt
 
 
-def save_weights_atomically(model, path: str) -> None:
-    """Writes model weights to a temporary file beside `path`, then renames it over `path`.
+def write_atomically(path: str, write, suffix: str) -> None:
+    """Calls write(temporary path) for a temporary file beside `path`, then renames it over `path`.
 
-    Ctrl-C waits until the write is done, and a crash while writing leaves the previous file intact:
-    never a truncated file or a stray temporary one.
+    Ctrl-C waits until the write is done; a crash or kill while writing leaves the previous file intact. A full
+    disk (or any other failure to write) removes the temporary file and raises a ValueError naming the file.
     """
     directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
     with deferred_interrupt():
-        handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".weights.h5", dir=directory)
+        handle, temporary = tempfile.mkstemp(prefix=TEMPORARY_PREFIX, suffix=suffix, dir=directory)
         os.close(handle)
         try:
-            # A functional view over the same layers has no optimizer: Keras 3 would otherwise store the
-            # compiled model's optimizer state too, tripling the file (the group names stay the same).
-            keras.Model(model.inputs, model.outputs, name=model.name).save_weights(temporary, overwrite=True)
-            with h5py.File(temporary, "a") as h5:  # so that prediction builds the network these weights need
-                h5.attrs[VARIANT_ATTR] = json.dumps(asdict(model_variant(model)))
+            write(temporary)
             os.replace(temporary, path)
+        except OSError as error:
+            full = error.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(error)
+            why = "the disk is full" if full else f"{type(error).__name__}: {error}"
+            raise ValueError(
+                f"{path}: could not be written ({why}). The previous file, if any, is intact. "
+                + ("Free some space, or " if full else "")
+                + "choose another save_dir, then resume."
+            ) from None
         finally:
             if os.path.exists(temporary):
                 os.remove(temporary)
 
 
+def write_text(path: str, text: str) -> None:
+    """A small text file (history.csv, epoch_loss.txt ...), written atomically."""
+
+    def write(temporary):
+        with open(temporary, "w", newline="") as f:
+            f.write(text)
+
+    write_atomically(path, write, os.path.splitext(path)[1])
+
+
+def write_json(path: str, data) -> None:
+    """A small JSON file, written atomically."""
+    write_text(path, json.dumps(data, indent=1))
+
+
+def read_json(path: str, what: str):
+    """A JSON file written by write_json; a damaged one is a ValueError naming it."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as error:
+        raise ValueError(
+            f"{path}: the {what} cannot be read ({type(error).__name__}: {error}). It is damaged: remove it "
+            "(it is rewritten at the next improvement)."
+        ) from None
+
+
+def save_weights(model, path: str, settings: ModelSettings, epoch: int) -> None:
+    """Writes the network's weights (no optimizer state) with its settings and the epoch they are from,
+    atomically."""
+
+    def write(temporary):
+        # A functional view over the same layers has no optimizer: Keras 3 would otherwise store the
+        # compiled model's optimizer state too, tripling the file (the group names stay the same).
+        keras.Model(model.inputs, model.outputs, name=model.name).save_weights(temporary, overwrite=True)
+        with h5py.File(temporary, "a") as h5:
+            h5.attrs[SETTINGS_ATTR] = settings.to_json()
+            h5.attrs[EPOCH_ATTR] = epoch
+
+    write_atomically(path, write, ".weights.h5")
+
+
+def seed_generator_states(model) -> dict:
+    """The state of every RNG in the model (dropout's), by variable path."""
+    return {v.path: v.numpy().tolist() for v in model.variables if v.path.endswith("seed_generator_state")}
+
+
+def restore_seed_generators(model, states: dict) -> None:
+    for variable in model.variables:
+        if variable.path in states:
+            variable.assign(np.asarray(states[variable.path], dtype=variable.dtype))
+
+
+def resumable_path(save_dir: str, epoch: int) -> str:
+    return os.path.join(save_dir, f"resume_epoch{epoch:03d}.weights.h5")
+
+
+def save_resumable(model, save_dir: str, settings: ModelSettings, state: RunState) -> str:
+    """Writes a resumable checkpoint of the compiled model (weights and optimizer state) with the settings and
+    the run state, atomically, then removes all but the KEEP_RESUMABLE newest. Returns its path."""
+    state.seed_generators = seed_generator_states(model)
+    path = resumable_path(save_dir, state.epoch)
+
+    def write(temporary):
+        model.save_weights(temporary, overwrite=True)
+        with h5py.File(temporary, "a") as h5:
+            h5.attrs[SETTINGS_ATTR] = settings.to_json()
+            h5.attrs[STATE_ATTR] = json.dumps(asdict(state))
+
+    write_atomically(path, write, ".weights.h5")
+    for old in resumable_checkpoints(save_dir)[KEEP_RESUMABLE:]:
+        os.remove(old)
+    return path
+
+
+def resumable_checkpoints(save_dir: str) -> list:
+    """The resumable checkpoints in save_dir, newest (highest epoch) first."""
+    names = [n for n in (os.listdir(save_dir) if os.path.isdir(save_dir) else []) if RESUMABLE.match(n)]
+    names.sort(key=lambda n: int(RESUMABLE.match(n).group(1)), reverse=True)
+    return [os.path.join(save_dir, n) for n in names]
+
+
+def read_state(path: str) -> RunState:
+    """The run state of a resumable checkpoint; ValueError naming the file when it is not one or is damaged."""
+    try:
+        with h5py.File(path, "r") as h5:
+            if STATE_ATTR not in h5.attrs:
+                raise ValueError(
+                    f"{path}: a weights file, not a resumable checkpoint (it holds no run state). --resume takes a "
+                    "save_dir or a resume_epoch*.weights.h5 file; to start from these weights, use --model_path."
+                )
+            return RunState(**json.loads(h5.attrs[STATE_ATTR]))
+    except OSError as error:
+        raise ValueError(f"{path}: not a readable checkpoint ({error}); it is damaged or incomplete.") from None
+
+
+def find_resumable(resume: str):
+    """The checkpoint `--resume` means: a file, or the newest readable one in a save_dir (a damaged newest one
+    is reported and the one before it used).
+
+    Returns:
+        (path, RunState).
+    """
+    if os.path.isfile(resume):
+        return resume, read_state(resume)
+    candidates = resumable_checkpoints(resume)
+    if not candidates:
+        raise ValueError(
+            f"resume={resume!r}: no resumable checkpoint there (resume_epoch*.weights.h5). Expected the save_dir of "
+            "a run of this version of train.py, or one of those files."
+        )
+    problems = []
+    for path in candidates:
+        try:
+            return path, read_state(path)
+        except ValueError as error:
+            problems.append(str(error))
+            print(f"Warning: {error} Trying the one before it.")
+    raise ValueError(f"No readable resumable checkpoint in {resume}: " + " ".join(problems))
+
+
+def load_optimizer_state(model, path: str) -> None:
+    """Fills the compiled model's optimizer (built here) and weights from a resumable checkpoint."""
+    model.optimizer.build(model.trainable_variables)
+    model.load_weights(path)
+    with h5py.File(path, "r") as h5:
+        restore_seed_generators(model, json.loads(h5.attrs[STATE_ATTR]).get("seed_generators", {}))
+
+
+def read_settings(path: str):
+    """The ModelSettings a weights file records, or None (a file from another repo, or from before they were
+    recorded)."""
+    with h5py.File(path, "r") as h5:
+        return ModelSettings.from_json(h5.attrs[SETTINGS_ATTR]) if SETTINGS_ATTR in h5.attrs else None
+
+
 def recorded_variant(h5: h5py.File):
     """The UnetVariant an open weights file records, or None for a file that records none (another repo's)."""
+    if SETTINGS_ATTR in h5.attrs:
+        return ModelSettings.from_json(h5.attrs[SETTINGS_ATTR]).variant
     return UnetVariant(**json.loads(h5.attrs[VARIANT_ATTR])) if VARIANT_ATTR in h5.attrs else None
+
+
+def remove_stray_temporaries(save_dir: str) -> list:
+    """Removes the temporary files that a killed write left in save_dir; returns their names."""
+    strays = glob.glob(os.path.join(glob.escape(save_dir), TEMPORARY_PREFIX + "*"))
+    for path in strays:
+        os.remove(path)
+    return [os.path.basename(p) for p in strays]
+
+
+def settings_for(model, config, class_names) -> ModelSettings:
+    """The ModelSettings of a model built from train.py's config."""
+    return ModelSettings(
+        model=config.model,
+        backbone=config.backbone,
+        num_classes=config.num_classes,
+        input_shape=tuple(config.input_shape),
+        variant=model_variant(model),
+        class_names=tuple(class_names),
+    )

@@ -89,3 +89,13 @@ def run_main(main, cls, description: str = "") -> None:
     except ValueError as error:
         print(f"\nerror: {error}", file=sys.stderr)
         sys.exit(2)
+
+
+def given_flags(cls, argv=None) -> set:
+    """The names of the fields of `cls` that the command line sets explicitly (as opposed to their defaults)."""
+    parser = argparse.ArgumentParser(argument_default=argparse.SUPPRESS, add_help=False)
+    hints = typing.get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+        parser.add_argument(f"--{field.name}", **_flag_kwargs(hints[field.name]))
+    known, _ = parser.parse_known_args(argv)
+    return set(vars(known))

@@ -83,3 +83,14 @@ def load_label(path: str) -> np.ndarray:
     """A class-index PNG as uint8 (H, W): palette indices or grey values are the class ids."""
     with Image.open(path) as label:
         return np.asarray(label, dtype=np.uint8)
+
+
+def dataset_class_names(vocdevkit_path: str) -> list:
+    """The dataset's class names, background first, one a line in VOCdevkit/classes.txt (json_to_dataset.py writes
+    it) or demo_classes.txt (the demo's); [] when it has neither."""
+    for name in ("classes.txt", "demo_classes.txt"):
+        path = os.path.join(vocdevkit_path, name)
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                return [line.strip() for line in f if line.strip()]
+    return []

@@ -7,6 +7,7 @@ import keras
 import tensorflow as tf
 
 from nets.models import output_margin, set_backbone_trainable
+from utils.checkpoint import load_optimizer_state
 from utils.dataloader import build_train_dataset, build_val_dataset
 from utils.lr_schedule import EpochSchedule, scaled_learning_rates
 
@@ -20,18 +21,14 @@ class Phase:
 
 
 def plan_phases(config) -> list:
-    """The Phases of train.py's config still to run from config.init_epoch: the frozen phase (when
-    freeze_train) to freeze_epoch, then the unfrozen phase to unfreeze_epoch."""
+    """The Phases of train.py's config: the frozen phase (when freeze_train) to freeze_epoch, then the unfrozen
+    phase to unfreeze_epoch. A run that starts later (init_epoch, --resume) skips what lies before."""
     split = config.freeze_epoch if config.freeze_train else 0
     planned = [
         Phase(0, split, config.freeze_batch_size, frozen=True),
         Phase(split, config.unfreeze_epoch, config.unfreeze_batch_size, frozen=False),
     ]
-    return [
-        Phase(max(phase.first_epoch, config.init_epoch), phase.end_epoch, phase.batch_size, phase.frozen)
-        for phase in planned
-        if phase.end_epoch > config.init_epoch
-    ]
+    return [phase for phase in planned if phase.end_epoch > phase.first_epoch]
 
 
 def make_optimizer(optimizer_type: str, learning_rate, momentum: float = 0.9, weight_decay: float = 0.0):
@@ -42,21 +39,26 @@ def make_optimizer(optimizer_type: str, learning_rate, momentum: float = 0.9, we
     return keras.optimizers.SGD(learning_rate, momentum=momentum, nesterov=True, weight_decay=decay)
 
 
-def phase_optimizer(config, phase: Phase, steps_per_epoch: int):
+def phase_optimizer(config, phase: Phase, steps_per_epoch: int, initial_epoch: int, schedule_start: int):
     """The phase's optimizer: train.py's learning rates scaled for the phase's (global) batch, on a schedule
     placed in the whole run, so the curve continues across the phase switch and a resume.
+
+    Args:
+        initial_epoch: the epochs done when the phase's fit starts (its first epoch, or later on a resume).
+        schedule_start: the epoch at the optimizer's step 0: the phase's first epoch, or the epoch a run with a
+            fresh optimizer starts at (init_epoch).
 
     Returns:
         (optimizer, a line describing the phase).
     """
     max_lr, min_lr = scaled_learning_rates(config.init_lr, config.min_lr, phase.batch_size, config.optimizer_type)
     schedule = EpochSchedule(
-        phase.first_epoch, steps_per_epoch, config.unfreeze_epoch, max_lr, min_lr, config.lr_decay_type
+        schedule_start, steps_per_epoch, config.unfreeze_epoch, max_lr, min_lr, config.lr_decay_type
     )
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
     split = f" ({phase.batch_size // replicas} on each of {replicas} replicas)" if replicas > 1 else ""
     line = (
-        f"{'Frozen' if phase.frozen else 'Unfrozen'} phase: epochs {phase.first_epoch + 1}-{phase.end_epoch}, "
+        f"{'Frozen' if phase.frozen else 'Unfrozen'} phase: epochs {initial_epoch + 1}-{phase.end_epoch}, "
         f"batch {phase.batch_size}{split}, {steps_per_epoch} steps/epoch, "
         f"lr {max_lr:.2e} -> {min_lr:.2e} ({config.lr_decay_type})"
     )
@@ -70,24 +72,32 @@ def compile_phase(model, loss, phase: Phase, optimizer) -> None:
     model.compile(optimizer=optimizer, loss=loss)
 
 
-def fit_phase(model, config, loss, phase: Phase, samples: tuple, callbacks, shard: tuple) -> None:
-    """One phase of train.py's config: compile, then fit its epochs.
+def fit_phase(model, config, loss, phase: Phase, samples: tuple, callbacks, shard: tuple, start: tuple) -> None:
+    """One phase of train.py's config: compile, then fit its epochs from where the run starts.
 
     Args:
         samples: (train samples, val samples), (image path, label path) each.
         shard: (this worker's index, number of workers): the worker reads its share of the training files.
+        start: (epoch the run starts at, resumable checkpoint or None). Inside the phase, the checkpoint's
+            optimizer state and dropout RNG are restored, so the phase goes on as if it had never stopped.
     """
     train_samples, val_samples = samples
+    start_epoch, checkpoint = start
+    initial_epoch = max(phase.first_epoch, start_epoch)
+    restore = checkpoint is not None and initial_epoch > phase.first_epoch
     steps_per_epoch = len(train_samples) // phase.batch_size
-    optimizer, line = phase_optimizer(config, phase, steps_per_epoch)
+    # A fresh optimizer's step 0 is the epoch it starts at; a restored one counts its steps from the phase's start.
+    schedule_start = phase.first_epoch if restore else initial_epoch
+    optimizer, line = phase_optimizer(config, phase, steps_per_epoch, initial_epoch, schedule_start)
     compile_phase(model, loss, phase, optimizer)
-    print(f"\n{line}")
+    if restore:
+        load_optimizer_state(model, checkpoint)
+    print(f"\n{line}" + (f"; resumed after epoch {initial_epoch} with the optimizer's state" if restore else ""))
     shape, margin, workers = tuple(config.input_shape), output_margin(model), config.num_workers
-    seed = config.seed + phase.first_epoch
     model.fit(
-        build_train_dataset(train_samples, shape, phase.batch_size, seed, workers, margin, shard),
+        build_train_dataset(train_samples, shape, phase.batch_size, config.seed, initial_epoch, workers, margin, shard),
         epochs=phase.end_epoch,
-        initial_epoch=phase.first_epoch,
+        initial_epoch=initial_epoch,
         steps_per_epoch=steps_per_epoch,
         validation_data=build_val_dataset(val_samples, shape, phase.batch_size, workers, margin),
         callbacks=callbacks,

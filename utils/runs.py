@@ -1,0 +1,83 @@
+"""A run's folder and its continuation: what train.py checks before it writes into save_dir, and the settings a
+resumed run takes from its checkpoint."""
+
+import dataclasses
+import os
+import tempfile
+
+from utils.checkpoint import TEMPORARY_PREFIX, remove_stray_temporaries, resumable_checkpoints
+
+# Settings that may change when a run is resumed: they change neither the network nor what an epoch computes.
+# unfreeze_epoch extends (or shortens) the run, and with it the learning-rate schedule's end.
+RESUME_CHANGEABLE = ("unfreeze_epoch", "num_workers", "eval_period", "save_period", "train_gpu")
+# Files whose presence means that save_dir holds an earlier run.
+RUN_FILES = ("best_epoch_weights.weights.h5", "last_epoch_weights.weights.h5")
+
+
+def check_writable(save_dir: str) -> None:
+    """Creates save_dir if needed and writes a probe file there; a ValueError says why it cannot be written."""
+    try:
+        os.makedirs(save_dir, exist_ok=True)
+        with tempfile.TemporaryFile(prefix=TEMPORARY_PREFIX, dir=save_dir):
+            pass
+    except OSError as error:
+        raise ValueError(
+            f"save_dir={save_dir!r}: cannot be written ({error.strerror or error}). Choose a folder you can write "
+            "to, e.g. --save_dir logs/run2, or fix its permissions."
+        ) from None
+
+
+def prepare_save_dir(save_dir: str, continuing: bool) -> None:
+    """Checks save_dir before the first epoch: it can be written, and a new run does not replace an earlier run's
+    weights. Temporary files left by a killed write are removed (and named)."""
+    check_writable(save_dir)
+    strays = remove_stray_temporaries(save_dir)
+    if strays:
+        print(f"Removed {len(strays)} temporary files left by an interrupted write: {', '.join(strays)}")
+    earlier = resumable_checkpoints(save_dir)[:1] + [
+        os.path.join(save_dir, name) for name in RUN_FILES if os.path.isfile(os.path.join(save_dir, name))
+    ]
+    if earlier and not continuing:
+        raise ValueError(
+            f"save_dir={save_dir!r} holds an earlier run ({os.path.basename(earlier[0])}), whose weights a new run "
+            f"would replace. Resume it: python train.py --resume {save_dir}; or train anew into another folder: "
+            f"--save_dir {os.path.join(save_dir, 'run2')} (or move the earlier run's files away first)."
+        )
+
+
+def resumed_config(cls, config, state, given: set, save_dir: str):
+    """The run's own settings (from its checkpoint's state) with the flags that may change on a resume.
+
+    Args:
+        cls: train.py's TrainConfig; config: the settings of this invocation; given: the flags set explicitly.
+        save_dir: where the checkpoint is: the run's folder, wherever it has moved to.
+
+    Raises:
+        ValueError: a flag that contradicts the run's settings and may not change, naming both values.
+    """
+    known = {f.name for f in dataclasses.fields(cls)}
+    run = cls(**{name: value for name, value in state.config.items() if name in known})
+    run = dataclasses.replace(run, resume=config.resume, save_dir=save_dir, init_epoch=0)
+    refused = [
+        f"--{name} {getattr(config, name)} (the run has {getattr(run, name)})"
+        for name in sorted(given - {"resume", "save_dir", "init_epoch", *RESUME_CHANGEABLE})
+        if getattr(config, name) != getattr(run, name)
+    ]
+    if refused:
+        raise ValueError(
+            f"A resumed run keeps its settings, but {'; '.join(refused)}. Only {', '.join(RESUME_CHANGEABLE)} may "
+            "change on --resume. To train with other settings, start a new run into another save_dir (with "
+            "--model_path pointing at these weights to start from them)."
+        )
+    run = dataclasses.replace(run, **{name: getattr(config, name) for name in given & set(RESUME_CHANGEABLE)})
+    if state.epoch >= run.unfreeze_epoch:
+        raise ValueError(
+            f"The run in {save_dir} has completed its {state.epoch} epochs (unfreeze_epoch={run.unfreeze_epoch}). "
+            f"To train it longer, resume with --unfreeze_epoch N, N > {state.epoch}."
+        )
+    return run
+
+
+def run_dir_of(state, save_dir: str) -> str:
+    """The run folder the state names, inside save_dir wherever the run has moved to."""
+    return os.path.join(save_dir, os.path.basename(os.path.normpath(state.run_dir)))
