@@ -32,7 +32,7 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up log (e.g. no CUDA on a CPU machine)
 
@@ -43,7 +43,8 @@ from PIL import Image
 
 from nets.models import build_model, check_model_settings, output_margin
 from unet import Unet
-from utils.config import format_config, run_main
+from utils.checkpoint import read_settings
+from utils.config import format_config, given_flags, run_main
 from utils.dataloader import build_train_dataset
 from utils.demo_data import make_demo_dataset
 from utils.images import load_image, read_split, split_samples
@@ -103,6 +104,7 @@ class BenchmarkConfig:
     num_classes: int = 21  # classes of the model (21 as for VOC)
     model: str = "unet"  # network: unet | fcn8 | unet_classic | unet_small (as in train.py)
     backbone: str = "vgg"  # encoder of model=unet: vgg | resnet50
+    model_path: str = ""  # a weights file from train.py: benchmark its network (model, backbone, num_classes)
     precision: list[str] = field(default_factory=lambda: ["fp32", "auto"])  # each is measured (auto: as train.py)
     optimizer_type: str = "adam"  # optimizer of the training steps: adam | sgd (as in train.py)
     steps: int = 20  # timed training steps (of each kind), after the warm-up
@@ -279,7 +281,28 @@ def format_results(results: dict) -> str:
     )
 
 
+def network_of(config: BenchmarkConfig) -> BenchmarkConfig:
+    """With model_path, the network that the weights file records (a flag contradicting it is refused); the
+    rates do not depend on the weights' values, so the models are measured with fresh ones."""
+    if not config.model_path:
+        return config
+    recorded = read_settings(config.model_path) if os.path.isfile(config.model_path) else None
+    if recorded is None:
+        raise ValueError(
+            f"model_path={config.model_path!r}: not a weights file that records its settings (train.py's do). "
+            "Give model, backbone and num_classes instead."
+        )
+    given = given_flags(BenchmarkConfig)
+    for name in ("model", "backbone", "num_classes"):
+        if name in given and getattr(config, name) != getattr(recorded, name):
+            raise ValueError(
+                f"{name}={getattr(config, name)!r}, but {config.model_path} is {getattr(recorded, name)!r}."
+            )
+    return replace(config, model=recorded.model, backbone=recorded.backbone, num_classes=recorded.num_classes)
+
+
 def main(config: BenchmarkConfig) -> None:
+    config = network_of(config)
     check_model_settings(config.model, config.input_shape, config.backbone)
     check_model_settings("unet", config.pipeline_shape)  # the pipeline alone: train.py's default augmentation
     if config.steps < 2 or config.warmup < 1 or config.calls < 1 or config.repeats < 1:

@@ -61,14 +61,19 @@ class ExportConfig(UnetConfig):
     parity_count: int = 8  # images of it to check on
 
 
-def parity_batch(folder: str, count: int, input_shape) -> np.ndarray:
-    """float32 (N, H, W, 3): up to `count` images of the folder, letterboxed as the predictor feeds them."""
+def parity_paths(folder: str, count: int) -> list:
+    """Up to `count` images of the folder for the parity check; a ValueError when it has none."""
     paths = image_files(folder)[:count]
     if not paths:
         raise ValueError(
             f"parity_images={folder!r}: no images there (expected {', '.join(IMAGE_SUFFIXES)}). The parity check "
             "needs real images: point parity_images at a folder of them, e.g. your dataset's JPEGImages."
         )
+    return paths
+
+
+def parity_batch(paths, input_shape) -> np.ndarray:
+    """float32 (N, H, W, 3): the images letterboxed as the predictor feeds them."""
     return np.stack([letterbox(load_image(p), tuple(input_shape))[0].numpy() for p in paths]).astype(np.float32)
 
 
@@ -110,8 +115,9 @@ def main(config: ExportConfig) -> None:
     unknown = [name for name in config.formats if name not in FORMATS]
     if unknown or not config.formats:
         raise ValueError(f"formats={config.formats}: expected some of {', '.join(FORMATS)}.")
-    images = parity_batch(config.parity_images, config.parity_count, config.input_shape)
+    paths = parity_paths(config.parity_images, config.parity_count)  # before the slow part: the model
     unet = Unet(**unet_settings(config))
+    images = parity_batch(paths, unet.config.input_shape)
     reference = unet.model(images, training=False).numpy()
     os.makedirs(config.export_dir, exist_ok=True)
     saved_model = os.path.join(config.export_dir, "saved_model")
@@ -123,7 +129,7 @@ def main(config: ExportConfig) -> None:
             path, exported = saved_model, loaded.serve(images).numpy()
         elif name == "onnx":
             path = os.path.join(config.export_dir, "model.onnx")
-            write_onnx(unet.model, path)
+            write_onnx(unet.model, path, unet.settings)  # the settings go with it, as in the weights file
             exported = OnnxModel(path)(images).numpy()
         else:
             model = tflite_bytes(saved_model, name)

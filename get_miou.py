@@ -20,10 +20,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up 
 import numpy as np
 from tqdm import tqdm
 
-from unet import Unet, UnetConfig, unet_settings
+from unet import Unet, UnetConfig, recorded_settings, resolve_settings, unet_settings
 from utils.config import run_main
 from utils.dataset_check import check_split, checked_split_file
-from utils.demo_data import DEMO_CLASSES
 from utils.images import load_label, read_split, split_samples
 from utils.metrics import confusion_matrix
 from utils.miou_report import format_summary, write_report
@@ -33,7 +32,7 @@ from utils.visualize import class_names
 @dataclass
 class MiouConfig(UnetConfig):
     miou_mode: int = 0  # 0 = predict and compute, 1 = predict only, 2 = compute only (from saved predictions)
-    name_classes: list[str] = field(default_factory=lambda: list(DEMO_CLASSES))  # class names, background first
+    name_classes: list[str] = field(default_factory=list)  # class names, background first; empty = as recorded
     vocdevkit_path: str = "VOCdevkit"  # dataset root holding VOC2007/
     split: str = "val"  # which ImageSets/Segmentation/<split>.txt to evaluate
     miou_out_path: str = "miou_out"  # where predictions, charts and tables go
@@ -78,6 +77,9 @@ def compute_confusion(ids, samples, prediction_dir: str, num_classes: int) -> np
 def main(config: MiouConfig) -> None:
     if config.miou_mode not in (0, 1, 2):
         raise ValueError(f"miou_mode={config.miou_mode}: expected 0 (predict and compute), 1 (predict) or 2 (compute).")
+    # The network's settings come from the weights file (computing from saved predictions needs only num_classes).
+    recorded = None if config.miou_mode == 2 and config.num_classes else recorded_settings(config)
+    config = resolve_settings(config, recorded) if config.num_classes is None or recorded else config
     split_file = checked_split_file(config.vocdevkit_path, config.split)
     ids, samples = read_split(split_file), split_samples(config.vocdevkit_path, config.split)
     check_split(samples, config.split, config.num_classes, 1, split_file)
@@ -87,7 +89,7 @@ def main(config: MiouConfig) -> None:
         predict_split(unet, ids, samples, prediction_dir, config.batch_size)
         print(f"Predictions of {len(ids)} images in {prediction_dir}/")
     if config.miou_mode in (0, 2):
-        names, note = class_names(config.name_classes, config.num_classes)
+        names, note = class_names(config.name_classes or (recorded.class_names if recorded else []), config.num_classes)
         if note:
             print(note)
         matrix = compute_confusion(ids, samples, prediction_dir, config.num_classes)

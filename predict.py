@@ -24,7 +24,6 @@ from tqdm import tqdm
 
 from unet import Unet, UnetConfig, unet_settings
 from utils.config import run_main
-from utils.demo_data import DEMO_CLASSES
 from utils.images import IMAGE_SUFFIXES, image_files, load_image
 from utils.visualize import render
 
@@ -36,7 +35,7 @@ QUIT = ("", "q", "quit", "exit")
 class PredictConfig(UnetConfig):
     mode: str = "predict"  # predict (paths typed at a prompt) | dir_predict | video | fps
     count: bool = False  # predict: print each class's pixels and area %
-    name_classes: list[str] = field(default_factory=lambda: list(DEMO_CLASSES))  # class names for count
+    name_classes: list[str] = field(default_factory=list)  # class names for count; empty = as recorded
     save_dir: str = "img_out"  # predict: where results are saved (<name>.png)
     show: bool = True  # predict / video: show results in a window when a display exists
     dir_origin_path: str = "img"  # dir_predict: folder of images to predict

@@ -20,7 +20,8 @@ import numpy as np
 from PIL import Image
 
 from nets.models import build_model, check_model_settings, letterbox_size, output_shape
-from nets.unet import UnetVariant
+from nets.unet import UnetVariant, model_variant
+from utils.checkpoint import ModelSettings, read_settings
 from utils.config import format_config
 from utils.dataloader import build_predict_dataset
 from utils.images import to_rgb
@@ -34,20 +35,63 @@ from utils.weights.mismatch import check_trained_weights_file, load_trained_weig
 
 @dataclass
 class UnetConfig:
-    model_path: str = "logs/best_epoch_weights.weights.h5"  # weights written by train.py
-    num_classes: int = 4  # classes including the background, as in training (the demo data has 4)
-    model: str = "unet"  # network, as in training: unet | fcn8 | unet_classic | unet_small
-    backbone: str = "vgg"  # vgg | resnet50, as in training
-    input_shape: list[int] = field(default_factory=lambda: [64, 64])  # network input (height width), as in training
+    model_path: str = "logs/best_epoch_weights.weights.h5"  # weights written by train.py (they record the settings)
+    num_classes: int | None = None  # classes including the background; None = as the weights file records
+    model: str | None = None  # network: unet | fcn8 | unet_classic | unet_small; None = as recorded
+    backbone: str | None = None  # vgg | resnet50; None = as recorded
+    input_shape: list[int] | None = None  # network input (height width); None = as trained; others work too
     mix_type: int = 0  # 0 = mask blended with the image, 1 = mask only, 2 = image with the background removed
     colors: list[str] = field(default_factory=list)  # one #rrggbb per class; empty = VOC palette (generated beyond 21)
     precision: str = "auto"  # fp32 | mixed_bfloat16 | mixed_float16 | auto (as in train.py)
     backend: str = "keras"  # keras (model_path: weights) | onnx (model_path: a model.onnx from export.py)
 
 
+# What a weights file that records no settings (from before they were recorded, or from another repo) is taken
+# as, unless the settings are given: the demo's network.
+UNRECORDED = {"model": "unet", "backbone": "vgg", "num_classes": 4, "input_shape": [64, 64]}
+
+
 def unet_settings(config) -> dict:
     """The UnetConfig fields of a script's config (predict.py's and get_miou.py's extend UnetConfig)."""
     return {f.name: getattr(config, f.name) for f in fields(UnetConfig)}
+
+
+def recorded_settings(config: UnetConfig):
+    """The ModelSettings that model_path records (a weights file's attribute, an ONNX file's metadata), or None.
+    An ONNX file exported before the settings were recorded still tells its input size and classes."""
+    if config.backend != "onnx":
+        check_trained_weights_file(config.model_path)
+        return read_settings(config.model_path)
+    onnx = OnnxModel(config.model_path)
+    if onnx.settings:
+        return onnx.settings
+    tiles = onnx.output_shape[1] != onnx.input_shape[1]
+    model = config.model or ("unet_classic" if tiles else "unet")
+    return ModelSettings(model, config.backbone or "vgg", onnx.output_shape[-1], tuple(onnx.input_shape[1:3]))
+
+
+def resolve_settings(config: UnetConfig, recorded) -> UnetConfig:
+    """The config with each unset (None) network setting taken from the file's recorded settings, or from
+    UNRECORDED for a file that records none. A setting given explicitly that contradicts the file is refused;
+    input_shape may differ (the networks are convolutional: another input size works, checked per model).
+
+    Raises:
+        ValueError: naming the setting, the value given and the value the file was trained with.
+    """
+    source = recorded and {name: getattr(recorded, name) for name in UNRECORDED}
+    if source:
+        source["input_shape"] = list(source["input_shape"])
+    for name in ("model", "backbone", "num_classes"):
+        given = getattr(config, name)
+        if source and given is not None and given != source[name]:
+            raise ValueError(
+                f"{name}={given!r}, but {config.model_path} was trained with {name}={source[name]!r}. Leave {name} "
+                f"unset (it is read from the file), or set it to {source[name]!r}."
+            )
+    filled = {name: value for name, value in (source or UNRECORDED).items() if getattr(config, name) is None}
+    config = replace(config, **filled)
+    check_model_settings(config.model, config.input_shape, config.backbone)
+    return config
 
 
 def load_onnx(config: UnetConfig) -> OnnxModel:
@@ -92,8 +136,10 @@ class Unet:
             raise ValueError(
                 f"Unet got unknown settings {unknown}; expected some of {[f.name for f in fields(UnetConfig)]}."
             )
-        self.config = config = replace(UnetConfig(), **overrides)
-        check_model_settings(config.model, config.input_shape, config.backbone)
+        config = replace(UnetConfig(), **overrides)
+        recorded = recorded_settings(config)
+        self.config = config = resolve_settings(config, recorded)
+        self.class_names = list(recorded.class_names) if recorded else []  # background first; [] = unnamed
         if config.mix_type not in MIX_TYPES:
             raise ValueError(
                 f"mix_type={config.mix_type}: expected 0 (blend), 1 (mask only) or 2 (background removed)."
@@ -107,6 +153,12 @@ class Unet:
             self.model = load_keras_model(config)
         else:
             raise ValueError(f"backend={config.backend!r}: expected keras or onnx.")
+        variant = model_variant(self.model) if config.backend == "keras" else UnetVariant()
+        shape = tuple(config.input_shape)
+        # What the network is, as a weights file records it (export.py writes it into model.onnx too).
+        self.settings = ModelSettings(
+            config.model, config.backbone, config.num_classes, shape, variant, tuple(self.class_names)
+        )
         self.predict = predict_function(self.model)  # the bare model call, for benchmarks
         self._segment_batch = segment_function(self.model)
         self._segment_image = segment_image_function(self.model)
@@ -161,7 +213,7 @@ class Unet:
         rgb = to_rgb(image)
         mask = self.segment([rgb])[0]
         if count:
-            names, note = class_names(name_classes or [], self.config.num_classes)
+            names, note = class_names(name_classes or self.class_names, self.config.num_classes)
             print("\n".join(filter(None, [note, count_table(mask, names)])))
         return Image.fromarray(render(rgb, mask, self.colours, self.config.mix_type))
 

@@ -251,8 +251,15 @@ def load_optimizer_state(model, path: str) -> None:
 def read_settings(path: str):
     """The ModelSettings a weights file records, or None (a file from another repo, or from before they were
     recorded)."""
-    with h5py.File(path, "r") as h5:
-        return ModelSettings.from_json(h5.attrs[SETTINGS_ATTR]) if SETTINGS_ATTR in h5.attrs else None
+    try:
+        with h5py.File(path, "r") as h5:
+            return ModelSettings.from_json(h5.attrs[SETTINGS_ATTR]) if SETTINGS_ATTR in h5.attrs else None
+    except OSError as error:
+        onnx = " It is an ONNX model: add --backend onnx." if path.lower().endswith(".onnx") else ""
+        raise ValueError(
+            f"{path}: not a readable HDF5 weights file ({error}). Expected a Keras .h5 or .weights.h5 file; the "
+            f"file may be truncated or of another format.{onnx or ' Download or copy it again.'}"
+        ) from None
 
 
 def recorded_variant(h5: h5py.File):

@@ -6,6 +6,7 @@ import inspect
 import io
 import sys
 import tokenize
+import types
 import typing
 
 
@@ -35,7 +36,9 @@ def parse_bool(text: str) -> bool:
 
 
 def _flag_kwargs(field_type) -> dict:
-    """argparse keyword arguments for one field type."""
+    """argparse keyword arguments for one field type (X | None takes X: None is the default, never typed)."""
+    if typing.get_origin(field_type) in (typing.Union, types.UnionType):
+        (field_type,) = set(typing.get_args(field_type)) - {type(None)}
     origin = typing.get_origin(field_type)
     if field_type is bool:
         # `--fix` alone means true; `--fix false` too is accepted
@@ -65,6 +68,7 @@ def parse_config(cls, argv=None, description: str = ""):
     for field in dataclasses.fields(cls):
         default = getattr(defaults, field.name)
         shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else default
+        shown = "as recorded in the weights file" if default is None else shown
         parser.add_argument(
             f"--{field.name}",
             default=default,

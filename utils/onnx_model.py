@@ -6,6 +6,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from utils.checkpoint import SETTINGS_ATTR, ModelSettings
+
 ONNX_OPSET = 17
 
 
@@ -31,6 +33,9 @@ class OnnxModel:
         self.input_name = source.name
         self.input_shape = (None, *source.shape[1:])  # (None, H, W, 3); the batch is dynamic
         self.output_shape = (None, *target.shape[1:])  # (None, H', W', C)
+        metadata = self.session.get_modelmeta().custom_metadata_map
+        # The settings export.py recorded (None for a file exported before they were): what the network was.
+        self.settings = ModelSettings.from_json(metadata[SETTINGS_ATTR]) if SETTINGS_ATTR in metadata else None
 
     def run(self, images: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: images.astype(np.float32)})[0]
@@ -40,8 +45,9 @@ class OnnxModel:
         return tf.ensure_shape(probabilities, [None, *self.output_shape[1:]])
 
 
-def write_onnx(model, path: str) -> None:
-    """model.onnx through tf2onnx: a dynamic batch of float32 (B, H, W, 3) images named `images`."""
+def write_onnx(model, path: str, settings: ModelSettings = None) -> None:
+    """model.onnx through tf2onnx: a dynamic batch of float32 (B, H, W, 3) images named `images`; the
+    ModelSettings, when given, go into the file's metadata (as a weights file's attribute)."""
     try:
         import tf2onnx
     except ImportError:
@@ -51,4 +57,9 @@ def write_onnx(model, path: str) -> None:
         ) from None
     spec = [tf.TensorSpec([None, *model.input_shape[1:]], tf.float32, name="images")]
     call = tf.function(lambda images: model(images, training=False))
-    tf2onnx.convert.from_function(call, input_signature=spec, opset=ONNX_OPSET, output_path=path)
+    proto, _ = tf2onnx.convert.from_function(call, input_signature=spec, opset=ONNX_OPSET)
+    if settings:
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = SETTINGS_ATTR, settings.to_json()
+    with open(path, "wb") as f:
+        f.write(proto.SerializeToString())
