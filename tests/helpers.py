@@ -15,6 +15,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_MODEL = ["--input_shape", "32", "32", "--num_classes", "3", "--precision", "fp32"]
 # train.py on a tiny tree: the tiny model from random initialisation (no encoder weights to find).
 TINY_TRAIN = [*TINY_MODEL, "--model_path", ""]
+# The tiny tree's classes (its classes.txt): train.py records them in the weights.
+TINY_CLASSES = ["background", "upper", "lower"]
 # The 13 convolutions of VGG16, as keras.applications names them.
 VGG_CONVS = [f"block{i}_conv{j}" for i, n in enumerate([2, 2, 3, 3, 3], 1) for j in range(1, n + 1)]
 
@@ -34,7 +36,8 @@ def write_voc(root, samples: dict, splits: dict) -> str:
 
 
 def make_tiny_voc(root) -> str:
-    """A VOC tree of 10 train + 4 val 48x40 images (non-square), 3 classes: stripes of class 1 and 2."""
+    """A VOC tree of 10 train + 4 val 48x40 images (non-square), 3 classes (TINY_CLASSES, in classes.txt): stripes
+    of class 1 and 2."""
     rng = np.random.default_rng(0)
     samples = {}
     for i in range(14):
@@ -45,7 +48,10 @@ def make_tiny_voc(root) -> str:
         image = (rng.uniform(0, 60, (48, 40, 3)) + 90 * label[..., None] % 255).astype(np.uint8)
         samples[f"img {i:02d}"] = (image, label)  # a space in the id, as users' files have
     ids = sorted(samples)
-    return write_voc(root, samples, {"train": ids[:10], "val": ids[10:], "trainval": ids})
+    voc = write_voc(root, samples, {"train": ids[:10], "val": ids[10:], "trainval": ids})
+    with open(os.path.join(voc, "classes.txt"), "w") as f:  # as json_to_dataset.py writes it
+        f.write("\n".join(TINY_CLASSES) + "\n")
+    return voc
 
 
 def digest(folder) -> dict:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import TINY_MODEL, run_script
+from tests.helpers import TINY_CLASSES, TINY_MODEL, run_script
 
 HAS_ONNX = all(importlib.util.find_spec(name) for name in ("tf2onnx", "onnxruntime"))
 FORMATS = ["savedmodel", "tflite_fp32", "tflite_fp16", "tflite_int8"] + (["onnx"] if HAS_ONNX else [])
@@ -85,5 +85,7 @@ def test_the_predictor_runs_the_onnx_export_with_the_same_masks(trained, exporte
     flags = [*TINY_MODEL, "--model_path", out / "model.onnx", "--backend", "onnx", "--show", "false"]
     result = run_script("predict.py", *flags, cwd=tmp_path, stdin=paths[0] + "\n")
     assert result.returncode == 0 and "Saved img_out/" in result.stdout, result.stderr[-2000:]
-    with pytest.raises(ValueError, match=r"gives \[32, 32, 3\], but .*num_classes=5"):
+    with pytest.raises(ValueError, match=r"num_classes=5, but .*model.onnx was trained with num_classes=3"):
         Unet(model_path=str(out / "model.onnx"), **{**onnx, "num_classes": 5})
+    # export.py wrote the settings into the file: the backend is the only setting it needs
+    assert Unet(model_path=str(out / "model.onnx"), backend="onnx").class_names == TINY_CLASSES

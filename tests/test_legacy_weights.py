@@ -2,12 +2,10 @@
 process, so their decoder has Keras' automatic names), Keras' ResNet50 notop file, and files that are wrong."""
 
 import glob
-import json
 import os
 import subprocess
 import sys
 
-import h5py
 import keras
 import numpy as np
 import pytest
@@ -16,7 +14,7 @@ from PIL import Image
 from nets.unet import UnetVariant, build_unet
 from tests.helpers import ROOT, run_script
 from tests.legacy_unet import write_keras2_weights
-from utils.checkpoint import VARIANT_ATTR
+from utils.checkpoint import read_settings
 from utils.weights.formats import weights_variant
 from utils.weights.matching import load_weights, report_loading
 from utils.weights.sources import resolve_model_path
@@ -105,8 +103,7 @@ def test_train_from_a_bubbliiiing_file_with_other_classes_then_predict(tiny_voc,
     assert "head: 21 classes in the file, 3 in the model (num_classes), left initialised" in result.stdout
     assert "trained as: input x / 127.5 - 1, nearest upsampling" in result.stdout
     checkpoint = os.path.join(logs, "last_epoch_weights.weights.h5")
-    with h5py.File(checkpoint) as h5:
-        assert UnetVariant(**json.loads(h5.attrs[VARIANT_ATTR])) == BUBBLIIIING
+    assert read_settings(checkpoint).variant == BUBBLIIIING
     image = os.path.join(tiny_voc, "VOC2007", "JPEGImages", "img 10.jpg")
     flags = ["--model_path", checkpoint, "--num_classes", "3", "--input_shape", "32", "32", "--show", "false"]
     result = run_script("predict.py", *flags, cwd=tmp_path, stdin=image + "\n")

@@ -1,7 +1,9 @@
 """The Unet predictor and predict.py, driven as users drive them, with weights trained by train.py."""
 
 import os
+import shutil
 
+import h5py
 import numpy as np
 import pytest
 from PIL import Image
@@ -34,8 +36,8 @@ def test_prompt_saves_good_paths_reports_bad_ones_and_ends_at_end_of_input(train
     assert "error: missing.jpg: no such file" in result.stdout
     assert "error: notes.jpg: not an image that can be read" in result.stdout
     assert result.stdout.count("Input image filename:") == 4  # asked again after each line, then end of input
-    # count: pixels per class (default names are the demo's, which do not fit 3 classes: generic ones)
-    assert "share %" in result.stdout and "class 2" in result.stdout and "name_classes has 4 names" in result.stdout
+    # count: pixels per class, named as the weights file records (train.py read the dataset's classes.txt)
+    assert "share %" in result.stdout and "upper" in result.stdout and "lower" in result.stdout
     with Image.open(tmp_path / "img_out" / "img 10.png") as saved:
         assert saved.size == (40, 48)  # the original's size, not the network's
     assert "Traceback" not in result.stderr
@@ -92,19 +94,47 @@ def test_fps_mode_times_a_non_square_image(trained):
     assert "seconds per image" in result.stdout and "FPS" in result.stdout
 
 
-def test_wrong_settings_for_the_weights_are_clear_errors(trained, tmp_path):
+def test_settings_that_contradict_the_weights_file_are_refused_naming_both(trained, tmp_path):
     from unet import Unet
 
-    with pytest.raises(ValueError, match=r"trained with num_classes=3 .* Set num_classes=3"):
-        Unet(model_path=trained["weights"], num_classes=5, input_shape=[32, 32])
-    with pytest.raises(ValueError, match="holds a vgg UNet, but this is a resnet50 UNet. Set backbone=vgg"):
-        Unet(model_path=trained["weights"], num_classes=3, backbone="resnet50", input_shape=[32, 32])
+    with pytest.raises(ValueError, match=r"num_classes=5, but .* was trained with num_classes=3"):
+        Unet(model_path=trained["weights"], num_classes=5)
+    with pytest.raises(ValueError, match=r"backbone='resnet50', but .* was trained with backbone='vgg'"):
+        Unet(model_path=trained["weights"], backbone="resnet50")
     with pytest.raises(ValueError, match="no such weights file. Train first"):
         Unet(model_path=str(tmp_path / "none.weights.h5"))
     with pytest.raises(ValueError, match="unknown settings"):
         Unet(num_class=3)
     result = run_script("predict.py", *TINY_MODEL, "--num_classes", "2", "--model_path", trained["weights"], stdin="")
-    assert result.returncode == 2 and "Set num_classes=3" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 2 and "was trained with num_classes=3" in result.stderr
+    assert "num_classes=2" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_file_that_records_no_settings_loads_as_before(trained, tmp_path):
+    """Weights from before the settings were recorded, or from another repo: given settings, and the weights
+    themselves say which setting is wrong."""
+    from unet import Unet
+
+    old = str(tmp_path / "old.weights.h5")
+    shutil.copy(trained["weights"], old)
+    with h5py.File(old, "a") as f:
+        del f.attrs["unet_settings"]
+    with pytest.raises(ValueError, match=r"trained with num_classes=3 .* Set num_classes=3"):
+        Unet(model_path=old, num_classes=5, input_shape=[32, 32])
+    with pytest.raises(ValueError, match="holds a vgg UNet, but this is a resnet50 UNet. Set backbone=vgg"):
+        Unet(model_path=old, num_classes=3, backbone="resnet50", input_shape=[32, 32])
+    unet = Unet(model_path=old, num_classes=3, input_shape=[32, 32], precision="fp32")
+    assert unet.class_names == [] and unet.config.model == "unet"
+
+
+def test_only_model_path_is_needed(trained, tmp_path):
+    result = run_script(
+        "predict.py", "--model_path", trained["weights"], "--show", "false", cwd=tmp_path, stdin=val_image(trained)
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "num_classes  3" in result.stdout and "input_shape  [32, 32]" in result.stdout
+    with Image.open(tmp_path / "img_out" / "img 10.png") as saved:
+        assert saved.size == (40, 48)
 
 
 def test_one_prediction_path_for_every_method(unet, trained, tmp_path):

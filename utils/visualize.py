@@ -88,7 +88,8 @@ def count_table(mask: np.ndarray, names) -> str:
 
 
 def class_names(name_classes, num_classes: int):
-    """The configured class names, or generic ones (and a note saying why) when they do not fit num_classes."""
+    """The configured class names, or generic ones when there are none, or (with a note saying why) when they do
+    not fit num_classes."""
     if len(name_classes) == num_classes:
         return list(name_classes), ""
     names = ["background"] + [f"class {i}" for i in range(1, num_classes)]
@@ -96,4 +97,4 @@ def class_names(name_classes, num_classes: int):
         f"Note: name_classes has {len(name_classes)} names but num_classes={num_classes}; "
         "using background, class 1, ... (set --name_classes to name them)."
     )
-    return names, note
+    return names, note if name_classes else ""
