@@ -43,7 +43,14 @@ from nets.models import (
 )
 from nets.unet import UnetVariant
 from utils.callbacks import CheckpointSaver, EvalCallback, LossHistory
-from utils.checkpoint import ModelSettings, find_resumable, resumable_checkpoints, save_weights, settings_for
+from utils.checkpoint import (
+    ModelSettings,
+    find_resumable,
+    restore_seed_generators,
+    resumable_checkpoints,
+    save_weights,
+    settings_for,
+)
 from utils.config import format_config, given_flags, run_main
 from utils.dataloader import build_eval_dataset
 from utils.dataset_check import check_dataset
@@ -164,8 +171,8 @@ def make_callbacks(config: TrainConfig, val_samples, letterbox_to, settings: Mod
         )
     monitor = "val_miou" if config.eval_flag else "val_loss"
     run = ({**asdict(config), "resume": ""}, settings)
-    best = state.best if state else {}
-    checkpoints = CheckpointSaver(config.save_dir, config.save_period, monitor, run, history, best)
+    best, resumed_epoch = (state.best, state.epoch) if state else ({}, 0)
+    checkpoints = CheckpointSaver(config.save_dir, config.save_period, monitor, run, history, best, resumed_epoch)
     callbacks += [checkpoints, keras.callbacks.TensorBoard(history.run_dir, write_graph=False)]
     print(f"Logs: {history.run_dir}; best_epoch_weights chosen by {monitor}")
     return callbacks, history, checkpoints
@@ -201,6 +208,8 @@ def build_starting_model(config: TrainConfig, strategy, checkpoint):
         check_starting_weights(model, weights_path, loading, config.model, config.backbone)
     if variant != UnetVariant():
         print(f"  trained as: {variant.describe()} ({known}); the checkpoints record it")
+    if checkpoint:
+        restore_seed_generators(model, checkpoint)  # dropout goes on drawing as in the run that stopped
     return model
 
 

@@ -94,7 +94,7 @@ def test_ctrl_c_keeps_the_complete_epoch_and_prints_a_resume_command_that_works(
     output = []
     for line in process.stdout:
         output.append(line)
-        if "saved best_epoch_weights" in line:  # epoch 1's checkpoints are being written: Ctrl-C waits for them
+        if "saving best_epoch_weights" in line:  # epoch 1's checkpoints are being written: Ctrl-C waits for them
             process.send_signal(signal.SIGINT)
             break
     output.append(process.communicate(timeout=300)[0])

@@ -5,6 +5,7 @@ import datetime
 import io
 import math
 import os
+import time
 
 import keras
 import numpy as np
@@ -13,6 +14,7 @@ from matplotlib.figure import Figure
 from utils.checkpoint import (
     RunState,
     deferred_interrupt,
+    recorded_epoch,
     save_resumable,
     save_weights,
     write_atomically,
@@ -118,22 +120,26 @@ class LossHistory(keras.callbacks.Callback):
 
 
 class CheckpointSaver(keras.callbacks.Callback):
-    """At each epoch's end, in this order: last_epoch_weights, best_epoch_weights on improvement (its value in
-    best_epoch_weights.json), a named file every save_period epochs, the resumable checkpoint, then the history
-    files. Every file is written atomically; a kill at any moment leaves the last complete checkpoint resumable.
+    """At each epoch's end, in this order: the resumable checkpoint (the commit point: a run resumes from the newest
+    one), last_epoch_weights, best_epoch_weights on improvement (its value in best_epoch_weights.json), a named
+    file every save_period epochs, then the history files. Every file is written atomically, and Ctrl-C waits for
+    the whole sequence. A kill in the middle leaves the resumable checkpoint whole; the files after it that it did
+    not reach are written when the run resumes (repair), from the same weights.
 
     Args:
         run: (TrainConfig of the run as a dict, its ModelSettings).
         history: the LossHistory whose rows the checkpoint carries and whose files it writes.
         best: {"monitor", "value", "epoch"} so far ({} for a new run).
+        resumed_epoch: the epoch a resumed run starts after (0 for a new run): its files are repaired first.
     """
 
-    def __init__(self, save_dir: str, save_period: int, monitor: str, run, history, best: dict):
+    def __init__(self, save_dir: str, save_period: int, monitor: str, run, history, best: dict, resumed_epoch=0):
         super().__init__()
         self.save_dir, self.save_period, self.monitor = save_dir, save_period, monitor
         self.config, self.settings = run
         self.history, self.best = history, dict(best) if best.get("monitor") == monitor else {}
         self.sign = 1.0 if monitor == "val_miou" else -1.0  # higher mIoU, lower loss is better
+        self.resumed_epoch = resumed_epoch
 
     def path(self, name: str) -> str:
         return os.path.join(self.save_dir, f"{name}.weights.h5")
@@ -141,21 +147,45 @@ class CheckpointSaver(keras.callbacks.Callback):
     def improved(self, value) -> bool:
         return value is not None and (not self.best or self.sign * value > self.sign * self.best["value"])
 
+    def on_train_begin(self, logs=None):
+        if self.resumed_epoch:  # once, at the first phase of a resumed run: the model holds the checkpoint's weights
+            self.repair(self.resumed_epoch)
+            self.resumed_epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_started = time.perf_counter()
+
     def on_epoch_end(self, epoch, logs=None):
         with deferred_interrupt():  # Ctrl-C lands after the epoch's files are all written, never between them
-            self.save_epoch(epoch, logs)
+            value = logs.get(self.monitor)
+            improved = self.improved(value)
+            if improved:
+                self.best = {"monitor": self.monitor, "value": float(value), "epoch": epoch + 1}
+                print(f"Epoch {epoch + 1}: {self.monitor} improved to {value:.4f}, saving best_epoch_weights")
+            state = RunState(epoch + 1, self.config, self.history.run_dir, self.history.rows, self.best)
+            writing = time.perf_counter()
+            save_resumable(self.model, self.save_dir, self.settings, state)
+            seconds = time.perf_counter() - writing
+            share = seconds / (time.perf_counter() - self.epoch_started)
+            print(f"Epoch {epoch + 1}: resumable checkpoint written in {seconds:.2f} s ({share:.1%} of the epoch)")
+            self.write_weights(epoch + 1, improved)
+            self.history.write()
 
-    def save_epoch(self, epoch, logs):
-        save_weights(self.model, self.path("last_epoch_weights"), self.settings, epoch + 1)
-        value = logs.get(self.monitor)
-        if self.improved(value):
-            self.best = {"monitor": self.monitor, "value": float(value), "epoch": epoch + 1}
-            save_weights(self.model, self.path("best_epoch_weights"), self.settings, epoch + 1)
+    def write_weights(self, epoch: int, best: bool) -> None:
+        """last_epoch_weights, best_epoch_weights (when best) and the save_period file of `epoch`."""
+        save_weights(self.model, self.path("last_epoch_weights"), self.settings, epoch)
+        if best:
+            save_weights(self.model, self.path("best_epoch_weights"), self.settings, epoch)
             write_json(os.path.join(self.save_dir, "best_epoch_weights.json"), self.best)
-            print(f"Epoch {epoch + 1}: {self.monitor} improved to {value:.4f}, saved best_epoch_weights")
-        if (epoch + 1) % self.save_period == 0:
-            name = f"ep{epoch + 1:03d}-loss{logs['loss']:.3f}-val_loss{logs.get('val_loss', math.nan):.3f}"
-            save_weights(self.model, self.path(name), self.settings, epoch + 1)
-        state = RunState(epoch + 1, self.config, self.history.run_dir, self.history.rows, self.best)
-        save_resumable(self.model, self.save_dir, self.settings, state)
-        self.history.write()
+        if epoch % self.save_period == 0:
+            row = self.history.rows[epoch - 1]
+            name = f"ep{epoch:03d}-loss{row['loss']:.3f}-val_loss{row['val_loss'] or math.nan:.3f}"
+            save_weights(self.model, self.path(name), self.settings, epoch)
+
+    def repair(self, epoch: int) -> None:
+        """Writes the weights files of the checkpoint's epoch that a kill stopped before they were written."""
+        missing_last = recorded_epoch(self.path("last_epoch_weights")) != epoch
+        missing_best = self.best.get("epoch") == epoch and recorded_epoch(self.path("best_epoch_weights")) != epoch
+        if missing_last or missing_best:
+            print(f"Writing the weights files of epoch {epoch} that the interrupted run did not finish.")
+            self.write_weights(epoch, missing_best)

@@ -69,7 +69,7 @@ class RunState:
     run_dir: str  # the run folder (history, curves, TensorBoard)
     history: list = field(default_factory=list)  # one row per completed epoch
     best: dict = field(default_factory=dict)  # {"monitor", "value", "epoch"} of best_epoch_weights
-    seed_generators: dict = field(default_factory=dict)  # variable path -> state: dropout's RNG
+    seed_generators: list = field(default_factory=list)  # dropout's RNG states, in the model's order
 
 
 _deferring = []  # the signals received while an outermost deferred_interrupt block runs
@@ -161,15 +161,26 @@ def save_weights(model, path: str, settings: ModelSettings, epoch: int) -> None:
     write_atomically(path, write, ".weights.h5")
 
 
-def seed_generator_states(model) -> dict:
-    """The state of every RNG in the model (dropout's), by variable path."""
-    return {v.path: v.numpy().tolist() for v in model.variables if v.path.endswith("seed_generator_state")}
+def recorded_epoch(path: str):
+    """The epoch a weights file holds the end of, or None (no file, an unreadable one, or one that does not say)."""
+    try:
+        with h5py.File(path, "r") as h5:
+            return int(h5.attrs[EPOCH_ATTR]) if EPOCH_ATTR in h5.attrs else None
+    except OSError:
+        return None
 
 
-def restore_seed_generators(model, states: dict) -> None:
-    for variable in model.variables:
-        if variable.path in states:
-            variable.assign(np.asarray(states[variable.path], dtype=variable.dtype))
+def seed_generators(model) -> list:
+    """The state variables of the model's RNGs (dropout's), in the model's order (their paths are not unique)."""
+    return [v for v in model.variables if v.path.endswith("seed_generator_state")]
+
+
+def restore_seed_generators(model, path: str) -> None:
+    """Sets the model's RNGs (dropout's) to the states a resumable checkpoint recorded."""
+    with h5py.File(path, "r") as h5:
+        states = json.loads(h5.attrs[STATE_ATTR]).get("seed_generators", [])
+    for variable, value in zip(seed_generators(model), states):
+        variable.assign(np.asarray(value, dtype=variable.dtype))
 
 
 def resumable_path(save_dir: str, epoch: int) -> str:
@@ -179,7 +190,7 @@ def resumable_path(save_dir: str, epoch: int) -> str:
 def save_resumable(model, save_dir: str, settings: ModelSettings, state: RunState) -> str:
     """Writes a resumable checkpoint of the compiled model (weights and optimizer state) with the settings and
     the run state, atomically, then removes all but the KEEP_RESUMABLE newest. Returns its path."""
-    state.seed_generators = seed_generator_states(model)
+    state.seed_generators = [v.numpy().tolist() for v in seed_generators(model)]
     path = resumable_path(save_dir, state.epoch)
 
     def write(temporary):
@@ -244,8 +255,6 @@ def load_optimizer_state(model, path: str) -> None:
     """Fills the compiled model's optimizer (built here) and weights from a resumable checkpoint."""
     model.optimizer.build(model.trainable_variables)
     model.load_weights(path)
-    with h5py.File(path, "r") as h5:
-        restore_seed_generators(model, json.loads(h5.attrs[STATE_ATTR]).get("seed_generators", {}))
 
 
 def read_settings(path: str):
