@@ -15,6 +15,7 @@ import glob
 import json
 import os
 import re
+import shutil
 import signal
 import tempfile
 import threading
@@ -93,6 +94,38 @@ def deferred_interrupt():
         raise KeyboardInterrupt
 
 
+class WriteFailed(ValueError):
+    """A checkpoint file could not be written. HDF5 cannot close a file whose write failed, and its teardown at
+    interpreter exit then crashes (exit 139): run_main ends the process without that teardown."""
+
+    skip_teardown = True
+
+
+def check_free_space(folder: str, needed: int, path: str) -> None:
+    """Raises WriteFailed, before anything is written, when the disk holding folder has less than `needed` bytes
+    free (and a margin): the usual full disk never reaches HDF5."""
+    free = shutil.disk_usage(folder).free
+    if free < needed + 2**20:
+        raise WriteFailed(
+            f"{path}: could not be written (the disk is full: {free / 2**20:.0f} MiB free, about "
+            f"{needed / 2**20:.0f} MiB needed). The previous checkpoints are intact. Free some space, or choose "
+            "another save_dir, then resume."
+        )
+
+
+def variables_bytes(variables) -> int:
+    return sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
+
+
+def close_hdf5_files(path: str) -> None:
+    """Closes every HDF5 handle still open on `path` (a write that failed part-way leaves them open)."""
+    for file_id in h5py.h5f.get_obj_ids(types=h5py.h5f.OBJ_FILE):
+        if os.path.abspath(file_id.name.decode()) == os.path.abspath(path):
+            with contextlib.suppress(Exception):  # closing flushes, which fails again on a full disk
+                while file_id.valid:
+                    file_id.close()
+
+
 def write_atomically(path: str, write, suffix: str) -> None:
     """Calls write(temporary path) for a temporary file beside `path`, then renames it over `path`.
 
@@ -107,9 +140,10 @@ def write_atomically(path: str, write, suffix: str) -> None:
             write(temporary)
             os.replace(temporary, path)
         except OSError as error:
+            close_hdf5_files(temporary)  # a failed write leaves h5py's handle open: HDF5 would crash closing it at exit
             full = error.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(error)
             why = "the disk is full" if full else f"{type(error).__name__}: {error}"
-            raise ValueError(
+            raise WriteFailed(
                 f"{path}: could not be written ({why}). The previous file, if any, is intact. "
                 + ("Free some space, or " if full else "")
                 + "choose another save_dir, then resume."
@@ -134,21 +168,11 @@ def write_json(path: str, data) -> None:
     write_text(path, json.dumps(data, indent=1))
 
 
-def read_json(path: str, what: str):
-    """A JSON file written by write_json; a damaged one is a ValueError naming it."""
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError) as error:
-        raise ValueError(
-            f"{path}: the {what} cannot be read ({type(error).__name__}: {error}). It is damaged: remove it "
-            "(it is rewritten at the next improvement)."
-        ) from None
-
-
 def save_weights(model, path: str, settings: ModelSettings, epoch: int) -> None:
     """Writes the network's weights (no optimizer state) with its settings and the epoch they are from,
     atomically."""
+
+    check_free_space(os.path.dirname(os.path.abspath(path)), variables_bytes(model.weights), path)
 
     def write(temporary):
         # A functional view over the same layers has no optimizer: Keras 3 would otherwise store the
@@ -192,6 +216,8 @@ def save_resumable(model, save_dir: str, settings: ModelSettings, state: RunStat
     the run state, atomically, then removes all but the KEEP_RESUMABLE newest. Returns its path."""
     state.seed_generators = [v.numpy().tolist() for v in seed_generators(model)]
     path = resumable_path(save_dir, state.epoch)
+    optimizer_variables = model.optimizer.variables if model.optimizer else []
+    check_free_space(save_dir, variables_bytes(model.weights) + variables_bytes(optimizer_variables), path)
 
     def write(temporary):
         model.save_weights(temporary, overwrite=True)

@@ -1,0 +1,91 @@
+"""Checkpoints that carry the run: exact resume after SIGKILL, and the run folder's guards."""
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from tests.helpers import TINY_TRAIN, run_script
+from train import TrainConfig, validate_config
+
+# A small network with batch normalisation and dropout, two phases: what must survive a kill is all there.
+RESUME_RUN = ["--model", "unet_small", "--input_shape", "32", "32", "--num_classes", "3", "--model_path", ""]
+RESUME_RUN += ["--freeze_epoch", "2", "--unfreeze_epoch", "4", "--unfreeze_batch_size", "2"]
+
+
+def test_a_run_killed_at_each_kind_of_moment_resumes_to_the_straight_runs_weights(tiny_voc, tmp_path):
+    # Killed while epoch 2's checkpoint is written (resumes after epoch 1, inside the frozen phase, and crosses
+    # into the unfrozen one), then one step into epoch 3 (resumes at the phase boundary).
+    moments = ["--moments", "write:2", "epoch:3", "--work_dir", tmp_path / "runs"]
+    result = run_script("benchmarks/resume.py", *RESUME_RUN, "--vocdevkit_path", tiny_voc, *moments)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "largest weight difference: 0 " in result.stdout  # bit for bit: fp32 kernels are deterministic here
+    assert "history rows: identical (4 and 4 epochs)" in result.stdout
+    assert result.stdout.count("(killed)") == 2 and "temporary files left: 0" in result.stdout
+
+
+@pytest.mark.slow
+def test_ten_kills_of_a_vgg_unet_run_resume_to_the_straight_run(tiny_voc, tmp_path):
+    moments = ["epoch:1", "write:1", "val:2", "epoch:2", "write:2", "epoch:3", "val:3", "write:3", "epoch:4", "val:4"]
+    flags = [*TINY_TRAIN, "--freeze_epoch", "2", "--unfreeze_epoch", "4", "--unfreeze_batch_size", "2"]
+    args = [*flags, "--vocdevkit_path", tiny_voc, "--moments", *moments, "--work_dir", tmp_path / "runs"]
+    result = run_script("benchmarks/resume.py", *args, timeout=3600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "history rows: identical" in result.stdout
+
+
+def test_settings_that_cannot_work_are_refused_before_training():
+    for changes, named in [
+        ({"eval_period": 0}, "eval_period=0"),
+        ({"save_period": 0}, "save_period=0"),
+        ({"unfreeze_batch_size": 0}, "unfreeze_batch_size=0"),
+        ({"freeze_epoch": 30, "unfreeze_epoch": 24}, "freeze_epoch=30, unfreeze_epoch=24"),
+    ]:
+        with pytest.raises(ValueError, match=named):
+            validate_config(TrainConfig(**changes))
+
+
+def test_the_run_folder_is_guarded(trained, tmp_path):
+    """An earlier run is never replaced, a folder that cannot be written stops training before the first epoch,
+    and a resumed run keeps its settings."""
+    logs = tmp_path / "logs"
+    shutil.copytree(trained["logs"], logs)
+    base = [*TINY_TRAIN, "--vocdevkit_path", trained["voc"]]
+    result = run_script("train.py", *base, "--save_dir", logs)
+    assert result.returncode == 2 and "holds an earlier run" in result.stderr and f"--resume {logs}" in result.stderr
+    (tmp_path / "a file").write_text("in the way")
+    result = run_script("train.py", *base, "--save_dir", tmp_path / "a file")
+    assert result.returncode == 2 and "cannot be written" in result.stderr and "Traceback" not in result.stderr
+    result = run_script("train.py", "--resume", logs)
+    assert result.returncode == 2 and "has completed its 2 epochs" in result.stderr
+    result = run_script("train.py", "--resume", logs, "--unfreeze_epoch", "3", "--num_classes", "5")
+    assert result.returncode == 2 and "--num_classes 5 (the run has 3)" in result.stderr
+    result = run_script("train.py", "--resume", logs / "last_epoch_weights.weights.h5")
+    assert result.returncode == 2 and "not a resumable checkpoint" in result.stderr
+
+
+def mount_tmpfs(folder, size: str) -> bool:
+    os.makedirs(folder)
+    return (
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", folder], capture_output=True).returncode
+        == 0
+    )
+
+
+def test_a_full_disk_stops_with_a_message_and_the_last_checkpoint_intact(tiny_voc, tmp_path):
+    disk = str(tmp_path / "disk")
+    if not mount_tmpfs(disk, "50m"):
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        # Epoch 1's files (a 23 MB resumable checkpoint, two 8 MB weights files) fit; epoch 2's checkpoint does not.
+        result = run_script("train.py", *RESUME_RUN, "--vocdevkit_path", tiny_voc, "--save_dir", disk)
+        assert result.returncode == 2, result.stderr[-3000:]
+        assert "the disk is full" in result.stderr and "Traceback" not in result.stderr
+        assert sorted(n for n in os.listdir(disk) if n.startswith(".tmp-")) == []
+        assert os.path.isfile(os.path.join(disk, "resume_epoch001.weights.h5"))
+        from utils.checkpoint import read_state
+
+        assert read_state(os.path.join(disk, "resume_epoch001.weights.h5")).epoch == 1
+    finally:
+        subprocess.run(["umount", disk], capture_output=True)
