@@ -90,12 +90,9 @@ def free_ports(count: int) -> list:
     return ports
 
 
-def test_two_workers_on_loopback_train_in_step_and_only_the_chief_writes_logs(tiny_voc, tmp_path):
-    logs = tmp_path / "logs"
+def run_workers(args) -> list:
+    """train.py with args on two workers on loopback (TF_CONFIG); their outputs, once both have finished."""
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
-    # a frozen and an unfrozen epoch, in mixed precision (the last flag wins over TINY_TRAIN's fp32)
-    args = [*TINY_TRAIN, "--vocdevkit_path", tiny_voc, "--save_dir", logs, "--precision", "mixed_bfloat16"]
-    args += ["--freeze_epoch", "1", "--unfreeze_epoch", "2", "--freeze_batch_size", "4", "--unfreeze_batch_size", "4"]
     env = [
         dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}))
         for i in (0, 1)
@@ -112,14 +109,20 @@ def test_two_workers_on_loopback_train_in_step_and_only_the_chief_writes_logs(ti
             worker.kill()  # a no-op for a finished process; ends the other if one failed or timed out
     for worker, (_, stderr) in zip(workers, results):
         assert worker.returncode == 0, stderr[-3000:]
-    outputs = [stdout for stdout, _ in results]
-    chief, other = outputs
+    return [stdout for stdout, _ in results]
+
+
+def test_two_workers_on_loopback_train_in_step_and_only_the_chief_writes_logs(tiny_voc, tmp_path):
+    logs = tmp_path / "logs"
+    # a frozen and an unfrozen epoch, in mixed precision (the last flag wins over TINY_TRAIN's fp32)
+    args = [*TINY_TRAIN, "--vocdevkit_path", tiny_voc, "--save_dir", logs, "--precision", "mixed_bfloat16"]
+    args += ["--freeze_epoch", "1", "--unfreeze_epoch", "2", "--freeze_batch_size", "4", "--unfreeze_batch_size", "4"]
+    chief, other = run_workers(args)
     assert "MultiWorkerMirroredStrategy, worker 0 of 2 (chief), 2 replicas" in chief
     assert "worker 1 of 2, 2 replicas" in other and "Logs:" not in other and "val mIoU" not in other
-    digests = [re.search(r"weights digest (\w+)", out).group(1) for out in outputs]
+    digests = [re.search(r"weights digest (\w+)", out).group(1) for out in (chief, other)]
     assert digests[0] == digests[1]
-    assert len(glob.glob(str(logs / "loss_*"))) == 1
-    assert sorted(os.listdir(logs)) == sorted(
-        ["best_epoch_weights.json", "best_epoch_weights.weights.h5", "last_epoch_weights.weights.h5"]
-        + [os.path.basename(p) for p in glob.glob(str(logs / "loss_*"))]
-    )
+    (run_dir,) = glob.glob(str(logs / "loss_*"))
+    written = ["best_epoch_weights.json", "best_epoch_weights.weights.h5", "last_epoch_weights.weights.h5"]
+    written += ["resume_epoch001.weights.h5", "resume_epoch002.weights.h5", os.path.basename(run_dir)]
+    assert sorted(os.listdir(logs)) == sorted(written)
