@@ -1,9 +1,9 @@
 r"""Export a trained model for deployment, each format checked against the Keras model on real images.
 
-The settings default to UnetConfig in unet.py (set them as in training); the rest to ExportConfig below:
+The settings default to UnetConfig in unet.py (the weights file records the network's); the rest to ExportConfig:
 
     $ python export.py                                   # logs/best_epoch_weights.weights.h5 -> export/
-    $ python export.py --model_path logs/best_epoch_weights.weights.h5 --num_classes 2 --input_shape 256 256 \
+    $ python export.py --model_path logs/best_epoch_weights.weights.h5 \
           --parity_images ../shared/datasets/membrane/VOC2007/JPEGImages --formats savedmodel tflite_fp16
 
 Formats (written to export_dir):

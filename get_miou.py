@@ -3,7 +3,7 @@ r"""mIoU, mPA, precision and per-class tables and charts of a trained UNet over 
 The model settings default to UnetConfig in unet.py; the rest to MiouConfig below. Any can be a flag:
 
     $ python get_miou.py                                   # predict the val split, then compute the figures
-    $ python get_miou.py --model_path logs/best_epoch_weights.weights.h5 --num_classes 2 --input_shape 256 256 \
+    $ python get_miou.py --model_path logs/best_epoch_weights.weights.h5 \
           --vocdevkit_path ../shared/datasets/membrane --name_classes background membrane
     $ python get_miou.py --miou_mode 2                     # figures again from the saved predictions
     $ python get_miou.py -h                                # every setting with its default

@@ -1,11 +1,12 @@
 """The Unet predictor: loads trained weights once and segments images. predict.py and get_miou.py use it.
 
-Edit the defaults in UnetConfig to match your training run, or override them per instance:
+The weights file says what network it is (train.py records it); the settings in UnetConfig can be overridden
+per instance:
 
     from PIL import Image
     from unet import Unet
 
-    unet = Unet(model_path="logs/best_epoch_weights.weights.h5", num_classes=2)
+    unet = Unet(model_path="logs/best_epoch_weights.weights.h5")
     unet.detect_image(Image.open("img/shapes_1.jpg")).save("out.png")   # mask blended with the image
     unet.get_miou_png(Image.open("img/shapes_1.jpg"))                    # class ids at the image's size
 """
