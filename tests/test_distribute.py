@@ -126,3 +126,11 @@ def test_two_workers_on_loopback_train_in_step_and_only_the_chief_writes_logs(ti
     written = ["best_epoch_weights.json", "best_epoch_weights.weights.h5", "last_epoch_weights.weights.h5"]
     written += ["resume_epoch001.weights.h5", "resume_epoch002.weights.h5", os.path.basename(run_dir)]
     assert sorted(os.listdir(logs)) == sorted(written)
+
+    # Every worker resumes from the chief's checkpoint (here on shared storage); they stay in step, one history.
+    chief, other = run_workers(["--resume", logs, "--unfreeze_epoch", "3"])
+    assert "Resuming" in chief and "Resuming" in other and "resumed after epoch 2" in chief
+    digests = [re.search(r"weights digest (\w+)", out).group(1) for out in (chief, other)]
+    assert digests[0] == digests[1]
+    with open(os.path.join(run_dir, "history.csv")) as f:
+        assert [line.split(",")[0] for line in f.read().split()[1:]] == ["1", "2", "3"]

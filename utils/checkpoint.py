@@ -29,6 +29,7 @@ from nets.unet import UnetVariant, model_variant
 
 SETTINGS_ATTR = "unet_settings"  # ModelSettings, JSON
 STATE_ATTR = "train_state"  # a resumable checkpoint's run state, JSON
+OPTIMIZER_GROUP = "optimizer_state"  # a resumable checkpoint's optimizer variables, by index
 EPOCH_ATTR = "epoch"  # the epoch a weights file holds the end of
 VARIANT_ATTR = "unet_variant"  # files of this repo written before SETTINGS_ATTR recorded the variant alone
 RESUMABLE = re.compile(r"^resume_epoch(\d+)\.weights\.h5$")
@@ -220,8 +221,14 @@ def save_resumable(model, save_dir: str, settings: ModelSettings, state: RunStat
     check_free_space(save_dir, variables_bytes(model.weights) + variables_bytes(optimizer_variables), path)
 
     def write(temporary):
-        model.save_weights(temporary, overwrite=True)
+        # The weights as a weights file holds them, and the optimizer's variables by their order. Not
+        # model.save_weights of the compiled model: it saves the metrics too, whose reading under
+        # MultiWorkerMirroredStrategy is a collective that only the chief would join.
+        keras.Model(model.inputs, model.outputs, name=model.name).save_weights(temporary, overwrite=True)
         with h5py.File(temporary, "a") as h5:
+            group = h5.create_group(OPTIMIZER_GROUP)
+            for index, variable in enumerate(model.optimizer.variables):
+                group.create_dataset(str(index), data=keras.ops.convert_to_numpy(variable))
             h5.attrs[SETTINGS_ATTR] = settings.to_json()
             h5.attrs[STATE_ATTR] = json.dumps(asdict(state))
 
@@ -278,9 +285,20 @@ def find_resumable(resume: str):
 
 
 def load_optimizer_state(model, path: str) -> None:
-    """Fills the compiled model's optimizer (built here) and weights from a resumable checkpoint."""
+    """Fills the compiled model's optimizer (built here for the phase's trainable variables) from a resumable
+    checkpoint of the same phase: Adam's moments and step count, SGD's momentum, the loss scale."""
     model.optimizer.build(model.trainable_variables)
-    model.load_weights(path)
+    variables = model.optimizer.variables
+    with h5py.File(path, "r") as h5:
+        stored = h5[OPTIMIZER_GROUP]
+        shapes = [tuple(stored[str(i)].shape) for i in range(len(stored))]
+        if shapes != [tuple(v.shape) for v in variables]:
+            raise ValueError(
+                f"{path}: its optimizer state ({len(shapes)} variables) does not fit this run's optimizer "
+                f"({len(variables)}): the checkpoint is from another network or optimizer."
+            )
+        for index, variable in enumerate(variables):
+            variable.assign(stored[str(index)][()])
 
 
 def read_settings(path: str):
