@@ -96,6 +96,7 @@ def test_benchmark_rejects_an_unknown_precision():
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow  # 40 s of training a 31 M-parameter network at 188 x 188: the default suite has the UNet's run
 def test_benchmark_runs_the_classic_unet_with_its_smaller_output(tmp_path):
     out = tmp_path / "bench.json"
     result = run_script(

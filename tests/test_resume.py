@@ -3,25 +3,28 @@
 import os
 import shutil
 import subprocess
+from dataclasses import replace
 
 import pytest
 
 from tests.helpers import TINY_TRAIN, run_script
 from train import TrainConfig, validate_config
+from utils.checkpoint import find_resumable
+from utils.runs import prepare_save_dir, resumed_config
 
 # A small network with batch normalisation and dropout, two phases: what must survive a kill is all there.
 RESUME_RUN = ["--model", "unet_small", "--input_shape", "32", "32", "--num_classes", "3", "--model_path", ""]
-RESUME_RUN += ["--freeze_epoch", "2", "--unfreeze_epoch", "4", "--unfreeze_batch_size", "2"]
+RESUME_RUN += ["--freeze_epoch", "1", "--unfreeze_epoch", "3", "--unfreeze_batch_size", "2"]
 
 
 def test_a_run_killed_at_each_kind_of_moment_resumes_to_the_straight_runs_weights(tiny_voc, tmp_path):
-    # Killed while epoch 2's checkpoint is written (resumes after epoch 1, inside the frozen phase, and crosses
-    # into the unfrozen one), then one step into epoch 3 (resumes at the phase boundary).
+    # Killed while epoch 2's checkpoint is written (resumes after epoch 1: at the phase boundary), then one step
+    # into epoch 3 (resumes after epoch 2, inside the unfrozen phase, with the optimizer's state).
     moments = ["--moments", "write:2", "epoch:3", "--work_dir", tmp_path / "runs"]
     result = run_script("benchmarks/resume.py", *RESUME_RUN, "--vocdevkit_path", tiny_voc, *moments)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "largest weight difference: 0 " in result.stdout  # bit for bit: fp32 kernels are deterministic here
-    assert "history rows: identical (4 and 4 epochs)" in result.stdout
+    assert "history rows: identical (3 and 3 epochs)" in result.stdout
     assert result.stdout.count("(killed)") == 2 and "temporary files left: 0" in result.stdout
 
 
@@ -51,18 +54,23 @@ def test_the_run_folder_is_guarded(trained, tmp_path):
     and a resumed run keeps its settings."""
     logs = tmp_path / "logs"
     shutil.copytree(trained["logs"], logs)
-    base = [*TINY_TRAIN, "--vocdevkit_path", trained["voc"]]
-    result = run_script("train.py", *base, "--save_dir", logs)
+    result = run_script("train.py", *TINY_TRAIN, "--vocdevkit_path", trained["voc"], "--save_dir", logs)
     assert result.returncode == 2 and "holds an earlier run" in result.stderr and f"--resume {logs}" in result.stderr
+    assert "Traceback" not in result.stderr
     (tmp_path / "a file").write_text("in the way")
-    result = run_script("train.py", *base, "--save_dir", tmp_path / "a file")
-    assert result.returncode == 2 and "cannot be written" in result.stderr and "Traceback" not in result.stderr
-    result = run_script("train.py", "--resume", logs)
-    assert result.returncode == 2 and "has completed its 2 epochs" in result.stderr
-    result = run_script("train.py", "--resume", logs, "--unfreeze_epoch", "3", "--num_classes", "5")
-    assert result.returncode == 2 and "--num_classes 5 (the run has 3)" in result.stderr
-    result = run_script("train.py", "--resume", logs / "last_epoch_weights.weights.h5")
-    assert result.returncode == 2 and "not a resumable checkpoint" in result.stderr
+    with pytest.raises(ValueError, match="a file'.*cannot be written"):
+        prepare_save_dir(str(tmp_path / "a file"), continuing=False)
+    checkpoint, state = find_resumable(str(logs))
+    assert checkpoint.endswith("resume_epoch002.weights.h5") and state.epoch == 2
+    config = TrainConfig(resume=str(logs))
+    with pytest.raises(ValueError, match="has completed its 2 epochs"):
+        resumed_config(TrainConfig, config, state, {"resume"}, str(logs))
+    given = replace(config, unfreeze_epoch=3, num_classes=5)
+    with pytest.raises(ValueError, match=r"--num_classes 5 \(the run has 3\)"):
+        resumed_config(TrainConfig, given, state, {"resume", "unfreeze_epoch", "num_classes"}, str(logs))
+    assert resumed_config(TrainConfig, given, state, {"resume", "unfreeze_epoch"}, str(logs)).num_classes == 3
+    with pytest.raises(ValueError, match="not a resumable checkpoint"):
+        find_resumable(str(logs / "last_epoch_weights.weights.h5"))
 
 
 def mount_tmpfs(folder, size: str) -> bool:
