@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import make_tiny_voc, run_script
+from tests.helpers import TINY_CLASSES, make_tiny_voc, run_script
 
 HEAD_RUNS = {
     "fcn8": ["--input_shape", "32", "32"],
@@ -36,10 +36,10 @@ def test_train_predict_and_evaluate_each_head(name, tmp_path):
     assert [int(r["epoch"]) for r in rows] == [1, 2] and all(np.isfinite(float(r["loss"])) for r in rows)
 
     # get_miou.py predicts the val images at their size (overlap-tile for the classic UNet) and agrees with
-    # the val mIoU that training measured on the same weights
+    # the val mIoU that training measured on the same weights; the weights file says which network they fill
     weights = os.path.join(logs, "last_epoch_weights.weights.h5")
     out = tmp_path / "miou_out"
-    args = [*settings, "--model_path", weights, "--vocdevkit_path", voc, "--miou_out_path", out]
+    args = ["--model_path", weights, "--precision", "fp32", "--vocdevkit_path", voc, "--miou_out_path", out]
     result = run_script("get_miou.py", *args)
     assert result.returncode == 0, result.stderr[-3000:]
     with open(out / "summary.json") as f:
@@ -51,8 +51,8 @@ def test_train_predict_and_evaluate_each_head(name, tmp_path):
     # predict.py itself is tested on the tiny UNet (test_predict.py).
     from unet import Unet
 
-    shape = [int(side) for side in HEAD_RUNS[name][1:]]
-    unet = Unet(model_path=weights, num_classes=3, model=name, input_shape=shape, precision="fp32")
+    unet = Unet(model_path=weights, precision="fp32")
+    assert (unet.config.model, unet.class_names) == (name, TINY_CLASSES)
     with Image.open(os.path.join(voc, "VOC2007", "JPEGImages", "img 10.jpg")) as image:
         assert unet.detect_image(image).size == (40, 48)
         assert unet.get_miou_png(image).size == (40, 48)

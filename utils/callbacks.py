@@ -178,7 +178,7 @@ class CheckpointSaver(keras.callbacks.Callback):
             save_weights(self.model, self.path("best_epoch_weights"), self.settings, epoch)
             write_json(os.path.join(self.save_dir, "best_epoch_weights.json"), self.best)
         if epoch % self.save_period == 0:
-            row = self.history.rows[epoch - 1]
+            row = self.history.rows[-1]  # this epoch's (a run started with init_epoch has no earlier rows)
             name = f"ep{epoch:03d}-loss{row['loss']:.3f}-val_loss{row['val_loss'] or math.nan:.3f}"
             save_weights(self.model, self.path(name), self.settings, epoch)
 
