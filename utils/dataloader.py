@@ -145,39 +145,15 @@ def _inference_batches(dataset, prepare, batch_size: int, num_workers: int, padd
     return dataset.map(prepare).padded_batch(batch_size, padding_values=padding_values).with_options(options)
 
 
-def epoch_samples(num_samples: int, samples_per_epoch: int, seed: int, epoch):
-    """Which samples epoch `epoch` draws, in order, and the augmentation seed of each draw.
-
-    Both depend only on (seed, epoch): a run resumed at epoch e sees the same samples and augmentations in epoch e
-    as a run that never stopped. Each epoch is a fresh permutation, repeated if it must be longer than the
-    samples (a worker's share under multi-worker training).
-
-    Returns:
-        (int32 (samples_per_epoch,) indices into the samples, int64 (samples_per_epoch, 2) stateless seeds).
-    """
-    epoch_seed = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
-    order_seed, augment_seed = tf.unstack(tf.random.experimental.stateless_split(epoch_seed, 2))
-    order = tf.argsort(tf.random.stateless_uniform([num_samples], order_seed))
-    repeats = -(-samples_per_epoch // num_samples)  # ceil
-    order = tf.tile(order, [repeats])[:samples_per_epoch]
-    return order, tf.random.experimental.stateless_split(augment_seed, samples_per_epoch)
-
-
 def build_train_dataset(
-    samples,
-    input_shape,
-    batch_size: int,
-    seed: int,
-    first_epoch: int = 0,
-    num_workers: int = 0,
-    margin: int = 0,
-    shard=(0, 1),
+    samples, input_shape, batch_size: int, seed: int, num_workers: int = 0, margin: int = 0, shard=(0, 1), skip=0
 ):
-    """Endless shuffled, augmented batches from epoch `first_epoch` on, epoch after epoch:
-    (images uint8 (B, H, W, 3), labels uint8 (B, H - 2m, W - 2m)).
+    """Endless shuffled, augmented batches: (images uint8 (B, H, W, 3), labels uint8 (B, H - 2m, W - 2m)).
 
-    An epoch is len(samples) // batch_size batches; its samples and their augmentations depend only on
-    (seed, epoch) (epoch_samples), whatever epoch the stream starts at and whatever the number of workers.
+    Every sample draws its augmentation from its own stateless seed taken from a stream seeded by `seed`, so the
+    batches are the same from run to run whatever the number of workers. `skip` batches are passed over before
+    anything is read (only their file names and seeds are drawn): a run resumed after k epochs of a phase skips
+    k epochs' batches and goes on with exactly the batches an uninterrupted run would see.
 
     Args:
         margin: m, for a model whose output is smaller than its input (the classic UNet's 92): the labels
@@ -186,19 +162,16 @@ def build_train_dataset(
             global batch, which tf.distribute splits over all replicas.
     """
     index, count = shard
-    images, labels = (tf.constant(list(paths)[index::count]) for paths in zip(*samples))
-    samples_per_epoch = len(samples) // batch_size * batch_size
+    pairs = _paths(samples).shard(count, index)
+    pairs = pairs.shuffle(len(samples), seed=seed, reshuffle_each_iteration=True).repeat()
+    seeds = tf.data.Dataset.random(seed=seed).batch(2)
 
-    def epoch(number):
-        order, seeds = epoch_samples(len(images), samples_per_epoch, seed, number)
-        return tf.data.Dataset.from_tensor_slices((tf.gather(images, order), tf.gather(labels, order), seeds))
-
-    def prepare(image_path, label_path, sample_seed):
-        image, label = augment(*decode_pair(image_path, label_path), input_shape, sample_seed, native=margin > 0)
+    def prepare(paths, pair_seed):
+        image, label = augment(*decode_pair(*paths), input_shape, pair_seed, native=margin > 0)
         return crop_margin(image, label, margin)
 
-    dataset = tf.data.Dataset.range(first_epoch, 2**31).flat_map(epoch)
-    dataset = dataset.map(prepare, num_parallel_calls=_parallelism(num_workers), deterministic=True)
+    drawn = tf.data.Dataset.zip(pairs, seeds).skip(skip * batch_size)  # before the map: nothing is decoded
+    dataset = drawn.map(prepare, num_parallel_calls=_parallelism(num_workers), deterministic=True)
     # The files are sharded above, before decoding: tf.distribute must not shard again (its FILE policy cannot
     # split an in-memory list of paths, and DATA would decode every file on every worker).
     options = tf.data.Options()
