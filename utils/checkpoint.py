@@ -34,6 +34,8 @@ EPOCH_ATTR = "epoch"  # the epoch a weights file holds the end of
 VARIANT_ATTR = "unet_variant"  # files of this repo written before SETTINGS_ATTR recorded the variant alone
 RESUMABLE = re.compile(r"^resume_epoch(\d+)\.weights\.h5$")
 KEEP_RESUMABLE = 2  # the latest resumable checkpoint and the one before it, as a fallback
+UMASK = os.umask(0o022)  # read once (os.umask can only be read by setting it), then set back
+os.umask(UMASK)
 TEMPORARY_PREFIX = ".tmp-"  # temporary files of an atomic write; a killed write leaves one, the next run removes it
 
 
@@ -139,6 +141,7 @@ def write_atomically(path: str, write, suffix: str) -> None:
         os.close(handle)
         try:
             write(temporary)
+            os.chmod(temporary, 0o666 & ~UMASK)  # mkstemp makes it private; the file gets a new file's usual mode
             os.replace(temporary, path)
         except OSError as error:
             close_hdf5_files(temporary)  # a failed write leaves h5py's handle open: HDF5 would crash closing it at exit
