@@ -7,7 +7,8 @@ import h5py
 import pytest
 
 from nets.unet import build_unet
-from utils.checkpoint import ModelSettings, deferred_interrupt, read_settings, save_weights
+from utils.atomic import deferred_interrupt
+from utils.checkpoint import ModelSettings, read_settings, save_weights
 
 
 def test_ctrl_c_waits_for_the_block_then_raises():

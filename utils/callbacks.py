@@ -11,16 +11,8 @@ import keras
 import numpy as np
 from matplotlib.figure import Figure
 
-from utils.checkpoint import (
-    RunState,
-    deferred_interrupt,
-    recorded_epoch,
-    save_resumable,
-    save_weights,
-    write_atomically,
-    write_json,
-    write_text,
-)
+from utils.atomic import deferred_interrupt, write_atomically, write_json, write_text
+from utils.checkpoint import RunState, recorded_epoch, save_resumable, save_weights
 from utils.metrics import evaluate_confusion, mean_iou, per_class_iou
 from utils.prediction import segment_function
 

@@ -5,7 +5,8 @@ import dataclasses
 import os
 import tempfile
 
-from utils.checkpoint import TEMPORARY_PREFIX, remove_stray_temporaries, resumable_checkpoints
+from utils.atomic import TEMPORARY_PREFIX, remove_stray_temporaries
+from utils.checkpoint import resumable_checkpoints
 
 # Settings that may change when a run is resumed: they change neither the network nor what an epoch computes.
 # unfreeze_epoch extends (or shortens) the run, and with it the learning-rate schedule's end.
