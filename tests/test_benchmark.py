@@ -67,7 +67,7 @@ def test_benchmark_script_measures_both_precisions(tmp_path):
     result = run_script(
         "benchmark.py",
         *["--input_shape", "32", "32", "--batch_size", "2", "--num_classes", "3", "--steps", "2", "--warmup", "1"],
-        *["--calls", "3", "--repeats", "2"],  # plumbing: a few calls of each kind, not a measurement
+        *["--calls", "3", "--repeats", "1"],  # plumbing: a few calls of each kind, not a measurement
         *["--pipeline_shape", "64", "64", "--pipeline_batches", "3", "--precision", "fp32", "mixed_bfloat16"],
         *["--json", out],
     )

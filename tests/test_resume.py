@@ -17,15 +17,16 @@ RESUME_RUN = ["--model", "unet_small", "--input_shape", "32", "32", "--num_class
 RESUME_RUN += ["--freeze_epoch", "1", "--unfreeze_epoch", "3", "--unfreeze_batch_size", "2"]
 
 
-def test_a_run_killed_at_each_kind_of_moment_resumes_to_the_straight_runs_weights(tiny_voc, tmp_path):
-    # Killed while epoch 2's checkpoint is written (resumes after epoch 1: at the phase boundary), then one step
-    # into epoch 3 (resumes after epoch 2, inside the unfrozen phase, with the optimizer's state).
-    moments = ["--moments", "write:2", "epoch:3", "--work_dir", tmp_path / "runs"]
+def test_a_run_killed_during_a_checkpoint_write_resumes_to_the_straight_runs_weights(tiny_voc, tmp_path):
+    # Killed while epoch 2's checkpoint is written: resumes after epoch 1, at the phase boundary, and trains on.
+    # (Resuming inside a phase, with the optimizer's state, is in test_train_script's Ctrl-C test and in the slow
+    # ten-kill test; benchmarks/resume.py takes any list of moments.)
+    moments = ["--moments", "write:2", "--work_dir", tmp_path / "runs"]
     result = run_script("benchmarks/resume.py", *RESUME_RUN, "--vocdevkit_path", tiny_voc, *moments)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "largest weight difference: 0 " in result.stdout  # bit for bit: fp32 kernels are deterministic here
     assert "history rows: identical (3 and 3 epochs)" in result.stdout
-    assert result.stdout.count("(killed)") == 2 and "temporary files left: 0" in result.stdout
+    assert result.stdout.count("(killed)") == 1 and "temporary files left: 0" in result.stdout
 
 
 @pytest.mark.slow
