@@ -43,7 +43,7 @@ from PIL import Image
 
 from nets.models import build_model, check_model_settings, output_margin
 from unet import Unet
-from utils.checkpoint import read_settings
+from utils.checkpoint import check_recorded, read_settings
 from utils.config import format_config, given_flags, run_main
 from utils.dataloader import build_train_dataset
 from utils.demo_data import make_demo_dataset
@@ -292,12 +292,8 @@ def network_of(config: BenchmarkConfig) -> BenchmarkConfig:
             f"model_path={config.model_path!r}: not a weights file that records its settings (train.py's do). "
             "Give model, backbone and num_classes instead."
         )
-    given = given_flags(BenchmarkConfig)
-    for name in ("model", "backbone", "num_classes"):
-        if name in given and getattr(config, name) != getattr(recorded, name):
-            raise ValueError(
-                f"{name}={getattr(config, name)!r}, but {config.model_path} is {getattr(recorded, name)!r}."
-            )
+    given = given_flags(BenchmarkConfig) & {"model", "backbone", "num_classes"}
+    check_recorded(config.model_path, recorded, {name: getattr(config, name) for name in given})
     return replace(config, model=recorded.model, backbone=recorded.backbone, num_classes=recorded.num_classes)
 
 

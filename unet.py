@@ -22,7 +22,7 @@ from PIL import Image
 
 from nets.models import build_model, check_model_settings, letterbox_size, output_shape
 from nets.unet import UnetVariant, model_variant
-from utils.checkpoint import ModelSettings, read_settings
+from utils.checkpoint import ModelSettings, check_recorded, read_settings
 from utils.config import format_config
 from utils.dataloader import build_predict_dataset
 from utils.images import to_rgb
@@ -57,13 +57,17 @@ def unet_settings(config) -> dict:
     return {f.name: getattr(config, f.name) for f in fields(UnetConfig)}
 
 
-def recorded_settings(config: UnetConfig):
+def recorded_settings(config: UnetConfig, onnx: OnnxModel = None):
     """The ModelSettings that model_path records (a weights file's attribute, an ONNX file's metadata), or None.
-    An ONNX file exported before the settings were recorded still tells its input size and classes."""
+    An ONNX file exported before the settings were recorded still tells its input size and classes.
+
+    Args:
+        onnx: model_path already opened, for backend onnx (opened here when not given).
+    """
     if config.backend != "onnx":
         check_trained_weights_file(config.model_path)
         return read_settings(config.model_path)
-    onnx = OnnxModel(config.model_path)
+    onnx = onnx or OnnxModel(config.model_path)
     if onnx.settings:
         return onnx.settings
     tiles = onnx.output_shape[1] != onnx.input_shape[1]
@@ -82,22 +86,17 @@ def resolve_settings(config: UnetConfig, recorded) -> UnetConfig:
     source = recorded and {name: getattr(recorded, name) for name in UNRECORDED}
     if source:
         source["input_shape"] = list(source["input_shape"])
-    for name in ("model", "backbone", "num_classes"):
-        given = getattr(config, name)
-        if source and given is not None and given != source[name]:
-            raise ValueError(
-                f"{name}={given!r}, but {config.model_path} was trained with {name}={source[name]!r}. Leave {name} "
-                f"unset (it is read from the file), or set it to {source[name]!r}."
-            )
+    if recorded:
+        given = {name: getattr(config, name) for name in ("model", "backbone", "num_classes")}
+        check_recorded(config.model_path, recorded, {name: value for name, value in given.items() if value is not None})
     filled = {name: value for name, value in (source or UNRECORDED).items() if getattr(config, name) is None}
     config = replace(config, **filled)
     check_model_settings(config.model, config.input_shape, config.backbone)
     return config
 
 
-def load_onnx(config: UnetConfig) -> OnnxModel:
+def check_onnx(config: UnetConfig, model: OnnxModel) -> OnnxModel:
     """The ONNX model of model_path, checked against input_shape, num_classes and model."""
-    model = OnnxModel(config.model_path)
     expected = output_shape(config.model, config.input_shape, config.num_classes)
     if list(model.input_shape[1:3]) != list(config.input_shape) or tuple(model.output_shape[1:]) != expected:
         raise ValueError(
@@ -138,7 +137,8 @@ class Unet:
                 f"Unet got unknown settings {unknown}; expected some of {[f.name for f in fields(UnetConfig)]}."
             )
         config = replace(UnetConfig(), **overrides)
-        recorded = recorded_settings(config)
+        onnx = OnnxModel(config.model_path) if config.backend == "onnx" else None  # opened once
+        recorded = recorded_settings(config, onnx)
         self.config = config = resolve_settings(config, recorded)
         self.class_names = list(recorded.class_names) if recorded else []  # background first; [] = unnamed
         if config.mix_type not in MIX_TYPES:
@@ -149,7 +149,7 @@ class Unet:
         print("Unet:\n" + format_config(config))
         print(set_precision(config.precision))
         if config.backend == "onnx":
-            self.model = load_onnx(config)
+            self.model = check_onnx(config, onnx)
         elif config.backend == "keras":
             self.model = load_keras_model(config)
         else:

@@ -212,6 +212,18 @@ def read_settings(path: str):
         ) from None
 
 
+def check_recorded(path: str, recorded: ModelSettings, given: dict) -> None:
+    """Raises ValueError for a network setting given explicitly ({name: value}) that contradicts what the weights
+    file at path records, naming both values."""
+    for name, value in given.items():
+        if value != getattr(recorded, name):
+            found = getattr(recorded, name)
+            raise ValueError(
+                f"{name}={value!r}, but {path} was trained with {name}={found!r}. Leave {name} unset (it is read "
+                f"from the file), or set it to {found!r}."
+            )
+
+
 def recorded_variant(h5: h5py.File):
     """The UnetVariant an open weights file records, or None for a file that records none (another repo's)."""
     if SETTINGS_ATTR in h5.attrs:
