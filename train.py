@@ -36,12 +36,10 @@ import keras
 
 from nets.models import (
     PRETRAINED_ENCODER,
-    build_model,
     check_model_settings,
     letterbox_size,
     output_margin,
 )
-from nets.unet import UnetVariant
 from utils.callbacks import CheckpointSaver, EvalCallback, LossHistory
 from utils.checkpoint import (
     ModelSettings,
@@ -61,9 +59,7 @@ from utils.losses import build_loss
 from utils.precision import set_precision
 from utils.runs import prepare_save_dir, resumed_config, run_dir_of
 from utils.training import fit_phase, plan_phases
-from utils.weights.formats import weights_variant
-from utils.weights.matching import Loading, load_weights, report_loading
-from utils.weights.mismatch import check_starting_weights
+from utils.weights.building import build_with_weights
 from utils.weights.sources import resolve_model_path
 
 
@@ -199,15 +195,7 @@ def build_starting_model(config: TrainConfig, strategy, checkpoint):
         weights_path, source = checkpoint, f"resumable checkpoint {checkpoint}"
     else:
         weights_path, source = resolve_model_path(config.model_path, config.backbone, config.model)
-    variant, known = weights_variant(weights_path) if weights_path else (UnetVariant(), "")
-    with strategy.scope():  # variables mirrored on every replica
-        model = build_model(config.model, config.input_shape, config.num_classes, config.backbone, variant)
-        loading = load_weights(model, weights_path) if weights_path else Loading()
-    print(report_loading(source, loading))
-    if weights_path:
-        check_starting_weights(model, weights_path, loading, config.model, config.backbone)
-    if variant != UnetVariant():
-        print(f"  trained as: {variant.describe()} ({known}); the checkpoints record it")
+    model = build_with_weights(config, weights_path, source, complete=False, scope=strategy.scope())
     if checkpoint:
         restore_seed_generators(model, checkpoint)  # dropout goes on drawing as in the run that stopped
     return model

@@ -20,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up 
 import numpy as np
 from PIL import Image
 
-from nets.models import build_model, check_model_settings, letterbox_size, output_shape
+from nets.models import check_model_settings, letterbox_size, output_shape
 from nets.unet import UnetVariant, model_variant
 from utils.checkpoint import ModelSettings, check_recorded, read_settings
 from utils.config import format_config
@@ -30,8 +30,8 @@ from utils.onnx_model import OnnxModel
 from utils.precision import set_precision
 from utils.prediction import predict_function, segment_function, segment_image_function
 from utils.visualize import MIX_TYPES, class_colours, class_names, count_table, palette_image, render
-from utils.weights.formats import weights_variant
-from utils.weights.mismatch import check_trained_weights_file, load_trained_weights
+from utils.weights.building import build_with_weights
+from utils.weights.mismatch import check_trained_weights_file
 
 
 @dataclass
@@ -108,19 +108,6 @@ def check_onnx(config: UnetConfig, model: OnnxModel) -> OnnxModel:
     return model
 
 
-def load_keras_model(config: UnetConfig):
-    """The network of config with model_path's weights, built as the file was trained (UnetVariant)."""
-    check_trained_weights_file(config.model_path)
-    variant, known = weights_variant(config.model_path)
-    model = build_model(config.model, config.input_shape, config.num_classes, config.backbone, variant)
-    loading = load_trained_weights(model, config.model_path, config.model, config.backbone, config.num_classes)
-    by_place = f", {len(loading.by_topology)} of them by place (unnamed in the file)" if loading.by_topology else ""
-    print(f"Loaded {len(loading.loaded)} layers from {config.model_path}{by_place}")
-    if variant != UnetVariant():
-        print(f"  as trained: {variant.describe()} ({known})")
-    return model
-
-
 class Unet:
     """Segments images with a trained network (any `model`); every method goes through the same prediction path:
 
@@ -151,7 +138,7 @@ class Unet:
         if config.backend == "onnx":
             self.model = check_onnx(config, onnx)
         elif config.backend == "keras":
-            self.model = load_keras_model(config)
+            self.model = build_with_weights(config, config.model_path)  # the file's existence checked above
         else:
             raise ValueError(f"backend={config.backend!r}: expected keras or onnx.")
         variant = model_variant(self.model) if config.backend == "keras" else UnetVariant()

@@ -57,7 +57,7 @@ def test_bubbliiiing_file_loads_every_tensor_and_runs_as_trained(tmp_path, capsy
 
     unet = Unet(model_path=path, num_classes=21, backbone=backbone, input_shape=[64, 64], precision="fp32")
     decoder_layers = 9 if backbone == "vgg" else 11
-    assert f"{decoder_layers} of them by place (unnamed in the file)" in capsys.readouterr().out
+    assert f"{decoder_layers} by place: unnamed in the file" in capsys.readouterr().out
     # Every tensor of the model is one of the file's, each file layer's arrays went to one model layer, and the
     # unnamed decoder layers went in the order Keras numbered them (conv2d, conv2d_1, ...).
     npz = np.load(os.path.join(folder, "weights.npz"))
@@ -108,14 +108,14 @@ def test_train_from_a_bubbliiiing_file_with_other_classes_then_predict(tiny_voc,
     flags = ["--model_path", checkpoint, "--num_classes", "3", "--input_shape", "32", "32", "--show", "false"]
     result = run_script("predict.py", *flags, cwd=tmp_path, stdin=image + "\n")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "as trained: input x / 127.5 - 1, nearest upsampling (recorded in the file)" in result.stdout
+    assert "trained as: input x / 127.5 - 1, nearest upsampling (recorded in the file)" in result.stdout
     assert (tmp_path / "img_out" / "img 10.png").is_file()
     # get_miou.py takes the bubbliiiing file itself (21 classes; the labels use 3 of them)
     out = tmp_path / "miou"
     flags = ["--model_path", path, "--num_classes", "21", "--input_shape", "32", "32", "--vocdevkit_path", tiny_voc]
     result = run_script("get_miou.py", *flags, "--name_classes", *map(str, range(21)), "--miou_out_path", out)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "as trained: input x / 127.5 - 1, nearest upsampling (a Keras 2 UNet" in result.stdout
+    assert "trained as: input x / 127.5 - 1, nearest upsampling (a Keras 2 UNet" in result.stdout
     assert len(os.listdir(out / "detection-results")) == 4
 
 

@@ -5,7 +5,7 @@ import os
 
 from nets.models import ENCODER_PREFIXES
 from utils.weights.formats import kernel_shapes
-from utils.weights.matching import Loading, abbreviate, load_weights
+from utils.weights.matching import Loading, abbreviate
 
 
 def guess_model(path: str):
@@ -75,16 +75,11 @@ def check_trained_weights_file(model_path: str) -> None:
         )
 
 
-def load_trained_weights(model, model_path: str, model_name: str, backbone: str, num_classes: int) -> Loading:
-    """Loads a trained model's weights for prediction: every layer must match, or a ValueError says what to set."""
-    loading = load_weights(model, model_path)
-    if loading.skipped:
-        raise ValueError(mismatch_message(model_path, model, loading, model_name, backbone, num_classes))
-    return loading
-
-
-def check_starting_weights(model, path: str, loading: Loading, model_name: str, backbone: str) -> None:
-    """train.py's check: a starting weights file must fill at least one layer, else it is another network's."""
+def check_loading(model, path: str, loading: Loading, model_name: str, backbone: str, complete: bool) -> None:
+    """A trained network (complete) must fill every layer; a starting point for training at least one, else it
+    is another network's file. Otherwise a ValueError names the setting to change."""
+    if complete and loading.skipped:
+        raise ValueError(mismatch_message(path, model, loading, model_name, backbone, model.output_shape[-1]))
     if not loading.loaded:
         raise ValueError(
             mismatch_message(path, model, loading, model_name, backbone, model.output_shape[-1])
