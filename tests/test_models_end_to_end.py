@@ -47,12 +47,15 @@ def test_train_predict_and_evaluate_each_head(name, tmp_path):
     with Image.open(next((out / "detection-results").glob("*.png"))) as prediction:
         assert prediction.size == (40, 48)
 
-    # One image through the predictor's single-image path (predict.py's prompt, detect_image), in this process:
-    # predict.py itself is tested on the tiny UNet (test_predict.py).
-    from unet import Unet
-
-    unet = Unet(model_path=weights, precision="fp32")
-    assert (unet.config.model, unet.class_names) == (name, TINY_CLASSES)
-    with Image.open(os.path.join(voc, "VOC2007", "JPEGImages", "img 10.jpg")) as image:
-        assert unet.detect_image(image).size == (40, 48)
-        assert unet.get_miou_png(image).size == (40, 48)
+    # predict.py and export.py with only the weights file: it records the network, its size and its classes
+    image = os.path.join(voc, "VOC2007", "JPEGImages", "img 10.jpg")
+    args = ["--model_path", weights, "--precision", "fp32", "--show", "false", "--count", "true"]
+    result = run_script("predict.py", *args, cwd=tmp_path, stdin=image + "\n")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"model        {name}" in result.stdout and all(c in result.stdout for c in TINY_CLASSES)
+    with Image.open(tmp_path / "img_out" / "img 10.png") as saved:
+        assert saved.size == (40, 48)
+    export = ["--model_path", weights, "--export_dir", tmp_path / "export", "--formats", "savedmodel"]
+    result = run_script("export.py", *export, "--parity_images", os.path.dirname(image), "--parity_count", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"model        {name}" in result.stdout and "savedmodel" in result.stdout and ": ok" in result.stdout

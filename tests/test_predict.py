@@ -13,7 +13,8 @@ from utils.visualize import class_colours
 
 
 def predict_args(trained, *extra):
-    return [*TINY_MODEL, "--model_path", trained["weights"], "--show", "false", *extra]
+    """Only the weights file (it records the network and its classes), and fp32 for exact comparisons."""
+    return ["--model_path", trained["weights"], "--precision", "fp32", "--show", "false", *extra]
 
 
 def val_image(trained, index=10) -> str:
