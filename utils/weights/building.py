@@ -1,0 +1,29 @@
+"""The one build-then-load sequence, for train.py's starting weights and the predictor's trained weights: the
+network is built as the weights file was trained (its UnetVariant), then filled from the file and checked."""
+
+import contextlib
+
+from nets.models import build_model
+from nets.unet import UnetVariant
+from utils.weights.formats import weights_variant
+from utils.weights.matching import Loading, load_weights, report_loading
+from utils.weights.mismatch import check_loading
+
+
+def build_with_weights(settings, path: str | None, source: str = "", complete: bool = True, scope=None):
+    """The network of `settings` (anything with model, input_shape, num_classes, backbone) holding path's weights.
+
+    complete=True (prediction): every layer must load; complete=False (training's starting point): at least
+    one must, the rest stays initialised and is reported. path=None: initialised weights only.
+    scope: the distribution strategy's scope, so that the variables are mirrored on every replica.
+    """
+    variant, known = weights_variant(path) if path else (UnetVariant(), "")
+    with scope or contextlib.nullcontext():
+        model = build_model(settings.model, settings.input_shape, settings.num_classes, settings.backbone, variant)
+        loading = load_weights(model, path) if path else Loading()
+    print(report_loading(source or path, loading))
+    if path:
+        check_loading(model, path, loading, settings.model, settings.backbone, complete)
+    if variant != UnetVariant():
+        print(f"  trained as: {variant.describe()} ({known})")
+    return model
