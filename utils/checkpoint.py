@@ -184,7 +184,8 @@ def find_resumable(resume: str):
 def load_optimizer_state(model, path: str) -> None:
     """Fills the compiled model's optimizer (built here for the phase's trainable variables) from a resumable
     checkpoint of the same phase: Adam's moments and step count, SGD's momentum, the loss scale."""
-    model.optimizer.build(model.trainable_variables)
+    if not model.optimizer.built:  # building twice would add a LossScaleOptimizer's variables twice
+        model.optimizer.build(model.trainable_variables)
     variables = model.optimizer.variables
     with h5py.File(path, "r") as h5:
         stored = h5[OPTIMIZER_GROUP]
