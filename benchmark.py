@@ -13,6 +13,8 @@ For each precision it measures, on the real VGG16-UNet (or --backbone resnet50, 
                             (float32 only; shown when requirements-export.txt is installed)
     detect_image            Unet.detect_image on one image: letterbox, model, restore, blend
     get_miou path           get_miou.py's prediction of the val split, a batch per call, PNGs written
+    slide                   scale_mode slide on an image of 4 x 4 windows (overlap 0.25), batch_size windows a
+                            call: windows/s against the bare forward's images/s at the same batch size
                             (these take turns call by call)
 and once, as it does not depend on the precision, the data pipeline alone at --pipeline_shape with full
 augmentation. Rates are images (samples) per second; GFLOP/s count 2 x multiply-accumulates of the
@@ -42,7 +44,7 @@ import tensorflow as tf
 from PIL import Image
 
 from nets.models import build_model, check_model_settings, output_margin
-from unet import Unet
+from unet import Unet, unet_settings
 from utils.checkpoint import check_recorded, read_settings
 from utils.config import format_config, given_flags, run_main
 from utils.dataloader import build_train_dataset
@@ -80,6 +82,8 @@ ROWS = [
     ("get_miou_path", "get_miou path (img/s)", "{:.2f}"),
     ("get_miou_path_share", "  / bare forward, batch (fastest)", "{:.1%}"),
     ("get_miou_start_s", "  start of the pass (s, once)", "{:.2f}"),
+    ("slide", "slide, windows of a large image (windows/s)", "{:.2f}"),
+    ("slide_share", "  / bare forward, batch (fastest)", "{:.1%}"),
     ("forward_gflops", "  achieved GFLOP/s (bare, batch)", "{:.0f}"),
     ("forward_peak_share", "  share of estimated peak", "{:.1%}"),
     ("forward_matmul_share", "  share of matmul ceiling", "{:.1%}"),
@@ -94,6 +98,7 @@ SPEEDUP_ROWS = (
     "forward_bare_single",
     "detect_image",
     "get_miou_path",
+    "slide",
 )
 
 
@@ -133,7 +138,10 @@ def train_rates(model, config: BenchmarkConfig, loss, voc: str) -> dict:
     phase = Phase(first_epoch=0, end_epoch=1, batch_size=config.batch_size, frozen=False)
     schedule = EpochSchedule(0, len(samples) // config.batch_size, 1, 4e-4, 1e-6, "cos")  # as train.py's default
     compile_phase(model, loss, phase, make_optimizer(config.optimizer_type, schedule))
-    pipeline = build_train_dataset(samples, (height, width), config.batch_size, seed=0, margin=margin)
+    scale = 1.0 if margin else None  # as train.py: the classic UNet in slide mode, the others fit
+    pipeline = build_train_dataset(
+        samples, (height, width), config.batch_size, seed=0, margin=margin, image_scale=scale
+    )
     sources = {"train_bare": tf.data.Dataset.from_tensors((images, labels)).repeat(), "train_end_to_end": pipeline}
     steps = max(2, config.steps // config.repeats)
     seconds = {name: [] for name in sources}  # per round
@@ -180,11 +188,15 @@ def inference_rates(model, config: BenchmarkConfig, policy: str, voc: str, work:
     # One pass over the val split (calls x batch_size images), a batch per call: its start (reading the split,
     # building the pipeline) is paid once, as in a get_miou.py run.
     predictions = unet.write_masks(ids, images, out, config.batch_size)
+    # slide mode on the same weights: an image of 4 x 4 windows (overlap 0.25), run batch_size windows a call.
+    slider = Unet(**{**unet_settings(unet.config), "scale_mode": "slide", "overlap": 0.25})
+    large = np.asarray(Image.open(samples[0][0]).resize(slide_size(config.input_shape, output_margin(model))))
     calls = {  # name: (function, images per call)
         "forward_bare": (lambda: unet.predict(batch).numpy(), config.batch_size),
         "get_miou_path": (lambda: [next(predictions) for _ in range(config.batch_size)], config.batch_size),
         "forward_bare_single": (lambda: unet.predict(single).numpy(), 1),
         "detect_image": (lambda: unet.detect_image(image), 1),
+        "slide": (lambda: slider.segment([large]), 16),
     }
     onnx = onnx_model(model, policy, work)
     if onnx:
@@ -198,12 +210,20 @@ def inference_rates(model, config: BenchmarkConfig, policy: str, voc: str, work:
             seconds[name].append(seconds_of(function))
     rates = {name: images * config.calls / sum(seconds[name]) for name, (_, images) in calls.items()}
     shares = {"detect_image": "forward_bare_single", "get_miou_path": "forward_bare", "forward_onnx": "forward_bare"}
-    for name, bare in shares.items():
+    shares["slide"] = "forward_bare"
+    for name, bare in shares.items():  # seconds per image of the fastest calls
         if name in seconds:
-            rates[f"{name}_share"] = min(seconds[bare]) / min(seconds[name])
+            rates[f"{name}_share"] = (min(seconds[bare]) / calls[bare][1]) / (min(seconds[name]) / calls[name][1])
     # The pass's start (building the pipeline, reading the split) is in its first call: reported on its own.
     rates["get_miou_start_s"] = seconds["get_miou_path"][0] - min(seconds["get_miou_path"])
     return rates
+
+
+def slide_size(input_shape, margin: int) -> tuple:
+    """(width, height) of an image that slide mode covers with exactly 4 x 4 windows at overlap 0.25: the window's
+    output side plus 3 strides of 3/4 of it."""
+    height, width = (side - 2 * margin for side in input_shape)
+    return width + 3 * (width * 3 // 4), height + 3 * (height * 3 // 4)
 
 
 def onnx_model(model, policy: str, work: str):

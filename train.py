@@ -15,6 +15,10 @@ Edit the defaults in TrainConfig below, or override any of them with flags:
 
 * input_shape: multiples of 32; for unet_small, of 16; for unet_classic, 188 + 16k (its input tile; the output
 is 184 smaller, and prediction covers whole images by overlap-tile).
+* scale_mode: fit letterboxes each whole image into input_shape (right for photos, VOC); slide keeps images at their
+own resolution (times image_scale) and trains on input_shape crops, drawn on labelled content often enough that
+rare classes are seen, and predicts by a sliding window of input_shape with `overlap`, blended: right for large
+images with small or thin structures (aerial, microscopy, pathology). auto: slide for unet_classic, else fit.
 
 Outputs go to save_dir (logs/): best_epoch_weights.weights.h5, last_epoch_weights.weights.h5, every
 save_period epochs ep{epoch}-loss{loss}-val_loss{val_loss}.weights.h5 (each records the settings it was trained
@@ -28,7 +32,7 @@ import os
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up log (e.g. no CUDA on a CPU machine)
 
@@ -37,7 +41,6 @@ import keras
 from nets.models import (
     PRETRAINED_ENCODER,
     check_model_settings,
-    letterbox_size,
     output_margin,
 )
 from utils.callbacks import CheckpointSaver, EvalCallback, LossHistory
@@ -57,7 +60,9 @@ from utils.distribute import check_global_batch, choose_strategy, weights_digest
 from utils.images import dataset_class_names, split_samples
 from utils.losses import build_loss
 from utils.precision import set_precision
+from utils.prediction import letterbox_to
 from utils.runs import prepare_save_dir, resumed_config, run_dir_of
+from utils.sliding import check_scale_settings, describe_scale, resolve_scale_mode, scale_of
 from utils.training import fit_phase, plan_phases
 from utils.weights.building import build_with_weights
 from utils.weights.sources import resolve_model_path
@@ -70,6 +75,9 @@ class TrainConfig:
     backbone: str = "vgg"  # encoder of model=unet: vgg | resnet50
     model_path: str = "auto"  # start from: auto | imagenet | hed | a weights file | "" (random init)
     input_shape: list[int] = field(default_factory=lambda: [64, 64])  # network input (height width), multiples of 32 *
+    scale_mode: str = "auto"  # fit: image into input_shape | slide: own size, crops + sliding window | auto *
+    image_scale: float = 1.0  # slide: images at this scale (e.g. 0.5 for very large aerial tiles)
+    overlap: float = 0.25  # slide: share of a window that the next one overlaps, for val mIoU
     precision: str = "auto"  # fp32 | mixed_bfloat16 | mixed_float16 | auto (bf16 on AMX/AVX512-BF16 CPUs, fp16 on GPUs)
     resume: str = ""  # continue a run exactly: its save_dir, or one of its resume_epoch*.weights.h5 files
     init_epoch: int = 0  # start at this epoch from model_path's weights, with a fresh optimizer (resume is exact)
@@ -104,6 +112,8 @@ def validate_config(config: TrainConfig) -> None:
         if getattr(config, name) not in allowed:
             raise ValueError(f"{name}={getattr(config, name)!r}: expected one of {', '.join(allowed)}.")
     check_model_settings(config.model, config.input_shape, config.backbone)
+    check_scale_settings(config.scale_mode, config.image_scale, config.overlap)
+    resolve_scale_mode(config.scale_mode, config.model)  # fit is refused for a network with a margin
     if config.cls_weights and len(config.cls_weights) != config.num_classes:
         raise ValueError(
             f"cls_weights has {len(config.cls_weights)} values but num_classes={config.num_classes}: "
@@ -147,10 +157,10 @@ def ensure_demo_data(vocdevkit_path: str) -> None:
     make_demo_dataset(vocdevkit_path)
 
 
-def make_callbacks(config: TrainConfig, val_samples, letterbox_to, settings: ModelSettings, state):
-    """The chief's callbacks, in order: val mIoU (on images letterboxed into letterbox_to, nets.models.letterbox_size),
-    loss history, checkpoints (which write the history's files after the epoch's weights), TensorBoard. A resumed
-    run (state: its checkpoint's RunState) continues its run folder, history and best value.
+def make_callbacks(config: TrainConfig, val_samples, model, settings: ModelSettings, state):
+    """The chief's callbacks, in order: val mIoU (at the images' own size, by the prediction path), loss history,
+    checkpoints (which write the history's files after the epoch's weights), TensorBoard. A resumed run (state: its
+    checkpoint's RunState) continues its run folder, history and best value.
 
     Returns:
         (callbacks, the LossHistory, the CheckpointSaver).
@@ -160,11 +170,11 @@ def make_callbacks(config: TrainConfig, val_samples, letterbox_to, settings: Mod
     callbacks = [history]
     if config.eval_flag:
         eval_batch = config.unfreeze_batch_size
-        eval_data = build_eval_dataset(val_samples, letterbox_to, eval_batch, config.num_workers)
+        scale = scale_of(config)
+        eval_data = build_eval_dataset(val_samples, letterbox_to(model, scale), eval_batch, config.num_workers)
         num_batches = math.ceil(len(val_samples) / eval_batch)
-        callbacks.insert(
-            0, EvalCallback(eval_data, num_batches, config.num_classes, config.eval_period, config.unfreeze_epoch)
-        )
+        periods = (config.eval_period, config.unfreeze_epoch)
+        callbacks.insert(0, EvalCallback(eval_data, num_batches, config.num_classes, periods, scale))
     monitor = "val_miou" if config.eval_flag else "val_loss"
     run = ({**asdict(config), "resume": ""}, settings)
     best, resumed_epoch = (state.best, state.epoch) if state else ({}, 0)
@@ -204,8 +214,9 @@ def build_starting_model(config: TrainConfig, strategy, checkpoint):
 def train(config: TrainConfig) -> None:
     config, checkpoint, state = starting_config(config)  # reads files only: before any TensorFlow op
     strategy, cluster, placement = choose_strategy(config.train_gpu)
-    print("Config:\n" + format_config(config))
     validate_config(config)
+    config = replace(config, scale_mode=resolve_scale_mode(config.scale_mode, config.model))
+    print("Config:\n" + format_config(config))
     if cluster.is_chief:
         prepare_save_dir(config.save_dir, continuing=state is not None or config.init_epoch > 0)
     ensure_demo_data(config.vocdevkit_path)
@@ -222,10 +233,7 @@ def train(config: TrainConfig) -> None:
     model = build_starting_model(config, strategy, checkpoint)
     if config.freeze_train and config.model not in PRETRAINED_ENCODER:
         print(f"Note: model={config.model} has no pretrained encoder; the freeze phase trains the whole network.")
-    margin = output_margin(model)
-    if margin:
-        output = [side - 2 * margin for side in config.input_shape]
-        print(f"Model: {config.input_shape} in, {output} out; labels cropped to the output, prediction by overlap-tile")
+    print(describe_scale(config, output_margin(model)))
     names = class_names_for(config)
     settings = settings_for(model, config, names)
 
@@ -233,7 +241,7 @@ def train(config: TrainConfig) -> None:
     # Only the chief evaluates and writes logs/; the other workers train and write nothing.
     callbacks, history, checkpoints = [], None, None
     if cluster.is_chief:
-        callbacks, history, checkpoints = make_callbacks(config, val_samples, letterbox_size(model), settings, state)
+        callbacks, history, checkpoints = make_callbacks(config, val_samples, model, settings, state)
     start_epoch = state.epoch if state else config.init_epoch
     started = time.time()
     try:

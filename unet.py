@@ -20,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up 
 import numpy as np
 from PIL import Image
 
-from nets.models import check_model_settings, letterbox_size, output_shape
+from nets.models import check_model_settings, output_shape
 from nets.unet import UnetVariant, model_variant
 from utils.checkpoint import ModelSettings, check_recorded, read_settings
 from utils.config import format_config
@@ -28,7 +28,8 @@ from utils.dataloader import build_predict_dataset
 from utils.images import to_rgb
 from utils.onnx_model import OnnxModel
 from utils.precision import set_precision
-from utils.prediction import predict_function, segment_function, segment_image_function
+from utils.prediction import letterbox_to, predict_function, segment_function, segment_image_function
+from utils.sliding import Scale, check_scale_settings, resolve_scale_mode
 from utils.visualize import MIX_TYPES, class_colours, class_names, count_table, palette_image, render
 from utils.weights.building import build_with_weights
 from utils.weights.mismatch import check_trained_weights_file
@@ -41,6 +42,9 @@ class UnetConfig:
     model: str | None = None  # network: unet | fcn8 | unet_classic | unet_small; None = as recorded
     backbone: str | None = None  # vgg | resnet50; None = as recorded
     input_shape: list[int] | None = None  # network input (height width); None = as trained; others work too
+    scale_mode: str | None = None  # fit (image into input_shape) | slide (own size, sliding window); None = as trained
+    image_scale: float | None = None  # slide: images at this scale; None = as trained
+    overlap: float = 0.25  # slide: share of a window that the next one overlaps (blended)
     mix_type: int = 0  # 0 = mask blended with the image, 1 = mask only, 2 = image with the background removed
     colors: list[str] = field(default_factory=list)  # one #rrggbb per class; empty = VOC palette (generated beyond 21)
     precision: str = "auto"  # fp32 | mixed_bfloat16 | mixed_float16 | auto (as in train.py)
@@ -49,7 +53,14 @@ class UnetConfig:
 
 # What a weights file that records no settings (from before they were recorded, or from another repo) is taken
 # as, unless the settings are given: the demo's network.
-UNRECORDED = {"model": "unet", "backbone": "vgg", "num_classes": 4, "input_shape": [64, 64]}
+UNRECORDED = {
+    "model": "unet",
+    "backbone": "vgg",
+    "num_classes": 4,
+    "input_shape": [64, 64],
+    "scale_mode": "auto",
+    "image_scale": 1.0,
+}
 
 
 def unet_settings(config) -> dict:
@@ -72,27 +83,33 @@ def recorded_settings(config: UnetConfig, onnx: OnnxModel = None):
         return onnx.settings
     tiles = onnx.output_shape[1] != onnx.input_shape[1]
     model = config.model or ("unet_classic" if tiles else "unet")
-    return ModelSettings(model, config.backbone or "vgg", onnx.output_shape[-1], tuple(onnx.input_shape[1:3]))
+    shape, scale_mode = tuple(onnx.input_shape[1:3]), resolve_scale_mode("auto", model)
+    return ModelSettings(model, config.backbone or "vgg", onnx.output_shape[-1], shape, scale_mode=scale_mode)
 
 
 def resolve_settings(config: UnetConfig, recorded) -> UnetConfig:
     """The config with each unset (None) network setting taken from the file's recorded settings, or from
     UNRECORDED for a file that records none. A setting given explicitly that contradicts the file is refused;
-    input_shape may differ (the networks are convolutional: another input size works, checked per model).
+    input_shape may differ (the networks are convolutional: another input size works, checked per model), and so
+    may overlap (a prediction setting).
 
     Raises:
         ValueError: naming the setting, the value given and the value the file was trained with.
     """
+    if config.scale_mode == "auto":  # the network's own mode: as the file records it
+        config = replace(config, scale_mode=None)
     source = recorded and {name: getattr(recorded, name) for name in UNRECORDED}
     if source:
         source["input_shape"] = list(source["input_shape"])
     if recorded:
-        given = {name: getattr(config, name) for name in ("model", "backbone", "num_classes")}
+        given = {name: getattr(config, name) for name in ("model", "backbone", "num_classes", "scale_mode")}
+        given["image_scale"] = config.image_scale
         check_recorded(config.model_path, recorded, {name: value for name, value in given.items() if value is not None})
     filled = {name: value for name, value in (source or UNRECORDED).items() if getattr(config, name) is None}
     config = replace(config, **filled)
     check_model_settings(config.model, config.input_shape, config.backbone)
-    return config
+    check_scale_settings(config.scale_mode, config.image_scale, config.overlap)
+    return replace(config, scale_mode=resolve_scale_mode(config.scale_mode, config.model))
 
 
 def check_onnx(config: UnetConfig, model: OnnxModel) -> OnnxModel:
@@ -111,10 +128,10 @@ def check_onnx(config: UnetConfig, model: OnnxModel) -> OnnxModel:
 class Unet:
     """Segments images with a trained network (any `model`); every method goes through the same prediction path:
 
-    RGB uint8 -> letterbox to input_shape -> model (compiled call; it preprocesses for its backbone itself)
-    -> crop the letterbox -> resize the probabilities to the original size -> argmax.
-    unet_classic, whose output is smaller than its input, instead predicts at the image's own size by
-    overlap-tile with mirrored borders (utils/tiling.py).
+    scale_mode fit: RGB uint8 -> letterbox to input_shape -> model (compiled call; it preprocesses for its
+    backbone itself) -> crop the letterbox -> resize the probabilities to the original size -> argmax.
+    scale_mode slide: RGB uint8 at image_scale -> input_shape windows, `overlap` apart, through the model ->
+    blended probabilities -> argmax (utils/sliding.py); the classic UNet's overlap-tile is this with its margin.
     """
 
     def __init__(self, **overrides):
@@ -145,17 +162,25 @@ class Unet:
         shape = tuple(config.input_shape)
         # What the network is, as a weights file records it (export.py writes it into model.onnx too).
         self.settings = ModelSettings(
-            config.model, config.backbone, config.num_classes, shape, variant, tuple(self.class_names)
+            config.model,
+            config.backbone,
+            config.num_classes,
+            shape,
+            variant,
+            tuple(self.class_names),
+            config.scale_mode,
+            config.image_scale,
         )
         self.predict = predict_function(self.model)  # the bare model call, for benchmarks
-        self._segment_batch = segment_function(self.model)
-        self._segment_image = segment_image_function(self.model)
+        self.scale = Scale(config.scale_mode, config.image_scale, config.overlap)
+        self._segment_batch = segment_function(self.model, self.scale)
+        self._segment_image = segment_image_function(self.model, self.scale)
 
     def segment(self, images) -> list:
         """The prediction path for images in memory: RGB uint8 arrays (h, w, 3) of any sizes -> class-id
         masks uint8 (h, w) at those sizes. One compiled call per image (letterbox, model, restore); for many
         files, segment_files batches them."""
-        return [self._segment_image(image).numpy() for image in images]
+        return [np.asarray(self._segment_image(image)) for image in images]
 
     def segment_files(self, paths, batch_size: int = 4):
         """The batch entry point for image files: one compiled call per batch (dataloader.build_predict_dataset
@@ -167,10 +192,10 @@ class Unet:
         paths = [os.fspath(path) for path in paths]  # str or pathlib.Path
         if not paths:
             return
-        batches = build_predict_dataset(paths, letterbox_size(self.model), batch_size)
+        batches = build_predict_dataset(paths, letterbox_to(self.model, self.scale), batch_size)
         queue = iter(paths)
         for canvases, boxes, sizes, images, errors in batches:
-            masks = self._segment_batch(canvases, boxes, sizes).numpy()
+            masks = np.asarray(self._segment_batch(canvases, boxes, sizes))
             for image, mask, (height, width), error in zip(images.numpy(), masks, sizes.numpy(), errors.numpy()):
                 path = next(queue)
                 if error:

@@ -41,6 +41,7 @@ class AnnotationConfig:
     dry_run: bool = False  # with fix: only say what would be written
     use_fixed: bool = False  # rename SegmentationClass -> SegmentationClass_original, SegmentationClass_fixed -> it
     palette: list[str] = field(default_factory=list)  # colour masks: each class's #rrggbb in class order
+    input_shape: list[int] = field(default_factory=lambda: [512, 512])  # the network input you plan: for scale advice
 
 
 def suffix_counts(paths) -> str:
@@ -71,6 +72,51 @@ def suggested_class_weights(histograms: dict, num_classes: int) -> list:
     frequency = np.where(seen, pixels / np.maximum(present_in, 1), np.nan)
     weights = np.where(seen, np.nanmedian(frequency) / frequency, 1.0)
     return [round(float(min(w, 10.0)), 2) for w in weights]
+
+
+SIZE_BINS = (256, 512, 1024, 2048, 4096)  # longer side, in pixels
+SLIDE_FACTOR = 2  # images whose median longer side is this many times the input's: slide is advised
+
+
+def size_report(sizes, input_shape) -> str:
+    """The distribution of image sizes (longer side), and which scale mode suits them with this input_shape:
+    fit shrinks every image into input_shape; when they are much larger, small and thin structures vanish, and
+    slide (own resolution, input_shape windows) keeps them."""
+    longer = np.array([max(size) for size in sizes])
+    shorter = np.array([min(size) for size in sizes])
+    edges = [0, *SIZE_BINS, np.inf]
+    lines = [
+        "Image sizes (longer side): "
+        + ", ".join(
+            f"{'>' + str(edges[i]) if edges[i + 1] == np.inf else '<=' + str(int(edges[i + 1]))} {n}"
+            for i, n in enumerate(np.histogram(longer, edges)[0])
+            if n
+        )
+    ]
+    median = float(np.median(longer))
+    lines.append(
+        f"  median {median:.0f} px (smallest {min(sizes, key=max)[0]}x{min(sizes, key=max)[1]}, "
+        f"largest {max(sizes, key=max)[0]}x{max(sizes, key=max)[1]} width x height)"
+    )
+    side = max(input_shape)
+    if median < SLIDE_FACTOR * side:
+        lines.append(
+            f"  With input_shape {input_shape[0]} {input_shape[1]}, scale_mode fit (the default) sees them at "
+            f"{side / median:.0%} of their size or more."
+        )
+        return "\n".join(lines)
+    tile = int(min(side, np.median(shorter)) // 32 * 32) or 32
+    scale = 0.5 if median > 16 * tile else 1.0
+    advice = f"python train.py --scale_mode slide --input_shape {tile} {tile}"
+    advice += " --image_scale 0.5" if scale != 1 else ""
+    lines += [
+        f"  Much larger than input_shape {input_shape[0]} {input_shape[1]}: scale_mode fit would shrink them to "
+        f"{side / median:.0%}, and structures under {median / side:.0f} px would vanish.",
+        f"  Keep their resolution with slide ({tile}x{tile} crops for training, a sliding window for prediction"
+        + (", at half resolution: they are very large" if scale != 1 else "")
+        + f"):\n    {advice}",
+    ]
+    return "\n".join(lines)
 
 
 def make_splits(ids, trainval_percent: float, train_percent: float, seed: int) -> dict:
@@ -114,7 +160,8 @@ def inspect_dataset(voc: str, num_classes: int, palette):
     """Checks every pair.
 
     Returns:
-        ({id: label file}, [paired ids], {id: label histogram}, [problems], [ids without label], [ids without image]).
+        ({id: label file}, [paired ids], {id: label histogram}, [problems], [image (width, height)],
+        ([ids without label], [ids without image])).
     """
     image_dir, label_dir = os.path.join(voc, "JPEGImages"), os.path.join(voc, "SegmentationClass")
     for folder in (image_dir, label_dir):
@@ -130,9 +177,11 @@ def inspect_dataset(voc: str, num_classes: int, palette):
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = pool.map(lambda i: inspect_pair(images[i], labels[i], num_classes, palette), paired)
         results = list(tqdm(results, total=len(paired), desc="Checking", unit="pair", leave=False))
-    histograms = {i: h for i, (h, _) in zip(paired, results) if h is not None}
-    problems = [p for _, found in results for p in found]
-    return labels, paired, histograms, problems, sorted(set(images) - set(labels)), sorted(set(labels) - set(images))
+    histograms = {i: h for i, (h, _, _) in zip(paired, results) if h is not None}
+    problems = [p for _, found, _ in results for p in found]
+    sizes = [size for _, _, size in results if size]
+    unpaired = sorted(set(images) - set(labels)), sorted(set(labels) - set(images))
+    return labels, paired, histograms, problems, sizes, unpaired
 
 
 def main(config: AnnotationConfig) -> None:
@@ -143,7 +192,8 @@ def main(config: AnnotationConfig) -> None:
     palette = [parse_colour(c) for c in config.palette]
     if config.use_fixed and not config.fix:
         print(use_fixed_labels(voc))
-    labels, paired, histograms, problems, unlabelled, orphans = inspect_dataset(voc, config.num_classes, palette)
+    labels, paired, histograms, problems, sizes, unpaired = inspect_dataset(voc, config.num_classes, palette)
+    unlabelled, orphans = unpaired
     if unlabelled:
         print(f"Warning: {len(unlabelled)} images have no label and are left out: {', '.join(unlabelled[:10])}")
     if orphans:
@@ -157,6 +207,8 @@ def main(config: AnnotationConfig) -> None:
         weights = suggested_class_weights(histograms, num_classes)
         print("Suggested class weights (median-frequency balancing):")
         print(f"  python train.py --num_classes {num_classes} --cls_weights {' '.join(map(str, weights))}")
+    if sizes:
+        print("\n" + size_report(sizes, config.input_shape))
 
     warnings, fatal = [p for p in problems if not p.fatal], [p for p in problems if p.fatal]
     if warnings:

@@ -57,21 +57,19 @@ def build_model(
     return build_unet_small(shape, num_classes)
 
 
+def model_margin(model: str) -> int:
+    """Input pixels on each side that the network `model`'s output does not cover (valid convolutions)."""
+    return CLASSIC_MARGIN if model == "unet_classic" else 0
+
+
 def output_shape(model: str, input_shape, num_classes: int) -> tuple:
     """(H', W', num_classes): what the network `model` gives for input_shape (H, W), without building it."""
-    margin = CLASSIC_MARGIN if model == "unet_classic" else 0
-    return (*(side - 2 * margin for side in input_shape), num_classes)
+    return (*(side - 2 * model_margin(model) for side in input_shape), num_classes)
 
 
 def output_margin(model: keras.Model) -> int:
     """Input pixels on each side that the model's output does not cover (92 for the classic UNet, else 0)."""
     return (model.input_shape[1] - model.output_shape[1]) // 2
-
-
-def letterbox_size(model: keras.Model):
-    """(H, W) that prediction letterboxes images into, or None for a model that tiles them at their own size
-    (the classic UNet)."""
-    return None if output_margin(model) else tuple(model.input_shape[1:3])
 
 
 def set_backbone_trainable(model: keras.Model, trainable: bool) -> None:

@@ -120,22 +120,22 @@ def test_augmentation_moves_image_and_label_together():
 
 def test_classic_training_data_crops_labels_to_the_output_window(tiny_voc):
     samples = split_samples(tiny_voc, "train")
-    images, labels = next(iter(build_train_dataset(samples, (188, 188), 2, seed=0, margin=92)))
+    images, labels = next(iter(build_train_dataset(samples, (188, 188), 2, seed=0, margin=92, image_scale=1.0)))
     assert images.shape == (2, 188, 188, 3) and labels.shape == (2, 4, 4)
-    images, labels = next(iter(build_val_dataset(samples, (188, 204), 2, margin=92)))
+    images, labels = next(iter(build_val_dataset(samples, (188, 204), 2, margin=92, image_scale=1.0)))
     assert images.shape == (2, 188, 204, 3) and labels.shape == (2, 4, 20)
     # at the image's own scale: a 48 x 40 label's centre lands in the 4 x 20 window, not ignore
     assert (labels.numpy() != 255).mean() > 0.5
 
 
-def test_native_scale_augmentation_keeps_image_and_label_together():
+def test_slide_augmentation_keeps_image_and_label_together():
     # Left white = class 1, right black = class 2, on an image larger than the canvas: a crop of it.
     image = np.zeros((300, 300, 3), np.uint8)
     image[:, :150] = 255
     label = np.full((300, 300), 2, np.uint8)
     label[:, :150] = 1
     for seed in range(10):
-        out_image, out_label = augment(image, label, (188, 188), tf.constant([seed, 2], tf.int64), native=True)
+        out_image, out_label = augment(image, label, (188, 188), tf.constant([seed, 2], tf.int64), image_scale=1.0)
         brightness, out_label = out_image.numpy().mean(-1), out_label.numpy()
         for value, bright in [(1, True), (2, False)]:
             region = out_label == value
@@ -143,3 +143,20 @@ def test_native_scale_augmentation_keeps_image_and_label_together():
                 assert ((brightness[region] > 100) == bright).mean() > 0.9
         # at 0.5 to 1.5 x its own size a 300-pixel image fills most of a 188 canvas (no shrinking to fit)
         assert (out_label != 255).mean() > 0.5
+
+
+def test_slide_crops_aim_at_rare_classes_and_are_reproducible():
+    # A 1000 x 1000 label with one 12 x 12 square of class 3: random 64 x 64 crops would hold it about 1 % of the
+    # time; half the crops aim at a class the label holds (background or the square, equally likely).
+    image = np.full((1000, 1000, 3), 90, np.uint8)
+    label = np.zeros((1000, 1000), np.uint8)
+    label[600:612, 300:312] = 3
+    image[600:612, 300:312] = 250
+    crops = [augment(image, label, (64, 64), tf.constant([seed, 7], tf.int64), image_scale=0.5) for seed in range(80)]
+    holding = [crop for crop in crops if (crop[1].numpy() == 3).any()]
+    assert len(holding) >= 12  # about a quarter expected; random placement alone would give about 1
+    for out_image, out_label in holding:  # the square's pixels are bright in the image too: still together
+        assert out_image.numpy()[out_label.numpy() == 3].mean() > 140  # background: 90, jittered by up to 30 %
+    again = augment(image, label, (64, 64), tf.constant([5, 7], tf.int64), image_scale=0.5)
+    np.testing.assert_array_equal(again[0].numpy(), crops[5][0].numpy())
+    np.testing.assert_array_equal(again[1].numpy(), crops[5][1].numpy())

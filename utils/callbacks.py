@@ -15,6 +15,7 @@ from utils.atomic import deferred_interrupt, write_atomically, write_json, write
 from utils.checkpoint import RunState, recorded_epoch, save_resumable, save_weights
 from utils.metrics import evaluate_confusion, mean_iou, per_class_iou
 from utils.prediction import segment_function
+from utils.sliding import Scale
 
 
 def smooth(values, window: int = 5) -> np.ndarray:
@@ -46,15 +47,16 @@ class EvalCallback(keras.callbacks.Callback):
     Puts `val_miou` (percent) into the epoch logs for the callbacks after it.
     """
 
-    def __init__(self, eval_dataset, num_batches: int, num_classes: int, eval_period: int, total_epochs: int):
+    def __init__(self, eval_dataset, num_batches: int, num_classes: int, periods: tuple, scale: Scale):
+        """periods: (eval_period, total epochs); scale: the prediction path's scale mode."""
         super().__init__()
         self.eval_dataset, self.num_batches, self.num_classes = eval_dataset, num_batches, num_classes
-        self.eval_period, self.total_epochs = eval_period, total_epochs
-        self.segment = None
+        self.eval_period, self.total_epochs = periods
+        self.scale, self.segment = scale, None
 
     def set_model(self, model):
         super().set_model(model)
-        self.segment = segment_function(model)
+        self.segment = segment_function(model, self.scale)
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.eval_period and epoch + 1 != self.total_epochs:

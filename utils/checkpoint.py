@@ -19,6 +19,7 @@ import numpy as np
 
 from nets.unet import UnetVariant, model_variant
 from utils.atomic import check_free_space, variables_bytes, write_atomically
+from utils.sliding import resolve_scale_mode
 
 SETTINGS_ATTR = "unet_settings"  # ModelSettings, JSON
 STATE_ATTR = "train_state"  # a resumable checkpoint's run state, JSON
@@ -39,6 +40,8 @@ class ModelSettings:
     input_shape: tuple  # (height, width) of the training input
     variant: UnetVariant = UnetVariant()
     class_names: tuple = ()  # background first; () when the dataset named none
+    scale_mode: str = "fit"  # how images meet the network (utils/sliding.py): fit | slide
+    image_scale: float = 1.0  # slide: the scale images are seen at
 
     def to_json(self) -> str:
         return json.dumps(
@@ -51,6 +54,8 @@ class ModelSettings:
         fields["variant"] = UnetVariant(**fields.get("variant", {}))
         fields["input_shape"] = tuple(fields["input_shape"])
         fields["class_names"] = tuple(fields.get("class_names", ()))
+        # Files written before scale modes were recorded: as those versions predicted (the classic UNet by tiles).
+        fields.setdefault("scale_mode", resolve_scale_mode("auto", fields["model"]))
         return cls(**fields)
 
 
@@ -241,4 +246,6 @@ def settings_for(model, config, class_names) -> ModelSettings:
         input_shape=tuple(config.input_shape),
         variant=model_variant(model),
         class_names=tuple(class_names),
+        scale_mode=config.scale_mode,
+        image_scale=config.image_scale,
     )

@@ -7,14 +7,17 @@ import numpy as np
 import tensorflow as tf
 
 from utils.images import IGNORE_LABEL, load_image, load_label, read_image_or_error
-from utils.letterbox import GREY, fit_input, letterbox, place_on_canvas, resize_label
+from utils.letterbox import GREY, fit_input, letterbox, place_on_canvas, resize_image, resize_label
 
 # tf.data runs samples in parallel; OpenCV's own threads on top would oversubscribe the cores.
 cv2.setNumThreads(1)
 
 # Augmentation strengths of the VOC UNet platforms.
-SCALE_RANGE = (0.25, 2.0)  # size relative to the input, before the aspect jitter
-NATIVE_SCALE_RANGE = (0.5, 1.5)  # size relative to the image itself, for a model that predicts at that size
+SCALE_RANGE = (0.25, 2.0)  # fit: size relative to the input, before the aspect jitter
+NATIVE_SCALE_RANGE = (0.5, 1.5)  # slide: size relative to the image at image_scale
+# slide: the share of crops placed on a pixel of a class the label holds (each class present equally likely, so
+# a rare class is aimed at as often as a common one); the others fall anywhere in the image.
+CLASS_CROPS = 0.5
 ASPECT_JITTER = 0.3
 HSV_JITTER = (0.1, 0.7, 0.3)  # hue, saturation, value: each multiplied by 1 + uniform(-j, j)
 
@@ -46,12 +49,32 @@ def warp_pair(image, label, matrix, canvas_shape, gains):
     return jitter_hsv(image, gains), label
 
 
-def augment(image, label, input_shape, seed, native: bool = False):
+def class_pixel(label: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    """numpy side of augment: int32 [y, x] of a pixel of a class the label holds (the class drawn uniformly among
+    those present, the pixel uniformly among the class's), or [-1, -1] for a crop placed anywhere.
+
+    Args:
+        draws: float32 (3,) uniform in [0, 1): whether to aim (below CLASS_CROPS), the class, the pixel.
+    """
+    if draws[0] >= CLASS_CROPS:
+        return np.array([-1, -1], np.int32)
+    counts = np.bincount(label.ravel(), minlength=256)
+    counts[IGNORE_LABEL] = 0
+    classes = np.flatnonzero(counts)
+    if not len(classes):
+        return np.array([-1, -1], np.int32)
+    chosen = classes[min(int(draws[1] * len(classes)), len(classes) - 1)]
+    index = min(int(draws[2] * counts[chosen]), counts[chosen] - 1)
+    return np.array(np.unravel_index(np.flatnonzero(label.ravel() == chosen)[index], label.shape), np.int32)
+
+
+def augment(image, label, input_shape, seed, image_scale=None):
     """Random rescale with aspect jitter, flip, placement at a random offset, HSV jitter.
 
-    The scale is relative to the input (the longer side gets SCALE_RANGE x the input's), as letterboxed
-    prediction sees images; with `native`, relative to the image itself (NATIVE_SCALE_RANGE), as overlap-tile
-    prediction sees them, so a larger image gives a random crop.
+    fit (image_scale None): the scale is relative to the input (the longer side gets SCALE_RANGE x the input's),
+    as letterboxed prediction sees images. slide: relative to the image at image_scale (NATIVE_SCALE_RANGE x
+    image_scale), as the sliding window sees it, so a larger image gives a crop; CLASS_CROPS of the crops are
+    placed so that a pixel of a class the label holds falls at a random place in them (class_pixel).
 
     The random draws are stateless TensorFlow ops; the pixels move in one OpenCV affine warp per array
     (resize, flip, crop and pad at once, so an image scaled x2 is never materialised at full size).
@@ -63,12 +86,14 @@ def augment(image, label, input_shape, seed, native: bool = False):
         image uint8 (H, W, 3), label uint8 (H, W) with IGNORE_LABEL where the canvas was filled.
     """
     height, width = input_shape
-    seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 5))
+    native = image_scale is not None
+    seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 6 if native else 5))
     low, high = 1.0 - ASPECT_JITTER, 1.0 + ASPECT_JITTER
     jitters = tf.random.stateless_uniform([2], seeds[0], low, high)
     image_height, image_width = tf.unstack(tf.cast(tf.shape(image)[:2], tf.float32))
     aspect = image_width / image_height * jitters[0] / jitters[1]
-    scale = tf.random.stateless_uniform([], seeds[1], *(NATIVE_SCALE_RANGE if native else SCALE_RANGE))
+    scale_range = [side * image_scale for side in NATIVE_SCALE_RANGE] if native else SCALE_RANGE
+    scale = tf.random.stateless_uniform([], seeds[1], *scale_range)
     if native:  # the image's own size times scale, with the jittered aspect
         new_height = tf.floor(tf.maximum(scale * image_height / jitters[1], 1.0))
         new_width = tf.floor(tf.maximum(scale * image_width * jitters[0], 1.0))
@@ -77,10 +102,13 @@ def augment(image, label, input_shape, seed, native: bool = False):
         new_width = tf.floor(tf.maximum(tf.where(aspect < 1, scale * height * aspect, scale * width), 1.0))
     # Offsets in [0, free space]; negative when the resized image is larger than the canvas (a crop).
     offsets = tf.random.stateless_uniform([2], seeds[3]) * ([height, width] - tf.stack([new_height, new_width]))
-    top, left = tf.unstack(tf.floor(offsets))
     scale_y, scale_x = new_height / image_height, new_width / image_width
-    # Pixel centres map to pixel centres, x_out + 0.5 = scale_x * (x_in + 0.5) + left, mirrored when flipped.
     flip = tf.random.stateless_uniform([], seeds[2]) < 0.5
+    if native:
+        new_size = (new_height, new_width)
+        offsets = aim_at_class(label, offsets, seeds[5], (height, width), (scale_y, scale_x), flip, new_size)
+    top, left = tf.unstack(tf.floor(offsets))
+    # Pixel centres map to pixel centres, x_out + 0.5 = scale_x * (x_in + 0.5) + left, mirrored when flipped.
     row_x = tf.where(
         flip,
         tf.stack([-scale_x, 0.0, left + new_width - 0.5 - 0.5 * scale_x]),
@@ -97,6 +125,24 @@ def augment(image, label, input_shape, seed, native: bool = False):
     return tf.ensure_shape(image, [height, width, 3]), tf.ensure_shape(label, [height, width])
 
 
+def aim_at_class(label, offsets, seed, input_shape, scales, flip, new_size):
+    """slide: offsets (top, left) that put a pixel of a class the label holds (class_pixel) at a random place of
+    the crop, moved as little as needed to keep the crop inside the image where the image is larger than it;
+    or the given offsets when the draw does not aim (or the label holds no class)."""
+    draws = tf.random.stateless_uniform([5], seed)
+    pixel = tf.numpy_function(class_pixel, [label, draws[:3]], tf.int32, stateful=False)
+    y, x = tf.unstack(tf.cast(tf.ensure_shape(pixel, [2]), tf.float32))
+    (scale_y, scale_x), (height, width) = scales, input_shape
+    at_y, at_x = draws[3] * height, draws[4] * width  # where the pixel lands in the crop
+    # Inverting the warp's mapping (augment) for the pixel's centre: y_out + 0.5 = scale_y * (y + 0.5) + top.
+    top = at_y + 0.5 - scale_y * (y + 0.5)
+    new_height, new_width = new_size
+    left = tf.where(flip, at_x + 0.5 - new_width + scale_x * (x + 0.5), at_x + 0.5 - scale_x * (x + 0.5))
+    free = tf.stack([height - new_height, width - new_width])  # the random offsets' range: [free, 0] or [0, free]
+    aimed = tf.clip_by_value(tf.stack([top, left]), tf.minimum(free, 0.0), tf.maximum(free, 0.0))
+    return tf.where(y >= 0, aimed, offsets)
+
+
 def letterbox_pair(image, label, input_shape):
     """Validation transform: centred letterbox of image and label, the label filled with IGNORE_LABEL."""
     canvas, box = letterbox(image, input_shape)
@@ -105,9 +151,12 @@ def letterbox_pair(image, label, input_shape):
     return canvas, label
 
 
-def centre_pair(image, label, input_shape):
-    """Validation transform at the image's own size: the centre input_shape window of image and label
+def centre_pair(image, label, input_shape, image_scale: float = 1.0):
+    """Validation transform of slide mode: the centre input_shape window of image and label at image_scale
     (padded with GREY / IGNORE_LABEL where the image is smaller)."""
+    if image_scale != 1:
+        size = tf.maximum(tf.cast(tf.round(tf.cast(tf.shape(label), tf.float32) * image_scale), tf.int32), 1)
+        image, label = resize_image(image, size), resize_label(label, size)
     height, width = input_shape
     top, left = (height - tf.shape(image)[0]) // 2, (width - tf.shape(image)[1]) // 2
     canvas = place_on_canvas(image, top, left, height, width, GREY)
@@ -146,7 +195,15 @@ def _inference_batches(dataset, prepare, batch_size: int, num_workers: int, padd
 
 
 def build_train_dataset(
-    samples, input_shape, batch_size: int, seed: int, num_workers: int = 0, margin: int = 0, shard=(0, 1), skip=0
+    samples,
+    input_shape,
+    batch_size: int,
+    seed: int,
+    num_workers: int = 0,
+    margin: int = 0,
+    shard=(0, 1),
+    skip=0,
+    image_scale=None,
 ):
     """Endless shuffled, augmented batches: (images uint8 (B, H, W, 3), labels uint8 (B, H - 2m, W - 2m)).
 
@@ -157,7 +214,8 @@ def build_train_dataset(
 
     Args:
         margin: m, for a model whose output is smaller than its input (the classic UNet's 92): the labels
-            are cropped to the output window, and images keep their own scale (augment's `native`).
+            are cropped to the output window.
+        image_scale: None for scale mode fit; for slide, the scale images are cropped at (augment).
         shard: (index, count): this worker's share of the files, for multi-worker training; batch_size stays the
             global batch, which tf.distribute splits over all replicas.
     """
@@ -167,7 +225,7 @@ def build_train_dataset(
     seeds = tf.data.Dataset.random(seed=seed).batch(2)
 
     def prepare(paths, pair_seed):
-        image, label = augment(*decode_pair(*paths), input_shape, pair_seed, native=margin > 0)
+        image, label = augment(*decode_pair(*paths), input_shape, pair_seed, image_scale)
         return crop_margin(image, label, margin)
 
     drawn = tf.data.Dataset.zip(pairs, seeds).skip(skip * batch_size)  # before the map: nothing is decoded
@@ -179,14 +237,17 @@ def build_train_dataset(
     return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
-def build_val_dataset(samples, input_shape, batch_size: int, num_workers: int = 0, margin: int = 0):
+def build_val_dataset(samples, input_shape, batch_size: int, num_workers: int = 0, margin: int = 0, image_scale=None):
     """Batches for the validation loss: (images (B, H, W, 3), labels (B, H - 2m, W - 2m)), uint8, letterboxed;
-    with a margin (see build_train_dataset) the centre window at the image's own size."""
-    window = centre_pair if margin else letterbox_pair
-    dataset = _paths(samples).map(
-        lambda image_path, label_path: crop_margin(*window(*decode_pair(image_path, label_path), input_shape), margin),
-        num_parallel_calls=_parallelism(num_workers),
-    )
+    in slide mode (image_scale not None, see build_train_dataset) the centre window of the image at image_scale."""
+
+    def prepare(image_path, label_path):
+        image, label = decode_pair(image_path, label_path)
+        if image_scale is None:
+            return crop_margin(*letterbox_pair(image, label, input_shape), margin)
+        return crop_margin(*centre_pair(image, label, input_shape, image_scale), margin)
+
+    dataset = _paths(samples).map(prepare, num_parallel_calls=_parallelism(num_workers))
     # Multi-worker: every worker reads the (small) val split and takes its share of each batch, so all take the
     # same number of steps, as their collectives need.
     options = tf.data.Options()

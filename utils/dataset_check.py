@@ -168,7 +168,11 @@ def inspect_label(path: str, num_classes: int = 0, palette=None):
 
 
 def inspect_pair(image_path: str, label_path: str, num_classes: int = 0, palette=None):
-    """Checks an image and its label together. Returns (label histogram (256,) or None, problems)."""
+    """Checks an image and its label together.
+
+    Returns:
+        (label histogram (256,) or None, problems, the image's (width, height) or None).
+    """
     image_size_found, image_problem = image_size(image_path)
     label_size, histogram, problems = inspect_label(label_path, num_classes, palette)
     problems = ([image_problem] if image_problem else []) + problems
@@ -181,12 +185,12 @@ def inspect_pair(image_path: str, label_path: str, num_classes: int = 0, palette
                 f"({image_path}). A label must be drawn on its own image: export it again at the image's size.",
             )
         )
-    return histogram, problems
+    return histogram, problems, image_size_found
 
 
 def check_pair(image_path: str, label_path: str, num_classes: int):
     """The first problem of a pair that would break training, as a message, or None."""
-    _, problems = inspect_pair(image_path, label_path, num_classes)
+    _, problems, _ = inspect_pair(image_path, label_path, num_classes)
     return next((p.message for p in problems if p.fatal), None)
 
 

@@ -70,7 +70,7 @@ def evaluate_confusion(segment, eval_dataset, num_classes: int, num_batches=None
     """
     matrix = np.zeros((num_classes, num_classes), np.int64)
     for images, labels, boxes, sizes in tqdm(eval_dataset, total=num_batches, desc=desc, unit="batch", leave=False):
-        masks = segment(images, boxes, sizes).numpy()
+        masks = np.asarray(segment(images, boxes, sizes))
         for mask, label, (height, width) in zip(masks, labels.numpy(), sizes.numpy()):
             matrix += confusion_matrix(label[:height, :width], mask[:height, :width], num_classes)
     return matrix

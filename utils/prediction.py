@@ -1,16 +1,31 @@
-"""The prediction path: compiled calls from images to class-id masks at the images' own size, which the Unet
-predictor (every predict.py mode, get_miou.py) and training's val mIoU all run."""
+"""The prediction path: from images to class-id masks at the images' own size, which the Unet predictor (every
+predict.py mode, get_miou.py) and training's val mIoU all run. Two scale modes (utils/sliding.py):
 
+fit    compiled calls: letterbox into the input, the model on a batch, the letterbox cropped out, the
+       probabilities resized to each image's size, argmax.
+slide  each image at image_scale, window by window (the model on batches of windows), blended, argmax; the
+       class ids resized back to the image's size when image_scale is not 1.
+"""
+
+import cv2
+import numpy as np
 import tensorflow as tf
 
-from nets.models import letterbox_size, output_margin
+from nets.models import output_margin
 from utils.letterbox import fit_input, unletterbox
-from utils.tiling import tile_probabilities
+from utils.sliding import Scale, scaled_size, slide_class_ids
+
+WINDOW_BATCH = 4  # slide: windows per model call
 
 
 def predict_function(model):
-    """A compiled inference call: images uint8 (B, H, W, 3) -> probabilities float32 (B, H, W, C)."""
+    """A compiled inference call: images uint8 (B, H, W, 3) -> probabilities float32 (B, H', W', C)."""
     return tf.function(lambda images: model(images, training=False), reduce_retracing=True)
+
+
+def letterbox_to(model, scale: Scale):
+    """(H, W) that fit mode letterboxes images into (the model's input), or None: slide takes them as they are."""
+    return None if scale.slide else tuple(model.input_shape[1:3])
 
 
 @tf.function(
@@ -37,62 +52,85 @@ def class_ids(probabilities):
     return tf.cast(tf.argmax(probabilities, axis=-1), tf.uint8)
 
 
-def segment_function(model, tile_batch: int = 4):
-    """The compiled prediction path for a batch, one call: model, then restore_mask for each image.
+def slide_image_function(model, scale: Scale):
+    """slide: uint8 (h, w, 3) -> class ids uint8 (h, w), window by window at image_scale."""
+    predict = predict_function(model)
+    input_size, margin = tuple(model.input_shape[1:3]), output_margin(model)
 
-    A model whose output is smaller than its input (the classic UNet) instead predicts each image by
-    overlap-tile at its own resolution (utils/tiling.py); its canvases are the images themselves, unresized,
-    `tile_batch` tiles per model call.
+    def segment_image(image):
+        image = np.asarray(image)
+        height, width = image.shape[:2]
+        scaled = image
+        if scale.image_scale != 1:  # bilinear, as training's crops are scaled (dataloader.augment)
+            new_height, new_width = scaled_size(height, width, scale.image_scale)
+            scaled = cv2.resize(image, (new_width, new_height), interpolation=cv2.INTER_LINEAR)
+        ids = slide_class_ids(predict, scaled, input_size, margin, scale.overlap, WINDOW_BATCH)
+        if scaled is not image:  # class ids stay class ids: nearest neighbour
+            ids = cv2.resize(ids, (width, height), interpolation=cv2.INTER_NEAREST)
+        return ids
+
+    return segment_image
+
+
+def segment_function(model, scale: Scale = Scale()):
+    """The prediction path for a batch.
 
     Args (of the returned function):
-        canvases: uint8 (B, H, W, 3) letterboxed images (padded originals for a tiling model);
+        canvases: uint8 (B, H, W, 3) letterboxed images (in slide mode, the originals padded to the largest);
         boxes: int32 (B, 4) their letterbox boxes; sizes: int32 (B, 2) the original (h, w).
 
-    Returns:
+    Returns (of the returned function):
         uint8 (B, h_max, w_max) class ids: each image's mask at its own size in the top-left corner, 0 around it.
-        Only the masks leave the call, not the (B, H, W, C) probabilities, and no call is made per image.
+        In fit mode one compiled call: only the masks leave it, not the (B, H, W, C) probabilities.
     """
-    tiled = output_margin(model) > 0
+    if scale.slide:
+        segment_image = slide_image_function(model, scale)
+
+        def segment_slide(canvases, boxes, sizes):
+            sizes = np.asarray(sizes)
+            masks = np.zeros((len(sizes), *sizes.max(axis=0)), np.uint8)
+            for mask, canvas, (height, width) in zip(masks, np.asarray(canvases), sizes):
+                mask[:height, :width] = segment_image(canvas[:height, :width])
+            return masks
+
+        return segment_slide
 
     @tf.function(reduce_retracing=True)
     def segment(canvases, boxes, sizes):
         padded = tf.reduce_max(sizes, axis=0)
 
         def restore_padded(args):
-            x, box, size = args  # x: the image's probabilities (H, W, C), or its canvas (H, W, 3) when tiled
-            probabilities = tile_probabilities(model, x[: size[0], : size[1]], tile_batch) if tiled else x
+            probabilities, box, size = args  # (H, W, C), (4,), (2,)
             mask = restore_mask(probabilities, box, size)  # (h, w)
             return tf.pad(mask, [[0, padded[0] - size[0]], [0, padded[1] - size[1]]])
 
-        def restore_each(inputs):
-            signature = tf.TensorSpec([None, None], tf.uint8)
-            return tf.map_fn(restore_padded, (inputs, boxes, sizes), fn_output_signature=signature)
-
-        if tiled:
-            return restore_each(canvases)
         probabilities = model(canvases, training=False)  # (B, H, W, C)
         # Images that fill the canvas (no letterbox, no resize: a dataset at the model's input size) need only
         # the argmax, taken for the whole batch at once: its shape is the batch's, so it compiles once.
         canvas = tf.shape(canvases)[1:3]
         full = tf.concat([tf.zeros([2], tf.int32), canvas], 0)
         fills = tf.reduce_all(boxes == full) & tf.reduce_all(sizes == canvas)
-        return tf.cond(fills, lambda: class_ids(probabilities), lambda: restore_each(probabilities))
+        signature = tf.TensorSpec([None, None], tf.uint8)
+        return tf.cond(
+            fills,
+            lambda: class_ids(probabilities),
+            lambda: tf.map_fn(restore_padded, (probabilities, boxes, sizes), fn_output_signature=signature),
+        )
 
     return segment
 
 
-def segment_image_function(model, tile_batch: int = 4):
-    """The compiled prediction path for one image: uint8 (h, w, 3) -> class ids uint8 (h, w). Letterbox, model,
-    restore_mask; or overlap-tile for a model whose output is smaller than its input."""
-    letterbox_to = letterbox_size(model)
+def segment_image_function(model, scale: Scale = Scale()):
+    """The prediction path for one image: uint8 (h, w, 3) -> class ids uint8 (h, w) (a numpy array in slide
+    mode, a tensor in fit mode: np.asarray takes both)."""
+    if scale.slide:
+        return slide_image_function(model, scale)
+    letterbox = letterbox_to(model, scale)
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)])
     def segment_image(image):
-        canvas, box = fit_input(image, letterbox_to)
-        if letterbox_to is None:
-            probabilities = tile_probabilities(model, canvas, tile_batch)  # (h, w, num_classes)
-        else:
-            probabilities = model(canvas[None], training=False)[0]  # (H, W, num_classes)
+        canvas, box = fit_input(image, letterbox)
+        probabilities = model(canvas[None], training=False)[0]  # (H, W, num_classes)
         return restore_mask(probabilities, box, tf.shape(image)[:2])
 
     return segment_image

@@ -94,15 +94,19 @@ def fit_phase(model, config, loss, phase: Phase, samples: tuple, callbacks, shar
         load_optimizer_state(model, checkpoint)
     print(f"\n{line}" + (f"; resumed after epoch {initial_epoch} with the optimizer's state" if restore else ""))
     shape, margin, workers = tuple(config.input_shape), output_margin(model), config.num_workers
+    image_scale = config.image_scale if config.scale_mode == "slide" else None  # None: fit
     # The phase's stream of batches from its first epoch on (seeded per phase); a resumed phase skips the epochs
     # it has done, so each epoch sees what it would have seen in an uninterrupted run.
     seed, skip = config.seed + phase.first_epoch, (initial_epoch - phase.first_epoch) * steps_per_epoch
+    batches = build_train_dataset(
+        train_samples, shape, phase.batch_size, seed, workers, margin, shard, skip, image_scale
+    )
     model.fit(
-        build_train_dataset(train_samples, shape, phase.batch_size, seed, workers, margin, shard, skip),
+        batches,
         epochs=phase.end_epoch,
         initial_epoch=initial_epoch,
         steps_per_epoch=steps_per_epoch,
-        validation_data=build_val_dataset(val_samples, shape, phase.batch_size, workers, margin),
+        validation_data=build_val_dataset(val_samples, shape, phase.batch_size, workers, margin, image_scale),
         callbacks=callbacks,
         shuffle=False,  # the tf.data pipeline shuffles
     )

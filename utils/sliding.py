@@ -1,0 +1,174 @@
+"""Scale modes, and the sliding window that predicts an image at its own resolution in `slide` mode.
+
+fit    the whole image fitted into input_shape (letterboxed), one network call per image: right for photos whose
+       objects are large against the image (VOC). utils/letterbox.py.
+slide  the image kept at its own resolution times image_scale; training takes input_shape crops of it, and
+       prediction runs input_shape windows over it with `overlap`, blending overlapping probabilities with
+       weights that fall towards each window's edges. Right for large images with small or thin structures
+       (aerial tiles, microscopy, pathology). A network whose output is smaller than its input (the classic UNet,
+       margin m) sees m pixels of context around each output window, mirrored beyond the image's borders.
+
+Memory is bounded by the windows, not by the image: the windows run in raster order, and a band of output rows
+one window high holds the blended probabilities; rows no later window reaches become class ids at once.
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from nets.models import model_margin
+
+SCALE_MODES = ("fit", "slide")
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How images meet the network: `mode` fit or slide; in slide, images at `image_scale`, windows `overlap` apart."""
+
+    mode: str = "fit"
+    image_scale: float = 1.0
+    overlap: float = 0.25
+
+    @property
+    def slide(self) -> bool:
+        return self.mode == "slide"
+
+
+def scale_of(config) -> Scale:
+    """The Scale of a script's config (scale_mode resolved)."""
+    return Scale(config.scale_mode, config.image_scale, config.overlap)
+
+
+def describe_scale(config, margin: int) -> str:
+    """A line saying how training and val mIoU see the images."""
+    height, width = config.input_shape
+    if config.scale_mode == "fit":
+        return (
+            f"Scale: fit: each image letterboxed into {height}x{width}, its objects shrunk with it (scale_mode slide "
+            "keeps the image's resolution)"
+        )
+    scale = f" x {config.image_scale}" if config.image_scale != 1 else ""
+    output = f" (output {height - 2 * margin}x{width - 2 * margin}: labels cropped to it)" if margin else ""
+    return (
+        f"Scale: slide: images at their own resolution{scale}; training on {height}x{width} crops{output}, val mIoU "
+        f"by a sliding window, overlap {config.overlap}"
+    )
+
+
+def resolve_scale_mode(scale_mode: str, model: str) -> str:
+    """The scale mode `auto` stands for: slide for a network whose output is smaller than its input (the classic
+    UNet predicts by overlap-tile at the image's own resolution), fit otherwise. Such a network cannot fit."""
+    if scale_mode == "auto":
+        return "slide" if model_margin(model) else "fit"
+    if scale_mode == "fit" and model_margin(model):
+        raise ValueError(
+            f"scale_mode=fit: model={model!r} gives an output smaller than its input, so it predicts window by "
+            "window at the image's own resolution. Set scale_mode slide (or auto)."
+        )
+    return scale_mode
+
+
+def check_scale_settings(scale_mode: str, image_scale: float, overlap: float) -> None:
+    """Raises ValueError naming the setting, unless the scale mode and its values can work."""
+    if scale_mode not in (*SCALE_MODES, "auto"):
+        raise ValueError(
+            f"scale_mode={scale_mode!r}: expected fit (whole image into input_shape), slide (own resolution, "
+            "input_shape crops and a sliding window) or auto."
+        )
+    if not image_scale > 0:
+        raise ValueError(f"image_scale={image_scale}: expected a factor above 0 (1 = the image's own resolution).")
+    if not 0 <= overlap < 1:
+        raise ValueError(f"overlap={overlap}: expected a share of the window in [0, 1), e.g. 0.25.")
+
+
+def scaled_size(height: int, width: int, image_scale: float) -> tuple:
+    """(h, w) of an image of (height, width) at image_scale, at least 1 pixel each."""
+    return max(1, round(height * image_scale)), max(1, round(width * image_scale))
+
+
+def window_starts(length: int, window: int, overlap: float) -> list:
+    """Starts of windows of `window` pixels covering [0, length), `overlap` of a window apart at most, the last
+    flush with the end; [0] when the image is no longer than one window (it is padded)."""
+    if length <= window:
+        return [0]
+    stride = max(1, math.floor(window * (1 - overlap)))
+    count = math.ceil((length - window) / stride) + 1
+    # Spread evenly: the same number of windows, no window further than `stride` from the previous one.
+    return [round(i * (length - window) / (count - 1)) for i in range(count)]
+
+
+def window_weights(height: int, width: int) -> np.ndarray:
+    """float32 (height, width): the blending weight of each pixel of an output window, a separable Gaussian
+    (sigma 1/8 of the side, as nnU-Net) scaled to 1 at the centre. Positive everywhere, so a pixel that one
+    window alone covers keeps that window's prediction."""
+
+    def profile(side):
+        x = np.arange(side, dtype=np.float64) + 0.5 - side / 2
+        return np.exp(-0.5 * (x / max(side / 8, 1e-6)) ** 2)
+
+    return np.outer(profile(height), profile(width)).astype(np.float32)
+
+
+def reflect(indices: np.ndarray, length: int) -> np.ndarray:
+    """Indices into an axis of `length`, mirrored at its ends as often as needed (... 2 1 | 0 1 2 ... n-1 | n-2 ...)."""
+    period = max(2 * (length - 1), 1)
+    index = np.mod(indices, period)
+    return np.where(index >= length, period - index, index)
+
+
+def window_input(image: np.ndarray, top: int, left: int, size: tuple, margin: int) -> np.ndarray:
+    """uint8 (S, S', 3): the input of the output window at (top, left), `margin` pixels of context around it,
+    mirrored beyond the image's borders (and over the whole window when the image is smaller than it)."""
+    rows = reflect(np.arange(top - margin, top - margin + size[0]), image.shape[0])
+    columns = reflect(np.arange(left - margin, left - margin + size[1]), image.shape[1])
+    return image[rows[:, None], columns[None, :]]
+
+
+def blended_rows(predict, image: np.ndarray, input_size: tuple, margin: int, overlap: float, batch_size: int):
+    """The image's blended probabilities, window by window at its own resolution, a band of finished rows at a time.
+
+    Args:
+        predict: uint8 windows (B, S, S', 3) -> probabilities (B, S - 2m, S' - 2m, C), a numpy-convertible array.
+        image: uint8 (h, w, 3), any size (smaller than a window: the window is filled by mirroring).
+        input_size: (S, S'), the network's input; margin: m, its valid border (0 for a same-padding network).
+        overlap: share of an output window that the next one overlaps, in [0, 1).
+        batch_size: windows per network call.
+
+    Yields:
+        (top, float32 (rows, w, C)): the probabilities of image rows [top, top + rows), in order, each row once.
+    """
+    height, width = image.shape[:2]
+    out_height, out_width = input_size[0] - 2 * margin, input_size[1] - 2 * margin
+    windows = [
+        (top, left)
+        for top in window_starts(height, out_height, overlap)
+        for left in window_starts(width, out_width, overlap)
+    ]  # raster order: a row of windows ends before the next begins
+    weights = window_weights(out_height, out_width)[..., None]  # (O, O', 1)
+    band_top, band, norm = 0, None, np.zeros((out_height, max(width, out_width), 1), np.float32)
+    for first in range(0, len(windows), batch_size):
+        batch = windows[first : first + batch_size]
+        inputs = np.stack([window_input(image, top, left, input_size, margin) for top, left in batch])
+        probabilities = np.asarray(predict(inputs), np.float32)  # (B, O, O', C)
+        if band is None:  # (O, w, C): image rows [band_top, band_top + O)
+            band = np.zeros((out_height, norm.shape[1], probabilities.shape[-1]), np.float32)
+        for (top, left), window in zip(batch, probabilities):
+            if top > band_top:  # no later window reaches rows above `top`: they are final
+                yield band_top, band[: top - band_top, :width] / norm[: top - band_top, :width]
+                shift = top - band_top
+                band[:-shift], norm[:-shift] = band[shift:].copy(), norm[shift:].copy()
+                band[-shift:], norm[-shift:] = 0, 0
+                band_top = top
+            band[:, left : left + out_width] += weights * window
+            norm[:, left : left + out_width] += weights
+    yield band_top, band[: height - band_top, :width] / norm[: height - band_top, :width]
+
+
+def slide_class_ids(predict, image: np.ndarray, input_size: tuple, margin: int, overlap: float, batch_size: int):
+    """uint8 (h, w) class ids of an image by the sliding window (blended_rows' arguments); only a band of
+    probabilities is held at a time."""
+    ids = np.empty(image.shape[:2], np.uint8)
+    for top, probabilities in blended_rows(predict, image, input_size, margin, overlap, batch_size):
+        ids[top : top + len(probabilities)] = np.argmax(probabilities, axis=-1)
+    return ids
