@@ -106,7 +106,7 @@ def size_report(sizes, input_shape) -> str:
         )
         return "\n".join(lines)
     tile = int(min(side, np.median(shorter)) // 32 * 32) or 32
-    scale = 0.5 if median > 16 * tile else 1.0
+    scale = 0.5 if median > 8 * tile else 1.0  # beyond 8 windows across, half resolution keeps runs short
     advice = f"python train.py --scale_mode slide --input_shape {tile} {tile}"
     advice += " --image_scale 0.5" if scale != 1 else ""
     lines += [

@@ -16,6 +16,12 @@ Cases:
     membrane_unet_classic
                      the membrane case with --model unet_classic at 444x444 in, 260x260 out (its valid size
                      nearest 256 out), predicting the val images by overlap-tile.
+    membrane_slide   the membrane case in scale_mode slide: 256x256 crops of the 512x512 images, val mIoU by the
+                     sliding window at full resolution (same schedule, same number of steps).
+    large_fit, large_slide
+                     the large-image demo (utils/demo_data.py, large: 120 images of 1024x1024, 40-100 shapes of
+                     10-40 pixels each), 256x256 input, 20 epochs of batch 4 (480 steps), scale_mode fit against
+                     slide; written to benchmarks/large_demo/ once (seeded) and reused.
 """
 
 import argparse
@@ -29,9 +35,25 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from utils.demo_data import make_demo_dataset  # noqa: E402 (after the path to the repository is set)
+
 MEMBRANE = os.path.join(ROOT, "..", "shared", "datasets", "membrane")
 MEMBRANE_ARGS = ["--vocdevkit_path", MEMBRANE, "--num_classes", "2", "--input_shape", "256", "256"]
 MEMBRANE_ARGS += ["--freeze_train", "false", "--unfreeze_epoch", "10", "--unfreeze_batch_size", "2"]
+LARGE_DEMO = os.path.join(ROOT, "benchmarks", "large_demo")
+LARGE_ARGS = ["--num_classes", "4", "--input_shape", "256", "256", "--freeze_epoch", "3", "--unfreeze_epoch", "20"]
+LARGE_ARGS += ["--freeze_batch_size", "4", "--unfreeze_batch_size", "4", "--eval_period", "5"]
+
+
+def large_demo(scale_mode: str) -> list:
+    """train.py's flags for a large-image case; the dataset is written on first use."""
+    if not os.path.isdir(os.path.join(LARGE_DEMO, "VOC2007")):
+        make_demo_dataset(LARGE_DEMO, num_images=120, size=1024, seed=0, large=True)
+    return ["--vocdevkit_path", LARGE_DEMO, *LARGE_ARGS, "--scale_mode", scale_mode]
+
+
 CASES = {
     "demo": lambda work: ["--vocdevkit_path", os.path.join(work, "VOCdevkit")],
     "membrane": lambda work: MEMBRANE_ARGS,
@@ -40,6 +62,9 @@ CASES = {
     "membrane_fcn8": lambda work: [*MEMBRANE_ARGS, "--model", "fcn8"],
     "membrane_unet_classic": lambda work: [*MEMBRANE_ARGS, "--model", "unet_classic", "--input_shape", "444", "444"],
     "membrane_unet_small": lambda work: [*MEMBRANE_ARGS, "--model", "unet_small"],
+    "membrane_slide": lambda work: [*MEMBRANE_ARGS, "--scale_mode", "slide"],
+    "large_fit": lambda work: large_demo("fit"),
+    "large_slide": lambda work: large_demo("slide"),
 }
 
 

@@ -204,6 +204,7 @@ def test_valid_but_awkward_data_trains(tmp_path):
     result = run_script("voc_annotation.py", "--vocdevkit_path", voc, "--num_classes", "3", "--train_percent", "0.7")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert ".jpg 12, .png 2" in result.stdout
+    assert "Image sizes (longer side): <=256 14" in result.stdout and "scale_mode fit (the default)" in result.stdout
     splits = os.path.join(root, "ImageSets", "Segmentation")
     for name in ("train.txt", "val.txt"):  # CRLF and trailing blanks, as Windows editors leave them
         ids = open(os.path.join(splits, name), encoding="utf-8").read().split("\n")
@@ -222,3 +223,15 @@ def test_valid_but_awkward_data_trains(tmp_path):
     trained = run_script("train.py", *TRAIN, "--vocdevkit_path", voc, "--save_dir", tmp_path / "logs")
     assert trained.returncode == 0, trained.stderr[-3000:]
     assert "Data: 10 train, 4 val samples" in trained.stdout
+
+
+def test_the_size_report_advises_slide_for_images_much_larger_than_the_input():
+    from voc_annotation import size_report
+
+    aerial = size_report([(6000, 6000)] * 3 + [(5000, 4000)], [512, 512])
+    assert ">4096 4" in aerial and "median 6000 px" in aerial
+    assert "--scale_mode slide --input_shape 512 512 --image_scale 0.5" in aerial  # 12x the input: half resolution
+    membrane = size_report([(512, 512)] * 30, [256, 256])
+    assert "--scale_mode slide --input_shape 256 256" in membrane and "image_scale" not in membrane
+    photos = size_report([(500, 375), (480, 360)], [512, 512])
+    assert "scale_mode fit (the default)" in photos and "slide" not in photos

@@ -11,11 +11,12 @@ from PIL import Image
 
 from tests.helpers import TINY_CLASSES, make_tiny_voc, run_script
 
-HEAD_RUNS = {
+HEAD_RUNS = {  # scale modes: fcn8 fit; unet_small slide (32 x 32 crops and windows); unet_classic auto (slide)
     "fcn8": ["--input_shape", "32", "32"],
-    "unet_small": ["--input_shape", "32", "32"],
-    "unet_classic": ["--input_shape", "220", "220"],  # 48 x 40 images: 2 x 2 output tiles of 36 x 36 each
+    "unet_small": ["--input_shape", "32", "32", "--scale_mode", "slide"],
+    "unet_classic": ["--input_shape", "220", "220"],  # 48 x 40 images: windows of 36 x 36 output
 }
+SCALE_MODES = {"fcn8": "fit", "unet_small": "slide", "unet_classic": "slide"}
 
 
 @pytest.mark.parametrize("name", HEAD_RUNS)
@@ -26,6 +27,7 @@ def test_train_predict_and_evaluate_each_head(name, tmp_path):
     result = run_script("train.py", *args, "--freeze_batch_size", "4", "--unfreeze_batch_size", "2")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Frozen phase: epochs 1-1" in result.stdout and "Unfrozen phase: epochs 2-2" in result.stdout
+    assert f"Scale: {SCALE_MODES[name]}:" in result.stdout
     if name == "fcn8":
         assert "loaded 13 layers" in result.stdout  # the VGG16 encoder: ImageNet or HED weights
     else:
@@ -53,6 +55,7 @@ def test_train_predict_and_evaluate_each_head(name, tmp_path):
     result = run_script("predict.py", *args, cwd=tmp_path, stdin=image + "\n")
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"model        {name}" in result.stdout and all(c in result.stdout for c in TINY_CLASSES)
+    assert f"scale_mode   {SCALE_MODES[name]}" in result.stdout  # as recorded in the weights
     with Image.open(tmp_path / "img_out" / "img 10.png") as saved:
         assert saved.size == (40, 48)
     export = ["--model_path", weights, "--export_dir", tmp_path / "export", "--formats", "savedmodel"]

@@ -102,6 +102,10 @@ def test_settings_that_contradict_the_weights_file_are_refused_naming_both(train
         Unet(model_path=trained["weights"], num_classes=5)
     with pytest.raises(ValueError, match=r"backbone='resnet50', but .* was trained with backbone='vgg'"):
         Unet(model_path=trained["weights"], backbone="resnet50")
+    with pytest.raises(ValueError, match=r"scale_mode='slide', but .* was trained with scale_mode='fit'"):
+        Unet(model_path=trained["weights"], scale_mode="slide")
+    with pytest.raises(ValueError, match=r"image_scale=0.5, but .* was trained with image_scale=1.0"):
+        Unet(model_path=trained["weights"], image_scale=0.5)
     with pytest.raises(ValueError, match="no such weights file. Train first"):
         Unet(model_path=str(tmp_path / "none.weights.h5"))
     with pytest.raises(ValueError, match="unknown settings"):

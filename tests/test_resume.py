@@ -45,6 +45,13 @@ def test_settings_that_cannot_work_are_refused_before_training():
         ({"save_period": 0}, "save_period=0"),
         ({"unfreeze_batch_size": 0}, "unfreeze_batch_size=0"),
         ({"freeze_epoch": 30, "unfreeze_epoch": 24}, "freeze_epoch=30, unfreeze_epoch=24"),
+        ({"scale_mode": "slide", "overlap": 1.0}, "overlap=1.0"),
+        ({"scale_mode": "slide", "image_scale": 0.0}, "image_scale=0.0"),
+        ({"scale_mode": "tiles"}, "scale_mode='tiles'"),
+        (
+            {"model": "unet_classic", "input_shape": [188, 188], "scale_mode": "fit"},
+            "scale_mode=fit: model='unet_classic'",
+        ),
     ]:
         with pytest.raises(ValueError, match=named):
             validate_config(TrainConfig(**changes))

@@ -13,13 +13,12 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from utils.colour_masks import is_grey, palette_mapping, rgb_channels, unique_colours
-from utils.images import IGNORE_LABEL, read_split, split_samples
+from utils.images import EXIF_ORIENTATION, IGNORE_LABEL, read_split, split_samples
 from utils.visualize import hex_colour
 
 MAX_LISTED = 5
 LABEL_MODES = ("L", "P", "1")  # one class id per pixel
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
-EXIF_ORIENTATION = 0x0112
 TRANSPOSED_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 EXPECTED_IDS = "expected one class id per pixel (mode L or P)."
 

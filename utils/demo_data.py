@@ -3,6 +3,10 @@
 Classes: 0 background, 1 ellipse, 2 rectangle, 3 triangle. Every shape and background takes random colours
 from the same distribution and its own texture, so the class is in the outline, not in the colour;
 shapes vary in size and rotation, overlap (the later one on top) and may leave the frame.
+
+The default is the demo: 64 x 64 images, one to three shapes of 30-60 % of the image each. With `large`,
+images of size x size (about 1024) hold many small shapes of LARGE_SHAPES pixels across on the same
+backgrounds: what scale_mode fit loses (shrunk to 256, they are 2-10 pixels across) and slide keeps.
 """
 
 import os
@@ -16,6 +20,8 @@ from utils.visualize import class_colours, palette_image
 DEMO_CLASSES = ["background", "ellipse", "rectangle", "triangle"]
 MIN_CONTRAST = 90.0  # least RGB distance between a shape's colour and the background's colours
 MAX_OCCLUSION = 0.25  # most of a new shape's area that may lie over earlier shapes
+LARGE_SHAPES = (10, 40)  # large variant: shapes' size across, in pixels
+LARGE_COUNT = (40, 100)  # large variant: shapes per image
 
 
 def texture(rng, size: int, colour_a, colour_b) -> np.ndarray:
@@ -78,15 +84,43 @@ def make_sample(rng, size: int):
     return np.clip(image, 0, 255).astype(np.uint8), label
 
 
-def make_demo_dataset(vocdevkit_path: str, num_images: int = 300, size: int = 64, val_share: float = 0.2, seed=0):
-    """Writes JPEGImages/, SegmentationClass/ (palette PNG) and ImageSets/Segmentation/{train,val,trainval}.txt."""
+def make_large_sample(rng, size: int):
+    """One (image, label) pair of the large variant: LARGE_COUNT shapes of LARGE_SHAPES pixels across, each
+    drawn and textured within its own box (a whole-image texture per shape would cost seconds an image)."""
+    background_colours = rng.uniform(0, 255, (2, 3))
+    image = texture(rng, size, *background_colours)
+    label = np.zeros((size, size), np.uint8)
+    for _ in range(rng.integers(*LARGE_COUNT)):
+        kind = int(rng.integers(1, len(DEMO_CLASSES)))
+        colour = rng.uniform(0, 255, 3)
+        while np.linalg.norm(background_colours - colour, axis=1).min() < MIN_CONTRAST:
+            colour = rng.uniform(0, 255, 3)
+        radius = rng.uniform(*LARGE_SHAPES) / 2
+        box = int(np.ceil(2 * radius)) + 2
+        top, left = rng.integers(0, size - box, 2)
+        mask_image = Image.new("L", (box, box))
+        ImageDraw.Draw(mask_image).polygon(shape_polygon(rng, kind, (box / 2, box / 2), radius), fill=1)
+        mask = np.asarray(mask_image, bool)
+        window = (slice(top, top + box), slice(left, left + box))
+        if (label[window][mask] > 0).mean() > MAX_OCCLUSION:
+            continue  # mostly over an earlier shape: its outline would be lost
+        image[window][mask] = texture(rng, box, colour, colour + rng.normal(0, 30, 3))[mask]
+        label[window][mask] = kind
+    return np.clip(image, 0, 255).astype(np.uint8), label
+
+
+def make_demo_dataset(
+    vocdevkit_path: str, num_images: int = 300, size: int = 64, val_share: float = 0.2, seed=0, large: bool = False
+):
+    """Writes JPEGImages/, SegmentationClass/ (palette PNG) and ImageSets/Segmentation/{train,val,trainval}.txt;
+    with `large`, the large-image variant (module docstring) at size x size."""
     voc = os.path.join(vocdevkit_path, "VOC2007")
     for folder in ("JPEGImages", "SegmentationClass", os.path.join("ImageSets", "Segmentation")):
         os.makedirs(os.path.join(voc, folder), exist_ok=True)
     rng = np.random.default_rng(seed)
     ids = [f"demo_{i:04d}" for i in range(num_images)]
     for sample_id in tqdm(ids, desc="Writing demo data", unit="image"):
-        image, label = make_sample(rng, size)
+        image, label = (make_large_sample if large else make_sample)(rng, size)
         Image.fromarray(image).save(os.path.join(voc, "JPEGImages", f"{sample_id}.jpg"), quality=95)
         palette_image(label, class_colours(len(DEMO_CLASSES))).save(  # looks like a VOC label in a viewer
             os.path.join(voc, "SegmentationClass", f"{sample_id}.png")

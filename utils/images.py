@@ -8,6 +8,10 @@ from PIL import Image, ImageOps
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 # The label value of pixels that count for nothing: no loss, no metric (VOC's object borders, letterbox fill).
 IGNORE_LABEL = 255
+EXIF_ORIENTATION = 0x0112  # the EXIF tag saying how a camera's picture is to be turned for viewing
+# Large aerial tiles and slides are images this tool is for: PIL's guard against decompression bombs would warn at
+# 89 M pixels (a 10,000 x 10,000 image has 100 M) and refuse at twice that. A billion pixels is 3 GB as RGB.
+Image.MAX_IMAGE_PIXELS = 1_000_000_000
 
 
 def image_files(folder: str) -> list:
@@ -56,13 +60,16 @@ def to_rgb(image) -> np.ndarray:
     Grayscale, RGBA, CMYK and palette images are converted; arrays must be RGB already (or grayscale).
     """
     if isinstance(image, Image.Image):
-        return np.asarray(ImageOps.exif_transpose(image).convert("RGB"), dtype=np.uint8)
+        # Copies only where needed: a 10,000 x 10,000 image is 300 MB a copy.
+        orientation = image.getexif().get(EXIF_ORIENTATION, 1)
+        upright = ImageOps.exif_transpose(image) if orientation != 1 else image
+        return np.asarray(upright if upright.mode == "RGB" else upright.convert("RGB"), dtype=np.uint8)
     image = np.asarray(image)
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=-1)
     if image.ndim != 3 or image.shape[-1] != 3:
         raise ValueError(f"expected an RGB image (height, width, 3), got an array of shape {image.shape}")
-    return image.astype(np.uint8)
+    return image.astype(np.uint8, copy=False)
 
 
 def load_image(path: str) -> np.ndarray:

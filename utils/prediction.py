@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from nets.models import output_margin
-from utils.letterbox import fit_input, unletterbox
+from utils.letterbox import fit_input, unletterbox_class_ids
 from utils.sliding import Scale, scaled_size, slide_class_ids
 
 WINDOW_BATCH = 4  # slide: windows per model call
@@ -41,7 +41,7 @@ def restore_mask(probabilities, box, size):
     Returns:
         uint8 (h, w) class ids.
     """
-    return tf.cast(tf.argmax(unletterbox(probabilities, box, size), axis=-1), tf.uint8)
+    return unletterbox_class_ids(probabilities, box, size)
 
 
 @tf.function(jit_compile=True)

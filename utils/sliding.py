@@ -125,8 +125,25 @@ def window_input(image: np.ndarray, top: int, left: int, size: tuple, margin: in
     return image[rows[:, None], columns[None, :]]
 
 
+YIELD_ROWS = 64  # finished rows handed out at a time: 64 x 10,000 x 21 float32 is 54 MB
+
+
+def ring_parts(start: int, count: int, size: int) -> list:
+    """Rows [start, start + count) of an image in a ring buffer of `size` rows (row r at r % size), count <= size:
+    [(ring slice, slice of the count rows)], one or two parts."""
+    first = start % size
+    if first + count <= size:
+        return [(slice(first, first + count), slice(0, count))]
+    split = size - first
+    return [(slice(first, size), slice(0, split)), (slice(0, count - split), slice(split, count))]
+
+
 def blended_rows(predict, image: np.ndarray, input_size: tuple, margin: int, overlap: float, batch_size: int):
-    """The image's blended probabilities, window by window at its own resolution, a band of finished rows at a time.
+    """The image's blended probabilities, window by window at its own resolution, finished rows a few at a time.
+
+    The weighted sums live in a ring buffer one output window high (image row r at r % O): a row of windows adds
+    to it, and the rows above the next row of windows are final, handed out and cleared. Nothing is copied to
+    move the band on.
 
     Args:
         predict: uint8 windows (B, S, S', 3) -> probabilities (B, S - 2m, S' - 2m, C), a numpy-convertible array.
@@ -146,23 +163,35 @@ def blended_rows(predict, image: np.ndarray, input_size: tuple, margin: int, ove
         for left in window_starts(width, out_width, overlap)
     ]  # raster order: a row of windows ends before the next begins
     weights = window_weights(out_height, out_width)[..., None]  # (O, O', 1)
-    band_top, band, norm = 0, None, np.zeros((out_height, max(width, out_width), 1), np.float32)
+    ring, norm = None, np.zeros((out_height, max(width, out_width), 1), np.float32)
+    done = 0  # rows before `done` are handed out
+
+    def finish(until: int):
+        """Hands out rows [done, until) (and clears them in the ring)."""
+        nonlocal done
+        for first in range(done, min(until, height), YIELD_ROWS):
+            count = min(first + YIELD_ROWS, until, height) - first
+            rows = np.empty((count, width, ring.shape[-1]), np.float32)
+            for in_ring, in_rows in ring_parts(first, count, out_height):
+                rows[in_rows] = ring[in_ring, :width] / norm[in_ring, :width]
+                ring[in_ring], norm[in_ring] = 0, 0
+            yield first, rows
+        done = until
+
     for first in range(0, len(windows), batch_size):
         batch = windows[first : first + batch_size]
         inputs = np.stack([window_input(image, top, left, input_size, margin) for top, left in batch])
         probabilities = np.asarray(predict(inputs), np.float32)  # (B, O, O', C)
-        if band is None:  # (O, w, C): image rows [band_top, band_top + O)
-            band = np.zeros((out_height, norm.shape[1], probabilities.shape[-1]), np.float32)
+        if ring is None:
+            ring = np.zeros((out_height, norm.shape[1], probabilities.shape[-1]), np.float32)
         for (top, left), window in zip(batch, probabilities):
-            if top > band_top:  # no later window reaches rows above `top`: they are final
-                yield band_top, band[: top - band_top, :width] / norm[: top - band_top, :width]
-                shift = top - band_top
-                band[:-shift], norm[:-shift] = band[shift:].copy(), norm[shift:].copy()
-                band[-shift:], norm[-shift:] = 0, 0
-                band_top = top
-            band[:, left : left + out_width] += weights * window
-            norm[:, left : left + out_width] += weights
-    yield band_top, band[: height - band_top, :width] / norm[: height - band_top, :width]
+            if top > done:  # no later window reaches rows above `top`: they are final
+                yield from finish(top)
+            columns = slice(left, left + out_width)
+            for in_ring, in_window in ring_parts(top, out_height, out_height):
+                ring[in_ring, columns] += weights[in_window] * window[in_window]
+                norm[in_ring, columns] += weights[in_window]
+    yield from finish(height)
 
 
 def slide_class_ids(predict, image: np.ndarray, input_size: tuple, margin: int, overlap: float, batch_size: int):

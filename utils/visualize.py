@@ -62,6 +62,9 @@ def palette_image(mask: np.ndarray, colours: np.ndarray) -> Image.Image:
     return image
 
 
+RENDER_ROWS = 512
+
+
 def render(image: np.ndarray, mask: np.ndarray, colours: np.ndarray, mix_type: int) -> np.ndarray:
     """The picture of a prediction, uint8 (h, w, 3).
 
@@ -74,8 +77,12 @@ def render(image: np.ndarray, mask: np.ndarray, colours: np.ndarray, mix_type: i
         return colours[mask]
     if mix_type == 2:
         return image * (mask != 0)[..., None].astype(np.uint8)
-    blended = (1 - BLEND) * image.astype(np.float32) + BLEND * colours[mask].astype(np.float32)
-    return np.round(blended).astype(np.uint8)
+    out = np.empty_like(image)
+    for top in range(0, len(image), RENDER_ROWS):  # a band at a time: float32 copies of a whole large image are GBs
+        rows = slice(top, top + RENDER_ROWS)
+        blended = (1 - BLEND) * image[rows].astype(np.float32) + BLEND * colours[mask[rows]].astype(np.float32)
+        out[rows] = np.round(blended)
+    return out
 
 
 def count_table(mask: np.ndarray, names) -> str:
