@@ -44,7 +44,7 @@ import tensorflow as tf
 from PIL import Image
 
 from nets.models import build_model, check_model_settings, output_margin
-from unet import Unet, unet_settings
+from unet import Unet
 from utils.checkpoint import check_recorded, read_settings
 from utils.config import format_config, given_flags, run_main
 from utils.dataloader import build_train_dataset
@@ -55,6 +55,7 @@ from utils.losses import build_loss
 from utils.lr_schedule import EpochSchedule
 from utils.onnx_model import OnnxModel, write_onnx
 from utils.precision import PRECISIONS, choose_precision
+from utils.prediction import slide_image_function
 from utils.profiling import (
     StepTimer,
     count_flops,
@@ -63,6 +64,7 @@ from utils.profiling import (
     peak_gflops,
     seconds_of,
 )
+from utils.sliding import Scale
 from utils.training import Phase, compile_phase, make_optimizer
 
 # Rows of the table: (key, label, format); rates are per second.
@@ -188,15 +190,15 @@ def inference_rates(model, config: BenchmarkConfig, policy: str, voc: str, work:
     # One pass over the val split (calls x batch_size images), a batch per call: its start (reading the split,
     # building the pipeline) is paid once, as in a get_miou.py run.
     predictions = unet.write_masks(ids, images, out, config.batch_size)
-    # slide mode on the same weights: an image of 4 x 4 windows (overlap 0.25), run batch_size windows a call.
-    slider = Unet(**{**unet_settings(unet.config), "scale_mode": "slide", "overlap": 0.25})
+    # slide mode's path on the same model: an image of 4 x 4 windows (overlap 0.25), batch_size windows a call.
+    slide = slide_image_function(unet.model, Scale("slide", 1.0, 0.25), config.batch_size)
     large = np.asarray(Image.open(samples[0][0]).resize(slide_size(config.input_shape, output_margin(model))))
     calls = {  # name: (function, images per call)
         "forward_bare": (lambda: unet.predict(batch).numpy(), config.batch_size),
         "get_miou_path": (lambda: [next(predictions) for _ in range(config.batch_size)], config.batch_size),
         "forward_bare_single": (lambda: unet.predict(single).numpy(), 1),
         "detect_image": (lambda: unet.detect_image(image), 1),
-        "slide": (lambda: slider.segment([large]), 16),
+        "slide": (lambda: slide(large), 16),
     }
     onnx = onnx_model(model, policy, work)
     if onnx:

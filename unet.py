@@ -192,10 +192,12 @@ class Unet:
         paths = [os.fspath(path) for path in paths]  # str or pathlib.Path
         if not paths:
             return
-        batches = build_predict_dataset(paths, letterbox_to(self.model, self.scale), batch_size)
+        # slide: one image a read (its windows are what is batched), not several large images padded together
+        reads = 1 if self.scale.slide else batch_size
+        batches = build_predict_dataset(paths, letterbox_to(self.model, self.scale), reads)
         queue = iter(paths)
         for canvases, boxes, sizes, images, errors in batches:
-            masks = np.asarray(self._segment_batch(canvases, boxes, sizes))
+            masks = np.asarray(self._segment_batch(images if self.scale.slide else canvases, boxes, sizes))
             for image, mask, (height, width), error in zip(images.numpy(), masks, sizes.numpy(), errors.numpy()):
                 path = next(queue)
                 if error:

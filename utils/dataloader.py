@@ -286,6 +286,8 @@ def _predict_preparer(letterbox_to):
         image, error = tf.numpy_function(_read_image, [path], [tf.uint8, tf.string], stateful=False)
         image = tf.ensure_shape(image, [None, None, 3])
         canvas, box = fit_input(image, letterbox_to)
+        if letterbox_to is None:  # the canvas would be the image again: a second copy of a large image
+            canvas = tf.zeros([0, 0, 3], tf.uint8)
         return canvas, box, tf.shape(image)[:2], image, tf.ensure_shape(error, [])
 
     return prepare
@@ -294,7 +296,7 @@ def _predict_preparer(letterbox_to):
 def build_predict_dataset(paths, letterbox_to, batch_size: int, num_workers: int = 0):
     """Batches of image files for prediction; unreadable files are reported, not fatal.
 
-    Yields (canvases uint8 (B, H, W, 3) letterboxed into letterbox_to (with None: the originals, as `images`),
+    Yields (canvases uint8 (B, H, W, 3) letterboxed into letterbox_to (with None: empty, (B, 0, 0, 3): use `images`),
     boxes int32 (B, 4), sizes int32 (B, 2) original (h, w),
     images uint8 (B, h_max, w_max, 3) the originals padded with 0, errors string (B,): "" or why unreadable).
     """

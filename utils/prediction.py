@@ -52,8 +52,8 @@ def class_ids(probabilities):
     return tf.cast(tf.argmax(probabilities, axis=-1), tf.uint8)
 
 
-def slide_image_function(model, scale: Scale):
-    """slide: uint8 (h, w, 3) -> class ids uint8 (h, w), window by window at image_scale."""
+def slide_image_function(model, scale: Scale, window_batch: int = WINDOW_BATCH):
+    """slide: uint8 (h, w, 3) -> class ids uint8 (h, w), window by window at image_scale, window_batch a call."""
     predict = predict_function(model)
     input_size, margin = tuple(model.input_shape[1:3]), output_margin(model)
 
@@ -64,7 +64,7 @@ def slide_image_function(model, scale: Scale):
         if scale.image_scale != 1:  # bilinear, as training's crops are scaled (dataloader.augment)
             new_height, new_width = scaled_size(height, width, scale.image_scale)
             scaled = cv2.resize(image, (new_width, new_height), interpolation=cv2.INTER_LINEAR)
-        ids = slide_class_ids(predict, scaled, input_size, margin, scale.overlap, WINDOW_BATCH)
+        ids = slide_class_ids(predict, scaled, input_size, margin, scale.overlap, window_batch)
         if scaled is not image:  # class ids stay class ids: nearest neighbour
             ids = cv2.resize(ids, (width, height), interpolation=cv2.INTER_NEAREST)
         return ids
