@@ -15,7 +15,9 @@ from nets.models import output_margin
 from utils.letterbox import fit_input, unletterbox_class_ids
 from utils.sliding import Scale, scaled_size, slide_class_ids
 
-WINDOW_BATCH = 4  # slide: windows per model call
+# slide: pixels of windows per model call, 4 windows of 256 x 256. The activations of a call are most of slide's
+# memory (a 512 x 512 VGG16-UNet window takes about 0.4 GB in bf16 on a CPU), so larger windows go fewer a call.
+WINDOW_PIXELS = 4 * 256 * 256
 
 
 def predict_function(model):
@@ -52,10 +54,12 @@ def class_ids(probabilities):
     return tf.cast(tf.argmax(probabilities, axis=-1), tf.uint8)
 
 
-def slide_image_function(model, scale: Scale, window_batch: int = WINDOW_BATCH):
-    """slide: uint8 (h, w, 3) -> class ids uint8 (h, w), window by window at image_scale, window_batch a call."""
+def slide_image_function(model, scale: Scale, window_batch: int = 0):
+    """slide: uint8 (h, w, 3) -> class ids uint8 (h, w), window by window at image_scale, window_batch a call
+    (0: WINDOW_PIXELS' worth, 1 to 16)."""
     predict = predict_function(model)
     input_size, margin = tuple(model.input_shape[1:3]), output_margin(model)
+    window_batch = window_batch or max(1, min(16, WINDOW_PIXELS // (input_size[0] * input_size[1])))
 
     def segment_image(image):
         image = np.asarray(image)
