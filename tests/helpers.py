@@ -2,6 +2,7 @@
 
 import glob
 import hashlib
+import importlib.util
 import os
 import subprocess
 import sys
@@ -10,6 +11,8 @@ import numpy as np
 from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The optional export packages (requirements-export.txt): ONNX export and the onnxruntime backend.
+HAS_ONNX = all(importlib.util.find_spec(name) for name in ("tf2onnx", "onnxruntime"))
 
 # Settings of the tiny model that conftest's `trained` fixture trains; predict.py and get_miou.py take them too.
 TINY_MODEL = ["--input_shape", "32", "32", "--num_classes", "3", "--precision", "fp32"]

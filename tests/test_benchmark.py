@@ -1,4 +1,3 @@
-import importlib.util
 import json
 
 import keras
@@ -8,7 +7,7 @@ import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
 from nets.unet import build_unet
-from tests.helpers import run_script
+from tests.helpers import HAS_ONNX, run_script
 from utils.profiling import count_flops, cpu_flops_per_cycle
 
 
@@ -81,8 +80,8 @@ def test_benchmark_script_measures_both_precisions(tmp_path):
             assert figures[key] > 0, key
         assert figures["get_miou_path"] > 0 and figures["peak_basis"] and figures["get_miou_start_s"] >= 0
         assert 0 < figures["detect_image_share"] and 0 < figures["get_miou_path_share"]
-        assert 0 < figures["train_end_to_end_share"]
-    if importlib.util.find_spec("tf2onnx") and importlib.util.find_spec("onnxruntime"):  # requirements-export.txt
+        assert 0 < figures["train_end_to_end_share"] and figures["slide"] > 0 and 0 < figures["slide_share"]
+    if HAS_ONNX:
         assert report["results"]["float32"]["forward_onnx"] > 0 and "ONNX Runtime" in result.stdout
     assert "forward_onnx" not in report["results"]["mixed_bfloat16"]  # the export is a float32 graph
     pipeline = report["pipeline"]

@@ -1,15 +1,13 @@
 """export.py: SavedModel and TFLite exports of weights trained by train.py, each checked against Keras."""
 
-import importlib.util
 import os
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import TINY_CLASSES, TINY_MODEL, run_script
+from tests.helpers import HAS_ONNX, TINY_CLASSES, TINY_MODEL, run_script
 
-HAS_ONNX = all(importlib.util.find_spec(name) for name in ("tf2onnx", "onnxruntime"))
 FORMATS = ["savedmodel", "tflite_fp32", "tflite_fp16", "tflite_int8"] + (["onnx"] if HAS_ONNX else [])
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import TINY_CLASSES, make_tiny_voc, run_script
+from tests.helpers import HAS_ONNX, TINY_CLASSES, make_tiny_voc, run_script
 
 HEAD_RUNS = {  # scale modes: fcn8 fit; unet_small slide (32 x 32 crops and windows); unet_classic auto (slide)
     "fcn8": ["--input_shape", "32", "32"],
@@ -58,7 +58,16 @@ def test_train_predict_and_evaluate_each_head(name, tmp_path):
     assert f"scale_mode   {SCALE_MODES[name]}" in result.stdout  # as recorded in the weights
     with Image.open(tmp_path / "img_out" / "img 10.png") as saved:
         assert saved.size == (40, 48)
-    export = ["--model_path", weights, "--export_dir", tmp_path / "export", "--formats", "savedmodel"]
+    onnx = name == "unet_small" and HAS_ONNX  # the slide case: its export is one window, the window slides around it
+    formats = ["savedmodel", "onnx"] if onnx else ["savedmodel"]
+    export = ["--model_path", weights, "--export_dir", tmp_path / "export", "--formats", *formats]
     result = run_script("export.py", *export, "--parity_images", os.path.dirname(image), "--parity_count", "2")
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"model        {name}" in result.stdout and "savedmodel" in result.stdout and ": ok" in result.stdout
+    if onnx:
+        args = ["--backend", "onnx", "--model_path", tmp_path / "export" / "model.onnx", "--show", "false"]
+        result = run_script("predict.py", *args, cwd=tmp_path / "export", stdin=image + "\n")
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "scale_mode   slide" in result.stdout
+        with Image.open(tmp_path / "export" / "img_out" / "img 10.png") as saved:
+            assert saved.size == (40, 48)
