@@ -29,7 +29,7 @@ from utils.images import to_rgb
 from utils.onnx_model import OnnxModel
 from utils.precision import set_precision
 from utils.prediction import letterbox_to, predict_function, segment_function, segment_image_function
-from utils.sliding import Scale, check_scale_settings, resolve_scale_mode
+from utils.sliding import check_scale_settings, resolve_scale_mode, scale_of
 from utils.visualize import MIX_TYPES, class_colours, class_names, count_table, palette_image, render
 from utils.weights.building import build_with_weights
 from utils.weights.mismatch import check_trained_weights_file
@@ -172,7 +172,7 @@ class Unet:
             config.image_scale,
         )
         self.predict = predict_function(self.model)  # the bare model call, for benchmarks
-        self.scale = Scale(config.scale_mode, config.image_scale, config.overlap)
+        self.scale = scale_of(config)
         self._segment_batch = segment_function(self.model, self.scale)
         self._segment_image = segment_image_function(self.model, self.scale)
 

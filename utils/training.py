@@ -10,6 +10,7 @@ from nets.models import output_margin, set_backbone_trainable
 from utils.checkpoint import load_optimizer_state
 from utils.dataloader import build_train_dataset, build_val_dataset
 from utils.lr_schedule import EpochSchedule, scaled_learning_rates
+from utils.sliding import scale_of
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ def fit_phase(model, config, loss, phase: Phase, samples: tuple, callbacks, shar
         load_optimizer_state(model, checkpoint)
     print(f"\n{line}" + (f"; resumed after epoch {initial_epoch} with the optimizer's state" if restore else ""))
     shape, margin, workers = tuple(config.input_shape), output_margin(model), config.num_workers
-    image_scale = config.image_scale if config.scale_mode == "slide" else None  # None: fit
+    image_scale = config.image_scale if scale_of(config).slide else None  # None: fit
     # The phase's stream of batches from its first epoch on (seeded per phase); a resumed phase skips the epochs
     # it has done, so each epoch sees what it would have seen in an uninterrupted run.
     seed, skip = config.seed + phase.first_epoch, (initial_epoch - phase.first_epoch) * steps_per_epoch
