@@ -19,13 +19,12 @@ from dataclasses import dataclass, field
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up log (e.g. no CUDA on a CPU machine)
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from unet import Unet, UnetConfig, unet_settings
 from utils.config import run_main
 from utils.images import IMAGE_SUFFIXES, image_files, load_image
-from utils.visualize import render
+from utils.visualize import render_image
 
 MODES = ("predict", "dir_predict", "video", "fps")
 QUIT = ("", "q", "quit", "exit")
@@ -101,8 +100,7 @@ def predict_folder(unet: Unet, config: PredictConfig) -> None:
         if error:
             skipped.append(f"{path}: {error}")
             continue
-        picture = render(image, mask, unet.colours, unet.config.mix_type)
-        Image.fromarray(picture).save(output_path(config.dir_save_path, path))
+        render_image(image, mask, unet.colours, unet.config.mix_type).save(output_path(config.dir_save_path, path))
     print(f"Saved {len(paths) - len(skipped)} results to {config.dir_save_path}/")
     if skipped:
         print(f"Skipped {len(skipped)} unreadable files:\n  " + "\n  ".join(skipped))

@@ -30,7 +30,7 @@ from utils.onnx_model import OnnxModel
 from utils.precision import set_precision
 from utils.prediction import letterbox_to, predict_function, segment_function, segment_image_function
 from utils.sliding import check_scale_settings, resolve_scale_mode, scale_of
-from utils.visualize import MIX_TYPES, class_colours, class_names, count_table, palette_image, render
+from utils.visualize import MIX_TYPES, class_colours, class_names, count_table, palette_image, render_image
 from utils.weights.building import build_with_weights
 from utils.weights.mismatch import check_trained_weights_file
 
@@ -230,7 +230,7 @@ class Unet:
         if count:
             names, note = class_names(name_classes or self.class_names, self.config.num_classes)
             print("\n".join(filter(None, [note, count_table(mask, names)])))
-        return Image.fromarray(render(rgb, mask, self.colours, self.config.mix_type))
+        return render_image(rgb, mask, self.colours, self.config.mix_type)
 
     def get_miou_png(self, image) -> Image.Image:
         """Class ids at the image's size, as a palette PNG image: pixel values are the ids, shown in class colours."""

@@ -183,3 +183,17 @@ def test_exif_rotation_is_applied_before_prediction(unet, trained, tmp_path):
     image.transpose(Image.Transpose.ROTATE_90).save(path, exif=exif, quality=95)  # stored turned; EXIF turns it back
     ((_, upright, mask, _),) = list(unet.segment_files([path]))
     assert upright.shape == (48, 40, 3) and mask.shape == (48, 40)
+
+
+@pytest.mark.parametrize("mix_type", [0, 1, 2])
+def test_the_picture_drawn_in_bands_is_the_whole_picture(monkeypatch, mix_type):
+    import utils.visualize as visualize
+
+    rng = np.random.default_rng(0)
+    image, mask = rng.integers(0, 256, (37, 11, 3), np.uint8), rng.integers(0, 4, (37, 11), np.uint8)
+    colours = class_colours(4)
+    monkeypatch.setattr(visualize, "RENDER_ROWS", 8)  # 37 rows: five bands, the last one short
+    picture = visualize.render_image(image, mask, colours, mix_type)
+    assert picture.mode == "RGB" and np.array_equal(
+        np.asarray(picture), visualize.render(image, mask, colours, mix_type)
+    )

@@ -62,7 +62,7 @@ def palette_image(mask: np.ndarray, colours: np.ndarray) -> Image.Image:
     return image
 
 
-RENDER_ROWS = 512
+RENDER_ROWS = 256  # rows drawn at a time: the float32 temporaries of a 10,000-wide band are 31 MB each
 
 
 def render(image: np.ndarray, mask: np.ndarray, colours: np.ndarray, mix_type: int) -> np.ndarray:
@@ -77,12 +77,21 @@ def render(image: np.ndarray, mask: np.ndarray, colours: np.ndarray, mix_type: i
         return colours[mask]
     if mix_type == 2:
         return image * (mask != 0)[..., None].astype(np.uint8)
-    out = np.empty_like(image)
-    for top in range(0, len(image), RENDER_ROWS):  # a band at a time: float32 copies of a whole large image are GBs
+    blended = (1 - BLEND) * image.astype(np.float32) + BLEND * colours[mask].astype(np.float32)
+    return np.round(blended).astype(np.uint8)
+
+
+def render_image(image: np.ndarray, mask: np.ndarray, colours: np.ndarray, mix_type: int) -> Image.Image:
+    """render's picture as a PIL image, drawn RENDER_ROWS at a time into it: for a large image the picture exists
+    once (a 10,000 x 10,000 one is 400 MB in PIL), not also as a numpy array, nor as whole-image float32s."""
+    height, width = mask.shape
+    if height <= RENDER_ROWS:
+        return Image.fromarray(render(image, mask, colours, mix_type))
+    picture = Image.new("RGB", (width, height))
+    for top in range(0, height, RENDER_ROWS):
         rows = slice(top, top + RENDER_ROWS)
-        blended = (1 - BLEND) * image[rows].astype(np.float32) + BLEND * colours[mask[rows]].astype(np.float32)
-        out[rows] = np.round(blended)
-    return out
+        picture.paste(Image.fromarray(render(image[rows], mask[rows], colours, mix_type)), (0, top))
+    return picture
 
 
 def count_table(mask: np.ndarray, names) -> str:
