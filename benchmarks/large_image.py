@@ -7,11 +7,11 @@ checked against a direct computation on a crop.
 For each mode it writes a weights file of a 21-class VGG16-UNet (random weights, seeded: the memory and the
 arithmetic do not depend on what was learnt) that records the mode, runs `python predict.py` on the image as a
 user does (the prompt, `--mix_type 1` so that the saved colours are the class ids; then the default blend, to
-measure its memory too), and reads each run's peak resident set size from the kernel (wait4). The check: the
-class ids of a crop in the middle of the image, computed directly from the model's outputs in float64 (fit:
-the letterboxed image through the model, bilinear up to full size by the textbook formula; slide: every window
-over the crop, Gaussian-weighted and normalised), against predict.py's. Exit status 1 when the memory goal
-(--max_gb) is missed or less than 99.9 % of the crop agrees.
+measure its memory too), and reads each run's peak resident set size from the kernel (wait4, in a small go-between
+process). The check: the class ids of a crop in the middle of the image, computed directly from the model's
+outputs in float64 (fit: the letterboxed image through the model, bilinear up to full size by the textbook
+formula; slide: every window over the crop, Gaussian-weighted and normalised), against predict.py's. Exit status 1
+when the memory goal (--max_gb) is missed or less than 99.9 % of the crop agrees.
 """
 
 import os
@@ -52,17 +52,28 @@ def write_image(path: str, size: int) -> None:
     Image.fromarray(np.ascontiguousarray(mosaic[:size, :size])).save(path, quality=95)
 
 
+# Starts the command from a small process and prints its peak resident set size. Linux folds the memory high-water
+# mark of the process that spawns a command into the command's own (at exec), so measured straight from this
+# script, which holds the image and a model, every figure would be at least this script's peak.
+MEASURE = (
+    "import os, subprocess, sys; child = subprocess.Popen(sys.argv[1:]); _, status, usage = os.wait4(child.pid, 0); "
+    "print(f'peak_rss_kb {usage.ru_maxrss}'); sys.exit(os.waitstatus_to_exitcode(status))"
+)
+
+
 def peak_of(command: list, cwd: str, stdin: str) -> tuple:
-    """Runs a command; returns (exit status, output, its peak resident set size in bytes) (wait4's rusage)."""
-    process = subprocess.Popen(
-        command, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    """Runs a command; returns (exit status, output, its peak resident set size in bytes) (wait4's rusage, read
+    by a small go-between: MEASURE)."""
+    result = subprocess.run(
+        [sys.executable, "-c", MEASURE, *command],
+        cwd=cwd,
+        input=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
-    process.stdin.write(stdin)
-    process.stdin.close()
-    output = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return process.returncode, output, usage.ru_maxrss * 1024  # Linux: kilobytes
+    output, _, last = result.stdout.rpartition("peak_rss_kb ")
+    return result.returncode, output, int(last.split()[0]) * 1024  # Linux: kilobytes
 
 
 def bilinear_reference(probabilities: np.ndarray, size: tuple, rows: slice, columns: slice) -> np.ndarray:
