@@ -22,8 +22,9 @@ import numpy as np
 from tqdm import tqdm
 
 from unet import Unet, UnetConfig, unet_settings
+from utils.bands import read_image
 from utils.config import run_main
-from utils.images import IMAGE_SUFFIXES, image_files, load_image
+from utils.images import IMAGE_SUFFIXES, image_files
 from utils.visualize import render_image
 
 MODES = ("predict", "dir_predict", "video", "fps")
@@ -71,11 +72,15 @@ def predict_prompt(unet: Unet, config: PredictConfig) -> None:
             print(f"error: {path}: no such file. Type the path of an image, or q to quit.")
             continue
         try:
-            image = load_image(path)
+            image = read_image(path)
         except Exception as error:  # any decoding failure: say so and ask again
             print(f"error: {path}: not an image that can be read ({type(error).__name__}: {error}). Try another.")
             continue
-        result = unet.detect_image(image, count=config.count, name_classes=config.name_classes)
+        try:
+            result = unet.detect_image(image, count=config.count, name_classes=config.name_classes)
+        except ValueError as error:  # an image the network cannot take (its bands): say so and ask again
+            print(f"error: {path}: {error}")
+            continue
         os.makedirs(config.save_dir, exist_ok=True)
         saved = output_path(config.save_dir, path)
         result.save(saved)
@@ -100,7 +105,8 @@ def predict_folder(unet: Unet, config: PredictConfig) -> None:
         if error:
             skipped.append(f"{path}: {error}")
             continue
-        render_image(image, mask, unet.colours, unet.config.mix_type).save(output_path(config.dir_save_path, path))
+        picture = render_image(unet.picture(image), mask, unet.colours, unet.config.mix_type)
+        picture.save(output_path(config.dir_save_path, path))
     print(f"Saved {len(paths) - len(skipped)} results to {config.dir_save_path}/")
     if skipped:
         print(f"Skipped {len(skipped)} unreadable files:\n  " + "\n  ".join(skipped))
@@ -158,7 +164,7 @@ def time_predictions(unet: Unet, config: PredictConfig) -> None:
     """Seconds per image and FPS of the prediction path on fps_image_path (batch 1, warm-up excluded)."""
     if not os.path.isfile(config.fps_image_path):
         raise ValueError(f"fps_image_path={config.fps_image_path!r}: no such file.")
-    seconds = unet.get_FPS(load_image(config.fps_image_path), config.test_interval)
+    seconds = unet.get_FPS(read_image(config.fps_image_path), config.test_interval)
     print(f"{seconds:.4f} seconds per image, {1 / seconds:.2f} FPS (batch 1, {config.test_interval} runs)")
 
 

@@ -15,6 +15,9 @@ Edit the defaults in TrainConfig below, or override any of them with flags:
 
 * input_shape: multiples of 32; for unet_small, of 16; for unet_classic, 188 + 16k (its input tile; the output
 is 184 smaller, and prediction covers whole images by overlap-tile).
+* input_channels: found from the images (grey 1, RGB 3, a multi-band TIFF its bands); images of other bit depths than
+8 are stretched per band by their robust range, measured on the train split and recorded with the weights. 1 or 3
+converts RGB to grey or grey to RGB.
 * scale_mode: fit letterboxes each whole image into input_shape (right for photos, VOC); slide keeps images at their
 own resolution (times image_scale) and trains on input_shape crops, drawn on labelled content often enough that
 rare classes are seen, and predicts by a sliding window of input_shape with `overlap`, blended: right for large
@@ -43,6 +46,7 @@ from nets.models import (
     check_model_settings,
     output_margin,
 )
+from utils.bands import survey
 from utils.callbacks import CheckpointSaver, EvalCallback, LossHistory
 from utils.checkpoint import (
     ModelSettings,
@@ -75,6 +79,7 @@ class TrainConfig:
     backbone: str = "vgg"  # encoder of model=unet: vgg | resnet50
     model_path: str = "auto"  # start from: auto | imagenet | hed | a weights file | "" (random init)
     input_shape: list[int] = field(default_factory=lambda: [64, 64])  # network input (height width), multiples of 32 *
+    input_channels: int = 0  # bands of the input: 0 = as the images have them (1 grey, 3 RGB, N); 1 or 3 convert *
     scale_mode: str = "auto"  # fit: image into input_shape | slide: own size, crops + sliding window | auto *
     image_scale: float = 1.0  # slide: images at this scale (e.g. 0.5 for very large aerial tiles)
     overlap: float = 0.25  # slide: share of a window that the next one overlaps, for val mIoU
@@ -119,6 +124,8 @@ def validate_config(config: TrainConfig) -> None:
             f"cls_weights has {len(config.cls_weights)} values but num_classes={config.num_classes}: "
             "give one weight per class, or none."
         )
+    if config.input_channels < 0:
+        raise ValueError(f"input_channels={config.input_channels}: expected 0 (as the images are) or 1 or more.")
     if not 0 <= config.init_epoch < config.unfreeze_epoch:
         raise ValueError(f"init_epoch={config.init_epoch}: expected 0 <= init_epoch < unfreeze_epoch.")
     for name in ("freeze_batch_size", "unfreeze_batch_size", "eval_period", "save_period", "unfreeze_epoch"):
@@ -171,7 +178,8 @@ def make_callbacks(config: TrainConfig, val_samples, model, settings: ModelSetti
     if config.eval_flag:
         eval_batch = config.unfreeze_batch_size
         scale = scale_of(config)
-        eval_data = build_eval_dataset(val_samples, letterbox_to(model, scale), eval_batch, config.num_workers)
+        letterbox = letterbox_to(model, scale)
+        eval_data = build_eval_dataset(val_samples, letterbox, eval_batch, config.num_workers, settings.bands)
         num_batches = math.ceil(len(val_samples) / eval_batch)
         periods = (config.eval_period, config.unfreeze_epoch)
         callbacks.insert(0, EvalCallback(eval_data, num_batches, config.num_classes, periods, scale))
@@ -199,13 +207,14 @@ def starting_config(config: TrainConfig):
     return config, checkpoint, state
 
 
-def build_starting_model(config: TrainConfig, strategy, checkpoint):
-    """The network with its starting weights: the resumable checkpoint's, or model_path's (reported)."""
+def build_starting_model(config: TrainConfig, strategy, checkpoint, bands):
+    """The network for images of `bands` with its starting weights: the resumable checkpoint's, or model_path's
+    (reported)."""
     if checkpoint:
         weights_path, source = checkpoint, f"resumable checkpoint {checkpoint}"
     else:
         weights_path, source = resolve_model_path(config.model_path, config.backbone, config.model)
-    model = build_with_weights(config, weights_path, source, complete=False, scope=strategy.scope())
+    model = build_with_weights(config, weights_path, source, complete=False, scope=strategy.scope(), bands=bands)
     if checkpoint:
         restore_seed_generators(model, checkpoint)  # dropout goes on drawing as in the run that stopped
     return model
@@ -221,21 +230,23 @@ def train(config: TrainConfig) -> None:
         prepare_save_dir(config.save_dir, continuing=state is not None or config.init_epoch > 0)
     ensure_demo_data(config.vocdevkit_path)
     batch_sizes = [config.unfreeze_batch_size] + ([config.freeze_batch_size] if config.freeze_train else [])
-    check_dataset(config.vocdevkit_path, config.num_classes, min_train=max(batch_sizes), min_val=1)
+    kinds = check_dataset(config.vocdevkit_path, config.num_classes, min_train=max(batch_sizes), min_val=1)
     train_samples, val_samples = (split_samples(config.vocdevkit_path, split) for split in ("train", "val"))
     print(f"Data: {len(train_samples)} train, {len(val_samples)} val samples in {config.vocdevkit_path}")
+    bands = survey([image for image, _ in train_samples], config.input_channels, kinds)
+    print(f"Images: {bands.describe()}")
     print(f"Devices: {placement}")
     for batch_size in batch_sizes:
         check_global_batch(batch_size, strategy)
 
     print(set_precision(config.precision))
     keras.utils.set_random_seed(config.seed)
-    model = build_starting_model(config, strategy, checkpoint)
+    model = build_starting_model(config, strategy, checkpoint, bands)
     if config.freeze_train and config.model not in PRETRAINED_ENCODER:
         print(f"Note: model={config.model} has no pretrained encoder; the freeze phase trains the whole network.")
     print(describe_scale(config, output_margin(model)))
     names = class_names_for(config)
-    settings = settings_for(model, config, names)
+    settings = settings_for(model, config, names, bands)
 
     loss = build_loss(config.cls_weights or [1.0] * config.num_classes, config.dice_loss, config.focal_loss)
     # Only the chief evaluates and writes logs/; the other workers train and write nothing.
@@ -249,7 +260,8 @@ def train(config: TrainConfig) -> None:
             for phase in plan_phases(config):
                 if phase.end_epoch > start_epoch:
                     shard, start = (cluster.index, cluster.count), (start_epoch, checkpoint)
-                    fit_phase(model, config, loss, phase, (train_samples, val_samples), callbacks, shard, start)
+                    samples = (train_samples, val_samples)
+                    fit_phase(model, config, loss, phase, samples, callbacks, shard, start, bands)
     except KeyboardInterrupt:
         if cluster.is_chief:
             report_interrupt(model, config, settings, history.rows[-1]["epoch"] if history.rows else start_epoch)

@@ -22,10 +22,10 @@ from PIL import Image
 
 from nets.models import check_model_settings, output_shape
 from nets.unet import UnetVariant, model_variant
+from utils.bands import Bands, display_image, image_array
 from utils.checkpoint import ModelSettings, check_recorded, read_settings
 from utils.config import format_config
 from utils.dataloader import build_predict_dataset
-from utils.images import to_rgb
 from utils.onnx_model import OnnxModel
 from utils.precision import set_precision
 from utils.prediction import letterbox_to, predict_function, segment_function, segment_image_function
@@ -47,6 +47,7 @@ class UnetConfig:
     overlap: float = 0.25  # slide: share of a window that the next one overlaps (blended)
     mix_type: int = 0  # 0 = mask blended with the image, 1 = mask only, 2 = image with the background removed
     colors: list[str] = field(default_factory=list)  # one #rrggbb per class; empty = VOC palette (generated beyond 21)
+    display_bands: list[int] = field(default_factory=list)  # bands drawn as R G B (e.g. 3 2 1); empty = first three
     precision: str = "auto"  # fp32 | mixed_bfloat16 | mixed_float16 | auto (as in train.py)
     backend: str = "keras"  # keras (model_path: weights) | onnx (model_path: a model.onnx from export.py)
 
@@ -145,6 +146,7 @@ class Unet:
         recorded = recorded_settings(config, onnx)
         self.config = config = resolve_settings(config, recorded)
         self.class_names = list(recorded.class_names) if recorded else []  # background first; [] = unnamed
+        self.bands = recorded.bands if recorded else Bands()  # what the images are: 8-bit RGB unless recorded
         if config.mix_type not in MIX_TYPES:
             raise ValueError(
                 f"mix_type={config.mix_type}: expected 0 (blend), 1 (mask only) or 2 (background removed)."
@@ -155,7 +157,7 @@ class Unet:
         if config.backend == "onnx":
             self.model = check_onnx(config, onnx)
         elif config.backend == "keras":
-            self.model = build_with_weights(config, config.model_path)  # the file's existence checked above
+            self.model = build_with_weights(config, config.model_path, bands=self.bands)  # the file checked above
         else:
             raise ValueError(f"backend={config.backend!r}: expected keras or onnx.")
         variant = model_variant(self.model) if config.backend == "keras" else UnetVariant()
@@ -170,31 +172,40 @@ class Unet:
             tuple(self.class_names),
             config.scale_mode,
             config.image_scale,
+            self.bands,
         )
         self.predict = predict_function(self.model)  # the bare model call, for benchmarks
         self.scale = scale_of(config)
         self._segment_batch = segment_function(self.model, self.scale)
-        self._segment_image = segment_image_function(self.model, self.scale)
+        self._segment_image = segment_image_function(self.model, self.scale, self.bands)
+        if not self.bands.eight_bit or self.bands.channels != 3:
+            print(f"Images: {self.bands.describe()}")
 
     def segment(self, images) -> list:
-        """The prediction path for images in memory: RGB uint8 arrays (h, w, 3) of any sizes -> class-id
-        masks uint8 (h, w) at those sizes. One compiled call per image (letterbox, model, restore); for many
-        files, segment_files batches them."""
+        """The prediction path for images in memory: arrays (h, w, bands) of any sizes, as the network takes them
+        (image_array) -> class-id masks uint8 (h, w) at those sizes. One compiled call per image (letterbox, model,
+        restore); for many files, segment_files batches them."""
         return [np.asarray(self._segment_image(image)) for image in images]
+
+    def picture(self, image: np.ndarray) -> np.ndarray:
+        """uint8 (h, w, 3) to draw a prediction on, of an image as the network takes it: display_bands as R, G, B,
+        16-bit and float images stretched to 8 bits (bands.display_image)."""
+        return display_image(image, self.bands, self.config.display_bands)
 
     def segment_files(self, paths, batch_size: int = 4):
         """The batch entry point for image files: one compiled call per batch (dataloader.build_predict_dataset
         says when the files are read ahead of the model and when in turn with it).
 
-        Yields, in the order of `paths`: (path, image uint8 (h, w, 3), mask uint8 (h, w), "") for a readable
-        image, (path, None, None, why) for a file that cannot be read as an image.
+        Yields, in the order of `paths`: (path, image (h, w, bands) as the network takes it, mask uint8 (h, w), "")
+        for a readable image, (path, None, None, why) for a file that cannot be read as an image or does not fit
+        the network's bands.
         """
         paths = [os.fspath(path) for path in paths]  # str or pathlib.Path
         if not paths:
             return
         # slide: one image a read (its windows are what is batched), not several large images padded together
         reads = 1 if self.scale.slide else batch_size
-        batches = build_predict_dataset(paths, letterbox_to(self.model, self.scale), reads)
+        batches = build_predict_dataset(paths, letterbox_to(self.model, self.scale), reads, bands=self.bands)
         queue = iter(paths)
         for canvases, boxes, sizes, images, errors in batches:
             masks = np.asarray(self._segment_batch(images if self.scale.slide else canvases, boxes, sizes))
@@ -223,18 +234,18 @@ class Unet:
         """The prediction drawn as mix_type says, at the image's size. With count, prints pixels and area % per class.
 
         Args:
-            image: PIL image (any mode) or RGB uint8 array (h, w, 3).
+            image: PIL image, or an array (h, w[, bands]) as bands.read_image gives it.
         """
-        rgb = to_rgb(image)
-        mask = self.segment([rgb])[0]
+        array = image_array(image, self.bands)
+        mask = self.segment([array])[0]
         if count:
             names, note = class_names(name_classes or self.class_names, self.config.num_classes)
             print("\n".join(filter(None, [note, count_table(mask, names)])))
-        return render_image(rgb, mask, self.colours, self.config.mix_type)
+        return render_image(self.picture(array), mask, self.colours, self.config.mix_type)
 
     def get_miou_png(self, image) -> Image.Image:
         """Class ids at the image's size, as a palette PNG image: pixel values are the ids, shown in class colours."""
-        return self.mask_image(self.segment([to_rgb(image)])[0])
+        return self.mask_image(self.segment([image_array(image, self.bands)])[0])
 
     def mask_image(self, mask: np.ndarray) -> Image.Image:
         """A uint8 (h, w) mask of class ids as a palette image."""
@@ -242,9 +253,9 @@ class Unet:
 
     def get_FPS(self, image, test_interval: int = 100) -> float:
         """Seconds per image of the prediction path (letterbox, model, restore, argmax), after one warm-up call."""
-        rgb = to_rgb(image)
-        self.segment([rgb])  # traces the compiled functions
+        array = image_array(image, self.bands)
+        self.segment([array])  # traces the compiled functions
         start = time.perf_counter()
         for _ in range(test_interval):
-            self.segment([rgb])
+            self.segment([array])
         return (time.perf_counter() - start) / test_interval

@@ -46,7 +46,7 @@ def score(x, num_classes: int, name: str):
     return layers.Conv2D(num_classes, 1, kernel_initializer="zeros", dtype="float32", name=name)(x)
 
 
-def build_fcn8(input_shape=(512, 512, 3), num_classes: int = 21, fc_filters: int = 4096) -> keras.Model:
+def build_fcn8(input_shape=(512, 512, 3), num_classes: int = 21, fc_filters: int = 4096, ranges=()) -> keras.Model:
     """Builds FCN-8s from raw RGB pixels to per-pixel class probabilities.
 
     VGG16's fully connected fc6 / fc7 become a 7x7 and a 1x1 convolution on pool5 (the paper's conv6 / conv7),
@@ -54,7 +54,7 @@ def build_fcn8(input_shape=(512, 512, 3), num_classes: int = 21, fc_filters: int
     then x8 to the input size.
 
     Args:
-        input_shape: (H, W, 3), H and W multiples of 32.
+        input_shape: (H, W, C), H and W multiples of 32; C bands (3: RGB).
         num_classes: Number of classes including the background.
         fc_filters: Channels of conv6 / conv7 (4096 in the paper).
 
@@ -62,7 +62,7 @@ def build_fcn8(input_shape=(512, 512, 3), num_classes: int = 21, fc_filters: int
         keras.Model: images (B, H, W, 3) -> probabilities (B, H, W, num_classes), float32 softmax.
     """
     images = keras.Input(input_shape, name="images")
-    _, _, pool3, pool4, pool5 = apply_vgg16_pools(Preprocess(name="preprocess")(images))
+    _, _, pool3, pool4, pool5 = apply_vgg16_pools(Preprocess(ranges=ranges, name="preprocess")(images))
     x = layers.Conv2D(fc_filters, 7, padding="same", activation="relu", name="fc6")(pool5)  # (B, H/32, W/32, 4096)
     x = layers.Dropout(0.5, name="drop6")(x)
     x = layers.Conv2D(fc_filters, 1, activation="relu", name="fc7")(x)

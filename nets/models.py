@@ -10,6 +10,7 @@ from nets.unet_classic import (
     build_unet_small,
     check_classic_input_shape,
 )
+from utils.bands import Bands
 
 MODELS = ("unet", "fcn8", "unet_classic", "unet_small")
 # Models whose encoder is VGG16 / ResNet50 and starts from pretrained weights; the others train from scratch.
@@ -39,22 +40,28 @@ def check_model_settings(model: str, input_shape, backbone: str = "vgg") -> None
 
 
 def build_model(
-    model: str, input_shape, num_classes: int, backbone: str = "vgg", variant: UnetVariant = UnetVariant()
+    model: str,
+    input_shape,
+    num_classes: int,
+    backbone: str = "vgg",
+    variant: UnetVariant = UnetVariant(),
+    bands: Bands = Bands(),
 ) -> keras.Model:
     """The network `model` for images (H, W) -> probabilities (B, H', W', num_classes), float32 softmax;
     H' = H except for unet_classic (H - 184). `variant` (the weights file's, utils.weights.formats.weights_variant) is
-    for model=unet; the other models have one variant."""
+    for model=unet; the other models have one variant. `bands`: the images' band count and ranges (utils/bands.py),
+    which the network's preprocessing applies."""
     check_model_settings(model, input_shape, backbone)
     if model != "unet" and variant != UnetVariant():
         raise ValueError(f"The weights were trained as a UNet with {variant.describe()}: set model=unet.")
-    shape = (*input_shape, 3)
+    shape, ranges = (*input_shape, bands.channels), bands.ranges
     if model == "unet":
-        return build_unet(shape, num_classes, backbone, variant)
+        return build_unet(shape, num_classes, backbone, variant, ranges)
     if model == "fcn8":
-        return build_fcn8(shape, num_classes)
+        return build_fcn8(shape, num_classes, ranges=ranges)
     if model == "unet_classic":
-        return build_unet_classic(shape, num_classes)
-    return build_unet_small(shape, num_classes)
+        return build_unet_classic(shape, num_classes, ranges)
+    return build_unet_small(shape, num_classes, ranges)
 
 
 def model_margin(model: str) -> int:

@@ -47,7 +47,11 @@ def apply_decoder_stage(x, skip, filters: int, upsampling: str, name: str):
 
 
 def build_unet(
-    input_shape=(512, 512, 3), num_classes: int = 21, backbone: str = "vgg", variant: UnetVariant = UnetVariant()
+    input_shape=(512, 512, 3),
+    num_classes: int = 21,
+    backbone: str = "vgg",
+    variant: UnetVariant = UnetVariant(),
+    ranges=(),
 ) -> keras.Model:
     """Builds a UNet from raw RGB pixels to per-pixel class probabilities.
 
@@ -55,18 +59,19 @@ def build_unet(
     ImageNet weights of both backbones expect), so callers feed plain pixel values.
 
     Args:
-        input_shape: (H, W, 3), H and W multiples of 32.
+        input_shape: (H, W, C), H and W multiples of 32; C bands (3: RGB).
         num_classes: Number of classes including the background.
         backbone: "vgg" or "resnet50".
         variant: preprocessing, upsampling and BN epsilon, as the weights to be loaded were trained with.
+        ranges: per band (low, high) that the preprocessing stretches to [0, 255] (Preprocess); () for 8-bit.
 
     Returns:
-        keras.Model: images (B, H, W, 3) -> probabilities (B, H, W, num_classes), float32 softmax.
+        keras.Model: images (B, H, W, C) -> probabilities (B, H, W, num_classes), float32 softmax.
     """
     if backbone not in BACKBONES:
         raise ValueError(f"backbone={backbone!r} is not supported; expected one of {sorted(BACKBONES)}.")
     images = keras.Input(input_shape, name="images")
-    features = BACKBONES[backbone](Preprocess(variant.preprocess, name="preprocess")(images))
+    features = BACKBONES[backbone](Preprocess(variant.preprocess, ranges, name="preprocess")(images))
     x = features[-1]  # VGG: (B, H/16, W/16, 512); ResNet50: (B, H/32, W/32, 2048)
     for i, (skip, filters) in enumerate(zip(reversed(features[:-1]), DECODER_FILTERS)):
         x = apply_decoder_stage(x, skip, filters, variant.upsampling, name=f"decoder{i + 1}")
@@ -92,7 +97,7 @@ def model_variant(model: keras.Model) -> UnetVariant:
     checkpoints record, so that they are loaded into the same network."""
     found = {}
     for layer in model.layers:
-        if isinstance(layer, Preprocess):
+        if isinstance(layer, Preprocess) and layer.mode != "unit":  # unit: the networks trained from scratch
             found["preprocess"] = layer.mode
         elif isinstance(layer, layers.UpSampling2D) and layer.name.startswith("decoder"):
             found["upsampling"] = layer.interpolation

@@ -4,6 +4,8 @@ valid convolutions and centre-cropped skips, and a small one for CPU-scale exper
 import keras
 from keras import layers
 
+from nets.vgg16 import Preprocess
+
 CLASSIC_FILTERS = (64, 128, 256, 512, 1024)  # per level, the last at the bottom, as in the paper
 SMALL_FILTERS = (16, 32, 64, 128, 256)
 # The classic UNet loses 2 pixels per valid 3x3 convolution: 184 over the whole network (572 in, 388 out).
@@ -57,17 +59,18 @@ def centre_crop(skip, size, name: str):
     return layers.Cropping2D(((height // 2, height - height // 2), (width // 2, width - width // 2)), name=name)(skip)
 
 
-def build_plain_unet(input_shape, num_classes: int, filters, padding: str, batch_norm: bool, name: str):
+def build_plain_unet(input_shape, num_classes: int, filters, padding: str, batch_norm: bool, name: str, ranges=()):
     """A UNet with its own encoder: per level two 3x3 convolutions and a 2x2 max-pooling down; per level up a
     2x2 up-convolution halving the channels, the skip (centre-cropped when the convolutions are valid)
     concatenated, two 3x3 convolutions; a 1x1 convolution to the classes.
 
     Returns:
-        keras.Model: images (B, H, W, 3) in [0, 255] -> probabilities (B, H', W', num_classes), float32 softmax;
+        keras.Model: images (B, H, W, C) in [0, 255] (or stretched from `ranges`: Preprocess) -> probabilities
+        (B, H', W', num_classes), float32 softmax;
         H' = H with "same" padding, H - 184 with "valid".
     """
     images = keras.Input(input_shape, name="images")
-    x = layers.Rescaling(1 / 255, name="preprocess")(images)
+    x = Preprocess("unit", ranges, name="preprocess")(images)
     skips = []
     for i, level_filters in enumerate(filters[:-1]):
         x = apply_conv_pair(x, level_filters, padding, batch_norm, name=f"down{i + 1}")
@@ -87,23 +90,25 @@ def build_plain_unet(input_shape, num_classes: int, filters, padding: str, batch
     return keras.Model(images, probabilities, name=name)
 
 
-def build_unet_classic(input_shape=(572, 572, 3), num_classes: int = 2) -> keras.Model:
+def build_unet_classic(input_shape=(572, 572, 3), num_classes: int = 2, ranges=()) -> keras.Model:
     """The original UNet: valid 3x3 convolutions, 64 to 1024 filters, centre-cropped skips.
 
     Args:
-        input_shape: (H, W, 3), each side 188 + 16k (classic_output_size says which fit).
+        input_shape: (H, W, C), each side 188 + 16k (classic_output_size says which fit); C bands.
+        ranges: per band (low, high) stretched to [0, 255] before the network (Preprocess); () for 8-bit.
 
     Returns:
-        keras.Model: images (B, H, W, 3) -> probabilities (B, H - 184, W - 184, num_classes): 572 -> 388.
+        keras.Model: images (B, H, W, C) -> probabilities (B, H - 184, W - 184, num_classes): 572 -> 388.
     """
     check_classic_input_shape(input_shape[:2])
-    return build_plain_unet(input_shape, num_classes, CLASSIC_FILTERS, "valid", False, "unet_classic")
+    return build_plain_unet(input_shape, num_classes, CLASSIC_FILTERS, "valid", False, "unet_classic", ranges)
 
 
-def build_unet_small(input_shape=(256, 256, 3), num_classes: int = 2) -> keras.Model:
+def build_unet_small(input_shape=(256, 256, 3), num_classes: int = 2, ranges=()) -> keras.Model:
     """A small UNet for quick experiments: 16 to 256 filters, "same" padding, batch normalisation.
 
     Args:
-        input_shape: (H, W, 3), H and W multiples of 16.
+        input_shape: (H, W, C), H and W multiples of 16; C bands.
+        ranges: as for build_unet_classic.
     """
-    return build_plain_unet(input_shape, num_classes, SMALL_FILTERS, "same", True, "unet_small")
+    return build_plain_unet(input_shape, num_classes, SMALL_FILTERS, "same", True, "unet_small", ranges)

@@ -9,31 +9,52 @@ VGG16_BLOCKS = [(2, 64), (2, 128), (3, 256), (3, 512), (3, 512)]
 # Keras' ImageNet VGG16 / ResNet50 weights were trained on BGR images minus this per-channel mean.
 CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
 
-# What the network does to RGB pixels in [0, 255] before its first convolution, by the weights it was trained with:
+# What the network does to pixels in [0, 255] before its first convolution, by the weights it was trained with:
 # caffe for keras.applications' ImageNet weights (and so for this platform's checkpoints), tf for the weights of
-# bubbliiiing's unet-keras / unet-tf2.
-PREPROCESSING = {"caffe": "RGB -> BGR minus the ImageNet mean", "tf": "x / 127.5 - 1"}
+# bubbliiiing's unet-keras / unet-tf2, unit for the networks trained from scratch.
+PREPROCESSING = {
+    "caffe": "RGB -> BGR minus the ImageNet mean",
+    "tf": "x / 127.5 - 1",
+    "unit": "x / 255",
+}
+# caffe with other than 3 bands: one mean for every band, the average of the three. The first convolution's
+# pretrained kernels are adapted to match (utils/weights/matching.py adapt_first_conv).
+CAFFE_GREY_MEAN = sum(CAFFE_BGR_MEAN) / 3
 
 
 @keras.saving.register_keras_serializable(package="unet")
 class Preprocess(layers.Layer):
-    """RGB in [0, 255] -> the encoder's input (see PREPROCESSING), in float32 whatever the policy."""
+    """Pixels -> the encoder's input, in float32 whatever the policy.
 
-    def __init__(self, mode: str = "caffe", **kwargs):
+    Each band is first stretched from ranges[c] = (low, high) to [0, 255] (images that are not 8-bit; no clipping),
+    then mapped as PREPROCESSING[mode] says. With other than 3 bands, caffe subtracts CAFFE_GREY_MEAN from each
+    (there is no RGB to turn into BGR). The ranges are part of the network, so exports carry them.
+    """
+
+    def __init__(self, mode: str = "caffe", ranges=(), **kwargs):
         if mode not in PREPROCESSING:
             raise ValueError(f"preprocess={mode!r}: expected one of {', '.join(PREPROCESSING)}.")
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.mode = mode
+        self.ranges = tuple(tuple(float(v) for v in r) for r in ranges)
 
     def call(self, images):
-        images = keras.ops.cast(images, "float32")
+        x = keras.ops.cast(images, "float32")
+        if self.ranges:
+            low = keras.ops.convert_to_tensor([low for low, _ in self.ranges])
+            scale = keras.ops.convert_to_tensor([255.0 / (high - low) for low, high in self.ranges])
+            x = (x - low) * scale
         if self.mode == "tf":
-            return images / 127.5 - 1.0
-        return keras.ops.flip(images, axis=-1) - keras.ops.convert_to_tensor(CAFFE_BGR_MEAN)
+            return x / 127.5 - 1.0
+        if self.mode == "unit":
+            return x / 255.0
+        if x.shape[-1] != 3:
+            return x - CAFFE_GREY_MEAN
+        return keras.ops.flip(x, axis=-1) - keras.ops.convert_to_tensor(CAFFE_BGR_MEAN)
 
     def get_config(self):
-        return {**super().get_config(), "mode": self.mode}
+        return {**super().get_config(), "mode": self.mode, "ranges": [list(r) for r in self.ranges]}
 
 
 def apply_vgg_block(x, num_convs: int, filters: int, name: str):
@@ -77,7 +98,8 @@ def apply_vgg16_stages(x, pool_last: bool):
 
 
 def build_vgg16(input_shape=(None, None, 3)) -> keras.Model:
-    """VGG16 encoder as a model from raw RGB [0, 255] to its five feature maps."""
+    """VGG16 encoder as a model from raw RGB [0, 255] (or C bands: input_shape (H, W, C)) to its five feature
+    maps."""
     images = keras.Input(input_shape, name="images")
     features = apply_vgg16_encoder(Preprocess(name="preprocess")(images))
     return keras.Model(images, features, name="vgg16")

@@ -5,8 +5,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from utils.bands import Bands, read_input
 from utils.dataloader import augment, build_eval_dataset, build_train_dataset, build_val_dataset
-from utils.images import IGNORE_LABEL, load_image, read_split, split_samples
+from utils.images import IGNORE_LABEL, read_split, split_samples
 from utils.letterbox import GREY, bilinear_rows, letterbox, unletterbox_class_ids
 
 
@@ -89,7 +90,7 @@ def test_eval_batches_keep_original_labels(tiny_voc):
 def test_images_of_any_mode_load_as_rgb(tmp_path, mode):
     path = str(tmp_path / ("image.jpg" if mode in ("L", "CMYK") else "image.png"))
     Image.new("RGB", (5, 4), (10, 20, 30)).convert(mode).save(path)
-    image = load_image(path)
+    image = read_input(path, Bands())  # what an RGB network takes
     assert image.shape == (4, 5, 3) and image.dtype == np.uint8
 
 

@@ -213,9 +213,11 @@ def test_valid_but_awkward_data_trains(tmp_path):
         )
     import tensorflow as tf
 
+    from utils.bands import Bands
     from utils.dataloader import decode_pair
 
-    pair = tf.data.Dataset.from_tensors(paths(voc, "img 07")[:2]).map(decode_pair)  # as the pipelines read
+    pairs = tf.data.Dataset.from_tensors(paths(voc, "img 07")[:2])
+    pair = pairs.map(lambda image, label: decode_pair(image, label, Bands()))  # as the pipelines read
     image_array, label_array = (t.numpy() for t in next(iter(pair)))
     assert image_array.shape[:2] == label_array.shape
     assert np.array_equal(image_array[..., 0] > 128, label_array == 1)  # aligned after the EXIF rotation

@@ -19,6 +19,7 @@ import numpy as np
 
 from nets.unet import UnetVariant, model_variant
 from utils.atomic import check_free_space, variables_bytes, write_atomically
+from utils.bands import Bands
 from utils.sliding import resolve_scale_mode
 
 SETTINGS_ATTR = "unet_settings"  # ModelSettings, JSON
@@ -42,11 +43,11 @@ class ModelSettings:
     class_names: tuple = ()  # background first; () when the dataset named none
     scale_mode: str = "fit"  # how images meet the network (utils/sliding.py): fit | slide
     image_scale: float = 1.0  # slide: the scale images are seen at
+    bands: Bands = Bands()  # the images' band count, sample type and ranges (utils/bands.py)
 
     def to_json(self) -> str:
-        return json.dumps(
-            {**asdict(self), "input_shape": list(self.input_shape), "class_names": list(self.class_names)}
-        )
+        fields = {**asdict(self), "input_shape": list(self.input_shape), "class_names": list(self.class_names)}
+        return json.dumps({**fields, "bands": self.bands.to_dict()})
 
     @classmethod
     def from_json(cls, text: str) -> "ModelSettings":
@@ -54,6 +55,7 @@ class ModelSettings:
         fields["variant"] = UnetVariant(**fields.get("variant", {}))
         fields["input_shape"] = tuple(fields["input_shape"])
         fields["class_names"] = tuple(fields.get("class_names", ()))
+        fields["bands"] = Bands.from_dict(fields.get("bands", {}))  # files from before: 8-bit RGB
         # Files written before scale modes were recorded: as those versions predicted (the classic UNet by tiles).
         fields.setdefault("scale_mode", resolve_scale_mode("auto", fields["model"]))
         return cls(**fields)
@@ -237,8 +239,8 @@ def recorded_variant(h5: h5py.File):
     return UnetVariant(**json.loads(h5.attrs[VARIANT_ATTR])) if VARIANT_ATTR in h5.attrs else None
 
 
-def settings_for(model, config, class_names) -> ModelSettings:
-    """The ModelSettings of a model built from train.py's config."""
+def settings_for(model, config, class_names, bands: Bands) -> ModelSettings:
+    """The ModelSettings of a model built from train.py's config for images of `bands`."""
     return ModelSettings(
         model=config.model,
         backbone=config.backbone,
@@ -248,4 +250,5 @@ def settings_for(model, config, class_names) -> ModelSettings:
         class_names=tuple(class_names),
         scale_mode=config.scale_mode,
         image_scale=config.image_scale,
+        bands=bands,
     )

@@ -6,8 +6,9 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
-from utils.images import IGNORE_LABEL, load_image, load_label, read_image_or_error
-from utils.letterbox import GREY, fit_input, letterbox, place_on_canvas, resize_image, resize_label
+from utils.bands import Bands, read_input, read_input_or_error
+from utils.images import IGNORE_LABEL, load_label
+from utils.letterbox import fit_input, letterbox, place_on_canvas, resize_image, resize_label
 
 # tf.data runs samples in parallel; OpenCV's own threads on top would oversubscribe the cores.
 cv2.setNumThreads(1)
@@ -22,17 +23,20 @@ NATIVE_SCALE_RANGE = (0.9, 1.1)
 # a rare class is aimed at as often as a common one); the others fall anywhere in the image.
 CLASS_CROPS = 0.5
 ASPECT_JITTER = 0.3
-HSV_JITTER = (0.1, 0.7, 0.3)  # hue, saturation, value: each multiplied by 1 + uniform(-j, j)
+# 8-bit RGB: hue, saturation, value, each multiplied by 1 + uniform(-j, j). Other images (grey, N bands, 16-bit,
+# float): the value gain only, the same for every band, as brightness about each band's low end (jitter_bands).
+HSV_JITTER = (0.1, 0.7, 0.3)
 
 
-def decode_pair(image_path, label_path):
-    """tf.data map: file paths -> (image uint8 (H, W, 3), label uint8 (H, W))."""
+def decode_pair(image_path, label_path, bands: Bands):
+    """tf.data map: file paths -> (image (H, W, C) of bands.input_dtype, label uint8 (H, W))."""
 
     def read(image_file, label_file):
-        return load_image(image_file.decode()), load_label(label_file.decode())
+        return read_input(image_file.decode(), bands), load_label(label_file.decode())
 
-    image, label = tf.numpy_function(read, [image_path, label_path], [tf.uint8, tf.uint8], stateful=False)
-    return tf.ensure_shape(image, [None, None, 3]), tf.ensure_shape(label, [None, None])
+    dtype = tf.as_dtype(bands.input_dtype)
+    image, label = tf.numpy_function(read, [image_path, label_path], [dtype, tf.uint8], stateful=False)
+    return tf.ensure_shape(image, [None, None, bands.channels]), tf.ensure_shape(label, [None, None])
 
 
 def jitter_hsv(image: np.ndarray, gains: np.ndarray) -> np.ndarray:
@@ -44,12 +48,36 @@ def jitter_hsv(image: np.ndarray, gains: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
 
 
-def warp_pair(image, label, matrix, canvas_shape, gains):
-    """numpy side of augment: one affine warp each onto the canvas (grey / IGNORE_LABEL outside), then HSV jitter."""
-    size = (int(canvas_shape[1]), int(canvas_shape[0]))  # OpenCV takes (width, height)
-    image = cv2.warpAffine(image, matrix, size, flags=cv2.INTER_LINEAR, borderValue=(GREY,) * 3)
-    label = cv2.warpAffine(label, matrix, size, flags=cv2.INTER_NEAREST, borderValue=IGNORE_LABEL)
-    return jitter_hsv(image, gains), label
+def jitter_bands(image: np.ndarray, gain: float, bands: Bands) -> np.ndarray:
+    """Brightness of an image that is not 8-bit RGB: every band times `gain` about its low end (0 for 8-bit
+    images, clipped to 255 as HSV's value is; the range's low for the others, nothing clipped)."""
+    if bands.eight_bit:
+        return np.clip(np.arange(256, dtype=np.float32) * gain, 0, 255).astype(np.uint8)[image]
+    lows = np.array([low for low, _ in bands.ranges], np.float32)
+    return lows + (image - lows) * np.float32(gain)
+
+
+def warp_pair(image, label, matrix, canvas_shape, gains, bands: Bands = Bands()):
+    """numpy side of augment: one affine warp each onto the canvas (Bands.fill / IGNORE_LABEL outside), then colour
+    jitter (HSV for 8-bit RGB, else jitter_bands)."""
+    height, width = int(canvas_shape[0]), int(canvas_shape[1])
+    fill = bands.fill
+    # OpenCV's border value has 4 entries: more bands are warped 4 at a time (the same map, so the same pixels).
+    parts = [
+        cv2.warpAffine(
+            np.ascontiguousarray(image[..., first : first + 4]),
+            matrix,
+            (width, height),
+            flags=cv2.INTER_LINEAR,
+            borderValue=fill[first : first + 4],
+        ).reshape(height, width, -1)  # OpenCV drops a single band's axis
+        for first in range(0, image.shape[-1], 4)
+    ]
+    image = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
+    label = cv2.warpAffine(label, matrix, (width, height), flags=cv2.INTER_NEAREST, borderValue=IGNORE_LABEL)
+    if bands.eight_bit and bands.channels == 3:
+        return jitter_hsv(image, gains), label
+    return jitter_bands(image, gains[2], bands), label
 
 
 def class_pixel(label: np.ndarray, draws: np.ndarray) -> np.ndarray:
@@ -71,7 +99,7 @@ def class_pixel(label: np.ndarray, draws: np.ndarray) -> np.ndarray:
     return np.array(np.unravel_index(np.flatnonzero(label.ravel() == chosen)[index], label.shape), np.int32)
 
 
-def augment(image, label, input_shape, seed, image_scale=None):
+def augment(image, label, input_shape, seed, image_scale=None, bands: Bands = Bands()):
     """Random rescale with aspect jitter, flip, placement at a random offset, HSV jitter.
 
     fit (image_scale None): the scale is relative to the input (the longer side gets SCALE_RANGE x the input's),
@@ -83,10 +111,10 @@ def augment(image, label, input_shape, seed, image_scale=None):
     (resize, flip, crop and pad at once, so an image scaled x2 is never materialised at full size).
 
     Args:
-        image: uint8 (h, w, 3); label: uint8 (h, w); input_shape: (H, W); seed: int [2], stateless.
+        image: (h, w, C) of bands.input_dtype; label: uint8 (h, w); input_shape: (H, W); seed: int [2], stateless.
 
     Returns:
-        image uint8 (H, W, 3), label uint8 (H, W) with IGNORE_LABEL where the canvas was filled.
+        image (H, W, C), label uint8 (H, W) with IGNORE_LABEL where the canvas was filled.
     """
     height, width = input_shape
     native = image_scale is not None
@@ -120,12 +148,12 @@ def augment(image, label, input_shape, seed, image_scale=None):
     row_y = tf.stack([0.0, scale_y, top - 0.5 + 0.5 * scale_y])
     gains = 1.0 + tf.random.stateless_uniform([3], seeds[4], -1.0, 1.0) * HSV_JITTER
     image, label = tf.numpy_function(
-        warp_pair,
+        functools.partial(warp_pair, bands=bands),
         [image, label, tf.stack([row_x, row_y]), [height, width], gains],
-        [tf.uint8, tf.uint8],
+        [image.dtype, tf.uint8],
         stateful=False,
     )
-    return tf.ensure_shape(image, [height, width, 3]), tf.ensure_shape(label, [height, width])
+    return tf.ensure_shape(image, [height, width, bands.channels]), tf.ensure_shape(label, [height, width])
 
 
 def aim_at_class(label, offsets, seed, input_shape, scales, flip, new_size):
@@ -146,23 +174,24 @@ def aim_at_class(label, offsets, seed, input_shape, scales, flip, new_size):
     return tf.where(y >= 0, aimed, offsets)
 
 
-def letterbox_pair(image, label, input_shape):
-    """Validation transform: centred letterbox of image and label, the label filled with IGNORE_LABEL."""
-    canvas, box = letterbox(image, input_shape)
+def letterbox_pair(image, label, input_shape, fill):
+    """Validation transform: centred letterbox of image and label, the image filled with `fill` (Bands.fill), the
+    label with IGNORE_LABEL."""
+    canvas, box = letterbox(image, input_shape, fill)
     resized = resize_label(label, box[2:])[..., None]
     label = place_on_canvas(resized, box[0], box[1], *input_shape, IGNORE_LABEL)[..., 0]
     return canvas, label
 
 
-def centre_pair(image, label, input_shape, image_scale: float = 1.0):
+def centre_pair(image, label, input_shape, image_scale: float, fill):
     """Validation transform of slide mode: the centre input_shape window of image and label at image_scale
-    (padded with GREY / IGNORE_LABEL where the image is smaller)."""
+    (padded with `fill` (Bands.fill) / IGNORE_LABEL where the image is smaller)."""
     if image_scale != 1:
         size = tf.maximum(tf.cast(tf.round(tf.cast(tf.shape(label), tf.float32) * image_scale), tf.int32), 1)
         image, label = resize_image(image, size), resize_label(label, size)
     height, width = input_shape
     top, left = (height - tf.shape(image)[0]) // 2, (width - tf.shape(image)[1]) // 2
-    canvas = place_on_canvas(image, top, left, height, width, GREY)
+    canvas = place_on_canvas(image, top, left, height, width, fill)
     return canvas, place_on_canvas(label[..., None], top, left, height, width, IGNORE_LABEL)[..., 0]
 
 
@@ -207,8 +236,10 @@ def build_train_dataset(
     shard=(0, 1),
     skip=0,
     image_scale=None,
+    bands: Bands = Bands(),
 ):
-    """Endless shuffled, augmented batches: (images uint8 (B, H, W, 3), labels uint8 (B, H - 2m, W - 2m)).
+    """Endless shuffled, augmented batches: (images (B, H, W, C) of bands.input_dtype, labels uint8
+    (B, H - 2m, W - 2m)).
 
     Every sample draws its augmentation from its own stateless seed taken from a stream seeded by `seed`, so the
     batches are the same from run to run whatever the number of workers. `skip` batches are passed over before
@@ -228,7 +259,7 @@ def build_train_dataset(
     seeds = tf.data.Dataset.random(seed=seed).batch(2)
 
     def prepare(paths, pair_seed):
-        image, label = augment(*decode_pair(*paths), input_shape, pair_seed, image_scale)
+        image, label = augment(*decode_pair(*paths, bands), input_shape, pair_seed, image_scale, bands)
         return crop_margin(image, label, margin)
 
     drawn = tf.data.Dataset.zip(pairs, seeds).skip(skip * batch_size)  # before the map: nothing is decoded
@@ -240,15 +271,17 @@ def build_train_dataset(
     return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
-def build_val_dataset(samples, input_shape, batch_size: int, num_workers: int = 0, margin: int = 0, image_scale=None):
-    """Batches for the validation loss: (images (B, H, W, 3), labels (B, H - 2m, W - 2m)), uint8, letterboxed;
+def build_val_dataset(
+    samples, input_shape, batch_size: int, num_workers: int = 0, margin: int = 0, image_scale=None, bands=Bands()
+):
+    """Batches for the validation loss: (images (B, H, W, C), labels uint8 (B, H - 2m, W - 2m)), letterboxed;
     in slide mode (image_scale not None, see build_train_dataset) the centre window of the image at image_scale."""
 
     def prepare(image_path, label_path):
-        image, label = decode_pair(image_path, label_path)
+        image, label = decode_pair(image_path, label_path, bands)
         if image_scale is None:
-            return crop_margin(*letterbox_pair(image, label, input_shape), margin)
-        return crop_margin(*centre_pair(image, label, input_shape, image_scale), margin)
+            return crop_margin(*letterbox_pair(image, label, input_shape, bands.fill), margin)
+        return crop_margin(*centre_pair(image, label, input_shape, image_scale, bands.fill), margin)
 
     dataset = _paths(samples).map(prepare, num_parallel_calls=_parallelism(num_workers))
     # Multi-worker: every worker reads the (small) val split and takes its share of each batch, so all take the
@@ -258,51 +291,52 @@ def build_val_dataset(samples, input_shape, batch_size: int, num_workers: int = 
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
-def build_eval_dataset(samples, letterbox_to, batch_size: int, num_workers: int = 0):
+def build_eval_dataset(samples, letterbox_to, batch_size: int, num_workers: int = 0, bands: Bands = Bands()):
     """Batches for evaluation at original resolution.
 
-    Yields (images uint8 (B, H, W, 3) letterboxed (the originals padded with 0 when letterbox_to is None),
+    Yields (images (B, H, W, C) letterboxed (the originals padded with 0 when letterbox_to is None),
     labels uint8 (B, h_max, w_max) at original size padded with IGNORE_LABEL, boxes int32 (B, 4) as from
     letterbox, sizes int32 (B, 2) original (h, w)).
     """
 
     def prepare(image_path, label_path):
-        image, label = decode_pair(image_path, label_path)
-        canvas, box = fit_input(image, letterbox_to)
+        image, label = decode_pair(image_path, label_path, bands)
+        canvas, box = fit_input(image, letterbox_to, bands.fill)
         return canvas, label, box, tf.shape(label)
 
-    padding = (tf.constant(0, tf.uint8), tf.constant(IGNORE_LABEL, tf.uint8), 0, 0)
+    padding = (tf.constant(0, bands.input_dtype), tf.constant(IGNORE_LABEL, tf.uint8), 0, 0)
     return _inference_batches(_paths(samples), prepare, batch_size, num_workers, padding)
 
 
-def _read_image(path):
-    image, error = read_image_or_error(path.decode())
-    return image, error.encode()
-
-
 @functools.lru_cache
-def _predict_preparer(letterbox_to):
+def _predict_preparer(letterbox_to, bands: Bands):
     """build_predict_dataset's map function, traced once per input shape rather than on every call."""
+    dtype = tf.as_dtype(bands.input_dtype)
+
+    def read(path):
+        image, error = read_input_or_error(path.decode(), bands)
+        return image, error.encode()
 
     @tf.function(input_signature=[tf.TensorSpec([], tf.string)])
     def prepare(path):
-        image, error = tf.numpy_function(_read_image, [path], [tf.uint8, tf.string], stateful=False)
-        image = tf.ensure_shape(image, [None, None, 3])
-        canvas, box = fit_input(image, letterbox_to)
+        image, error = tf.numpy_function(read, [path], [dtype, tf.string], stateful=False)
+        image = tf.ensure_shape(image, [None, None, bands.channels])
+        canvas, box = fit_input(image, letterbox_to, bands.fill)
         if letterbox_to is None:  # the canvas would be the image again: a second copy of a large image
-            canvas = tf.zeros([0, 0, 3], tf.uint8)
+            canvas = tf.zeros([0, 0, bands.channels], dtype)
         return canvas, box, tf.shape(image)[:2], image, tf.ensure_shape(error, [])
 
     return prepare
 
 
-def build_predict_dataset(paths, letterbox_to, batch_size: int, num_workers: int = 0):
-    """Batches of image files for prediction; unreadable files are reported, not fatal.
+def build_predict_dataset(paths, letterbox_to, batch_size: int, num_workers: int = 0, bands: Bands = Bands()):
+    """Batches of image files for prediction; unreadable files (or files that do not fit `bands`) are reported,
+    not fatal.
 
-    Yields (canvases uint8 (B, H, W, 3) letterboxed into letterbox_to (with None: empty, (B, 0, 0, 3): use `images`),
+    Yields (canvases (B, H, W, C) letterboxed into letterbox_to (with None: empty, (B, 0, 0, C): use `images`),
     boxes int32 (B, 4), sizes int32 (B, 2) original (h, w),
-    images uint8 (B, h_max, w_max, 3) the originals padded with 0, errors string (B,): "" or why unreadable).
+    images (B, h_max, w_max, C) the originals padded with 0, errors string (B,): "" or why unusable).
     """
     paths = tf.data.Dataset.from_tensor_slices(list(paths))
     letterbox_to = None if letterbox_to is None else tuple(letterbox_to)
-    return _inference_batches(paths, _predict_preparer(letterbox_to), batch_size, num_workers)
+    return _inference_batches(paths, _predict_preparer(letterbox_to, bands), batch_size, num_workers)

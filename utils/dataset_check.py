@@ -12,14 +12,14 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
+from utils.bands import image_header
 from utils.colour_masks import is_grey, palette_mapping, rgb_channels, unique_colours
-from utils.images import EXIF_ORIENTATION, IGNORE_LABEL, read_split, split_samples
+from utils.images import IGNORE_LABEL, read_split, split_samples
 from utils.visualize import hex_colour
 
 MAX_LISTED = 5
 LABEL_MODES = ("L", "P", "1")  # one class id per pixel
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
-TRANSPOSED_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 EXPECTED_IDS = "expected one class id per pixel (mode L or P)."
 
 
@@ -59,23 +59,17 @@ def unreadable(path: str, what: str, error) -> Problem:
     )
 
 
-def image_size(path: str):
-    """(width, height) of an image as shown upright (EXIF orientation applied), decoding it fully so that a
-    truncated file is found now rather than hours into training. Returns (size, Problem or None)."""
+def image_info(path: str):
+    """((width, height) as shown upright, (bands, sample type)) of an image, read fully so that a truncated file is
+    found now rather than hours into training (bands.image_header). Returns (info or None, Problem or None)."""
     problem = file_problem(path, "image")
     if problem:
         return None, problem
     try:
-        with Image.open(path) as image:
-            size = image.size
-            if image.format == "JPEG":
-                image.draft("RGB", (image.width // 8, image.height // 8))  # DCT scaling: reads all, decodes 1/64
-            image.load()
-            if image.getexif().get(EXIF_ORIENTATION) in TRANSPOSED_ORIENTATIONS:
-                size = size[::-1]
+        (height, width), bands, dtype = image_header(path)
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as error:
         return None, unreadable(path, "image", error)
-    return size, None
+    return ((width, height), (bands, dtype)), None
 
 
 def colour_problem(path: str, rgb: np.ndarray, mode: str, palette=None) -> Problem:
@@ -170,9 +164,10 @@ def inspect_pair(image_path: str, label_path: str, num_classes: int = 0, palette
     """Checks an image and its label together.
 
     Returns:
-        (label histogram (256,) or None, problems, the image's (width, height) or None).
+        (label histogram (256,) or None, problems, the image's ((width, height), (bands, sample type)) or None).
     """
-    image_size_found, image_problem = image_size(image_path)
+    info, image_problem = image_info(image_path)
+    image_size_found = info and info[0]
     label_size, histogram, problems = inspect_label(label_path, num_classes, palette)
     problems = ([image_problem] if image_problem else []) + problems
     if image_size_found and label_size and image_size_found != label_size:
@@ -184,21 +179,25 @@ def inspect_pair(image_path: str, label_path: str, num_classes: int = 0, palette
                 f"({image_path}). A label must be drawn on its own image: export it again at the image's size.",
             )
         )
-    return histogram, problems, image_size_found
+    return histogram, problems, info
 
 
 def check_pair(image_path: str, label_path: str, num_classes: int):
-    """The first problem of a pair that would break training, as a message, or None."""
-    _, problems, _ = inspect_pair(image_path, label_path, num_classes)
-    return next((p.message for p in problems if p.fatal), None)
+    """(the first problem of a pair that would break training as a message or None, the image's (bands, sample
+    type) or None)."""
+    _, problems, info = inspect_pair(image_path, label_path, num_classes)
+    return next((p.message for p in problems if p.fatal), None), info and info[1]
 
 
-def check_split(samples, split: str, num_classes: int, min_samples: int, split_file: str) -> None:
+def check_split(samples, split: str, num_classes: int, min_samples: int, split_file: str) -> dict:
     """Raises ValueError naming every file that would break training, and how to fix it.
 
     Args:
         samples: [(image_path, label_path)] from dataloader.split_samples.
         min_samples: the least number of samples the split needs (a full batch).
+
+    Returns:
+        {image path: (bands, sample type)} (what bands.survey takes).
     """
     if len(samples) < min_samples:
         raise ValueError(
@@ -206,12 +205,20 @@ def check_split(samples, split: str, num_classes: int, min_samples: int, split_f
             "Add images, lower the batch size, or rebuild the splits with python voc_annotation.py."
         )
     with ThreadPoolExecutor(max_workers=8) as pool:
-        results = pool.map(lambda pair: check_pair(*pair, num_classes), samples)
-        problems = [p for p in tqdm(results, total=len(samples), desc=f"Checking {split}", leave=False) if p]
+        results = list(
+            tqdm(
+                pool.map(lambda pair: check_pair(*pair, num_classes), samples),
+                total=len(samples),
+                desc=f"Checking {split}",
+                leave=False,
+            )
+        )
+    problems = [problem for problem, _ in results if problem]
     if problems:
         listed = "\n  ".join(problems[:MAX_LISTED])
         more = f"\n  ... and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
         raise ValueError(f"{len(problems)} of {len(samples)} samples in {split_file} are unusable:\n  {listed}{more}")
+    return {image: kind for (image, _), (_, kind) in zip(samples, results)}
 
 
 def checked_split_file(vocdevkit_path: str, split: str) -> str:
@@ -228,8 +235,14 @@ def checked_split_file(vocdevkit_path: str, split: str) -> str:
     return split_file
 
 
-def check_dataset(vocdevkit_path: str, num_classes: int, min_train: int, min_val: int) -> None:
-    """Checks ImageSets/Segmentation/{train,val}.txt and every pair they list (see check_split)."""
+def check_dataset(vocdevkit_path: str, num_classes: int, min_train: int, min_val: int) -> dict:
+    """Checks ImageSets/Segmentation/{train,val}.txt and every pair they list (see check_split).
+
+    Returns:
+        {image path: (bands, sample type)} of both splits' images.
+    """
+    kinds = {}
     for split, minimum in [("train", min_train), ("val", min_val)]:
         split_file = checked_split_file(vocdevkit_path, split)
-        check_split(split_samples(vocdevkit_path, split), split, num_classes, minimum, split_file)
+        kinds.update(check_split(split_samples(vocdevkit_path, split), split, num_classes, minimum, split_file))
+    return kinds

@@ -1,14 +1,13 @@
-"""Dataset files without TensorFlow: split files, image ids, and images and labels read with PIL."""
+"""Dataset files without TensorFlow: split files, image ids, and labels read with PIL (images: utils/bands.py)."""
 
 import os
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 # The label value of pixels that count for nothing: no loss, no metric (VOC's object borders, letterbox fill).
 IGNORE_LABEL = 255
-EXIF_ORIENTATION = 0x0112  # the EXIF tag saying how a camera's picture is to be turned for viewing
 # Large aerial tiles and slides are images this tool is for: PIL's guard against decompression bombs would warn at
 # 89 M pixels (a 10,000 x 10,000 image has 100 M) and refuse at twice that. A billion pixels is 3 GB as RGB.
 Image.MAX_IMAGE_PIXELS = 1_000_000_000
@@ -52,38 +51,6 @@ def split_samples(vocdevkit_path: str, split: str) -> list:
         (images.get(i, os.path.join(image_dir, f"{i}.jpg")), os.path.join(voc, "SegmentationClass", f"{i}.png"))
         for i in ids
     ]
-
-
-def to_rgb(image) -> np.ndarray:
-    """A PIL image or array as uint8 RGB (H, W, 3), upright as a viewer shows it (EXIF orientation applied).
-
-    Grayscale, RGBA, CMYK and palette images are converted; arrays must be RGB already (or grayscale).
-    """
-    if isinstance(image, Image.Image):
-        # Copies only where needed: a 10,000 x 10,000 image is 300 MB a copy.
-        orientation = image.getexif().get(EXIF_ORIENTATION, 1)
-        upright = ImageOps.exif_transpose(image) if orientation != 1 else image
-        return np.asarray(upright if upright.mode == "RGB" else upright.convert("RGB"), dtype=np.uint8)
-    image = np.asarray(image)
-    if image.ndim == 2:
-        image = np.repeat(image[..., None], 3, axis=-1)
-    if image.ndim != 3 or image.shape[-1] != 3:
-        raise ValueError(f"expected an RGB image (height, width, 3), got an array of shape {image.shape}")
-    return image.astype(np.uint8, copy=False)
-
-
-def load_image(path: str) -> np.ndarray:
-    """An image file as uint8 RGB (H, W, 3), upright (EXIF orientation applied, as labelling tools do)."""
-    with Image.open(path) as image:
-        return to_rgb(image)
-
-
-def read_image_or_error(path: str):
-    """(image uint8 (H, W, 3), "") for a readable image file, else (a 1x1 black image, why it is unreadable)."""
-    try:
-        return load_image(path), ""
-    except Exception as error:  # whatever PIL raises, the file is unreadable: report it
-        return np.zeros((1, 1, 3), np.uint8), f"{type(error).__name__}: {error}"
 
 
 def load_label(path: str) -> np.ndarray:

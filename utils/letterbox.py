@@ -2,11 +2,12 @@
 
 import tensorflow as tf
 
-GREY = 128  # fill for image pixels outside the resized image
+from utils.bands import GREY
 
 
 def place_on_canvas(x, top, left, height: int, width: int, fill):
-    """Pastes x (h, w, c) onto a (height, width, c) canvas of `fill` with its corner at (top, left).
+    """Pastes x (h, w, c) onto a (height, width, c) canvas of `fill` (a number, or one per channel) with its corner
+    at (top, left).
 
     Offsets may be negative and x may be larger than the canvas: what falls outside is cropped.
     """
@@ -20,7 +21,13 @@ def place_on_canvas(x, top, left, height: int, width: int, fill):
         [pad_left, width - pad_left - (x1 - x0)],
         [0, 0],
     ]
-    canvas = tf.pad(crop, paddings, constant_values=tf.cast(fill, x.dtype))
+    if isinstance(fill, (tuple, list)) and len(set(fill)) > 1:  # a fill per channel: pad, then fill where padded
+        inside = tf.pad(tf.ones_like(crop[..., :1], tf.bool), paddings, constant_values=False)
+        canvas = tf.where(inside, tf.pad(crop, paddings), tf.constant(fill, x.dtype))
+    else:
+        canvas = tf.pad(
+            crop, paddings, constant_values=tf.cast(fill[0] if isinstance(fill, (tuple, list)) else fill, x.dtype)
+        )
     return tf.ensure_shape(canvas, [height, width, x.shape[-1]])
 
 
@@ -61,10 +68,13 @@ def bilinear_rows(x, size, start, stop):
 
 
 def resize_image(image, size):
-    """Bilinear resize of a uint8 image (h, w, 3) to `size`, back to uint8."""
+    """Bilinear resize of an image (h, w, C) to `size`: uint8 rounded back to uint8 (bilinear stays within the
+    neighbours' values), float32 as it comes."""
 
     def resize():
         resized = bilinear_rows(image, size, 0, size[0])
+        if image.dtype != tf.uint8:
+            return resized
         return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
 
     return tf.cond(has_size(image, size), lambda: image, resize)
@@ -75,24 +85,24 @@ def resize_label(label, size):
     return tf.image.resize(label[..., None], size, method="nearest")[..., 0]
 
 
-def letterbox(image, input_shape):
-    """Centred letterbox of a uint8 image (h, w, 3) into input_shape (H, W).
+def letterbox(image, input_shape, fill=GREY):
+    """Centred letterbox of an image (h, w, C) into input_shape (H, W), filled with `fill` (Bands.fill).
 
     Returns:
-        (canvas uint8 (H, W, 3), box int32 [top, left, resized_height, resized_width]).
+        (canvas (H, W, C) of the image's type, box int32 [top, left, resized_height, resized_width]).
     """
     height, width = input_shape
     box = letterbox_box(tf.shape(image)[0], tf.shape(image)[1], height, width)
     resized = resize_image(image, box[2:])
-    return place_on_canvas(resized, box[0], box[1], height, width, GREY), box
+    return place_on_canvas(resized, box[0], box[1], height, width, fill), box
 
 
-def fit_input(image, letterbox_to):
+def fit_input(image, letterbox_to, fill=GREY):
     """(canvas, box): the image letterboxed into letterbox_to (H, W); with None (a tiling model) the image
     itself and its full box."""
     if letterbox_to is None:
         return image, tf.concat([[0, 0], tf.shape(image)[:2]], 0)
-    return letterbox(image, letterbox_to)
+    return letterbox(image, letterbox_to, fill)
 
 
 ROWS_PER_BAND = 128  # rows of probabilities restored at a time: 128 x 10,000 x 21 float32 is 108 MB

@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from nets.models import output_margin
+from utils.bands import Bands
 from utils.letterbox import fit_input, unletterbox_class_ids
 from utils.sliding import Scale, scaled_size, slide_class_ids
 
@@ -21,7 +22,7 @@ WINDOW_PIXELS = 4 * 256 * 256
 
 
 def predict_function(model):
-    """A compiled inference call: images uint8 (B, H, W, 3) -> probabilities float32 (B, H', W', C)."""
+    """A compiled inference call: images (B, H, W, bands) -> probabilities float32 (B, H', W', C)."""
     return tf.function(lambda images: model(images, training=False), reduce_retracing=True)
 
 
@@ -55,7 +56,7 @@ def class_ids(probabilities):
 
 
 def slide_image_function(model, scale: Scale, window_batch: int = 0):
-    """slide: uint8 (h, w, 3) -> class ids uint8 (h, w), window by window at image_scale, window_batch a call
+    """slide: image (h, w, bands) -> class ids uint8 (h, w), window by window at image_scale, window_batch a call
     (0: WINDOW_PIXELS' worth, 1 to 16)."""
     predict = predict_function(model)
     input_size, margin = tuple(model.input_shape[1:3]), output_margin(model)
@@ -68,6 +69,7 @@ def slide_image_function(model, scale: Scale, window_batch: int = 0):
         if scale.image_scale != 1:  # bilinear, as training's crops are scaled (dataloader.augment)
             new_height, new_width = scaled_size(height, width, scale.image_scale)
             scaled = cv2.resize(image, (new_width, new_height), interpolation=cv2.INTER_LINEAR)
+            scaled = scaled.reshape(new_height, new_width, -1)  # OpenCV drops a single band's axis
         ids = slide_class_ids(predict, scaled, input_size, margin, scale.overlap, window_batch)
         if scaled is not image:  # class ids stay class ids: nearest neighbour
             ids = cv2.resize(ids, (width, height), interpolation=cv2.INTER_NEAREST)
@@ -80,7 +82,7 @@ def segment_function(model, scale: Scale = Scale()):
     """The prediction path for a batch.
 
     Args (of the returned function):
-        canvases: uint8 (B, H, W, 3) letterboxed images (in slide mode, the originals padded to the largest);
+        canvases: (B, H, W, bands) letterboxed images (in slide mode, the originals padded to the largest);
         boxes: int32 (B, 4) their letterbox boxes; sizes: int32 (B, 2) the original (h, w).
 
     Returns (of the returned function):
@@ -124,16 +126,16 @@ def segment_function(model, scale: Scale = Scale()):
     return segment
 
 
-def segment_image_function(model, scale: Scale = Scale()):
-    """The prediction path for one image: uint8 (h, w, 3) -> class ids uint8 (h, w) (a numpy array in slide
-    mode, a tensor in fit mode: np.asarray takes both)."""
+def segment_image_function(model, scale: Scale = Scale(), bands: Bands = Bands()):
+    """The prediction path for one image: (h, w, bands.channels) of bands.input_dtype -> class ids uint8 (h, w) (a
+    numpy array in slide mode, a tensor in fit mode: np.asarray takes both)."""
     if scale.slide:
         return slide_image_function(model, scale)
     letterbox = letterbox_to(model, scale)
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)])
+    @tf.function(input_signature=[tf.TensorSpec([None, None, bands.channels], bands.input_dtype)])
     def segment_image(image):
-        canvas, box = fit_input(image, letterbox)
+        canvas, box = fit_input(image, letterbox, bands.fill)
         probabilities = model(canvas[None], training=False)[0]  # (H, W, num_classes)
         return restore_mask(probabilities, box, tf.shape(image)[:2])
 

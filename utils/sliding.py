@@ -118,7 +118,7 @@ def reflect(indices: np.ndarray, length: int) -> np.ndarray:
 
 
 def window_input(image: np.ndarray, top: int, left: int, size: tuple, margin: int) -> np.ndarray:
-    """uint8 (S, S', 3): the input of the output window at (top, left), `margin` pixels of context around it,
+    """(S, S', bands): the input of the output window at (top, left), `margin` pixels of context around it,
     mirrored beyond the image's borders (and over the whole window when the image is smaller than it)."""
     rows = reflect(np.arange(top - margin, top - margin + size[0]), image.shape[0])
     columns = reflect(np.arange(left - margin, left - margin + size[1]), image.shape[1])
@@ -146,8 +146,8 @@ def blended_rows(predict, image: np.ndarray, input_size: tuple, margin: int, ove
     move the band on.
 
     Args:
-        predict: uint8 windows (B, S, S', 3) -> probabilities (B, S - 2m, S' - 2m, C), a numpy-convertible array.
-        image: uint8 (h, w, 3), any size (smaller than a window: the window is filled by mirroring).
+        predict: windows (B, S, S', bands) -> probabilities (B, S - 2m, S' - 2m, C), a numpy-convertible array.
+        image: (h, w, bands), any size (smaller than a window: the window is filled by mirroring).
         input_size: (S, S'), the network's input; margin: m, its valid border (0 for a same-padding network).
         overlap: share of an output window that the next one overlaps, in [0, 1).
         batch_size: windows per network call.

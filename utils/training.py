@@ -7,6 +7,7 @@ import keras
 import tensorflow as tf
 
 from nets.models import output_margin, set_backbone_trainable
+from utils.bands import Bands
 from utils.checkpoint import load_optimizer_state
 from utils.dataloader import build_train_dataset, build_val_dataset
 from utils.lr_schedule import EpochSchedule, scaled_learning_rates
@@ -73,8 +74,10 @@ def compile_phase(model, loss, phase: Phase, optimizer) -> None:
     model.compile(optimizer=optimizer, loss=loss)
 
 
-def fit_phase(model, config, loss, phase: Phase, samples: tuple, callbacks, shard: tuple, start: tuple) -> None:
-    """One phase of train.py's config: compile, then fit its epochs from where the run starts.
+def fit_phase(
+    model, config, loss, phase: Phase, samples: tuple, callbacks, shard: tuple, start: tuple, bands: Bands = Bands()
+) -> None:
+    """One phase of train.py's config: compile, then fit its epochs from where the run starts, on images of `bands`.
 
     Args:
         samples: (train samples, val samples), (image path, label path) each.
@@ -100,14 +103,14 @@ def fit_phase(model, config, loss, phase: Phase, samples: tuple, callbacks, shar
     # it has done, so each epoch sees what it would have seen in an uninterrupted run.
     seed, skip = config.seed + phase.first_epoch, (initial_epoch - phase.first_epoch) * steps_per_epoch
     batches = build_train_dataset(
-        train_samples, shape, phase.batch_size, seed, workers, margin, shard, skip, image_scale
+        train_samples, shape, phase.batch_size, seed, workers, margin, shard, skip, image_scale, bands
     )
     model.fit(
         batches,
         epochs=phase.end_epoch,
         initial_epoch=initial_epoch,
         steps_per_epoch=steps_per_epoch,
-        validation_data=build_val_dataset(val_samples, shape, phase.batch_size, workers, margin, image_scale),
+        validation_data=build_val_dataset(val_samples, shape, phase.batch_size, workers, margin, image_scale, bands),
         callbacks=callbacks,
         shuffle=False,  # the tf.data pipeline shuffles
     )

@@ -5,13 +5,17 @@ import contextlib
 
 from nets.models import build_model
 from nets.unet import UnetVariant
+from utils.bands import Bands
 from utils.weights.formats import weights_variant
 from utils.weights.matching import Loading, load_weights, report_loading
 from utils.weights.mismatch import check_loading
 
 
-def build_with_weights(settings, path: str | None, source: str = "", complete: bool = True, scope=None):
-    """The network of `settings` (anything with model, input_shape, num_classes, backbone) holding path's weights.
+def build_with_weights(
+    settings, path: str | None, source: str = "", complete: bool = True, scope=None, bands: Bands = Bands()
+):
+    """The network of `settings` (anything with model, input_shape, num_classes, backbone) for images of `bands`,
+    holding path's weights (a pretrained first convolution adapted to the band count: matching.adapt_first_conv).
 
     complete=True (prediction): every layer must load; complete=False (training's starting point): at least
     one must, the rest stays initialised and is reported. path=None: initialised weights only.
@@ -19,7 +23,9 @@ def build_with_weights(settings, path: str | None, source: str = "", complete: b
     """
     variant, known = weights_variant(path) if path else (UnetVariant(), "")
     with scope or contextlib.nullcontext():
-        model = build_model(settings.model, settings.input_shape, settings.num_classes, settings.backbone, variant)
+        model = build_model(
+            settings.model, settings.input_shape, settings.num_classes, settings.backbone, variant, bands
+        )
         loading = load_weights(model, path) if path else Loading()
     print(report_loading(source or path, loading))
     if path:

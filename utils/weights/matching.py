@@ -6,7 +6,11 @@ from typing import NamedTuple
 
 import numpy as np
 
+from nets.vgg16 import CAFFE_BGR_MEAN, CAFFE_GREY_MEAN, Preprocess
 from utils.weights.formats import AUTO_NAME, read_weights
+
+# The pretrained encoders' first convolutions (VGG16's, ResNet50's): adapted, not dropped, for other than 3 bands.
+FIRST_CONVS = ("block1_conv1", "conv1_conv")
 
 
 class Skip(NamedTuple):
@@ -23,6 +27,45 @@ class Loading:
     by_topology: list = field(default_factory=list)  # (model layer, file layer) pairs matched by place, not name
     skipped: list = field(default_factory=list)  # Skip per layer left initialised
     unused: list = field(default_factory=list)  # file layers with weights that no model layer took
+    adapted: list = field(default_factory=list)  # (layer, how) for a first convolution adapted to the band count
+
+
+def adapt_first_conv(arrays: list, channels: int, mode: str) -> tuple:
+    """A pretrained first convolution's [kernel (k, k, 3, F), bias (F,)] for `channels` input bands, and how.
+
+    1 band: the RGB kernels summed; N bands: band n gets the kernel of RGB channel n % 3, scaled by 3 / N (timm's and
+    segmentation_models' rule), so that the first layer's response keeps its size. In caffe mode the file's kernels
+    take BGR minus a mean per channel while the bands take one mean (nets/vgg16.py CAFFE_GREY_MEAN): the bias takes
+    the difference, so that a grey image as 1 band (or as 3k equal bands) gives the RGB network's first-layer
+    response to it (exactly, but for the zero padding at the image's border).
+    """
+    kernel, *rest = [np.asarray(a) for a in arrays]
+    rgb = kernel[:, :, ::-1] if mode == "caffe" else kernel  # the kernel's input channels in R, G, B order
+    if channels == 1:
+        adapted, how = rgb.sum(axis=2, keepdims=True), "RGB kernels summed for 1 band"
+    else:
+        adapted = rgb[:, :, [n % 3 for n in range(channels)]] * (3 / channels)
+        how = f"RGB kernels repeated over {channels} bands, scaled by 3/{channels}"
+    if rest and mode == "caffe":
+        shift = CAFFE_GREY_MEAN - np.asarray(CAFFE_BGR_MEAN)  # (3,) in the kernel's BGR order
+        rest[0] = rest[0] + np.einsum("hwcf,c->f", kernel.astype(np.float64), shift).astype(rest[0].dtype)
+        how += ", bias adjusted for the bands' one mean"
+    return [adapted.astype(kernel.dtype), *rest], how
+
+
+def adaptable(layer, arrays: list) -> bool:
+    """Whether the file's weights for this layer are a pretrained first convolution for 3 bands where the model
+    takes another number (shapes equal but for the input channels)."""
+    wanted = [tuple(w.shape) for w in layer.weights]
+    found = [np.shape(a) for a in arrays]
+    return (
+        layer.name in FIRST_CONVS
+        and len(found) == len(wanted)
+        and found[0][2] == 3
+        and wanted[0][2] != 3
+        and found[0][:2] + found[0][3:] == wanted[0][:2] + wanted[0][3:]
+        and found[1:] == wanted[1:]
+    )
 
 
 def place(layer, arrays: list, loading: Loading, classes: int) -> bool:
@@ -52,11 +95,16 @@ def load_weights(model, path: str) -> Loading:
     """
     stored = read_weights(path, model)
     classes = model.output_shape[-1]
+    mode = next((layer.mode for layer in model.layers if isinstance(layer, Preprocess)), "caffe")
     loading, taken, unmatched = Loading(), set(), []
     for layer in (layer for layer in model.layers if layer.weights):
         if layer.name in stored:
             taken.add(layer.name)
-            place(layer, stored[layer.name], loading, classes)
+            arrays = stored[layer.name]
+            if adaptable(layer, arrays):
+                arrays, how = adapt_first_conv(arrays, layer.weights[0].shape[2], mode)
+                loading.adapted.append((layer.name, how))
+            place(layer, arrays, loading, classes)
         else:
             unmatched.append(layer)
     unnamed = [name for name in stored if name not in taken and AUTO_NAME.match(name) and stored[name]]
@@ -89,6 +137,7 @@ def report_loading(source: str, loading: Loading) -> str:
     for skip in loading.skipped:
         reasons.setdefault(skip.why, []).append(skip.name)
     lines += [f"  {abbreviate(names)}: {why}, left initialised" for why, names in reasons.items()]
+    lines += [f"  {name}: the file's {how} (adapted, not dropped)" for name, how in loading.adapted]
     if loading.unused:
         lines.append(f"  not used from the file ({len(loading.unused)} layers): {abbreviate(loading.unused)}")
     return "\n".join(lines)
