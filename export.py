@@ -14,8 +14,10 @@ Formats (written to export_dir):
     tflite_fp16   model_fp16.tflite, float16 weights (half the size)
     tflite_int8   model_int8.tflite, dynamic-range int8 weights (a quarter of the size)
 
-Every exported model takes what the network takes: float32 (B, H, W, 3) RGB in [0, 255] at input_shape (the
-letterboxed image; for unet_classic one input tile), and returns float32 softmax probabilities. The batch is
+Every exported model takes what the network takes: float32 (B, H, W, C) at input_shape (the letterboxed image; for
+unet_classic one input tile), its C bands' values as the image files hold them (8-bit RGB: [0, 255]; 16-bit and float
+images are stretched by the ranges recorded in the network's first layer, which the export carries), and returns
+float32 softmax probabilities. The batch is
 dynamic in the SavedModel and the ONNX model (H and W are fixed: input_shape), 1 in the TFLite files. After
 each export the parity check runs the Keras model and the export on letterboxed real images and prints the
 largest probability difference and the share of pixels whose class agrees; it fails (exit 1) past 1e-4 /
@@ -34,7 +36,8 @@ import tensorflow as tf
 
 from unet import Unet, UnetConfig, unet_settings
 from utils.config import run_main
-from utils.images import IMAGE_SUFFIXES, image_files, load_image
+from utils.bands import Bands, read_input
+from utils.images import IMAGE_SUFFIXES, image_files
 from utils.letterbox import letterbox
 from utils.onnx_model import OnnxModel, write_onnx
 
@@ -72,9 +75,10 @@ def parity_paths(folder: str, count: int) -> list:
     return paths
 
 
-def parity_batch(paths, input_shape) -> np.ndarray:
-    """float32 (N, H, W, 3): the images letterboxed as the predictor feeds them."""
-    return np.stack([letterbox(load_image(p), tuple(input_shape))[0].numpy() for p in paths]).astype(np.float32)
+def parity_batch(paths, input_shape, bands: Bands) -> np.ndarray:
+    """float32 (N, H, W, C): the images, as the network takes them (bands), letterboxed as the predictor feeds them."""
+    images = [letterbox(read_input(p, bands), tuple(input_shape), bands.fill)[0].numpy() for p in paths]
+    return np.stack(images).astype(np.float32)
 
 
 def parity(reference: np.ndarray, exported: np.ndarray, name: str) -> tuple:
@@ -117,7 +121,7 @@ def main(config: ExportConfig) -> None:
         raise ValueError(f"formats={config.formats}: expected some of {', '.join(FORMATS)}.")
     paths = parity_paths(config.parity_images, config.parity_count)  # before the slow part: the model
     unet = Unet(**unet_settings(config))
-    images = parity_batch(paths, unet.config.input_shape)
+    images = parity_batch(paths, unet.config.input_shape, unet.bands)
     reference = unet.model(images, training=False).numpy()
     os.makedirs(config.export_dir, exist_ok=True)
     saved_model = os.path.join(config.export_dir, "saved_model")

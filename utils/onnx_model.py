@@ -13,7 +13,7 @@ ONNX_OPSET = 17
 
 class OnnxModel:
     """model.onnx behind what the prediction path uses of a Keras model: input_shape, output_shape and a call
-    on images (B, H, W, 3) returning float32 probabilities (B, H', W', C). The call works inside tf.function
+    on images (B, H, W, bands) returning float32 probabilities (B, H', W', C). The call works inside tf.function
     (the session runs in a tf.numpy_function), so letterboxing, tiling and restoring stay the same code."""
 
     def __init__(self, path: str):
@@ -46,7 +46,7 @@ class OnnxModel:
 
 
 def write_onnx(model, path: str, settings: ModelSettings = None) -> None:
-    """model.onnx through tf2onnx: a dynamic batch of float32 (B, H, W, 3) images named `images`; the
+    """model.onnx through tf2onnx: a dynamic batch of float32 (B, H, W, bands) images named `images`; the
     ModelSettings, when given, go into the file's metadata (as a weights file's attribute)."""
     try:
         import tf2onnx
