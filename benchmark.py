@@ -17,7 +17,10 @@ For each precision it measures, on the real VGG16-UNet (or --backbone resnet50, 
                             call: windows/s against the bare forward's images/s at the same batch size
                             (these take turns call by call)
 and once, as it does not depend on the precision, the data pipeline alone at --pipeline_shape with full
-augmentation. Rates are images (samples) per second; GFLOP/s count 2 x multiply-accumulates of the
+augmentation. With --image_bands 3 or 4 the images are 16-bit TIFFs of that many bands (the demo generator's bands
+variant) instead of 8-bit RGB JPEGs, and the network takes them (a --model_path records its own).
+
+Rates are images (samples) per second; GFLOP/s count 2 x multiply-accumulates of the
 convolutions, x3 for a training step (forward, and backward for inputs and weights). They are set against
 an estimated peak (cores x base clock x FLOPs/cycle of the ISA, or a GPU's published figure; turbo clocks
 can beat it) and against the matmul ceiling, a 2048^2 matmul (8192^2 on a GPU) timed in the same dtype.
@@ -38,18 +41,19 @@ from dataclasses import asdict, dataclass, field, replace
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up log (e.g. no CUDA on a CPU machine)
 
+import cv2
 import keras
 import numpy as np
 import tensorflow as tf
-from PIL import Image
 
 from nets.models import build_model, check_model_settings, output_margin
 from unet import Unet
-from utils.checkpoint import check_recorded, read_settings
+from utils.bands import Bands, image_array, read_image, read_input, survey
+from utils.checkpoint import ModelSettings, check_recorded, read_settings, save_weights
 from utils.config import format_config, given_flags, run_main
 from utils.dataloader import build_train_dataset
 from utils.demo_data import make_demo_dataset
-from utils.images import load_image, read_split, split_samples
+from utils.images import read_split, split_samples
 from utils.letterbox import letterbox
 from utils.losses import build_loss
 from utils.lr_schedule import EpochSchedule
@@ -120,10 +124,19 @@ class BenchmarkConfig:
     warmup: int = 3  # untimed steps / calls first (tracing, autotuning)
     pipeline_shape: list[int] = field(default_factory=lambda: [512, 512])  # input shape of the pipeline-only run
     pipeline_batches: int = 50  # timed batches of the pipeline-only run
+    image_bands: int = 0  # 0: 8-bit RGB JPEGs; 3 or 4: 16-bit TIFFs of that many bands (a model_path: as recorded)
     json: str = ""  # also write the results to this JSON file
 
 
-def train_rates(model, config: BenchmarkConfig, loss, voc: str) -> dict:
+def random_images(rng, shape: tuple, bands: Bands) -> np.ndarray:
+    """Random images (B, H, W, bands.channels) of the pipeline's type, over the bands' range."""
+    if bands.eight_bit:
+        return rng.integers(0, 256, (*shape, bands.channels), np.uint8)
+    low, high = np.array(bands.ranges).T
+    return rng.uniform(low, high, (*shape, bands.channels)).astype(np.float32)
+
+
+def train_rates(model, config: BenchmarkConfig, loss, voc: str, bands: Bands) -> dict:
     """Images/s of training steps on one in-memory batch (bare) and through train.py's pipeline from files.
 
     Both run on the same model, compiled once by utils.training.compile_phase as train.py compiles a phase;
@@ -134,7 +147,7 @@ def train_rates(model, config: BenchmarkConfig, loss, voc: str) -> dict:
     height, width = config.input_shape
     margin = output_margin(model)
     rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (config.batch_size, height, width, 3), np.uint8)
+    images = random_images(rng, (config.batch_size, height, width), bands)
     labels = rng.integers(0, config.num_classes, (config.batch_size, *model.output_shape[1:3]), np.uint8)
     samples = split_samples(voc, "train")
     phase = Phase(first_epoch=0, end_epoch=1, batch_size=config.batch_size, frozen=False)
@@ -142,7 +155,7 @@ def train_rates(model, config: BenchmarkConfig, loss, voc: str) -> dict:
     compile_phase(model, loss, phase, make_optimizer(config.optimizer_type, schedule))
     scale = 1.0 if resolve_scale_mode("auto", config.model) == "slide" else None  # train.py's default mode
     pipeline = build_train_dataset(
-        samples, (height, width), config.batch_size, seed=0, margin=margin, image_scale=scale
+        samples, (height, width), config.batch_size, seed=0, margin=margin, image_scale=scale, bands=bands
     )
     sources = {"train_bare": tf.data.Dataset.from_tensors((images, labels)).repeat(), "train_end_to_end": pipeline}
     steps = max(2, config.steps // config.repeats)
@@ -160,7 +173,7 @@ def train_rates(model, config: BenchmarkConfig, loss, voc: str) -> dict:
     return rates
 
 
-def inference_rates(model, config: BenchmarkConfig, policy: str, voc: str, work: str) -> dict:
+def inference_rates(model, config: BenchmarkConfig, policy: str, voc: str, work: str, bands: Bands) -> dict:
     """Images/s of the bare compiled call, Unet.detect_image and Unet.write_masks (get_miou.py's path), on
     the same Unet.
 
@@ -169,21 +182,19 @@ def inference_rates(model, config: BenchmarkConfig, policy: str, voc: str, work:
     fastest calls (module docstring).
     """
     weights = os.path.join(work, f"{policy}.weights.h5")
-    model.save_weights(weights)
-    unet = Unet(
-        model_path=weights,
-        num_classes=config.num_classes,
-        model=config.model,
-        backbone=config.backbone,
-        input_shape=config.input_shape,
-        precision={"float32": "fp32"}.get(policy, policy),
+    shape, scale_mode = tuple(config.input_shape), resolve_scale_mode("auto", config.model)  # as train.py's
+    settings = ModelSettings(
+        config.model, config.backbone, config.num_classes, shape, scale_mode=scale_mode, bands=bands
     )
+    save_weights(model, weights, settings, epoch=0)
+    unet = Unet(model_path=weights, precision={"float32": "fp32"}.get(policy, policy))
     ids = read_split(os.path.join(voc, "VOC2007", "ImageSets", "Segmentation", "val.txt"))
     samples = split_samples(voc, "val")
     # The bare calls see the same (letterboxed) val images as the others, and fetch their result to the host.
-    batch = tf.stack([letterbox(load_image(image), config.input_shape)[0] for image, _ in samples[: config.batch_size]])
+    inputs = [read_input(image, bands) for image, _ in samples[: config.batch_size]]
+    batch = tf.stack([letterbox(image, config.input_shape, bands.fill)[0] for image in inputs])
     single = batch[:1]
-    image = Image.open(samples[0][0])
+    image = read_image(samples[0][0])
     out = os.path.join(work, "miou_out", policy)
     images = [image for image, _ in samples]
     list(unet.write_masks(ids[:1], images[:1], out, 1))  # traces the compiled calls
@@ -192,7 +203,8 @@ def inference_rates(model, config: BenchmarkConfig, policy: str, voc: str, work:
     predictions = unet.write_masks(ids, images, out, config.batch_size)
     # slide mode's path on the same model: an image of 4 x 4 windows (overlap 0.25), batch_size windows a call.
     slide = slide_image_function(unet.model, Scale("slide", 1.0, 0.25), config.batch_size)
-    large = np.asarray(Image.open(samples[0][0]).resize(slide_size(config.input_shape, output_margin(model))))
+    large = cv2.resize(image_array(image, bands), slide_size(config.input_shape, output_margin(model)))
+    large = large.reshape(*large.shape[:2], bands.channels)  # OpenCV drops a single band's axis
     calls = {  # name: (function, images per call)
         "forward_bare": (lambda: unet.predict(batch).numpy(), config.batch_size),
         "get_miou_path": (lambda: [next(predictions) for _ in range(config.batch_size)], config.batch_size),
@@ -241,7 +253,8 @@ def onnx_model(model, policy: str, work: str):
 def pipeline_rate(config: BenchmarkConfig, voc: str) -> dict:
     """Samples/s of build_train_dataset alone (decode + full augmentation) and the bytes of a batch's targets."""
     samples = split_samples(voc, "trainval")
-    dataset = build_train_dataset(samples, tuple(config.pipeline_shape), config.batch_size, seed=0)
+    bands = survey([image for image, _ in samples])
+    dataset = build_train_dataset(samples, tuple(config.pipeline_shape), config.batch_size, seed=0, bands=bands)
     batches = iter(dataset)
     for _ in range(config.warmup):
         images, labels = next(batches)
@@ -265,10 +278,11 @@ def measure_precision(config: BenchmarkConfig, policy: str, flops: int, voc: str
     """Every per-precision figure of the module docstring, for the Keras dtype policy `policy`."""
     keras.mixed_precision.set_global_policy(policy)
     keras.utils.set_random_seed(0)
-    model = build_model(config.model, config.input_shape, config.num_classes, config.backbone)
-    result = inference_rates(model, config, policy, voc, work)
+    bands = survey([image for image, _ in split_samples(voc, "train")])  # as train.py finds them
+    model = build_model(config.model, config.input_shape, config.num_classes, config.backbone, bands=bands)
+    result = inference_rates(model, config, policy, voc, work, bands)
     loss = build_loss([1.0] * config.num_classes, dice_loss=True)  # train.py's default: CE + Dice
-    result.update(train_rates(model, config, loss, voc))
+    result.update(train_rates(model, config, loss, voc, bands))
 
     peak, peak_basis = peak_gflops(policy)
     result["train_gflops"] = 3 * flops * result["train_bare"] / 1e9
@@ -316,7 +330,15 @@ def network_of(config: BenchmarkConfig) -> BenchmarkConfig:
         )
     given = given_flags(BenchmarkConfig) & {"model", "backbone", "num_classes"}
     check_recorded(config.model_path, recorded, {name: getattr(config, name) for name in given})
-    return replace(config, model=recorded.model, backbone=recorded.backbone, num_classes=recorded.num_classes)
+    bands = recorded.bands
+    if bands.channels not in (3, 4) or (bands.eight_bit and bands.channels != 3):
+        raise ValueError(
+            f"{config.model_path} takes {bands.describe()}; benchmark.py makes 8-bit RGB images or 16-bit ones of 3 or "
+            "4 bands only. Give model, backbone and num_classes (and --image_bands) instead."
+        )
+    image_bands = 0 if bands.eight_bit else bands.channels
+    network = {"model": recorded.model, "backbone": recorded.backbone, "num_classes": recorded.num_classes}
+    return replace(config, **network, image_bands=image_bands)
 
 
 def main(config: BenchmarkConfig) -> None:
@@ -328,6 +350,8 @@ def main(config: BenchmarkConfig) -> None:
             f"steps={config.steps}, warmup={config.warmup}, calls={config.calls}, repeats={config.repeats}: "
             "expected steps >= 2 and the others >= 1."
         )
+    if config.image_bands not in (0, 3, 4):
+        raise ValueError(f"image_bands={config.image_bands}: expected 0 (8-bit RGB JPEGs), 3 or 4 (16-bit TIFFs).")
     if config.optimizer_type not in ("adam", "sgd"):
         raise ValueError(f"optimizer_type={config.optimizer_type!r}: expected adam or sgd.")
     unknown = [p for p in config.precision if p not in PRECISIONS]
@@ -340,7 +364,10 @@ def main(config: BenchmarkConfig) -> None:
         choices.setdefault(policy, reason)
     print("Precisions: " + "; ".join(f"{policy} ({why})" for policy, why in choices.items()))
 
-    network = build_model(config.model, config.input_shape, config.num_classes, config.backbone)
+    bands = Bands(
+        config.image_bands or 3, "uint16" if config.image_bands else "uint8", ((0.0, 1.0),) * config.image_bands
+    )
+    network = build_model(config.model, config.input_shape, config.num_classes, config.backbone, bands=bands)
     flops, margin = count_flops(network), output_margin(network)
     del network
     keras.backend.clear_session()
@@ -361,9 +388,10 @@ def main(config: BenchmarkConfig) -> None:
         voc = os.path.join(work, "VOCdevkit")
         # A tiling model (unet_classic) gets images of its output's size: one tile each, as the bare call.
         size = max(config.input_shape) - 2 * margin
-        make_demo_dataset(voc, num_train + num_val, size, val_share=num_val / (num_train + num_val))
+        val_share, bands = num_val / (num_train + num_val), config.image_bands
+        make_demo_dataset(voc, num_train + num_val, size, val_share=val_share, bands=bands)
         pipeline_voc = os.path.join(work, "pipeline")
-        make_demo_dataset(pipeline_voc, 32, max(config.pipeline_shape))
+        make_demo_dataset(pipeline_voc, 32, max(config.pipeline_shape), bands=bands)
         report["pipeline"] = pipeline_rate(config, pipeline_voc)
         report["results"] = {policy: measure_precision(config, policy, flops, voc, work) for policy in choices}
 

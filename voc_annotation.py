@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
+from utils.bands import survey
 from utils.config import run_main
-from utils.dataset_check import inspect_pair
+from utils.dataset_check import Problem, inspect_pair
 from utils.images import IGNORE_LABEL, index_images
 from utils.label_fix import FIXED_DIR, use_fixed_labels, write_fixed_labels
 from utils.visualize import parse_colour
@@ -161,7 +162,7 @@ def inspect_dataset(voc: str, num_classes: int, palette):
 
     Returns:
         ({id: label file}, [paired ids], {id: label histogram}, [problems], [image (width, height)],
-        ([ids without label], [ids without image])).
+        ([ids without label], [ids without image]), {image path: (bands, sample type)}).
     """
     image_dir, label_dir = os.path.join(voc, "JPEGImages"), os.path.join(voc, "SegmentationClass")
     for folder in (image_dir, label_dir):
@@ -179,9 +180,19 @@ def inspect_dataset(voc: str, num_classes: int, palette):
         results = list(tqdm(results, total=len(paired), desc="Checking", unit="pair", leave=False))
     histograms = {i: h for i, (h, _, _) in zip(paired, results) if h is not None}
     problems = [p for _, found, _ in results for p in found]
-    sizes = [size for _, _, size in results if size]
+    sizes = [info[0] for _, _, info in results if info]
+    kinds = {images[i]: info[1] for i, (_, _, info) in zip(paired, results) if info}
     unpaired = sorted(set(images) - set(labels)), sorted(set(labels) - set(images))
-    return labels, paired, histograms, problems, sizes, unpaired
+    return labels, paired, histograms, problems, sizes, unpaired, kinds
+
+
+def bands_report(kinds: dict):
+    """(a line saying what the images are: bands, bit depth and, beyond 8 bits, each band's range as train.py will
+    measure it; or None, a Problem when they mix band counts or bit depths)."""
+    try:
+        return f"Images: {survey(list(kinds), 0, kinds).describe()}", None
+    except ValueError as error:
+        return None, Problem("", "bands", str(error).replace("\n", "\n  "))
 
 
 def main(config: AnnotationConfig) -> None:
@@ -192,7 +203,7 @@ def main(config: AnnotationConfig) -> None:
     palette = [parse_colour(c) for c in config.palette]
     if config.use_fixed and not config.fix:
         print(use_fixed_labels(voc))
-    labels, paired, histograms, problems, sizes, unpaired = inspect_dataset(voc, config.num_classes, palette)
+    labels, paired, histograms, problems, sizes, unpaired, kinds = inspect_dataset(voc, config.num_classes, palette)
     unlabelled, orphans = unpaired
     if unlabelled:
         print(f"Warning: {len(unlabelled)} images have no label and are left out: {', '.join(unlabelled[:10])}")
@@ -209,6 +220,10 @@ def main(config: AnnotationConfig) -> None:
         print(f"  python train.py --num_classes {num_classes} --cls_weights {' '.join(map(str, weights))}")
     if sizes:
         print("\n" + size_report(sizes, config.input_shape))
+    if kinds:
+        line, problem = bands_report(kinds)
+        problems += [problem] if problem else []
+        print(line or "")
 
     warnings, fatal = [p for p in problems if not p.fatal], [p for p in problems if p.fatal]
     if warnings:

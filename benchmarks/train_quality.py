@@ -22,6 +22,14 @@ Cases:
                      nearest 256 out), predicting the val images by overlap-tile.
     membrane_slide   the membrane case in scale_mode slide: 256x256 crops of the 512x512 images, val mIoU by the
                      sliding window at full resolution (same schedule, same number of steps).
+    membrane_grey    the membrane case with --input_channels 1: its (grey) images as one band, the first
+                     convolution's pretrained RGB kernels summed.
+    membrane16       the membrane images written as 16-bit grey PNGs in a narrow range (value x 16 + 1000, as
+                     microscopes write them) into a temporary tree, same schedule: compare with membrane_grey.
+    demo_4band, demo_4band_rgb
+                     the demo with the demo generator's bands variant: a 4th band in which every shape stands out,
+                     triangles drawn in it only (16-bit TIFFs), trained on all 4 bands or on R, G, B alone; the
+                     triangle class's IoU says whether the network sees the 4th band.
     large_fit, large_slide
                      the large-image demo (utils/demo_data.py, large: 120 images of 1024x1024, 40-100 shapes of
                      10-40 pixels each), 256x256 input, 20 epochs of batch 4 (480 steps), scale_mode fit against
@@ -33,15 +41,21 @@ import csv
 import glob
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 
+import numpy as np
+from PIL import Image
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from utils.demo_data import make_demo_dataset  # noqa: E402 (after the path to the repository is set)
+from utils.images import index_images  # noqa: E402
 
 MEMBRANE = os.path.join(ROOT, "..", "shared", "datasets", "membrane")
 MEMBRANE_ARGS = ["--vocdevkit_path", MEMBRANE, "--num_classes", "2", "--input_shape", "256", "256"]
@@ -58,6 +72,25 @@ def large_demo(scale_mode: str) -> list:
     return ["--vocdevkit_path", LARGE_DEMO, *LARGE_ARGS, "--scale_mode", scale_mode]
 
 
+def membrane16(work: str) -> list:
+    """train.py's flags for the membrane case on its images written as 16-bit grey (value x 16 + 1000)."""
+    voc, source = os.path.join(work, "membrane16", "VOC2007"), os.path.join(MEMBRANE, "VOC2007")
+    os.makedirs(os.path.join(voc, "JPEGImages"))
+    for sample_id, path in index_images(os.path.join(source, "JPEGImages")).items():
+        with Image.open(path) as image:
+            grey = np.asarray(image.convert("L")).astype(np.uint16)
+        Image.fromarray(grey * 16 + 1000).save(os.path.join(voc, "JPEGImages", f"{sample_id}.png"))
+    for folder in ("SegmentationClass", "ImageSets"):
+        shutil.copytree(os.path.join(source, folder), os.path.join(voc, folder))
+    return ["--vocdevkit_path", os.path.dirname(voc), *MEMBRANE_ARGS[2:]]  # MEMBRANE_ARGS' other flags
+
+
+def demo_bands(work: str, bands: int) -> list:
+    """train.py's flags for the demo on the generator's bands variant (4 bands, or their R, G, B)."""
+    make_demo_dataset(os.path.join(work, "VOCdevkit"), bands=bands)
+    return ["--vocdevkit_path", os.path.join(work, "VOCdevkit")]
+
+
 CASES = {
     "demo": lambda work: ["--vocdevkit_path", os.path.join(work, "VOCdevkit")],
     "membrane": lambda work: MEMBRANE_ARGS,
@@ -67,6 +100,10 @@ CASES = {
     "membrane_unet_classic": lambda work: [*MEMBRANE_ARGS, "--model", "unet_classic", "--input_shape", "444", "444"],
     "membrane_unet_small": lambda work: [*MEMBRANE_ARGS, "--model", "unet_small"],
     "membrane_slide": lambda work: [*MEMBRANE_ARGS, "--scale_mode", "slide"],
+    "membrane_grey": lambda work: [*MEMBRANE_ARGS, "--input_channels", "1"],
+    "membrane16": membrane16,
+    "demo_4band": lambda work: demo_bands(work, 4),
+    "demo_4band_rgb": lambda work: demo_bands(work, 3),
     "large_fit": lambda work: large_demo("fit"),
     "large_slide": lambda work: large_demo("slide"),
 }
@@ -89,6 +126,8 @@ def run_case(name: str, seed=None) -> dict:
         with open(history) as f:
             rows = [row for row in csv.DictReader(f) if row["val_miou"]]
         weights = [line for line in result.stdout.splitlines() if line.startswith("Weights:")]
+        per_class = [line for line in result.stdout.splitlines() if "val mIoU" in line and "per class:" in line]
+        steps = re.findall(r"(\d+)ms/step", result.stdout)  # Keras' progress bar: the epochs' mean step times
         precision = [line for line in result.stdout.splitlines() if line.startswith("Precision:")]
     return {
         "case": name,
@@ -99,6 +138,8 @@ def run_case(name: str, seed=None) -> dict:
         "final_val_miou": round(float(rows[-1]["val_miou"]), 2),
         "best_val_miou": round(max(float(r["val_miou"]) for r in rows), 2),
         "weights": weights[0] if weights else "",
+        "final_per_class_iou": per_class[-1].split("per class:")[1].strip(" )") if per_class else "",
+        "last_epoch_ms_per_step": int(steps[-1]) if steps else None,
     }
 
 

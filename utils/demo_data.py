@@ -7,11 +7,17 @@ shapes vary in size and rotation, overlap (the later one on top) and may leave t
 The default is the demo: 64 x 64 images, one to three shapes of 30-60 % of the image each. With `large`,
 images of size x size (about 1024) hold many small shapes of LARGE_SHAPES pixels across on the same
 backgrounds: what scale_mode fit loses (shrunk to 256, they are 2-10 pixels across) and slide keeps.
+
+With `bands=4`, the demo's images get a 4th band (as a near-infrared band beside R, G and B) in which every shape
+stands out from its own background, while the HIDDEN_CLASS is not drawn in R, G and B at all: only a network that
+takes the 4th band can find it. They are written as 16-bit TIFFs (values x 257); `bands=3` writes the same
+images' R, G and B only, the same way, for the network that cannot see the 4th band.
 """
 
 import os
 
 import numpy as np
+import tifffile
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
@@ -22,6 +28,7 @@ MIN_CONTRAST = 90.0  # least RGB distance between a shape's colour and the backg
 MAX_OCCLUSION = 0.25  # most of a new shape's area that may lie over earlier shapes
 LARGE_SHAPES = (10, 40)  # large variant: shapes' size across, in pixels
 LARGE_COUNT = (40, 100)  # large variant: shapes per image
+HIDDEN_CLASS = 3  # bands variant: the class drawn in the 4th band only (triangles)
 
 
 def texture(rng, size: int, colour_a, colour_b) -> np.ndarray:
@@ -84,6 +91,29 @@ def make_sample(rng, size: int):
     return np.clip(image, 0, 255).astype(np.uint8), label
 
 
+def make_band_sample(rng, size: int):
+    """One (image float (size, size, 4) in [0, 255], label uint8) pair of the bands variant (module docstring)."""
+    background_colours = rng.uniform(0, 255, (2, 3))
+    image = texture(rng, size, *background_colours)
+    background_level = rng.uniform(0, 255)  # the 4th band's background: one level, textured
+    fourth = texture(rng, size, np.full(3, background_level), np.full(3, background_level))[..., 0]
+    label = np.zeros((size, size), np.uint8)
+    for _ in range(rng.integers(1, 4)):
+        kind = int(rng.integers(1, len(DEMO_CLASSES)))
+        colour = rng.uniform(0, 255, 3)
+        while np.linalg.norm(background_colours - colour, axis=1).min() < MIN_CONTRAST:
+            colour = rng.uniform(0, 255, 3)
+        level = rng.uniform(0, 255)
+        while abs(level - background_level) < MIN_CONTRAST / 2:
+            level = rng.uniform(0, 255)
+        mask = place_shape(rng, kind, label)
+        if kind != HIDDEN_CLASS:
+            image[mask] = texture(rng, size, colour, colour + rng.normal(0, 30, 3))[mask]
+        fourth[mask] = texture(rng, size, np.full(3, level), np.full(3, level))[..., 0][mask]
+        label[mask] = kind
+    return np.clip(np.concatenate([image, fourth[..., None]], axis=-1), 0, 255), label
+
+
 def make_large_sample(rng, size: int):
     """One (image, label) pair of the large variant: LARGE_COUNT shapes of LARGE_SHAPES pixels across, each
     drawn and textured within its own box (a whole-image texture per shape would cost seconds an image)."""
@@ -110,18 +140,31 @@ def make_large_sample(rng, size: int):
 
 
 def make_demo_dataset(
-    vocdevkit_path: str, num_images: int = 300, size: int = 64, val_share: float = 0.2, seed=0, large: bool = False
+    vocdevkit_path: str,
+    num_images: int = 300,
+    size: int = 64,
+    val_share: float = 0.2,
+    seed=0,
+    large: bool = False,
+    bands: int = 0,
 ):
     """Writes JPEGImages/, SegmentationClass/ (palette PNG) and ImageSets/Segmentation/{train,val,trainval}.txt;
-    with `large`, the large-image variant (module docstring) at size x size."""
+    with `large`, the large-image variant (module docstring) at size x size; with bands 4 (or 3), the bands variant's
+    16-bit TIFFs of 4 bands (or of their R, G and B)."""
     voc = os.path.join(vocdevkit_path, "VOC2007")
     for folder in ("JPEGImages", "SegmentationClass", os.path.join("ImageSets", "Segmentation")):
         os.makedirs(os.path.join(voc, folder), exist_ok=True)
     rng = np.random.default_rng(seed)
     ids = [f"demo_{i:04d}" for i in range(num_images)]
     for sample_id in tqdm(ids, desc="Writing demo data", unit="image"):
-        image, label = (make_large_sample if large else make_sample)(rng, size)
-        Image.fromarray(image).save(os.path.join(voc, "JPEGImages", f"{sample_id}.jpg"), quality=95)
+        if bands:
+            image, label = make_band_sample(rng, size)
+            image = np.round(image[..., :bands] * 257).astype(np.uint16)  # 8-bit levels spread over 16 bits
+            path = os.path.join(voc, "JPEGImages", f"{sample_id}.tif")
+            tifffile.imwrite(path, image, photometric="minisblack", planarconfig="contig")
+        else:
+            image, label = (make_large_sample if large else make_sample)(rng, size)
+            Image.fromarray(image).save(os.path.join(voc, "JPEGImages", f"{sample_id}.jpg"), quality=95)
         palette_image(label, class_colours(len(DEMO_CLASSES))).save(  # looks like a VOC label in a viewer
             os.path.join(voc, "SegmentationClass", f"{sample_id}.png")
         )
