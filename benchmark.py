@@ -153,7 +153,7 @@ def train_rates(model, config: BenchmarkConfig, loss, voc: str, bands: Bands) ->
     phase = Phase(first_epoch=0, end_epoch=1, batch_size=config.batch_size, frozen=False)
     schedule = EpochSchedule(0, len(samples) // config.batch_size, 1, 4e-4, 1e-6, "cos")  # as train.py's default
     compile_phase(model, loss, phase, make_optimizer(config.optimizer_type, schedule))
-    scale = 1.0 if resolve_scale_mode("auto", config.model) == "slide" else None  # train.py's default mode
+    scale = Scale(resolve_scale_mode("auto", config.model)).crop_scale  # train.py's default mode
     pipeline = build_train_dataset(
         samples, (height, width), config.batch_size, seed=0, margin=margin, image_scale=scale, bands=bands
     )

@@ -35,8 +35,8 @@ import numpy as np
 import tensorflow as tf
 
 from unet import Unet, UnetConfig, unet_settings
-from utils.config import run_main
 from utils.bands import Bands, read_input
+from utils.config import run_main
 from utils.images import IMAGE_SUFFIXES, image_files
 from utils.letterbox import letterbox
 from utils.onnx_model import OnnxModel, write_onnx

@@ -90,7 +90,8 @@ def predict_prompt(unet: Unet, config: PredictConfig) -> None:
 
 
 def predict_folder(unet: Unet, config: PredictConfig) -> None:
-    """Predicts every image file in dir_origin_path into dir_save_path; unreadable files are listed at the end."""
+    """Predicts every image file in dir_origin_path into dir_save_path; files that cannot be read (or do not fit the
+    network's bands) are listed at the end."""
     if not os.path.isdir(config.dir_origin_path):
         raise ValueError(f"dir_origin_path={config.dir_origin_path!r}: no such folder.")
     paths = image_files(config.dir_origin_path)
@@ -109,7 +110,7 @@ def predict_folder(unet: Unet, config: PredictConfig) -> None:
         picture.save(output_path(config.dir_save_path, path))
     print(f"Saved {len(paths) - len(skipped)} results to {config.dir_save_path}/")
     if skipped:
-        print(f"Skipped {len(skipped)} unreadable files:\n  " + "\n  ".join(skipped))
+        print(f"Skipped {len(skipped)} unreadable or unusable files:\n  " + "\n  ".join(skipped))
 
 
 def predict_video(unet: Unet, config: PredictConfig) -> None:

@@ -226,7 +226,7 @@ class Unet:
         os.makedirs(folder, exist_ok=True)
         for sample_id, (path, _, mask, error) in zip(ids, self.segment_files(paths, batch_size)):
             if error:
-                raise ValueError(f"{path}: not an image that can be read ({error}). Fix or remove it from the split.")
+                raise ValueError(f"{path}: cannot be predicted ({error}). Fix it, or remove it from the split.")
             self.mask_image(mask).save(os.path.join(folder, f"{sample_id}.png"))
             yield sample_id
 

@@ -66,7 +66,7 @@ def test_dir_predict_saves_every_image_and_reports_the_corrupt_one(trained, tmp_
     assert sorted(os.listdir(out)) == ["a.png", "b.png", "c.png"]
     assert Image.open(out / "b.png").size == (30, 48)
     assert "Saved 3 results" in result.stdout
-    assert "Skipped 1 unreadable files" in result.stdout and "corrupt.jpg" in result.stdout
+    assert "Skipped 1 unreadable or unusable files" in result.stdout and "corrupt.jpg" in result.stdout
 
 
 def test_video_file_in_and_out_and_a_missing_source(trained, tmp_path):

@@ -34,6 +34,12 @@ class Scale:
     def slide(self) -> bool:
         return self.mode == "slide"
 
+    @property
+    def crop_scale(self):
+        """What the training pipeline takes as image_scale: the scale its crops are cut at in slide, None in fit
+        (the whole image letterboxed)."""
+        return self.image_scale if self.slide else None
+
 
 def scale_of(config) -> Scale:
     """The Scale of a script's config (scale_mode resolved)."""

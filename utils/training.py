@@ -98,7 +98,7 @@ def fit_phase(
         load_optimizer_state(model, checkpoint)
     print(f"\n{line}" + (f"; resumed after epoch {initial_epoch} with the optimizer's state" if restore else ""))
     shape, margin, workers = tuple(config.input_shape), output_margin(model), config.num_workers
-    image_scale = config.image_scale if scale_of(config).slide else None  # None: fit
+    image_scale = scale_of(config).crop_scale
     # The phase's stream of batches from its first epoch on (seeded per phase); a resumed phase skips the epochs
     # it has done, so each epoch sees what it would have seen in an uninterrupted run.
     seed, skip = config.seed + phase.first_epoch, (initial_epoch - phase.first_epoch) * steps_per_epoch
