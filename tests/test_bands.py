@@ -160,3 +160,19 @@ def test_a_16_bit_grey_dataset_trains_with_one_band_from_the_pretrained_encoder(
     args = ["--model_path", logs / "last_epoch_weights.weights.h5", "--precision", "fp32", "--show", "false"]
     result = run_script("predict.py", *args, cwd=tmp_path, stdin=f"{jpeg}\n")
     assert result.returncode == 0 and "uint8 samples, but the network takes uint16" in result.stdout
+
+
+def test_augmentation_moves_every_band_alike_and_fills_each_with_its_own_mid_grey():
+    from utils.dataloader import warp_pair
+
+    rng = np.random.default_rng(0)
+    ranges = tuple((float(10 * b), float(10 * b + 100)) for b in range(6))  # 6 bands: more than OpenCV's 4 at once
+    bands = Bands(6, "uint16", ranges)
+    image = rng.uniform(0, 100, (20, 24, 6)).astype(np.float32)
+    label = np.ones((20, 24), np.uint8)
+    shift = np.float32([[1, 0, 5], [0, 1, 0]])  # 5 pixels to the right: a filled strip on the left
+    warped, warped_label = warp_pair(image, label, shift, (20, 24), np.ones(3, np.float32), bands)
+    assert warped.shape == (20, 24, 6) and warped.dtype == np.float32
+    np.testing.assert_allclose(warped[:, :5], np.broadcast_to(bands.fill, (20, 5, 6)), rtol=1e-6)
+    np.testing.assert_allclose(warped[:, 5:], image[:, :19], atol=1e-3)  # OpenCV's fixed-point bilinear weights
+    assert (warped_label[:, :5] == 255).all() and (warped_label[:, 5:] == 1).all()
