@@ -104,7 +104,7 @@ def make_band_sample(rng, size: int):
         while np.linalg.norm(background_colours - colour, axis=1).min() < MIN_CONTRAST:
             colour = rng.uniform(0, 255, 3)
         level = rng.uniform(0, 255)
-        while abs(level - background_level) < MIN_CONTRAST / 2:
+        while abs(level - background_level) < MIN_CONTRAST:  # as far from the background as colours are in RGB
             level = rng.uniform(0, 255)
         mask = place_shape(rng, kind, label)
         if kind != HIDDEN_CLASS:
