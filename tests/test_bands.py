@@ -176,3 +176,17 @@ def test_augmentation_moves_every_band_alike_and_fills_each_with_its_own_mid_gre
     np.testing.assert_allclose(warped[:, :5], np.broadcast_to(bands.fill, (20, 5, 6)), rtol=1e-6)
     np.testing.assert_allclose(warped[:, 5:], image[:, :19], atol=1e-3)  # OpenCV's fixed-point bilinear weights
     assert (warped_label[:, :5] == 255).all() and (warped_label[:, 5:] == 1).all()
+
+
+def test_benchmark_measures_a_network_of_4_bands_on_16_bit_tiffs(tmp_path):
+    out = tmp_path / "bench.json"
+    result = run_script(
+        "benchmark.py",
+        *["--model", "unet_small", "--input_shape", "32", "32", "--batch_size", "2", "--num_classes", "3"],
+        *["--image_bands", "4", "--steps", "2", "--warmup", "1", "--calls", "2", "--repeats", "1"],
+        *["--precision", "fp32", "--pipeline_shape", "64", "64", "--pipeline_batches", "2", "--json", out],
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["results"]["float32"]["train_end_to_end"] > 0 and report["results"]["float32"]["slide"] > 0
+    assert report["pipeline"]["pipeline_samples_per_s"] > 0
