@@ -8,9 +8,10 @@ The default is the demo: 64 x 64 images, one to three shapes of 30-60 % of the i
 images of size x size (about 1024) hold many small shapes of LARGE_SHAPES pixels across on the same
 backgrounds: what scale_mode fit loses (shrunk to 256, they are 2-10 pixels across) and slide keeps.
 
-With `bands=4`, the demo's images get a 4th band (as a near-infrared band beside R, G and B) in which every shape
-stands out from its own background, while the HIDDEN_CLASS is not drawn in R, G and B at all: only a network that
-takes the 4th band can find it. They are written as 16-bit TIFFs (values x 257); `bands=3` writes the same
+With `bands=4`, the demo's images get a 4th band (as a near-infrared band beside R, G and B) that shows the
+HIDDEN_CLASS only, standing out from the band's own textured background as far as colours do in RGB, while R, G
+and B show the other classes only: the hidden class differs from the background in the 4th band alone, and only a
+network that takes the 4th band can find it. They are written as 16-bit TIFFs (values x 257); `bands=3` writes the same
 images' R, G and B only, the same way, for the network that cannot see the 4th band.
 """
 
@@ -107,9 +108,10 @@ def make_band_sample(rng, size: int):
         while abs(level - background_level) < MIN_CONTRAST:  # as far from the background as colours are in RGB
             level = rng.uniform(0, 255)
         mask = place_shape(rng, kind, label)
-        if kind != HIDDEN_CLASS:
+        if kind == HIDDEN_CLASS:
+            fourth[mask] = texture(rng, size, np.full(3, level), np.full(3, level))[..., 0][mask]
+        else:
             image[mask] = texture(rng, size, colour, colour + rng.normal(0, 30, 3))[mask]
-        fourth[mask] = texture(rng, size, np.full(3, level), np.full(3, level))[..., 0][mask]
         label[mask] = kind
     return np.clip(np.concatenate([image, fourth[..., None]], axis=-1), 0, 255), label
 
