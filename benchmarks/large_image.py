@@ -134,7 +134,7 @@ def main(config: LargeImageConfig) -> None:
     from nets.models import build_model
     from unet import Unet
     from utils.checkpoint import ModelSettings, save_weights
-    from utils.images import load_image
+    from utils.bands import Bands, read_input
     from utils.visualize import class_colours
 
     os.makedirs(config.work_dir, exist_ok=True)
@@ -144,7 +144,7 @@ def main(config: LargeImageConfig) -> None:
         write_image(image_path, config.size)
     keras.utils.set_random_seed(0)
     model = build_model("unet", config.input_shape, config.num_classes)  # random weights: the same every run
-    image = load_image(image_path)
+    image = read_input(image_path, Bands())  # 8-bit RGB, as predict.py reads it for this network
     middle = config.size // 2
     rows = columns = slice(middle - config.crop // 2, middle + config.crop // 2)
     failed, lines = False, []
