@@ -133,8 +133,8 @@ def main(config: LargeImageConfig) -> None:
 
     from nets.models import build_model
     from unet import Unet
-    from utils.checkpoint import ModelSettings, save_weights
     from utils.bands import Bands, read_input
+    from utils.checkpoint import ModelSettings, save_weights
     from utils.visualize import class_colours
 
     os.makedirs(config.work_dir, exist_ok=True)
