@@ -17,6 +17,11 @@ MODELS = ("unet", "fcn8", "unet_classic", "unet_small")
 PRETRAINED_ENCODER = ("unet", "fcn8")
 # The pretrained encoders' layer names (VGG16: block*, ResNet50: conv* / pool*): what freezing freezes.
 ENCODER_PREFIXES = ("block", "conv", "pool")
+# The pretrained encoders' first convolutions (VGG16's, ResNet50's). For other than 3 bands their kernels are adapted
+# from the RGB ones (utils/weights/matching.py adapt_first_conv), so they keep training while the rest of the encoder
+# is frozen: they have to learn what the new bands hold (with 4 bands, R and the 4th start with the same kernels and
+# would be summed alike).
+FIRST_CONVS = ("block1_conv1", "conv1_conv")
 
 
 def check_model_settings(model: str, input_shape, backbone: str = "vgg") -> None:
@@ -80,8 +85,10 @@ def output_margin(model: keras.Model) -> int:
 
 
 def set_backbone_trainable(model: keras.Model, trainable: bool) -> None:
-    """Freezes or unfreezes the pretrained encoder (VGG16's or ResNet50's layers); a model trained from scratch
-    has none, and freezing leaves it whole."""
+    """Freezes or unfreezes the pretrained encoder (VGG16's or ResNet50's layers), but for its first convolution
+    when the network takes other than 3 bands (FIRST_CONVS); a model trained from scratch has none, and freezing
+    leaves it whole."""
+    adapted = model.input_shape[-1] != 3
     for layer in model.layers:
         if layer.name.startswith(ENCODER_PREFIXES):
-            layer.trainable = trainable
+            layer.trainable = trainable or (adapted and layer.name in FIRST_CONVS)

@@ -6,11 +6,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from nets.models import FIRST_CONVS
 from nets.vgg16 import CAFFE_BGR_MEAN, CAFFE_GREY_MEAN, Preprocess
 from utils.weights.formats import AUTO_NAME, read_weights
-
-# The pretrained encoders' first convolutions (VGG16's, ResNet50's): adapted, not dropped, for other than 3 bands.
-FIRST_CONVS = ("block1_conv1", "conv1_conv")
 
 
 class Skip(NamedTuple):
@@ -54,8 +52,8 @@ def adapt_first_conv(arrays: list, channels: int, mode: str) -> tuple:
 
 
 def adaptable(layer, arrays: list) -> bool:
-    """Whether the file's weights for this layer are a pretrained first convolution for 3 bands where the model
-    takes another number (shapes equal but for the input channels)."""
+    """Whether the file's weights for this layer are a pretrained first convolution (FIRST_CONVS: adapted, not
+    dropped) for 3 bands where the model takes another number (shapes equal but for the input channels)."""
     wanted = [tuple(w.shape) for w in layer.weights]
     found = [np.shape(a) for a in arrays]
     return (
