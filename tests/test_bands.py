@@ -190,3 +190,13 @@ def test_benchmark_measures_a_network_of_4_bands_on_16_bit_tiffs(tmp_path):
     report = json.loads(out.read_text())
     assert report["results"]["float32"]["train_end_to_end"] > 0 and report["results"]["float32"]["slide"] > 0
     assert report["pipeline"]["pipeline_samples_per_s"] > 0
+
+
+def test_the_freeze_phase_leaves_an_adapted_first_convolution_trainable():
+    from nets.models import set_backbone_trainable
+
+    for channels, first_trains in ((3, False), (4, True)):
+        model = build_model("unet", (32, 32), 3, bands=Bands(channels))
+        set_backbone_trainable(model, False)
+        assert model.get_layer("block1_conv1").trainable is first_trains
+        assert not model.get_layer("block1_conv2").trainable and model.get_layer("head").trainable
