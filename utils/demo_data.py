@@ -76,6 +76,14 @@ def place_shape(rng, kind: int, label: np.ndarray) -> np.ndarray:
     return mask
 
 
+def shape_colour(rng, background_colours: np.ndarray) -> np.ndarray:
+    """A random RGB colour (3,) at least MIN_CONTRAST from each of the background's colours (2, 3)."""
+    colour = rng.uniform(0, 255, 3)
+    while np.linalg.norm(background_colours - colour, axis=1).min() < MIN_CONTRAST:
+        colour = rng.uniform(0, 255, 3)
+    return colour
+
+
 def make_sample(rng, size: int):
     """One (image uint8 (size, size, 3), label uint8 (size, size)) pair."""
     background_colours = rng.uniform(0, 255, (2, 3))
@@ -83,9 +91,7 @@ def make_sample(rng, size: int):
     label = np.zeros((size, size), np.uint8)
     for _ in range(rng.integers(1, 4)):
         kind = int(rng.integers(1, len(DEMO_CLASSES)))
-        colour = rng.uniform(0, 255, 3)
-        while np.linalg.norm(background_colours - colour, axis=1).min() < MIN_CONTRAST:
-            colour = rng.uniform(0, 255, 3)
+        colour = shape_colour(rng, background_colours)
         mask = place_shape(rng, kind, label)
         image[mask] = texture(rng, size, colour, colour + rng.normal(0, 30, 3))[mask]
         label[mask] = kind
@@ -101,9 +107,7 @@ def make_band_sample(rng, size: int):
     label = np.zeros((size, size), np.uint8)
     for _ in range(rng.integers(1, 4)):
         kind = int(rng.integers(1, len(DEMO_CLASSES)))
-        colour = rng.uniform(0, 255, 3)
-        while np.linalg.norm(background_colours - colour, axis=1).min() < MIN_CONTRAST:
-            colour = rng.uniform(0, 255, 3)
+        colour = shape_colour(rng, background_colours)
         level = rng.uniform(0, 255)
         while abs(level - background_level) < MIN_CONTRAST:  # as far from the background as colours are in RGB
             level = rng.uniform(0, 255)
@@ -124,9 +128,7 @@ def make_large_sample(rng, size: int):
     label = np.zeros((size, size), np.uint8)
     for _ in range(rng.integers(*LARGE_COUNT)):
         kind = int(rng.integers(1, len(DEMO_CLASSES)))
-        colour = rng.uniform(0, 255, 3)
-        while np.linalg.norm(background_colours - colour, axis=1).min() < MIN_CONTRAST:
-            colour = rng.uniform(0, 255, 3)
+        colour = shape_colour(rng, background_colours)
         radius = rng.uniform(*LARGE_SHAPES) / 2
         box = int(np.ceil(2 * radius)) + 2
         top, left = rng.integers(0, size - box, 2)
