@@ -27,9 +27,9 @@ Cases:
     membrane16       the membrane images written as 16-bit grey PNGs in a narrow range (value x 16 + 1000, as
                      microscopes write them) into a temporary tree, same schedule: compare with membrane_grey.
     demo_4band, demo_4band_rgb
-                     the demo with the demo generator's bands variant (16-bit TIFFs): triangles are drawn in a 4th
+                     the demo with the demo generator's bands variant (16-bit TIFFs): ellipses are drawn in a 4th
                      band only, the other shapes in R, G and B only; trained on all 4 bands or on R, G, B alone (the
-                     same images), the triangle class's IoU says whether the network sees the 4th band.
+                     same images), the ellipse class's IoU says whether the network sees the 4th band.
     large_fit, large_slide
                      the large-image demo (utils/demo_data.py, large: 120 images of 1024x1024, 40-100 shapes of
                      10-40 pixels each), 256x256 input, 20 epochs of batch 4 (480 steps), scale_mode fit against

@@ -29,7 +29,9 @@ MIN_CONTRAST = 90.0  # least RGB distance between a shape's colour and the backg
 MAX_OCCLUSION = 0.25  # most of a new shape's area that may lie over earlier shapes
 LARGE_SHAPES = (10, 40)  # large variant: shapes' size across, in pixels
 LARGE_COUNT = (40, 100)  # large variant: shapes per image
-HIDDEN_CLASS = 3  # bands variant: the class drawn in the 4th band only (triangles)
+# bands variant: the class drawn in the 4th band only: ellipses, which the demo learns best (86.1 % mIoU run, IoU per
+# class 96.7 / 89.2 / 86.8 / 71.8); triangles, the hardest even in RGB, reached 58 % there in the 24 epochs.
+HIDDEN_CLASS = 1
 
 
 def texture(rng, size: int, colour_a, colour_b) -> np.ndarray:
