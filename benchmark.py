@@ -274,11 +274,11 @@ def pipeline_rate(config: BenchmarkConfig, voc: str) -> dict:
     }
 
 
-def measure_precision(config: BenchmarkConfig, policy: str, flops: int, voc: str, work: str) -> dict:
-    """Every per-precision figure of the module docstring, for the Keras dtype policy `policy`."""
+def measure_precision(config: BenchmarkConfig, policy: str, flops: int, voc: str, work: str, bands: Bands) -> dict:
+    """Every per-precision figure of the module docstring, for the Keras dtype policy `policy`, on images of
+    `bands`."""
     keras.mixed_precision.set_global_policy(policy)
     keras.utils.set_random_seed(0)
-    bands = survey([image for image, _ in split_samples(voc, "train")])  # as train.py finds them
     model = build_model(config.model, config.input_shape, config.num_classes, config.backbone, bands=bands)
     result = inference_rates(model, config, policy, voc, work, bands)
     loss = build_loss([1.0] * config.num_classes, dice_loss=True)  # train.py's default: CE + Dice
@@ -393,7 +393,8 @@ def main(config: BenchmarkConfig) -> None:
         pipeline_voc = os.path.join(work, "pipeline")
         make_demo_dataset(pipeline_voc, 32, max(config.pipeline_shape), bands=bands)
         report["pipeline"] = pipeline_rate(config, pipeline_voc)
-        report["results"] = {policy: measure_precision(config, policy, flops, voc, work) for policy in choices}
+        bands = survey([image for image, _ in split_samples(voc, "train")])  # as train.py finds them, once
+        report["results"] = {policy: measure_precision(config, policy, flops, voc, work, bands) for policy in choices}
 
     pipeline = report["pipeline"]
     print(f"\n{report['date']}, {report['machine']}, TensorFlow {report['tensorflow']}, Keras {report['keras']}")

@@ -40,6 +40,11 @@ PIL_MODES = {
 PIL_CONVERTED = {"1": "L", "LA": "L", "La": "L"}  # everything else -> RGB
 
 
+def read_mode(mode: str) -> str:
+    """The PIL mode an image of `mode` is read in: itself when PIL_MODES has it, else its conversion."""
+    return mode if mode in PIL_MODES else PIL_CONVERTED.get(mode, "RGB")
+
+
 @dataclass(frozen=True)
 class Bands:
     """What a network takes: images of `channels` bands of sample type `dtype` (as the files hold them), each band
@@ -144,7 +149,7 @@ def from_pil(image: Image.Image) -> np.ndarray:
     orientation = image.getexif().get(EXIF_ORIENTATION, 1)
     upright = ImageOps.exif_transpose(image) if orientation != 1 else image
     if upright.mode not in PIL_MODES:
-        upright = upright.convert(PIL_CONVERTED.get(upright.mode, "RGB"))
+        upright = upright.convert(read_mode(upright.mode))
     array = np.asarray(upright)
     if upright.mode.startswith("I;16"):
         array = array.astype(np.uint16, copy=False)  # I;16B is big-endian
@@ -176,7 +181,7 @@ def image_header(path: str) -> tuple:
         image.load()
         if image.getexif().get(EXIF_ORIENTATION) in TRANSPOSED_ORIENTATIONS:
             size = size[::-1]
-        mode = image.mode if image.mode in PIL_MODES else PIL_CONVERTED.get(image.mode, "RGB")
+        mode = read_mode(image.mode)
     bands, dtype = PIL_MODES[mode]
     if header and header[0] == 16:
         bands, dtype = (1 if header[1] in (0, 4) else 3), "uint16"
