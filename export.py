@@ -40,6 +40,7 @@ from utils.config import run_main
 from utils.images import IMAGE_SUFFIXES, image_files
 from utils.letterbox import letterbox
 from utils.onnx_model import OnnxModel, write_onnx
+from utils.prediction import output_class_ids
 
 # TF 2.21 still ships tf.lite's interpreter; its successor is the ai_edge_litert package.
 warnings.filterwarnings("ignore", message=r"\s*Warning: tf.lite.Interpreter is deprecated")
@@ -84,7 +85,7 @@ def parity_batch(paths, input_shape, bands: Bands) -> np.ndarray:
 def parity(reference: np.ndarray, exported: np.ndarray, name: str) -> tuple:
     """(passed, a line saying so): the largest |probability difference| and the class agreement of an export."""
     largest = float(np.abs(reference - exported).max())
-    agreement = float((reference.argmax(-1) == exported.argmax(-1)).mean())
+    agreement = float((output_class_ids(reference) == output_class_ids(exported)).mean())
     limit, share = TOLERANCES[name]
     passed = agreement >= share and (limit is None or largest <= limit)
     wanted = f"<= {limit:g}, " if limit is not None else ""

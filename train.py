@@ -18,6 +18,16 @@ is 184 smaller, and prediction covers whole images by overlap-tile).
 * input_channels: found from the images (grey 1, RGB 3, a multi-band TIFF its bands); images of other bit depths than
 8 are stretched per band by their robust range, measured on the train split and recorded with the weights. 1 or 3
 converts RGB to grey or grey to RGB.
+* head sigmoid: for 2-class data, one output P(class 1) trained with binary cross-entropy (+ the foreground's Dice);
+predict.py and get_miou.py then draw class 1 where P > threshold (their setting, default 0.5; get_miou.py can sweep it).
+* early_stop_patience: early stopping in the frozen phase unfreezes at the next epoch; in the unfrozen phase it ends
+the run (best_epoch_weights is the best epoch's). lr_decay_type plateau lowers the learning rate instead. Both count
+epochs since the best value of val mIoU (val loss with eval_flag false) within the phase, and resume exactly.
+* weight_map: the UNet paper's w(x) = cls_weights[class] + w0 exp(-(d1 + d2)^2 / 2 sigma^2), d1 and d2 the distances
+to the nearest and second-nearest object: the connected regions of the object classes (weight_map_objects; on the
+membrane set the cells, class 0). It weights cross-entropy or focal loss; Dice stays unweighted.
+* elastic_alpha: the UNet paper's elastic deformation, a smooth random displacement field, resampled with the affine
+augmentation in one pass. The paper's: --elastic_alpha 10 --elastic_sigma 286 on 572 px tiles.
 * scale_mode: fit letterboxes each whole image into input_shape (right for photos, VOC); slide keeps images at their
 own resolution (times image_scale) and trains on input_shape crops, drawn on labelled content often enough that
 rare classes are seen, and predicts by a sliding window of input_shape with `overlap`, blended: right for large
@@ -41,11 +51,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up 
 
 import keras
 
+from nets.heads import check_head
 from nets.models import (
     PRETRAINED_ENCODER,
     check_model_settings,
     output_margin,
 )
+from utils.augment import Augmentation
 from utils.bands import survey
 from utils.callbacks import CheckpointSaver, EvalCallback, LossHistory
 from utils.checkpoint import (
@@ -67,7 +79,9 @@ from utils.precision import set_precision
 from utils.prediction import letterbox_to
 from utils.runs import prepare_save_dir, resumed_config, run_dir_of
 from utils.sliding import check_scale_settings, describe_scale, resolve_scale_mode, scale_of
-from utils.training import fit_phase, plan_phases
+from utils.stopping import NonFiniteGuard, Watch, WatchRules
+from utils.training import fit_phase, phase_learning_rates, plan_phases
+from utils.weight_map import WeightMap
 from utils.weights.building import build_with_weights
 from utils.weights.sources import resolve_model_path
 
@@ -77,6 +91,7 @@ class TrainConfig:
     num_classes: int = 4  # classes including the background (the demo data has 4)
     model: str = "unet"  # network: unet | fcn8 (VGG16) | unet_classic (valid convolutions) | unet_small (from scratch)
     backbone: str = "vgg"  # encoder of model=unet: vgg | resnet50
+    head: str = "softmax"  # softmax (argmax over the classes) | sigmoid: 2 classes, one output, binary cross-entropy *
     model_path: str = "auto"  # start from: auto | imagenet | hed | a weights file | "" (random init)
     input_shape: list[int] = field(default_factory=lambda: [64, 64])  # network input (height width), multiples of 32 *
     input_channels: int = 0  # bands of the input: 0 = as the images have them (1 grey, 3 RGB, N); 1 or 3 convert *
@@ -96,7 +111,10 @@ class TrainConfig:
     optimizer_type: str = "adam"  # adam | sgd
     momentum: float = 0.9  # adam beta_1 / sgd momentum
     weight_decay: float = 0.0  # decoupled weight decay (AdamW / SGDW); 0 = off
-    lr_decay_type: str = "cos"  # cos (warm-up + cosine) | step
+    lr_decay_type: str = "cos"  # cos (warm-up + cosine) | step | plateau (reduced when val mIoU stops improving)
+    plateau_patience: int = 3  # plateau: epochs without a better val mIoU (val loss without eval) before a reduction
+    plateau_factor: float = 0.5  # plateau: the learning rate is multiplied by this, down to min_lr
+    early_stop_patience: int = 0  # early stopping: end the phase after this many epochs without a better val mIoU *
     save_period: int = 5  # also keep the weights of every save_period-th epoch
     save_dir: str = "logs"  # where weights, curves and history go
     eval_flag: bool = True  # compute val mIoU during training (also picks best_epoch_weights by mIoU)
@@ -105,6 +123,16 @@ class TrainConfig:
     dice_loss: bool = True  # add Dice loss (helps with few, small foreground classes)
     focal_loss: bool = False  # focal loss instead of cross-entropy
     cls_weights: list[float] = field(default_factory=list)  # per-class loss weights, e.g. 1 2 3; empty = all 1
+    weight_map: bool = False  # UNet weight map: extra loss weight in the gaps between touching objects *
+    weight_map_w0: float = 10.0  # weight map: w0, the weight at a gap of width 0 (the UNet paper's 10)
+    weight_map_sigma: float = 5.0  # weight map: sigma in px, how fast it falls off with the gap (the paper's 5)
+    weight_map_objects: list[int] = field(default_factory=list)  # weight map: the object classes; empty = all but 0
+    rotation: float = 0.0  # augmentation: random rotation by up to +-rotation degrees; 0 = off
+    rotate_90: bool = False  # augmentation: random rotation by a multiple of 90 degrees (aerial, microscopy)
+    vertical_flip: bool = False  # augmentation: random vertical flip (the horizontal flip is always on)
+    shear: float = 0.0  # augmentation: random shear by up to +-shear degrees; 0 = off
+    elastic_alpha: float = 0.0  # augmentation: elastic deformation, px of random displacement (paper: 10); 0 = off *
+    elastic_sigma: float = 128.0  # elastic deformation: px between the points of its coarse random grid (smoothness)
     num_workers: int = 0  # data-loading threads; 0 = chosen by tf.data
     seed: int = 11  # seed for shuffling, augmentation and initialisation
     train_gpu: list[int] = field(default_factory=lambda: [0])  # GPU ids; 2+ train together (docs/distribute.md)
@@ -112,7 +140,11 @@ class TrainConfig:
 
 def validate_config(config: TrainConfig) -> None:
     """Raises ValueError for settings that cannot work, before anything slow starts."""
-    choices = {"backbone": ("vgg", "resnet50"), "optimizer_type": ("adam", "sgd"), "lr_decay_type": ("cos", "step")}
+    choices = {
+        "backbone": ("vgg", "resnet50"),
+        "optimizer_type": ("adam", "sgd"),
+        "lr_decay_type": ("cos", "step", "plateau"),
+    }
     for name, allowed in choices.items():
         if getattr(config, name) not in allowed:
             raise ValueError(f"{name}={getattr(config, name)!r}: expected one of {', '.join(allowed)}.")
@@ -124,6 +156,17 @@ def validate_config(config: TrainConfig) -> None:
             f"cls_weights has {len(config.cls_weights)} values but num_classes={config.num_classes}: "
             "give one weight per class, or none."
         )
+    check_head(config.head, config.num_classes)
+    Augmentation.of(config).check()
+    if config.weight_map:
+        WeightMap.of(config).check(config.num_classes)
+    for name in ("early_stop_patience", "plateau_patience"):
+        if getattr(config, name) < 0:
+            raise ValueError(
+                f"{name}={getattr(config, name)}: expected epochs, 0 or more (early_stop_patience 0: off)."
+            )
+    if not 0 < config.plateau_factor < 1:
+        raise ValueError(f"plateau_factor={config.plateau_factor}: expected a factor between 0 and 1, e.g. 0.5.")
     if config.input_channels < 0:
         raise ValueError(f"input_channels={config.input_channels}: expected 0 (as the images are) or 1 or more.")
     if not 0 <= config.init_epoch < config.unfreeze_epoch:
@@ -135,6 +178,18 @@ def validate_config(config: TrainConfig) -> None:
         raise ValueError(
             f"freeze_epoch={config.freeze_epoch}, unfreeze_epoch={config.unfreeze_epoch}: the frozen epochs are part "
             "of the total, so expected 0 <= freeze_epoch <= unfreeze_epoch (or freeze_train false)."
+        )
+
+
+def check_watch_settings(config: TrainConfig, num_workers: int) -> None:
+    """Early stopping and the plateau act on every worker alike; with several workers only the chief computes
+    val mIoU, so they must go by val loss."""
+    acting = config.early_stop_patience or config.lr_decay_type == "plateau"
+    if acting and config.eval_flag and num_workers > 1:
+        raise ValueError(
+            f"early_stop_patience / lr_decay_type plateau with {num_workers} workers: only the chief computes val "
+            "mIoU, so the workers could not stop or lower the learning rate together. Set eval_flag false (they go "
+            "by val loss, which every worker computes), or train on one machine."
         )
 
 
@@ -164,17 +219,18 @@ def ensure_demo_data(vocdevkit_path: str) -> None:
     make_demo_dataset(vocdevkit_path)
 
 
-def make_callbacks(config: TrainConfig, val_samples, model, settings: ModelSettings, state):
+def make_callbacks(config: TrainConfig, val_samples, model, settings: ModelSettings, state, watch):
     """The chief's callbacks, in order: val mIoU (at the images' own size, by the prediction path), loss history,
-    checkpoints (which write the history's files after the epoch's weights), TensorBoard. A resumed run (state: its
-    checkpoint's RunState) continues its run folder, history and best value.
+    the Watch (early stopping, plateau LR), checkpoints (which write the history's files after the epoch's
+    weights, and carry the Watch's state), TensorBoard. A resumed run (state: its checkpoint's RunState) continues
+    its run folder, history and best value.
 
     Returns:
         (callbacks, the LossHistory, the CheckpointSaver).
     """
     run_dir = run_dir_of(state, config.save_dir) if state else LossHistory.new_run_dir(config.save_dir)
     history = LossHistory(run_dir, state.history if state else ())
-    callbacks = [history]
+    callbacks = [history, watch]
     if config.eval_flag:
         eval_batch = config.unfreeze_batch_size
         scale = scale_of(config)
@@ -183,13 +239,19 @@ def make_callbacks(config: TrainConfig, val_samples, model, settings: ModelSetti
         num_batches = math.ceil(len(val_samples) / eval_batch)
         periods = (config.eval_period, config.unfreeze_epoch)
         callbacks.insert(0, EvalCallback(eval_data, num_batches, config.num_classes, periods, scale))
-    monitor = "val_miou" if config.eval_flag else "val_loss"
     run = ({**asdict(config), "resume": ""}, settings)
     best, resumed_epoch = (state.best, state.epoch) if state else ({}, 0)
-    checkpoints = CheckpointSaver(config.save_dir, config.save_period, monitor, run, history, best, resumed_epoch)
+    checkpoints = CheckpointSaver(
+        config.save_dir, config.save_period, monitor_of(config), run, history, best, resumed_epoch, watch
+    )
     callbacks += [checkpoints, keras.callbacks.TensorBoard(history.run_dir, write_graph=False)]
-    print(f"Logs: {history.run_dir}; best_epoch_weights chosen by {monitor}")
+    print(f"Logs: {history.run_dir}; best_epoch_weights chosen by {monitor_of(config)}")
     return callbacks, history, checkpoints
+
+
+def monitor_of(config: TrainConfig) -> str:
+    """What best_epoch_weights, early stopping and the plateau go by: val mIoU, or val loss without evaluation."""
+    return "val_miou" if config.eval_flag else "val_loss"
 
 
 def starting_config(config: TrainConfig):
@@ -214,7 +276,8 @@ def build_starting_model(config: TrainConfig, strategy, checkpoint, bands):
         weights_path, source = checkpoint, f"resumable checkpoint {checkpoint}"
     else:
         weights_path, source = resolve_model_path(config.model_path, config.backbone, config.model)
-    model = build_with_weights(config, weights_path, source, complete=False, scope=strategy.scope(), bands=bands)
+    scope = strategy.scope()
+    model = build_with_weights(config, weights_path, source, complete=False, scope=scope, bands=bands, head=config.head)
     if checkpoint:
         restore_seed_generators(model, checkpoint)  # dropout goes on drawing as in the run that stopped
     return model
@@ -238,6 +301,7 @@ def train(config: TrainConfig) -> None:
     print(f"Devices: {placement}")
     for batch_size in batch_sizes:
         check_global_batch(batch_size, strategy)
+    check_watch_settings(config, cluster.count)
 
     print(set_precision(config.precision))
     keras.utils.set_random_seed(config.seed)
@@ -248,20 +312,29 @@ def train(config: TrainConfig) -> None:
     names = class_names_for(config)
     settings = settings_for(model, config, names, bands)
 
-    loss = build_loss(config.cls_weights or [1.0] * config.num_classes, config.dice_loss, config.focal_loss)
-    # Only the chief evaluates and writes logs/; the other workers train and write nothing.
-    callbacks, history, checkpoints = [], None, None
+    weights = config.cls_weights or [1.0] * config.num_classes
+    loss = build_loss(weights, config.dice_loss, config.focal_loss, config.head, config.weight_map)
+    watch = Watch(WatchRules.of(config, monitor_of(config)), state.watch if state else None)
+    guard = NonFiniteGuard((keras.mixed_precision.global_policy().name, config.init_lr, config.save_dir))
+    # Only the chief evaluates and writes logs/; the other workers train and write nothing (their Watch goes by
+    # val_loss, which every worker computes alike: check_watch_settings).
+    callbacks, history, checkpoints = [guard, watch], None, None
     if cluster.is_chief:
-        callbacks, history, checkpoints = make_callbacks(config, val_samples, model, settings, state)
+        callbacks, history, checkpoints = make_callbacks(config, val_samples, model, settings, state, watch)
+        callbacks.insert(0, guard)
     start_epoch = state.epoch if state else config.init_epoch
     started = time.time()
     try:
         with strategy.scope():
-            for phase in plan_phases(config):
-                if phase.end_epoch > start_epoch:
+            for frozen in (True, False):  # planned again after the frozen phase: early stopping may have ended it
+                phases = plan_phases(config, watch.state.unfrozen_from)
+                for phase in [p for p in phases if p.frozen == frozen and p.end_epoch > start_epoch]:
+                    watch.start_phase(phase, phase is phases[-1], phase_learning_rates(config, phase)[1])
                     shard, start = (cluster.index, cluster.count), (start_epoch, checkpoint)
                     samples = (train_samples, val_samples)
                     fit_phase(model, config, loss, phase, samples, callbacks, shard, start, bands)
+                if watch.state.stopped:
+                    break
     except KeyboardInterrupt:
         if cluster.is_chief:
             report_interrupt(model, config, settings, history.rows[-1]["epoch"] if history.rows else start_epoch)
@@ -269,7 +342,8 @@ def train(config: TrainConfig) -> None:
     if cluster.count > 1:
         print(f"Worker {cluster.index}: weights digest {weights_digest(model)} (the same on every worker)")
     where = f"Weights in {config.save_dir}/" if cluster.is_chief else "The chief writes the weights."
-    print(f"Done: epochs {start_epoch + 1}-{config.unfreeze_epoch} in {(time.time() - started) / 60:.1f} min. {where}")
+    last = watch.state.stopped or config.unfreeze_epoch
+    print(f"Done: epochs {start_epoch + 1}-{last} in {(time.time() - started) / 60:.1f} min. {where}")
 
 
 def class_names_for(config: TrainConfig) -> list:

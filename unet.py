@@ -28,7 +28,14 @@ from utils.config import format_config
 from utils.dataloader import build_predict_dataset
 from utils.onnx_model import OnnxModel
 from utils.precision import set_precision
-from utils.prediction import letterbox_to, predict_function, segment_function, segment_image_function
+from utils.prediction import (
+    ClassScores,
+    check_threshold,
+    letterbox_to,
+    predict_function,
+    segment_function,
+    segment_image_function,
+)
 from utils.sliding import check_scale_settings, resolve_scale_mode, scale_of
 from utils.visualize import MIX_TYPES, class_colours, class_names, count_table, palette_image, render_image
 from utils.weights.building import build_with_weights
@@ -45,6 +52,7 @@ class UnetConfig:
     scale_mode: str | None = None  # fit (image into input_shape) | slide (own size, sliding window); None = as trained
     image_scale: float | None = None  # slide: images at this scale; None = as trained
     overlap: float = 0.25  # slide: share of a window that the next one overlaps (blended)
+    threshold: float = 0.5  # 2 classes: class 1 where its probability > threshold (trades precision for recall)
     mix_type: int = 0  # 0 = mask blended with the image, 1 = mask only, 2 = image with the background removed
     colors: list[str] = field(default_factory=list)  # one #rrggbb per class; empty = VOC palette (generated beyond 21)
     display_bands: list[int] = field(default_factory=list)  # bands drawn as R G B (e.g. 3 2 1); empty = first three
@@ -85,7 +93,9 @@ def recorded_settings(config: UnetConfig, onnx: OnnxModel = None):
     tiles = onnx.output_shape[1] != onnx.input_shape[1]
     model = config.model or ("unet_classic" if tiles else "unet")
     shape, scale_mode = tuple(onnx.input_shape[1:3]), resolve_scale_mode("auto", model)
-    return ModelSettings(model, config.backbone or "vgg", onnx.output_shape[-1], shape, scale_mode=scale_mode)
+    channels = onnx.output_shape[-1]  # one: a sigmoid head's P(class 1)
+    head, num_classes = ("sigmoid", 2) if channels == 1 else ("softmax", channels)
+    return ModelSettings(model, config.backbone or "vgg", num_classes, shape, scale_mode=scale_mode, head=head)
 
 
 def resolve_settings(config: UnetConfig, recorded) -> UnetConfig:
@@ -113,9 +123,9 @@ def resolve_settings(config: UnetConfig, recorded) -> UnetConfig:
     return replace(config, scale_mode=resolve_scale_mode(config.scale_mode, config.model))
 
 
-def check_onnx(config: UnetConfig, model: OnnxModel) -> OnnxModel:
-    """The ONNX model of model_path, checked against input_shape, num_classes and model."""
-    expected = output_shape(config.model, config.input_shape, config.num_classes)
+def check_onnx(config: UnetConfig, model: OnnxModel, head: str) -> OnnxModel:
+    """The ONNX model of model_path, checked against input_shape, num_classes, model and head."""
+    expected = output_shape(config.model, config.input_shape, config.num_classes, head)
     if list(model.input_shape[1:3]) != list(config.input_shape) or tuple(model.output_shape[1:]) != expected:
         raise ValueError(
             f"{config.model_path} takes {list(model.input_shape[1:3])} and gives {list(model.output_shape[1:])}, but "
@@ -147,17 +157,20 @@ class Unet:
         self.config = config = resolve_settings(config, recorded)
         self.class_names = list(recorded.class_names) if recorded else []  # background first; [] = unnamed
         self.bands = recorded.bands if recorded else Bands()  # what the images are: 8-bit RGB unless recorded
+        head = recorded.head if recorded else "softmax"
         if config.mix_type not in MIX_TYPES:
             raise ValueError(
                 f"mix_type={config.mix_type}: expected 0 (blend), 1 (mask only) or 2 (background removed)."
             )
+        check_threshold(config.threshold, config.num_classes)
         self.colours = class_colours(config.num_classes, config.colors)
         print("Unet:\n" + format_config(config))
         print(set_precision(config.precision))
         if config.backend == "onnx":
-            self.model = check_onnx(config, onnx)
+            self.model = check_onnx(config, onnx, head)
         elif config.backend == "keras":
-            self.model = build_with_weights(config, config.model_path, bands=self.bands)  # the file checked above
+            # the file checked above
+            self.model = build_with_weights(config, config.model_path, bands=self.bands, head=head)
         else:
             raise ValueError(f"backend={config.backend!r}: expected keras or onnx.")
         variant = model_variant(self.model) if config.backend == "keras" else UnetVariant()
@@ -173,13 +186,21 @@ class Unet:
             config.scale_mode,
             config.image_scale,
             self.bands,
+            head,
         )
-        self.predict = predict_function(self.model)  # the bare model call, for benchmarks
+        # The network's output as class scores (a sigmoid head's p as two classes; 2 classes at the threshold).
+        self.scores = ClassScores(self.model, config.threshold)
+        self.predict = predict_function(self.scores)  # the bare model call, for benchmarks
         self.scale = scale_of(config)
-        self._segment_batch = segment_function(self.model, self.scale)
-        self._segment_image = segment_image_function(self.model, self.scale, self.bands)
+        self._segment_batch = segment_function(self.scores, self.scale)
+        self._segment_image = segment_image_function(self.scores, self.scale, self.bands)
         if not self.bands.eight_bit or self.bands.channels != 3:
             print(f"Images: {self.bands.describe()}")
+
+    def set_threshold(self, threshold: float) -> None:
+        """Class 1 where its probability > threshold, from the next call on (2-class networks; nothing is retraced)."""
+        self.scores.set_threshold(threshold)
+        self.config = replace(self.config, threshold=threshold)
 
     def segment(self, images) -> list:
         """The prediction path for images in memory: arrays (h, w, bands) of any sizes, as the network takes them

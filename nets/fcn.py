@@ -4,6 +4,7 @@ import keras
 import numpy as np
 from keras import layers
 
+from nets.heads import apply_probabilities
 from nets.vgg16 import Preprocess, apply_vgg16_pools
 
 
@@ -46,7 +47,9 @@ def score(x, num_classes: int, name: str):
     return layers.Conv2D(num_classes, 1, kernel_initializer="zeros", dtype="float32", name=name)(x)
 
 
-def build_fcn8(input_shape=(512, 512, 3), num_classes: int = 21, fc_filters: int = 4096, ranges=()) -> keras.Model:
+def build_fcn8(
+    input_shape=(512, 512, 3), num_classes: int = 21, fc_filters: int = 4096, ranges=(), head: str = "softmax"
+) -> keras.Model:
     """Builds FCN-8s from raw RGB pixels to per-pixel class probabilities.
 
     VGG16's fully connected fc6 / fc7 become a 7x7 and a 1x1 convolution on pool5 (the paper's conv6 / conv7),
@@ -73,5 +76,5 @@ def build_fcn8(input_shape=(512, 512, 3), num_classes: int = 21, fc_filters: int
     x = upsample(x, num_classes, 2, "upscore_pool4")  # (B, H/8, W/8, C)
     x = layers.Add(name="fuse_pool3")([x, score(pool3, num_classes, "score_pool3")])
     x = upsample(x, num_classes, 8, "upscore8")  # (B, H, W, C)
-    probabilities = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
+    probabilities = apply_probabilities(x, head)
     return keras.Model(images, probabilities, name="fcn8")

@@ -3,6 +3,7 @@
 import keras
 
 from nets.fcn import build_fcn8
+from nets.heads import check_head, head_channels
 from nets.unet import UnetVariant, build_unet
 from nets.unet_classic import (
     CLASSIC_MARGIN,
@@ -51,22 +52,24 @@ def build_model(
     backbone: str = "vgg",
     variant: UnetVariant = UnetVariant(),
     bands: Bands = Bands(),
+    head: str = "softmax",
 ) -> keras.Model:
-    """The network `model` for images (H, W) -> probabilities (B, H', W', num_classes), float32 softmax;
-    H' = H except for unet_classic (H - 184). `variant` (the weights file's, utils.weights.formats.weights_variant) is
-    for model=unet; the other models have one variant. `bands`: the images' band count and ranges (utils/bands.py),
-    which the network's preprocessing applies."""
+    """The network `model` for images (H, W) -> probabilities (B, H', W', num_classes), float32 softmax, or
+    (B, H', W', 1) P(class 1) for head sigmoid (nets/heads.py); H' = H except for unet_classic (H - 184).
+    `variant` (the weights file's, utils.weights.formats.weights_variant) is for model=unet; the other models have
+    one variant. `bands`: the images' band count and ranges (utils/bands.py), which the preprocessing applies."""
     check_model_settings(model, input_shape, backbone)
     if model != "unet" and variant != UnetVariant():
         raise ValueError(f"The weights were trained as a UNet with {variant.describe()}: set model=unet.")
-    shape, ranges = (*input_shape, bands.channels), bands.ranges
+    check_head(head, num_classes)
+    shape, ranges, channels = (*input_shape, bands.channels), bands.ranges, head_channels(num_classes, head)
     if model == "unet":
-        return build_unet(shape, num_classes, backbone, variant, ranges)
+        return build_unet(shape, channels, backbone, variant, ranges, head)
     if model == "fcn8":
-        return build_fcn8(shape, num_classes, ranges=ranges)
+        return build_fcn8(shape, channels, ranges=ranges, head=head)
     if model == "unet_classic":
-        return build_unet_classic(shape, num_classes, ranges)
-    return build_unet_small(shape, num_classes, ranges)
+        return build_unet_classic(shape, channels, ranges, head)
+    return build_unet_small(shape, channels, ranges, head)
 
 
 def model_margin(model: str) -> int:
@@ -74,9 +77,9 @@ def model_margin(model: str) -> int:
     return CLASSIC_MARGIN if model == "unet_classic" else 0
 
 
-def output_shape(model: str, input_shape, num_classes: int) -> tuple:
-    """(H', W', num_classes): what the network `model` gives for input_shape (H, W), without building it."""
-    return (*(side - 2 * model_margin(model) for side in input_shape), num_classes)
+def output_shape(model: str, input_shape, num_classes: int, head: str = "softmax") -> tuple:
+    """(H', W', channels): what the network `model` gives for input_shape (H, W), without building it."""
+    return (*(side - 2 * model_margin(model) for side in input_shape), head_channels(num_classes, head))
 
 
 def output_margin(model: keras.Model) -> int:

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 import keras
 from keras import layers
 
+from nets.heads import apply_probabilities
 from nets.resnet50 import KERAS_BN_EPSILON, apply_resnet50_encoder
 from nets.vgg16 import PREPROCESSING, Preprocess, apply_vgg16_encoder
 
@@ -52,6 +53,7 @@ def build_unet(
     backbone: str = "vgg",
     variant: UnetVariant = UnetVariant(),
     ranges=(),
+    head: str = "softmax",
 ) -> keras.Model:
     """Builds a UNet from raw RGB pixels to per-pixel class probabilities.
 
@@ -64,6 +66,7 @@ def build_unet(
         backbone: "vgg" or "resnet50".
         variant: preprocessing, upsampling and BN epsilon, as the weights to be loaded were trained with.
         ranges: per band (low, high) that the preprocessing stretches to [0, 255] (Preprocess); () for 8-bit.
+        head: softmax, or sigmoid with num_classes 1 (nets/heads.py).
 
     Returns:
         keras.Model: images (B, H, W, C) -> probabilities (B, H, W, num_classes), float32 softmax.
@@ -83,8 +86,7 @@ def build_unet(
     # Zero-initialised head: training starts from uniform probabilities (loss ln C) instead of the
     # saturated softmax that the large, caffe-scale encoder activations would otherwise give.
     x = layers.Conv2D(num_classes, 1, kernel_initializer="zeros", name="head")(x)  # (B, H, W, num_classes)
-    # Softmax in float32 so mixed-precision training keeps a stable loss.
-    probabilities = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
+    probabilities = apply_probabilities(x, head)
     model = keras.Model(images, probabilities, name=f"unet_{backbone}")
     for layer in model.layers:
         if isinstance(layer, layers.BatchNormalization):  # ResNet50's: read at call time, so set before any call

@@ -4,6 +4,7 @@ valid convolutions and centre-cropped skips, and a small one for CPU-scale exper
 import keras
 from keras import layers
 
+from nets.heads import apply_probabilities
 from nets.vgg16 import Preprocess
 
 CLASSIC_FILTERS = (64, 128, 256, 512, 1024)  # per level, the last at the bottom, as in the paper
@@ -59,7 +60,9 @@ def centre_crop(skip, size, name: str):
     return layers.Cropping2D(((height // 2, height - height // 2), (width // 2, width - width // 2)), name=name)(skip)
 
 
-def build_plain_unet(input_shape, num_classes: int, filters, padding: str, batch_norm: bool, name: str, ranges=()):
+def build_plain_unet(
+    input_shape, num_classes: int, filters, padding: str, batch_norm: bool, name: str, ranges=(), head="softmax"
+):
     """A UNet with its own encoder: per level two 3x3 convolutions and a 2x2 max-pooling down; per level up a
     2x2 up-convolution halving the channels, the skip (centre-cropped when the convolutions are valid)
     concatenated, two 3x3 convolutions; a 1x1 convolution to the classes.
@@ -86,11 +89,11 @@ def build_plain_unet(input_shape, num_classes: int, filters, padding: str, batch
         x = layers.Concatenate(name=f"up{level}_concat")([skip, x])
         x = apply_conv_pair(x, level_filters, padding, batch_norm, name=f"up{level}")
     x = layers.Conv2D(num_classes, 1, name="head")(x)
-    probabilities = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
+    probabilities = apply_probabilities(x, head)
     return keras.Model(images, probabilities, name=name)
 
 
-def build_unet_classic(input_shape=(572, 572, 3), num_classes: int = 2, ranges=()) -> keras.Model:
+def build_unet_classic(input_shape=(572, 572, 3), num_classes: int = 2, ranges=(), head="softmax") -> keras.Model:
     """The original UNet: valid 3x3 convolutions, 64 to 1024 filters, centre-cropped skips.
 
     Args:
@@ -101,14 +104,14 @@ def build_unet_classic(input_shape=(572, 572, 3), num_classes: int = 2, ranges=(
         keras.Model: images (B, H, W, C) -> probabilities (B, H - 184, W - 184, num_classes): 572 -> 388.
     """
     check_classic_input_shape(input_shape[:2])
-    return build_plain_unet(input_shape, num_classes, CLASSIC_FILTERS, "valid", False, "unet_classic", ranges)
+    return build_plain_unet(input_shape, num_classes, CLASSIC_FILTERS, "valid", False, "unet_classic", ranges, head)
 
 
-def build_unet_small(input_shape=(256, 256, 3), num_classes: int = 2, ranges=()) -> keras.Model:
+def build_unet_small(input_shape=(256, 256, 3), num_classes: int = 2, ranges=(), head="softmax") -> keras.Model:
     """A small UNet for quick experiments: 16 to 256 filters, "same" padding, batch normalisation.
 
     Args:
         input_shape: (H, W, C), H and W multiples of 16; C bands.
         ranges: as for build_unet_classic.
     """
-    return build_plain_unet(input_shape, num_classes, SMALL_FILTERS, "same", True, "unet_small", ranges)
+    return build_plain_unet(input_shape, num_classes, SMALL_FILTERS, "same", True, "unet_small", ranges, head)

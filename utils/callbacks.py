@@ -125,10 +125,14 @@ class CheckpointSaver(keras.callbacks.Callback):
         history: the LossHistory whose rows the checkpoint carries and whose files it writes.
         best: {"monitor", "value", "epoch"} so far ({} for a new run).
         resumed_epoch: the epoch a resumed run starts after (0 for a new run): its files are repaired first.
+        watch: the run's utils.stopping.Watch, whose state the checkpoint carries (it acts before this callback).
     """
 
-    def __init__(self, save_dir: str, save_period: int, monitor: str, run, history, best: dict, resumed_epoch=0):
+    def __init__(
+        self, save_dir: str, save_period: int, monitor: str, run, history, best: dict, resumed_epoch=0, watch=None
+    ):
         super().__init__()
+        self.watch = watch
         self.save_dir, self.save_period, self.monitor = save_dir, save_period, monitor
         self.config, self.settings = run
         self.history, self.best = history, dict(best) if best.get("monitor") == monitor else {}
@@ -157,6 +161,7 @@ class CheckpointSaver(keras.callbacks.Callback):
                 self.best = {"monitor": self.monitor, "value": float(value), "epoch": epoch + 1}
                 print(f"Epoch {epoch + 1}: {self.monitor} improved to {value:.4f}, saving best_epoch_weights")
             state = RunState(epoch + 1, self.config, self.history.run_dir, self.history.rows, self.best)
+            state.watch = self.watch.state_dict() if self.watch else {}
             writing = time.perf_counter()
             save_resumable(self.model, self.save_dir, self.settings, state)
             seconds = time.perf_counter() - writing

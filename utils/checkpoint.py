@@ -44,6 +44,7 @@ class ModelSettings:
     scale_mode: str = "fit"  # how images meet the network (utils/sliding.py): fit | slide
     image_scale: float = 1.0  # slide: the scale images are seen at
     bands: Bands = Bands()  # the images' band count, sample type and ranges (utils/bands.py)
+    head: str = "softmax"  # softmax | sigmoid (one output for 2 classes: nets/heads.py)
 
     def to_json(self) -> str:
         fields = {**asdict(self), "input_shape": list(self.input_shape), "class_names": list(self.class_names)}
@@ -71,6 +72,7 @@ class RunState:
     history: list = field(default_factory=list)  # one row per completed epoch
     best: dict = field(default_factory=dict)  # {"monitor", "value", "epoch"} of best_epoch_weights
     seed_generators: list = field(default_factory=list)  # dropout's RNG states, in the model's order
+    watch: dict = field(default_factory=dict)  # early stopping's and the plateau's state (utils/stopping.py)
 
 
 def save_weights(model, path: str, settings: ModelSettings, epoch: int) -> None:
@@ -251,4 +253,5 @@ def settings_for(model, config, class_names, bands: Bands) -> ModelSettings:
         scale_mode=config.scale_mode,
         image_scale=config.image_scale,
         bands=bands,
+        head=config.head,
     )

@@ -6,9 +6,11 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
+from utils.augment import HSV_JITTER, Augmentation, canvas_transform, warp_pair
 from utils.bands import Bands, read_input, read_input_or_error
 from utils.images import IGNORE_LABEL, load_label
 from utils.letterbox import fit_input, letterbox, place_on_canvas, resize_image, resize_label
+from utils.weight_map import weighted_targets
 
 # tf.data runs samples in parallel; OpenCV's own threads on top would oversubscribe the cores.
 cv2.setNumThreads(1)
@@ -23,9 +25,6 @@ NATIVE_SCALE_RANGE = (0.9, 1.1)
 # a rare class is aimed at as often as a common one); the others fall anywhere in the image.
 CLASS_CROPS = 0.5
 ASPECT_JITTER = 0.3
-# 8-bit RGB: hue, saturation, value, each multiplied by 1 + uniform(-j, j). Other images (grey, N bands, 16-bit,
-# float): the value gain only, the same for every band, as brightness about each band's low end (jitter_bands).
-HSV_JITTER = (0.1, 0.7, 0.3)
 
 
 def decode_pair(image_path, label_path, bands: Bands):
@@ -37,47 +36,6 @@ def decode_pair(image_path, label_path, bands: Bands):
     dtype = tf.as_dtype(bands.input_dtype)
     image, label = tf.numpy_function(read, [image_path, label_path], [dtype, tf.uint8], stateful=False)
     return tf.ensure_shape(image, [None, None, bands.channels]), tf.ensure_shape(label, [None, None])
-
-
-def jitter_hsv(image: np.ndarray, gains: np.ndarray) -> np.ndarray:
-    """Multiplies hue, saturation and value of a uint8 RGB image by gains (3,) through lookup tables (hue wraps)."""
-    x = np.arange(256, dtype=np.float32)
-    tables = [(x * gains[0]) % 180, np.clip(x * gains[1], 0, 255), np.clip(x * gains[2], 0, 255)]  # OpenCV hue: 0-179
-    channels = cv2.split(cv2.cvtColor(image, cv2.COLOR_RGB2HSV))
-    hsv = cv2.merge([cv2.LUT(c, t.astype(np.uint8)) for c, t in zip(channels, tables)])
-    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
-
-
-def jitter_bands(image: np.ndarray, gain: float, bands: Bands) -> np.ndarray:
-    """Brightness of an image that is not 8-bit RGB: every band times `gain` about its low end (0 for 8-bit
-    images, clipped to 255 as HSV's value is; the range's low for the others, nothing clipped)."""
-    if bands.eight_bit:
-        return np.clip(np.arange(256, dtype=np.float32) * gain, 0, 255).astype(np.uint8)[image]
-    lows = np.array([low for low, _ in bands.ranges], np.float32)
-    return lows + (image - lows) * np.float32(gain)
-
-
-def warp_pair(image, label, matrix, canvas_shape, gains, bands: Bands = Bands()):
-    """numpy side of augment: one affine warp each onto the canvas (Bands.fill / IGNORE_LABEL outside), then colour
-    jitter (HSV for 8-bit RGB, else jitter_bands)."""
-    height, width = int(canvas_shape[0]), int(canvas_shape[1])
-    fill = bands.fill
-    # OpenCV's border value has 4 entries: more bands are warped 4 at a time (the same map, so the same pixels).
-    parts = [
-        cv2.warpAffine(
-            np.ascontiguousarray(image[..., first : first + 4]),
-            matrix,
-            (width, height),
-            flags=cv2.INTER_LINEAR,
-            borderValue=fill[first : first + 4],
-        ).reshape(height, width, -1)  # OpenCV drops a single band's axis
-        for first in range(0, image.shape[-1], 4)
-    ]
-    image = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
-    label = cv2.warpAffine(label, matrix, (width, height), flags=cv2.INTER_NEAREST, borderValue=IGNORE_LABEL)
-    if bands.eight_bit and bands.channels == 3:
-        return jitter_hsv(image, gains), label
-    return jitter_bands(image, gains[2], bands), label
 
 
 def class_pixel(label: np.ndarray, draws: np.ndarray) -> np.ndarray:
@@ -99,16 +57,18 @@ def class_pixel(label: np.ndarray, draws: np.ndarray) -> np.ndarray:
     return np.array(np.unravel_index(np.flatnonzero(label.ravel() == chosen)[index], label.shape), np.int32)
 
 
-def augment(image, label, input_shape, seed, image_scale=None, bands: Bands = Bands()):
-    """Random rescale with aspect jitter, flip, placement at a random offset, HSV jitter.
+def augment(image, label, input_shape, seed, image_scale=None, bands: Bands = Bands(), options=Augmentation()):
+    """Random rescale with aspect jitter, flip, placement at a random offset, HSV jitter, and the geometric
+    `options` (utils/augment.py: rotation, vertical flip, shear, elastic deformation) when switched on.
 
     fit (image_scale None): the scale is relative to the input (the longer side gets SCALE_RANGE x the input's),
     as letterboxed prediction sees images. slide: relative to the image at image_scale (NATIVE_SCALE_RANGE x
     image_scale), as the sliding window sees it, so a larger image gives a crop; CLASS_CROPS of the crops are
     placed so that a pixel of a class the label holds falls at a random place in them (class_pixel).
 
-    The random draws are stateless TensorFlow ops; the pixels move in one OpenCV affine warp per array
-    (resize, flip, crop and pad at once, so an image scaled x2 is never materialised at full size).
+    The random draws are stateless TensorFlow ops; the pixels move in one OpenCV resampling per array (resize,
+    flip, rotation, shear, elastic field, crop and pad at once, so an image scaled x2 is never materialised at full
+    size). The options draw from seeds of their own, so switching them off gives exactly the batches of before.
 
     Args:
         image: (h, w, C) of bands.input_dtype; label: uint8 (h, w); input_shape: (H, W); seed: int [2], stateless.
@@ -146,10 +106,20 @@ def augment(image, label, input_shape, seed, image_scale=None, bands: Bands = Ba
         tf.stack([scale_x, 0.0, left - 0.5 + 0.5 * scale_x]),
     )
     row_y = tf.stack([0.0, scale_y, top - 0.5 + 0.5 * scale_y])
+    matrix = tf.stack([row_x, row_y])  # (2, 3) input -> canvas
+    if options.affine:  # rotation, shear, vertical flip about the canvas centre, after the placement
+        placed = tf.concat([matrix, [[0.0, 0.0, 1.0]]], 0)
+        options_seed = tf.random.experimental.stateless_fold_in(seed, 1)
+        matrix = tf.matmul(canvas_transform(options_seed, options, (height, width)), placed)[:2]
+    elastic_seed = tf.constant(0, tf.int64)
+    if options.elastic:
+        field_seed = tf.random.experimental.stateless_fold_in(seed, 2)
+        elastic_seed = tf.random.stateless_uniform([], field_seed, 0, 2**31 - 1, tf.int64)
     gains = 1.0 + tf.random.stateless_uniform([3], seeds[4], -1.0, 1.0) * HSV_JITTER
+    elastic = (options.elastic_alpha, options.elastic_sigma)
     image, label = tf.numpy_function(
-        functools.partial(warp_pair, bands=bands),
-        [image, label, tf.stack([row_x, row_y]), [height, width], gains],
+        functools.partial(warp_pair, bands=bands, elastic=elastic),
+        [image, label, matrix, [height, width], gains, elastic_seed],
         [image.dtype, tf.uint8],
         stateful=False,
     )
@@ -237,9 +207,10 @@ def build_train_dataset(
     skip=0,
     image_scale=None,
     bands: Bands = Bands(),
+    options: tuple = (Augmentation(), None),
 ):
     """Endless shuffled, augmented batches: (images (B, H, W, C) of bands.input_dtype, labels uint8
-    (B, H - 2m, W - 2m)).
+    (B, H - 2m, W - 2m); with a weight map, targets float32 (B, H - 2m, W - 2m, 2): ids and border term).
 
     Every sample draws its augmentation from its own stateless seed taken from a stream seeded by `seed`, so the
     batches are the same from run to run whatever the number of workers. `skip` batches are passed over before
@@ -252,14 +223,19 @@ def build_train_dataset(
         image_scale: None for scale mode fit; for slide, the scale images are cropped at (augment).
         shard: (index, count): this worker's share of the files, for multi-worker training; batch_size stays the
             global batch, which tf.distribute splits over all replicas.
+        options: (Augmentation, WeightMap or None): the geometric options (utils/augment.py) and the UNet weight
+            map (utils/weight_map.py), computed on each augmented label before the margin is cropped.
     """
+    augmentation, weight_map = options
     index, count = shard
     pairs = _paths(samples).shard(count, index)
     pairs = pairs.shuffle(len(samples), seed=seed, reshuffle_each_iteration=True).repeat()
     seeds = tf.data.Dataset.random(seed=seed).batch(2)
 
     def prepare(paths, pair_seed):
-        image, label = augment(*decode_pair(*paths, bands), input_shape, pair_seed, image_scale, bands)
+        image, label = augment(*decode_pair(*paths, bands), input_shape, pair_seed, image_scale, bands, augmentation)
+        if weight_map:
+            label = weighted_targets(label, weight_map)  # (H, W, 2)
         return crop_margin(image, label, margin)
 
     drawn = tf.data.Dataset.zip(pairs, seeds).skip(skip * batch_size)  # before the map: nothing is decoded
@@ -272,16 +248,28 @@ def build_train_dataset(
 
 
 def build_val_dataset(
-    samples, input_shape, batch_size: int, num_workers: int = 0, margin: int = 0, image_scale=None, bands=Bands()
+    samples,
+    input_shape,
+    batch_size: int,
+    num_workers: int = 0,
+    margin: int = 0,
+    image_scale=None,
+    bands=Bands(),
+    weight_map=None,
 ):
     """Batches for the validation loss: (images (B, H, W, C), labels uint8 (B, H - 2m, W - 2m)), letterboxed;
-    in slide mode (image_scale not None, see build_train_dataset) the centre window of the image at image_scale."""
+    in slide mode (image_scale not None, see build_train_dataset) the centre window of the image at image_scale.
+    With a weight map (utils/weight_map.py), the targets are as build_train_dataset's, so the loss means the same."""
 
     def prepare(image_path, label_path):
         image, label = decode_pair(image_path, label_path, bands)
         if image_scale is None:
-            return crop_margin(*letterbox_pair(image, label, input_shape, bands.fill), margin)
-        return crop_margin(*centre_pair(image, label, input_shape, image_scale, bands.fill), margin)
+            image, label = letterbox_pair(image, label, input_shape, bands.fill)
+        else:
+            image, label = centre_pair(image, label, input_shape, image_scale, bands.fill)
+        if weight_map:
+            label = weighted_targets(label, weight_map)
+        return crop_margin(image, label, margin)
 
     dataset = _paths(samples).map(prepare, num_parallel_calls=_parallelism(num_workers))
     # Multi-worker: every worker reads the (small) val split and takes its share of each batch, so all take the

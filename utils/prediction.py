@@ -21,9 +21,60 @@ from utils.sliding import Scale, scaled_size, slide_class_ids
 WINDOW_PIXELS = 4 * 256 * 256
 
 
+def check_threshold(threshold: float, num_classes: int) -> None:
+    """Raises ValueError unless 0 < threshold < 1, and 0.5 (the argmax) for other than 2 classes."""
+    if not 0 < threshold < 1 or (threshold != 0.5 and num_classes != 2):
+        raise ValueError(
+            f"threshold={threshold}: expected a probability between 0 and 1 for a 2-class network (class 1 where its "
+            f"probability is above it); with num_classes={num_classes} the argmax decides: leave threshold at 0.5."
+        )
+
+
+class ClassScores:
+    """The network as every prediction path calls it: images -> float32 (B, H', W', C) scores whose argmax is the
+    predicted class, C >= 2. Softmax probabilities pass as they are; a sigmoid head's p = P(class 1) becomes
+    (1 - p, p). With two classes the scores are the probabilities times (threshold, 1 - threshold), so the argmax
+    is class 1 exactly where P(class 1) > threshold (0.5: the plain argmax); blending and resizing, being linear,
+    keep that. It stands in for the model (input_shape, output_shape, a call), and the threshold is a variable, so
+    changing it (set_threshold) retraces nothing.
+    """
+
+    def __init__(self, model, threshold: float = 0.5):
+        self.model = model
+        self.sigmoid = model.output_shape[-1] == 1
+        self.input_shape = model.input_shape
+        self.output_shape = (*model.output_shape[:-1], 2 if self.sigmoid else model.output_shape[-1])
+        self.binary = self.output_shape[-1] == 2
+        self.weights = tf.Variable([0.5, 0.5], trainable=False, dtype=tf.float32)
+        self.set_threshold(threshold)
+
+    def set_threshold(self, threshold: float) -> None:
+        """Class 1 where P(class 1) > threshold (check_threshold)."""
+        check_threshold(threshold, self.output_shape[-1])
+        self.weights.assign([threshold, 1.0 - threshold])
+
+    def __call__(self, images, training=False):
+        outputs = tf.cast(self.model(images, training=False), tf.float32)
+        if self.sigmoid:
+            outputs = tf.concat([1.0 - outputs, outputs], axis=-1)
+        return outputs * self.weights if self.binary else outputs
+
+
+def class_scores(model) -> ClassScores:
+    """The model as ClassScores (itself when it is already; a new one at threshold 0.5 otherwise)."""
+    return model if isinstance(model, ClassScores) else ClassScores(model)
+
+
+def output_class_ids(outputs: np.ndarray) -> np.ndarray:
+    """Class ids of raw network outputs (B, H, W, C) in numpy: p > 0.5 for a sigmoid head (C = 1), else the argmax
+    (export.py's parity check)."""
+    return (outputs[..., 0] > 0.5).astype(np.uint8) if outputs.shape[-1] == 1 else outputs.argmax(-1).astype(np.uint8)
+
+
 def predict_function(model):
-    """A compiled inference call: images (B, H, W, bands) -> probabilities float32 (B, H', W', C)."""
-    return tf.function(lambda images: model(images, training=False), reduce_retracing=True)
+    """A compiled inference call: images (B, H, W, bands) -> class scores float32 (B, H', W', C) (ClassScores)."""
+    scores = class_scores(model)
+    return tf.function(lambda images: scores(images), reduce_retracing=True)
 
 
 def letterbox_to(model, scale: Scale):
@@ -89,6 +140,7 @@ def segment_function(model, scale: Scale = Scale()):
         uint8 (B, h_max, w_max) class ids: each image's mask at its own size in the top-left corner, 0 around it.
         In fit mode one compiled call: only the masks leave it, not the (B, H, W, C) probabilities.
     """
+    model = class_scores(model)
     if scale.slide:
         segment_image = slide_image_function(model, scale)
 
@@ -110,7 +162,7 @@ def segment_function(model, scale: Scale = Scale()):
             mask = restore_mask(probabilities, box, size)  # (h, w)
             return tf.pad(mask, [[0, padded[0] - size[0]], [0, padded[1] - size[1]]])
 
-        probabilities = model(canvases, training=False)  # (B, H, W, C)
+        probabilities = model(canvases)  # (B, H, W, C) class scores
         # Images that fill the canvas (no letterbox, no resize: a dataset at the model's input size) need only
         # the argmax, taken for the whole batch at once: its shape is the batch's, so it compiles once.
         canvas = tf.shape(canvases)[1:3]
@@ -129,6 +181,7 @@ def segment_function(model, scale: Scale = Scale()):
 def segment_image_function(model, scale: Scale = Scale(), bands: Bands = Bands()):
     """The prediction path for one image: (h, w, bands.channels) of bands.input_dtype -> class ids uint8 (h, w) (a
     numpy array in slide mode, a tensor in fit mode: np.asarray takes both)."""
+    model = class_scores(model)
     if scale.slide:
         return slide_image_function(model, scale)
     letterbox = letterbox_to(model, scale)
@@ -136,7 +189,7 @@ def segment_image_function(model, scale: Scale = Scale(), bands: Bands = Bands()
     @tf.function(input_signature=[tf.TensorSpec([None, None, bands.channels], bands.input_dtype)])
     def segment_image(image):
         canvas, box = fit_input(image, letterbox, bands.fill)
-        probabilities = model(canvas[None], training=False)[0]  # (H, W, num_classes)
+        probabilities = model(canvas[None])[0]  # (H, W, C) class scores
         return restore_mask(probabilities, box, tf.shape(image)[:2])
 
     return segment_image

@@ -10,7 +10,8 @@ from utils.checkpoint import resumable_checkpoints
 
 # Settings that may change when a run is resumed: they change neither the network nor what an epoch computes.
 # unfreeze_epoch extends (or shortens) the run, and with it the learning-rate schedule's end.
-RESUME_CHANGEABLE = ("unfreeze_epoch", "num_workers", "eval_period", "save_period", "train_gpu")
+# early_stop_patience lets a run that early stopping ended train on.
+RESUME_CHANGEABLE = ("unfreeze_epoch", "num_workers", "eval_period", "save_period", "train_gpu", "early_stop_patience")
 # Files whose presence means that save_dir holds an earlier run.
 RUN_FILES = ("best_epoch_weights.weights.h5", "last_epoch_weights.weights.h5")
 
@@ -71,12 +72,25 @@ def resumed_config(cls, config, state, given: set, save_dir: str):
             "--model_path pointing at these weights to start from them)."
         )
     run = dataclasses.replace(run, **{name: getattr(config, name) for name in given & set(RESUME_CHANGEABLE)})
+    check_not_stopped(run, state, save_dir)
     if state.epoch >= run.unfreeze_epoch:
         raise ValueError(
             f"The run in {save_dir} has completed its {state.epoch} epochs (unfreeze_epoch={run.unfreeze_epoch}). "
             f"To train it longer, resume with --unfreeze_epoch N, N > {state.epoch}."
         )
     return run
+
+
+def check_not_stopped(run, state, save_dir: str) -> None:
+    """Raises ValueError when early stopping ended the run and the patience given now is not larger (nor 0)."""
+    stopped, stopped_with = state.watch.get("stopped", 0), state.config.get("early_stop_patience", 0)
+    if stopped and run.early_stop_patience and run.early_stop_patience <= stopped_with:
+        raise ValueError(
+            f"The run in {save_dir} was ended by early stopping after epoch {stopped} (early_stop_patience="
+            f"{stopped_with}; best value at epoch {state.watch.get('best_epoch')}). To train it on, resume with a "
+            f"larger --early_stop_patience (> {stopped_with}), or 0 to switch early stopping off."
+        )
+    state.watch["stopped"] = 0  # the run goes on
 
 
 def run_dir_of(state, save_dir: str) -> str:

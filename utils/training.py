@@ -7,11 +7,13 @@ import keras
 import tensorflow as tf
 
 from nets.models import output_margin, set_backbone_trainable
+from utils.augment import Augmentation
 from utils.bands import Bands
 from utils.checkpoint import load_optimizer_state
 from utils.dataloader import build_train_dataset, build_val_dataset
 from utils.lr_schedule import EpochSchedule, scaled_learning_rates
 from utils.sliding import scale_of
+from utils.weight_map import WeightMap
 
 
 @dataclass(frozen=True)
@@ -22,10 +24,15 @@ class Phase:
     frozen: bool  # the pretrained encoder is frozen
 
 
-def plan_phases(config) -> list:
+def plan_phases(config, unfrozen_from=None) -> list:
     """The Phases of train.py's config: the frozen phase (when freeze_train) to freeze_epoch, then the unfrozen
-    phase to unfreeze_epoch. A run that starts later (init_epoch, --resume) skips what lies before."""
+    phase to unfreeze_epoch. A run that starts later (init_epoch, --resume) skips what lies before.
+
+    Args:
+        unfrozen_from: the epoch early stopping ended the frozen phase after (utils/stopping.py), or None.
+    """
     split = config.freeze_epoch if config.freeze_train else 0
+    split = split if unfrozen_from is None else unfrozen_from
     planned = [
         Phase(0, split, config.freeze_batch_size, frozen=True),
         Phase(split, config.unfreeze_epoch, config.unfreeze_batch_size, frozen=False),
@@ -41,6 +48,11 @@ def make_optimizer(optimizer_type: str, learning_rate, momentum: float = 0.9, we
     return keras.optimizers.SGD(learning_rate, momentum=momentum, nesterov=True, weight_decay=decay)
 
 
+def phase_learning_rates(config, phase: Phase) -> tuple:
+    """(max, min) learning rate of a phase: train.py's, scaled for its (global) batch."""
+    return scaled_learning_rates(config.init_lr, config.min_lr, phase.batch_size, config.optimizer_type)
+
+
 def phase_optimizer(config, phase: Phase, steps_per_epoch: int, initial_epoch: int, schedule_start: int):
     """The phase's optimizer: train.py's learning rates scaled for the phase's (global) batch, on a schedule
     placed in the whole run, so the curve continues across the phase switch and a resume.
@@ -53,16 +65,23 @@ def phase_optimizer(config, phase: Phase, steps_per_epoch: int, initial_epoch: i
     Returns:
         (optimizer, a line describing the phase).
     """
-    max_lr, min_lr = scaled_learning_rates(config.init_lr, config.min_lr, phase.batch_size, config.optimizer_type)
-    schedule = EpochSchedule(
-        schedule_start, steps_per_epoch, config.unfreeze_epoch, max_lr, min_lr, config.lr_decay_type
-    )
+    max_lr, min_lr = phase_learning_rates(config, phase)
+    if config.lr_decay_type == "plateau":  # a variable the Watch lowers (utils/stopping.py)
+        schedule = max_lr
+        rates = (
+            f"lr {max_lr:.2e}, x {config.plateau_factor} after {config.plateau_patience} epochs without a better "
+            f"val metric, down to {min_lr:.2e} (plateau)"
+        )
+    else:
+        schedule = EpochSchedule(
+            schedule_start, steps_per_epoch, config.unfreeze_epoch, max_lr, min_lr, config.lr_decay_type
+        )
+        rates = f"lr {max_lr:.2e} -> {min_lr:.2e} ({config.lr_decay_type})"
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
     split = f" ({phase.batch_size // replicas} on each of {replicas} replicas)" if replicas > 1 else ""
     line = (
         f"{'Frozen' if phase.frozen else 'Unfrozen'} phase: epochs {initial_epoch + 1}-{phase.end_epoch}, "
-        f"batch {phase.batch_size}{split}, {steps_per_epoch} steps/epoch, "
-        f"lr {max_lr:.2e} -> {min_lr:.2e} ({config.lr_decay_type})"
+        f"batch {phase.batch_size}{split}, {steps_per_epoch} steps/epoch, {rates}"
     )
     return make_optimizer(config.optimizer_type, schedule, config.momentum, config.weight_decay), line
 
@@ -102,15 +121,19 @@ def fit_phase(
     # The phase's stream of batches from its first epoch on (seeded per phase); a resumed phase skips the epochs
     # it has done, so each epoch sees what it would have seen in an uninterrupted run.
     seed, skip = config.seed + phase.first_epoch, (initial_epoch - phase.first_epoch) * steps_per_epoch
+    options = (Augmentation.of(config), WeightMap.of(config))
     batches = build_train_dataset(
-        train_samples, shape, phase.batch_size, seed, workers, margin, shard, skip, image_scale, bands
+        train_samples, shape, phase.batch_size, seed, workers, margin, shard, skip, image_scale, bands, options
+    )
+    val_batches = build_val_dataset(
+        val_samples, shape, phase.batch_size, workers, margin, image_scale, bands, options[1]
     )
     model.fit(
         batches,
         epochs=phase.end_epoch,
         initial_epoch=initial_epoch,
         steps_per_epoch=steps_per_epoch,
-        validation_data=build_val_dataset(val_samples, shape, phase.batch_size, workers, margin, image_scale, bands),
+        validation_data=val_batches,
         callbacks=callbacks,
         shuffle=False,  # the tf.data pipeline shuffles
     )

@@ -12,10 +12,17 @@ from utils.weights.mismatch import check_loading
 
 
 def build_with_weights(
-    settings, path: str | None, source: str = "", complete: bool = True, scope=None, bands: Bands = Bands()
+    settings,
+    path: str | None,
+    source: str = "",
+    complete: bool = True,
+    scope=None,
+    bands: Bands = Bands(),
+    head: str = "softmax",
 ):
     """The network of `settings` (anything with model, input_shape, num_classes, backbone) for images of `bands`,
-    holding path's weights (a pretrained first convolution adapted to the band count: matching.adapt_first_conv).
+    holding path's weights (a pretrained first convolution adapted to the band count: matching.adapt_first_conv),
+    with the output `head` (nets/heads.py).
 
     complete=True (prediction): every layer must load; complete=False (training's starting point): at least
     one must, the rest stays initialised and is reported. path=None: initialised weights only.
@@ -24,7 +31,7 @@ def build_with_weights(
     variant, known = weights_variant(path) if path else (UnetVariant(), "")
     with scope or contextlib.nullcontext():
         model = build_model(
-            settings.model, settings.input_shape, settings.num_classes, settings.backbone, variant, bands
+            settings.model, settings.input_shape, settings.num_classes, settings.backbone, variant, bands, head
         )
         loading = load_weights(model, path) if path else Loading()
     print(report_loading(source or path, loading))
