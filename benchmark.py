@@ -16,8 +16,9 @@ For each precision it measures, on the real VGG16-UNet (or --backbone resnet50, 
     slide                   scale_mode slide on an image of 4 x 4 windows (overlap 0.25), batch_size windows a
                             call: windows/s against the bare forward's images/s at the same batch size
                             (these take turns call by call)
-and once, as it does not depend on the precision, the data pipeline alone at --pipeline_shape with full
-augmentation. With --image_bands 3 or 4 the images are 16-bit TIFFs of that many bands (the demo generator's bands
+and once, as it does not depend on the precision, the data pipeline alone at --pipeline_shape with train.py's
+default augmentation, and again with every option on (ALL_OPTIONS: rotation, multiples of 90 degrees, vertical flip,
+shear, elastic deformation and the UNet weight map; --pipeline_only measures just these two). With --image_bands 3 or 4 the images are 16-bit TIFFs of that many bands (the demo generator's bands
 variant) instead of 8-bit RGB JPEGs, and the network takes them (a --model_path records its own).
 
 Rates are images (samples) per second; GFLOP/s count 2 x multiply-accumulates of the
@@ -48,6 +49,7 @@ import tensorflow as tf
 
 from nets.models import build_model, check_model_settings, output_margin
 from unet import Unet
+from utils.augment import Augmentation
 from utils.bands import Bands, image_array, read_image, read_input, survey
 from utils.checkpoint import ModelSettings, check_recorded, read_settings, save_weights
 from utils.config import format_config, given_flags, run_main
@@ -70,6 +72,7 @@ from utils.profiling import (
 )
 from utils.sliding import Scale, resolve_scale_mode
 from utils.training import Phase, compile_phase, make_optimizer
+from utils.weight_map import WeightMap
 
 # Rows of the table: (key, label, format); rates are per second.
 ROWS = [
@@ -97,6 +100,8 @@ ROWS = [
     ("matmul_gflops", "matmul ceiling GFLOP/s", "{:.0f}"),
 ]
 # Rows where mixed / fp32 is a speed-up worth a column.
+# The pipeline's second row: every augmentation option of train.py on, elastic as the UNet paper's, and the weight map.
+ALL_OPTIONS = (Augmentation(30.0, True, True, 10.0, 10.0, 128.0), WeightMap(10.0, 5.0, (1, 2, 3)))
 SPEEDUP_ROWS = (
     "train_bare",
     "train_end_to_end",
@@ -124,6 +129,7 @@ class BenchmarkConfig:
     warmup: int = 3  # untimed steps / calls first (tracing, autotuning)
     pipeline_shape: list[int] = field(default_factory=lambda: [512, 512])  # input shape of the pipeline-only run
     pipeline_batches: int = 50  # timed batches of the pipeline-only run
+    pipeline_only: bool = False  # measure the data pipeline rows only (a minute, not a quarter of an hour)
     image_bands: int = 0  # 0: 8-bit RGB JPEGs; 3 or 4: 16-bit TIFFs of that many bands (a model_path: as recorded)
     json: str = ""  # also write the results to this JSON file
 
@@ -250,11 +256,13 @@ def onnx_model(model, policy: str, work: str):
     return OnnxModel(path)
 
 
-def pipeline_rate(config: BenchmarkConfig, voc: str) -> dict:
-    """Samples/s of build_train_dataset alone (decode + full augmentation) and the bytes of a batch's targets."""
+def pipeline_rate(config: BenchmarkConfig, voc: str, options=(Augmentation(), None)) -> dict:
+    """Samples/s of build_train_dataset alone (decode + augmentation with `options`: (Augmentation, WeightMap or
+    None)) and the bytes of a batch's targets."""
     samples = split_samples(voc, "trainval")
     bands = survey([image for image, _ in samples])
-    dataset = build_train_dataset(samples, tuple(config.pipeline_shape), config.batch_size, seed=0, bands=bands)
+    shape = tuple(config.pipeline_shape)
+    dataset = build_train_dataset(samples, shape, config.batch_size, seed=0, bands=bands, options=options)
     batches = iter(dataset)
     for _ in range(config.warmup):
         images, labels = next(batches)
@@ -295,6 +303,20 @@ def measure_precision(config: BenchmarkConfig, policy: str, flops: int, voc: str
         result["forward_peak_share"] = result["forward_gflops"] / peak
     keras.backend.clear_session()
     return result
+
+
+def format_pipeline(report: dict, batch_size: int) -> str:
+    """The two pipeline rows: train.py's default augmentation, and every option on."""
+    pipeline, every = report["pipeline"], report["pipeline_all_options"]
+    return (
+        f"\ndata pipeline alone at {pipeline['pipeline_shape']}, default augmentation: "
+        f"{pipeline['pipeline_samples_per_s']:.0f} samples/s; targets {pipeline['target_dtype']}, "
+        f"{pipeline['target_bytes_per_batch'] / 2**20:.2f} MiB per batch of {batch_size} "
+        f"(a float64 one-hot: {pipeline['float64_one_hot_bytes_per_batch'] / 2**20:.0f} MiB)\n"
+        f"data pipeline alone, every option on (rotation, 90 degrees, vertical flip, shear, elastic, weight map): "
+        f"{every['pipeline_samples_per_s']:.0f} samples/s ({every['pipeline_samples_per_s'] / pipeline['pipeline_samples_per_s']:.2f} "
+        f"of the default's); targets {every['target_dtype']} (ids and weights)"
+    )
 
 
 def format_results(results: dict) -> str:
@@ -393,20 +415,18 @@ def main(config: BenchmarkConfig) -> None:
         pipeline_voc = os.path.join(work, "pipeline")
         make_demo_dataset(pipeline_voc, 32, max(config.pipeline_shape), bands=bands)
         report["pipeline"] = pipeline_rate(config, pipeline_voc)
+        report["pipeline_all_options"] = pipeline_rate(config, pipeline_voc, ALL_OPTIONS)
+        if config.pipeline_only:
+            print(format_pipeline(report, config.batch_size))
+            return
         bands = survey([image for image, _ in split_samples(voc, "train")])  # as train.py finds them, once
         report["results"] = {policy: measure_precision(config, policy, flops, voc, work, bands) for policy in choices}
 
-    pipeline = report["pipeline"]
     print(f"\n{report['date']}, {report['machine']}, TensorFlow {report['tensorflow']}, Keras {report['keras']}")
     name = f"{config.backbone} UNet" if config.model == "unet" else config.model
     print(f"{name}, {config.input_shape}, batch {config.batch_size}, {flops / 1e9:.1f} GFLOPs/image\n")
     print(format_results(report["results"]))
-    print(
-        f"\ndata pipeline alone at {pipeline['pipeline_shape']} with full augmentation: "
-        f"{pipeline['pipeline_samples_per_s']:.0f} samples/s; targets {pipeline['target_dtype']}, "
-        f"{pipeline['target_bytes_per_batch'] / 2**20:.2f} MiB per batch of {config.batch_size} "
-        f"(a float64 one-hot: {pipeline['float64_one_hot_bytes_per_batch'] / 2**20:.0f} MiB)"
-    )
+    print(format_pipeline(report, config.batch_size))
     for policy, result in report["results"].items():
         print(f"peak {policy}: {result['peak_basis']}")
     if config.json:

@@ -6,10 +6,15 @@ The model settings default to UnetConfig in unet.py; the rest to MiouConfig belo
     $ python get_miou.py --model_path logs/best_epoch_weights.weights.h5 \
           --vocdevkit_path ../shared/datasets/membrane --name_classes background membrane
     $ python get_miou.py --miou_mode 2                     # figures again from the saved predictions
+    $ python get_miou.py --thresholds 0.3 0.4 0.5 0.6 0.7  # 2 classes: which threshold scores best on the split
     $ python get_miou.py -h                                # every setting with its default
 
 Outputs in miou_out_path (miou_out/): detection-results/<id>.png (class ids, palette colours), mIoU.png, mPA.png,
 Recall.png, Precision.png, confusion_matrix.csv and summary.json.
+
+A 2-class network (a sigmoid head, or a 2-way softmax) draws class 1 where its probability is above `threshold`;
+`thresholds` scores each of a list on the split (precision against recall) and reports the best, which predict.py
+then takes as --threshold. The predictions and figures above stay those of `threshold`.
 """
 
 import os
@@ -24,7 +29,7 @@ from unet import Unet, UnetConfig, recorded_settings, resolve_settings, unet_set
 from utils.config import run_main
 from utils.dataset_check import check_split, checked_split_file
 from utils.images import load_label, read_split, split_samples
-from utils.metrics import confusion_matrix
+from utils.metrics import confusion_matrix, mean_iou, per_class_iou
 from utils.miou_report import format_summary, write_report
 from utils.visualize import class_names
 
@@ -37,6 +42,7 @@ class MiouConfig(UnetConfig):
     split: str = "val"  # which ImageSets/Segmentation/<split>.txt to evaluate
     miou_out_path: str = "miou_out"  # where predictions, charts and tables go
     batch_size: int = 4  # images per model call
+    thresholds: list[float] = field(default_factory=list)  # 2 classes: threshold sweep, e.g. 0.3 0.4 0.5 0.6 0.7
 
 
 def predict_split(unet: Unet, ids, samples, prediction_dir: str, batch_size: int) -> None:
@@ -74,6 +80,33 @@ def compute_confusion(ids, samples, prediction_dir: str, num_classes: int) -> np
     return matrix
 
 
+def sweep_thresholds(unet: Unet, samples, thresholds, batch_size: int) -> list:
+    """mIoU and class 1's IoU at each threshold (2-class networks), one pass over the split per threshold.
+
+    Returns:
+        [{"threshold", "mIoU", "IoU_1"} (percent)], in the order given.
+    """
+    rows = []
+    for threshold in thresholds:
+        unet.set_threshold(threshold)
+        matrix = np.zeros((2, 2), np.int64)
+        masks = unet.segment_files([image for image, _ in samples], batch_size)
+        for (_, label_path), (_, _, mask, _) in tqdm(zip(samples, masks), total=len(samples), desc=f"t={threshold}"):
+            matrix += confusion_matrix(load_label(label_path), mask, 2)
+        rows.append({"threshold": threshold, "mIoU": 100 * mean_iou(matrix), "IoU_1": 100 * per_class_iou(matrix)[1]})
+    return rows
+
+
+def format_sweep(rows: list, names) -> str:
+    """The sweep as a table, with the best threshold by mIoU named."""
+    best = max(rows, key=lambda row: row["mIoU"])
+    lines = [f"{'threshold':>9}  {'mIoU':>6}  {f'IoU {names[1]}':>12}"]
+    lines += [f"{r['threshold']:>9.3g}  {r['mIoU']:>6.2f}  {r['IoU_1']:>12.2f}" for r in rows]
+    return "\n".join(
+        lines + [f"Best threshold: {best['threshold']:g} (mIoU {best['mIoU']:.2f}): predict.py --threshold"]
+    )
+
+
 def main(config: MiouConfig) -> None:
     if config.miou_mode not in (0, 1, 2):
         raise ValueError(f"miou_mode={config.miou_mode}: expected 0 (predict and compute), 1 (predict) or 2 (compute).")
@@ -84,16 +117,26 @@ def main(config: MiouConfig) -> None:
     ids, samples = read_split(split_file), split_samples(config.vocdevkit_path, config.split)
     check_split(samples, config.split, config.num_classes, 1, split_file)
     prediction_dir = os.path.join(config.miou_out_path, "detection-results")
+    if config.thresholds and (config.miou_mode == 2 or config.num_classes != 2):
+        raise ValueError(
+            f"thresholds={config.thresholds}: a threshold sweep predicts the split again, for a 2-class network "
+            f"(this one: num_classes={config.num_classes}); use miou_mode 0 or 1, or leave thresholds empty."
+        )
+    sweep = []
     if config.miou_mode in (0, 1):
         unet = Unet(**unet_settings(config))
         predict_split(unet, ids, samples, prediction_dir, config.batch_size)
-        print(f"Predictions of {len(ids)} images in {prediction_dir}/")
+        print(f"Predictions of {len(ids)} images in {prediction_dir}/ (threshold {config.threshold:g})")
+        if config.thresholds:
+            sweep = sweep_thresholds(unet, samples, config.thresholds, config.batch_size)
+            print(format_sweep(sweep, class_names(unet.class_names, 2)[0]))
     if config.miou_mode in (0, 2):
         names, note = class_names(config.name_classes or (recorded.class_names if recorded else []), config.num_classes)
         if note:
             print(note)
         matrix = compute_confusion(ids, samples, prediction_dir, config.num_classes)
         details = {"images": len(ids), "split_file": split_file, "model_path": config.model_path}
+        details.update(threshold=config.threshold, threshold_sweep=sweep)
         summary = write_report(config.miou_out_path, matrix, names, details)
         print(format_summary(summary))
         print(f"Charts, confusion_matrix.csv and summary.json in {config.miou_out_path}/")

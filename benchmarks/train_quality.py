@@ -26,6 +26,12 @@ Cases:
                      convolution's pretrained RGB kernels summed.
     membrane16       the membrane images written as 16-bit grey PNGs in a narrow range (value x 16 + 1000, as
                      microscopes write them) into a temporary tree, same schedule: compare with membrane_grey.
+    membrane_40, membrane_40_recipe, membrane_unet_classic_40, membrane_unet_classic_40_recipe
+                     the membrane and membrane_unet_classic cases at 40 epochs, without and with the UNet paper's
+                     recipe (PAPER_RECIPE: elastic deformation, alpha 10 px, and the weight map, w0 10, sigma 5,
+                     the cells (class 0) as the objects).
+    membrane_sigmoid the membrane case with --head sigmoid (one output, binary cross-entropy + the foreground's
+                     Dice). With --sweep, get_miou.py then scores thresholds on the val split for each 2-class case.
     demo_4band, demo_4band_rgb
                      the demo with the demo generator's bands variant (16-bit TIFFs): ellipses are drawn in a 4th
                      band only, the other shapes in R, G and B only; trained on all 4 bands or on R, G, B alone (the
@@ -60,6 +66,10 @@ from utils.images import index_images  # noqa: E402
 MEMBRANE = os.path.join(ROOT, "..", "shared", "datasets", "membrane")
 MEMBRANE_ARGS = ["--vocdevkit_path", MEMBRANE, "--num_classes", "2", "--input_shape", "256", "256"]
 MEMBRANE_ARGS += ["--freeze_train", "false", "--unfreeze_epoch", "10", "--unfreeze_batch_size", "2"]
+MEMBRANE_40 = [*MEMBRANE_ARGS, "--unfreeze_epoch", "40"]  # the later flag wins
+PAPER_RECIPE = ["--elastic_alpha", "10", "--weight_map", "--weight_map_objects", "0"]
+CLASSIC = ["--model", "unet_classic", "--input_shape", "444", "444"]
+SWEEP = ["0.3", "0.35", "0.4", "0.45", "0.5", "0.55", "0.6", "0.65", "0.7"]
 LARGE_DEMO = os.path.join(ROOT, "benchmarks", "large_demo")
 LARGE_ARGS = ["--num_classes", "4", "--input_shape", "256", "256", "--freeze_epoch", "3", "--unfreeze_epoch", "20"]
 LARGE_ARGS += ["--freeze_batch_size", "4", "--unfreeze_batch_size", "4", "--eval_period", "5"]
@@ -102,6 +112,11 @@ CASES = {
     "membrane_slide": lambda work: [*MEMBRANE_ARGS, "--scale_mode", "slide"],
     "membrane_grey": lambda work: [*MEMBRANE_ARGS, "--input_channels", "1"],
     "membrane16": membrane16,
+    "membrane_40": lambda work: MEMBRANE_40,
+    "membrane_40_recipe": lambda work: [*MEMBRANE_40, *PAPER_RECIPE],
+    "membrane_unet_classic_40": lambda work: [*MEMBRANE_40, *CLASSIC],
+    "membrane_unet_classic_40_recipe": lambda work: [*MEMBRANE_40, *CLASSIC, *PAPER_RECIPE],
+    "membrane_sigmoid": lambda work: [*MEMBRANE_ARGS, "--head", "sigmoid"],
     "demo_4band": lambda work: demo_bands(work, 4),
     "demo_4band_rgb": lambda work: demo_bands(work, 3),
     "large_fit": lambda work: large_demo("fit"),
@@ -109,12 +124,32 @@ CASES = {
 }
 
 
-def run_case(name: str, seed=None) -> dict:
+def threshold_sweep(work: str, args: list) -> dict:
+    """get_miou.py --thresholds SWEEP on a 2-class case's best_epoch_weights: the best threshold and its mIoU."""
+    voc = args[args.index("--vocdevkit_path") + 1]
+    weights, out = os.path.join(work, "logs", "best_epoch_weights.weights.h5"), os.path.join(work, "miou")
+    command = [sys.executable, os.path.join(ROOT, "get_miou.py"), "--model_path", weights, "--vocdevkit_path", voc]
+    result = subprocess.run([*command, "--miou_out_path", out, "--thresholds", *SWEEP], capture_output=True, text=True)
+    if result.returncode:
+        raise SystemExit(f"get_miou.py failed:\n{result.stderr[-3000:]}")
+    with open(os.path.join(out, "summary.json")) as f:
+        sweep = json.load(f)["threshold_sweep"]
+    best = max(sweep, key=lambda row: row["mIoU"])
+    at_half = [row["mIoU"] for row in sweep if row["threshold"] == 0.5]
+    return {
+        "best_threshold": best["threshold"],
+        "best_threshold_miou": round(best["mIoU"], 2),
+        "miou_at_0.5": round(at_half[0], 2),
+    }
+
+
+def run_case(name: str, seed=None, sweep: bool = False) -> dict:
     """Runs train.py for one case in a fresh folder (with --seed when seed is given); returns its wall time and
-    mIoU figures."""
+    mIoU figures (with sweep, for a 2-class case, the best threshold's too: threshold_sweep)."""
     with tempfile.TemporaryDirectory() as work:
         os.makedirs(os.path.join(work, "VOCdevkit"))  # empty, as in a fresh clone: the demo case fills it
-        command = [sys.executable, os.path.join(ROOT, "train.py"), *CASES[name](work), "--save_dir", work + "/logs"]
+        args = CASES[name](work)
+        command = [sys.executable, os.path.join(ROOT, "train.py"), *args, "--save_dir", work + "/logs"]
         command += [] if seed is None else ["--seed", str(seed)]
         print(f"[{name}] {' '.join(command)}", flush=True)
         started = time.time()
@@ -130,6 +165,8 @@ def run_case(name: str, seed=None) -> dict:
         # Keras' progress bar: each epoch's time over its steps (the validation loss included), in ms
         steps = sorted(int(ms) for ms in re.findall(r"(\d+)ms/step", result.stdout))
         precision = [line for line in result.stdout.splitlines() if line.startswith("Precision:")]
+        two_classes = args[args.index("--num_classes") + 1] == "2" if "--num_classes" in args else False
+        thresholds = threshold_sweep(work, args) if sweep and two_classes else {}
     return {
         "case": name,
         "seed": seed,
@@ -141,6 +178,7 @@ def run_case(name: str, seed=None) -> dict:
         "weights": weights[0] if weights else "",
         "final_per_class_iou": per_class[-1].split("per class:")[1].strip(" )") if per_class else "",
         "median_epoch_ms_per_step": steps[len(steps) // 2] if steps else None,
+        **thresholds,
     }
 
 
@@ -156,13 +194,14 @@ def main():
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     parser.add_argument("--seeds", nargs="+", type=int, help="run each case once per seed (train.py --seed)")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--sweep", action="store_true", help="2-class cases: get_miou.py's threshold sweep after")
     args = parser.parse_args()
     results, table = [], []
     for name in args.cases:
         if name.startswith("membrane") and not os.path.isdir(MEMBRANE):
             print(f"[{name}] skipped: {MEMBRANE} not found")
             continue
-        runs = [run_case(name, seed) for seed in args.seeds or [None]]
+        runs = [run_case(name, seed, args.sweep) for seed in args.seeds or [None]]
         for run in runs:
             print(json.dumps(run), flush=True)
         results += runs

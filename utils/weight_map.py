@@ -64,7 +64,8 @@ def label_objects(label: np.ndarray, classes) -> tuple:
     """The objects of a label: int32 (H, W) object number 1..N (0 elsewhere), and int (N, 4) each one's box
     (top, left, bottom, right), bottom and right exclusive."""
     objects, boxes = np.zeros(label.shape, np.int32), []
-    for class_id in classes:
+    present = np.bincount(label.ravel(), minlength=256)
+    for class_id in (c for c in classes if present[c]):
         found, regions, stats, _ = cv2.connectedComponentsWithStats(
             (label == class_id).astype(np.uint8), connectivity=4
         )
