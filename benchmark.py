@@ -18,7 +18,8 @@ For each precision it measures, on the real VGG16-UNet (or --backbone resnet50, 
                             (these take turns call by call)
 and once, as it does not depend on the precision, the data pipeline alone at --pipeline_shape with train.py's
 default augmentation, and again with every option on (ALL_OPTIONS: rotation, multiples of 90 degrees, vertical flip,
-shear, elastic deformation and the UNet weight map; --pipeline_only measures just these two). With --image_bands 3 or 4 the images are 16-bit TIFFs of that many bands (the demo generator's bands
+shear, elastic deformation and the UNet weight map; --pipeline_only measures just these two).
+With --image_bands 3 or 4 the images are 16-bit TIFFs of that many bands (the demo generator's bands
 variant) instead of 8-bit RGB JPEGs, and the network takes them (a --model_path records its own).
 
 Rates are images (samples) per second; GFLOP/s count 2 x multiply-accumulates of the
@@ -314,8 +315,9 @@ def format_pipeline(report: dict, batch_size: int) -> str:
         f"{pipeline['target_bytes_per_batch'] / 2**20:.2f} MiB per batch of {batch_size} "
         f"(a float64 one-hot: {pipeline['float64_one_hot_bytes_per_batch'] / 2**20:.0f} MiB)\n"
         f"data pipeline alone, every option on (rotation, 90 degrees, vertical flip, shear, elastic, weight map): "
-        f"{every['pipeline_samples_per_s']:.0f} samples/s ({every['pipeline_samples_per_s'] / pipeline['pipeline_samples_per_s']:.2f} "
-        f"of the default's); targets {every['target_dtype']} (ids and weights)"
+        f"{every['pipeline_samples_per_s']:.0f} samples/s "
+        f"({every['pipeline_samples_per_s'] / pipeline['pipeline_samples_per_s']:.2f} of the default's); "
+        f"targets {every['target_dtype']} (ids and weights)"
     )
 
 

@@ -103,8 +103,11 @@ def summed(*losses):
 
 
 def binary_probabilities(y_pred):
-    """A sigmoid head's p (B, H, W, 1) as the two class probabilities (1 - p, p), (B, H, W, 2)."""
+    """A sigmoid head's p (B, H, W, 1) as the two class probabilities (1 - p, p), (B, H, W, 2). Keras hands a loss
+    function p squeezed to (B, H, W) when the targets are (B, H, W): that is taken too."""
     y_pred = ops.cast(y_pred, "float32")
+    if len(y_pred.shape) == 3:
+        y_pred = y_pred[..., None]
     return ops.concatenate([1.0 - y_pred, y_pred], axis=-1)
 
 
