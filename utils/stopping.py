@@ -10,7 +10,6 @@ import math
 from dataclasses import asdict, dataclass
 
 import keras
-import numpy as np
 
 
 @dataclass
@@ -130,8 +129,8 @@ class NonFiniteGuard(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(np.asarray(loss))):
-            raise NonFiniteLoss(non_finite_message(float(np.asarray(loss)), self.epoch, batch, *self.hints))
+        if loss is not None and not math.isfinite(float(loss)):
+            raise NonFiniteLoss(non_finite_message(float(loss), self.epoch, batch, *self.hints))
 
 
 def non_finite_message(loss: float, epoch: int, batch: int, policy: str, init_lr: float, save_dir: str) -> str:
