@@ -87,6 +87,9 @@ def test_benchmark_script_measures_both_precisions(tmp_path):
     pipeline = report["pipeline"]
     assert pipeline["pipeline_samples_per_s"] > 0 and pipeline["target_dtype"] == "uint8"
     assert pipeline["target_bytes_per_batch"] == 2 * 64 * 64  # uint8 class ids, not a one-hot
+    every = report["pipeline_all_options"]  # rotation, flips, shear, elastic and the weight map
+    assert every["pipeline_samples_per_s"] > 0 and every["target_dtype"] == "float32"
+    assert "every option on" in result.stdout
 
 
 def test_benchmark_rejects_an_unknown_precision():

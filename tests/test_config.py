@@ -43,3 +43,17 @@ def test_help_comes_from_the_field_comments(capsys):
 
 def test_format_config_lists_every_field():
     assert [line.split()[0] for line in format_config(Example()).splitlines()] == list(vars(Example()))
+
+
+@pytest.mark.parametrize("script", ["train", "predict", "get_miou"])
+def test_the_classic_recipes_are_found_by_grepping_the_help(script, capsys, monkeypatch):
+    """python train.py -h | grep elastic (and "weight map", "early stopping", "threshold") finds each setting."""
+    monkeypatch.setenv("COLUMNS", "80")  # a narrow terminal: argparse wraps the help
+    module = __import__(script)
+    config_class = {"train": "TrainConfig", "predict": "PredictConfig", "get_miou": "MiouConfig"}[script]
+    with pytest.raises(SystemExit):
+        parse_config(getattr(module, config_class), ["-h"], module.__doc__)
+    lines = capsys.readouterr().out.splitlines()
+    words = ["elastic", "weight map", "early stopping", "threshold"] if script == "train" else ["threshold"]
+    for word in words:
+        assert any(word in line.lower() for line in lines), word

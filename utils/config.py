@@ -73,7 +73,8 @@ def parse_config(cls, argv=None, description: str = ""):
         parser.add_argument(
             f"--{field.name}",
             default=default,
-            help=f"{comments.get(field.name, '')} (default: {shown!s})".strip(),
+            # argparse formats help with %: a literal one (e.g. "area %") is written %%
+            help=f"{comments.get(field.name, '')} (default: {shown!s})".strip().replace("%", "%%"),
             **_flag_kwargs(hints[field.name]),
         )
     return cls(**vars(parser.parse_args(argv)))
