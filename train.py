@@ -312,8 +312,8 @@ def train(config: TrainConfig) -> None:
     names = class_names_for(config)
     settings = settings_for(model, config, names, bands)
 
-    weights = config.cls_weights or [1.0] * config.num_classes
-    loss = build_loss(weights, config.dice_loss, config.focal_loss, config.head, config.weight_map)
+    class_weights = config.cls_weights or [1.0] * config.num_classes
+    loss = build_loss(class_weights, config.dice_loss, config.focal_loss, config.head, config.weight_map)
     watch = Watch(WatchRules.of(config, monitor_of(config)), state.watch if state else None)
     guard = NonFiniteGuard((keras.mixed_precision.global_policy().name, config.init_lr, config.save_dir))
     # Only the chief evaluates and writes logs/; the other workers train and write nothing (their Watch goes by
