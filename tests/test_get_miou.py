@@ -9,7 +9,15 @@ import pytest
 from PIL import Image
 
 from tests.helpers import TINY_MODEL, run_script
-from utils.metrics import mean_iou, per_class_iou, per_class_precision, per_class_recall, pixel_accuracy
+from utils.metrics import (
+    frequency_weighted_iou,
+    mean_iou,
+    per_class_dice,
+    per_class_iou,
+    per_class_precision,
+    per_class_recall,
+    pixel_accuracy,
+)
 from utils.miou_report import summarize
 
 NAMES = ["background", "upper", "lower"]
@@ -36,7 +44,8 @@ def test_outputs_agree_with_the_confusion_matrix_and_with_training(trained, tmp_
     out = tmp_path / "miou_out"
     result = run_script("get_miou.py", *miou_args(trained, out), "--batch_size", "3")
     assert result.returncode == 0, result.stderr[-3000:]
-    for name in ["mIoU.png", "mPA.png", "Recall.png", "Precision.png", "confusion_matrix.csv", "summary.json"]:
+    charts = ["mIoU.png", "Dice.png", "mPA.png", "Recall.png", "Precision.png", "confusion_matrix.png"]
+    for name in [*charts, "confusion_matrix.csv", "summary.json"]:
         assert os.path.getsize(out / name) > 0, name
     predictions = sorted(os.listdir(out / "detection-results"))
     assert predictions == [f"img {i}.png" for i in range(10, 14)]
@@ -49,6 +58,8 @@ def test_outputs_agree_with_the_confusion_matrix_and_with_training(trained, tmp_
     assert summary["images"] == 4
     assert summary["mIoU"] == pytest.approx(100 * mean_iou(matrix), abs=1e-3)
     assert summary["accuracy"] == pytest.approx(100 * pixel_accuracy(matrix), abs=1e-3)
+    assert summary["fwIoU"] == pytest.approx(100 * frequency_weighted_iou(matrix), abs=1e-3)
+    assert summary["mDice"] == pytest.approx(100 * np.nanmean(per_class_dice(matrix)), abs=1e-3)
     for c, entry in enumerate(summary["classes"]):
         assert entry["name"] == NAMES[c] and entry["label_pixels"] == matrix[c].sum()
         for key, metric in [("IoU", per_class_iou), ("recall", per_class_recall), ("precision", per_class_precision)]:

@@ -3,7 +3,10 @@ import pytest
 
 from utils.metrics import (
     confusion_matrix,
+    frequency_weighted_iou,
     mean_iou,
+    normalised_confusion,
+    per_class_dice,
     per_class_iou,
     per_class_precision,
     per_class_recall,
@@ -48,3 +51,16 @@ def test_class_predicted_but_never_labelled_counts_as_iou_zero():
 def test_everything_ignored_gives_nan_not_a_warning():
     matrix = confusion_matrix(np.full((3, 3), 255), np.zeros((3, 3), int), 2)
     assert matrix.sum() == 0 and np.isnan(mean_iou(matrix))
+
+
+def test_dice_and_frequency_weighted_iou_by_hand():
+    matrix = confusion_matrix(LABEL, PREDICTION, 3)  # [[1, 1, 0], [1, 2, 0], [0, 0, 2]]
+    np.testing.assert_allclose(per_class_dice(matrix), [2 / 4, 4 / 6, 4 / 4])  # 2 TP / (2 TP + FP + FN)
+    np.testing.assert_allclose(per_class_dice(matrix), 2 * per_class_iou(matrix) / (1 + per_class_iou(matrix)))
+    # Label pixels 2, 3, 2 of 7: (2/7)(1/3) + (3/7)(1/2) + (2/7)(1).
+    assert frequency_weighted_iou(matrix) == pytest.approx(25 / 42)
+
+
+def test_normalised_confusion_rows_sum_to_one():
+    matrix = confusion_matrix(np.array([0, 0, 1, 1, 1]), np.array([0, 1, 1, 1, 0]), 3)  # class 2 never labelled
+    np.testing.assert_allclose(normalised_confusion(matrix), [[0.5, 0.5, 0], [1 / 3, 2 / 3, 0], [0, 0, 0]])

@@ -45,6 +45,24 @@ def per_class_precision(matrix: np.ndarray) -> np.ndarray:
     return _ratio(np.diag(matrix), matrix.sum(0))
 
 
+def per_class_dice(matrix: np.ndarray) -> np.ndarray:
+    """Dice = F1 = 2 TP / (2 TP + FP + FN) = 2 IoU / (1 + IoU); NaN for a class neither labelled nor predicted."""
+    true_positive = np.diag(matrix)
+    return _ratio(2 * true_positive, matrix.sum(0) + matrix.sum(1))
+
+
+def frequency_weighted_iou(matrix: np.ndarray) -> float:
+    """fwIoU = sum_c (label pixels of c / all label pixels) * IoU_c (Long et al. 2015): classes weigh by their area."""
+    frequency = matrix.sum(1) / max(matrix.sum(), 1)
+    return float(np.nansum(frequency * per_class_iou(matrix)))
+
+
+def normalised_confusion(matrix: np.ndarray) -> np.ndarray:
+    """float (C, C): each true class's row divided by its label pixels (rows sum to 1; 0 for an unlabelled class)."""
+    rows = matrix.sum(1, keepdims=True)
+    return np.where(rows > 0, matrix / np.maximum(rows, 1), 0.0)
+
+
 def pixel_accuracy(matrix: np.ndarray) -> float:
     """Share of counted pixels whose class is right."""
     return float(np.diag(matrix).sum() / max(matrix.sum(), 1))

@@ -8,7 +8,16 @@ import os
 import numpy as np
 from matplotlib.figure import Figure
 
-from utils.metrics import nan_mean, per_class_iou, per_class_precision, per_class_recall, pixel_accuracy
+from utils.metrics import (
+    frequency_weighted_iou,
+    nan_mean,
+    normalised_confusion,
+    per_class_dice,
+    per_class_iou,
+    per_class_precision,
+    per_class_recall,
+    pixel_accuracy,
+)
 
 
 def percent(value):
@@ -22,13 +31,15 @@ def shown(value) -> str:
 
 
 def summarize(matrix: np.ndarray, names) -> dict:
-    """Per-class IoU, recall (PA) and precision, their means over the classes where they are defined, and the
-    pixel accuracy, all in percent."""
+    """Per-class IoU, Dice (= F1), recall (PA) and precision, their means over the classes where they are defined,
+    the frequency-weighted IoU and the pixel accuracy, all in percent."""
     iou, recall, precision = per_class_iou(matrix), per_class_recall(matrix), per_class_precision(matrix)
+    dice = per_class_dice(matrix)
     classes = [
         {
             "name": name,
             "IoU": percent(iou[c]),
+            "Dice": percent(dice[c]),
             "recall": percent(recall[c]),
             "precision": percent(precision[c]),
             "label_pixels": int(matrix[c].sum()),
@@ -38,6 +49,8 @@ def summarize(matrix: np.ndarray, names) -> dict:
     ]
     return {
         "mIoU": percent(nan_mean(iou)),
+        "mDice": percent(nan_mean(dice)),
+        "fwIoU": percent(frequency_weighted_iou(matrix)),
         "mPA": percent(nan_mean(recall)),
         "mPrecision": percent(nan_mean(precision)),
         "accuracy": percent(pixel_accuracy(matrix)),
@@ -48,7 +61,7 @@ def summarize(matrix: np.ndarray, names) -> dict:
 def format_summary(summary: dict) -> str:
     """The summary as a text table; '-' where a figure is undefined (the class is absent)."""
     width = max(10, *(len(c["name"]) for c in summary["classes"]))
-    columns = ["IoU", "recall", "precision"]
+    columns = ["IoU", "Dice", "recall", "precision"]
 
     def cell(value):
         return f"{shown(value):>10}"
@@ -58,9 +71,12 @@ def format_summary(summary: dict) -> str:
     for c in summary["classes"]:
         lines.append(f"{c['name']:<{width}}{''.join(cell(c[k]) for k in columns)}{c['label_pixels']:>14d}")
     lines.append("-" * len(lines[0]))
-    means = [summary["mIoU"], summary["mPA"], summary["mPrecision"]]
+    means = [summary["mIoU"], summary["mDice"], summary["mPA"], summary["mPrecision"]]
     lines.append(f"{'mean':<{width}}{''.join(cell(v) for v in means)}")
-    lines.append(f"mIoU {shown(summary['mIoU'])}  mPA {shown(summary['mPA'])}  accuracy {shown(summary['accuracy'])}")
+    lines.append(
+        f"mIoU {shown(summary['mIoU'])}  mDice {shown(summary['mDice'])}  fwIoU {shown(summary['fwIoU'])}  "
+        f"mPA {shown(summary['mPA'])}  accuracy {shown(summary['accuracy'])}"
+    )
     return "\n".join(lines)
 
 
@@ -79,6 +95,28 @@ def plot_bars(path: str, names, values, title: str, xlabel: str) -> None:
     figure.savefig(path, dpi=100)
 
 
+def plot_confusion(path: str, matrix: np.ndarray, names) -> None:
+    """The row-normalised confusion matrix as a picture: true class down, predicted across, class names on both
+    axes, each cell's share written in it up to 30 classes (the font shrinks with the classes)."""
+    shares = normalised_confusion(matrix)
+    count = len(names)
+    side = min(4 + 0.45 * count, 24)
+    figure = Figure(figsize=(side + 1.5, side))
+    axis = figure.subplots()
+    image = axis.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04, label="share of the true class's pixels")
+    font = max(5, min(10, 200 // max(count, 1)))
+    axis.set_xticks(range(count), names, rotation=90, fontsize=font)
+    axis.set_yticks(range(count), names, fontsize=font)
+    axis.set(xlabel="predicted class", ylabel="true class", title="Confusion matrix (each row sums to 1)")
+    if count <= 30:
+        for (row, column), share in np.ndenumerate(shares):
+            colour = "white" if share > 0.5 else "black"
+            axis.text(column, row, f"{share:.2f}", ha="center", va="center", fontsize=font - 1, color=colour)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+
+
 def write_confusion_csv(path: str, matrix: np.ndarray, names) -> None:
     """Rows are the true classes, columns the predicted ones; the first row and column hold the names."""
     with open(path, "w", newline="") as f:
@@ -89,7 +127,8 @@ def write_confusion_csv(path: str, matrix: np.ndarray, names) -> None:
 
 
 def write_report(out_dir: str, matrix: np.ndarray, names, details: dict) -> dict:
-    """Writes mIoU.png, mPA.png, Recall.png, Precision.png, confusion_matrix.csv and summary.json.
+    """Writes mIoU.png, Dice.png, mPA.png, Recall.png, Precision.png, confusion_matrix.csv, confusion_matrix.png
+    (row-normalised) and summary.json.
 
     Args:
         details: extra entries for summary.json (model, dataset, number of images).
@@ -101,6 +140,7 @@ def write_report(out_dir: str, matrix: np.ndarray, names, details: dict) -> dict
     summary = {**summarize(matrix, names), **details}
     charts = [
         ("mIoU.png", "IoU", f"mIoU = {shown(summary['mIoU'])}%", "Intersection over Union (%)"),
+        ("Dice.png", "Dice", f"mDice = {shown(summary['mDice'])}%", "Dice = F1 (%)"),
         ("mPA.png", "recall", f"mPA = {shown(summary['mPA'])}%", "Pixel accuracy per class (%)"),
         ("Recall.png", "recall", f"mRecall = {shown(summary['mPA'])}%", "Recall (%)"),
         ("Precision.png", "precision", f"mPrecision = {shown(summary['mPrecision'])}%", "Precision (%)"),
@@ -109,6 +149,7 @@ def write_report(out_dir: str, matrix: np.ndarray, names, details: dict) -> dict
         values = [c[key] for c in summary["classes"]]
         plot_bars(os.path.join(out_dir, file_name), names, values, title, xlabel)
     write_confusion_csv(os.path.join(out_dir, "confusion_matrix.csv"), matrix, names)
+    plot_confusion(os.path.join(out_dir, "confusion_matrix.png"), matrix, names)
     with open(os.path.join(out_dir, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
     return summary
