@@ -120,6 +120,11 @@ def main(config: ExportConfig) -> None:
     unknown = [name for name in config.formats if name not in FORMATS]
     if unknown or not config.formats:
         raise ValueError(f"formats={config.formats}: expected some of {', '.join(FORMATS)}.")
+    if config.backend != "keras":
+        raise ValueError(
+            f"backend={config.backend!r}: export.py exports a Keras weights file from train.py (model_path); an ONNX "
+            "file is already an export. Leave backend at keras and give the weights file."
+        )
     paths = parity_paths(config.parity_images, config.parity_count)  # before the slow part: the model
     unet = Unet(**unet_settings(config))
     images = parity_batch(paths, unet.config.input_shape, unet.bands)

@@ -6,6 +6,7 @@ UnetConfig in unet.py; the rest to PredictConfig below. Any of them can be given
     $ python predict.py                                    # asks for image paths; try img/shapes_1.jpg
     $ python predict.py --model_path logs/best_epoch_weights.weights.h5 --num_classes 2 --input_shape 256 256
     $ python predict.py --mode dir_predict --dir_origin_path img --dir_save_path img_out
+    $ python predict.py --mode dir_predict --save_mask --save_areas    # + masks/<name>.png and areas.csv
     $ python predict.py --mode video --video_path 0                    # camera 0; a file path works too
     $ python predict.py --mode fps --fps_image_path img/shapes_1.jpg
     $ python predict.py -h                                 # every setting with its default
@@ -25,7 +26,8 @@ from unet import Unet, UnetConfig, unet_settings
 from utils.bands import read_image
 from utils.config import run_main
 from utils.images import IMAGE_SUFFIXES, image_files
-from utils.visualize import render_image
+from utils.outputs import MASKS, area_row, check_save_folder, output_names, shown_path, write_areas
+from utils.visualize import class_names, render_image
 
 MODES = ("predict", "dir_predict", "video", "fps")
 QUIT = ("", "q", "quit", "exit")
@@ -39,7 +41,10 @@ class PredictConfig(UnetConfig):
     save_dir: str = "img_out"  # predict: where results are saved (<name>.png)
     show: bool = True  # predict / video: show results in a window when a display exists
     dir_origin_path: str = "img"  # dir_predict: folder of images to predict
-    dir_save_path: str = "img_out"  # dir_predict: where results are saved
+    dir_save_path: str = "img_out"  # dir_predict: where results are saved (never the folder of the images)
+    save_picture: bool = True  # dir_predict: the picture drawn as mix_type says, <name>.png
+    save_mask: bool = False  # dir_predict: class ids at the image's size, masks/<name>.png (get_miou.py's format)
+    save_areas: bool = False  # dir_predict: one table of every image's pixels and area % per class, areas.csv
     batch_size: int = 4  # dir_predict: images per model call
     video_path: str = "0"  # video: a video file, or a camera index such as 0
     video_save_path: str = ""  # video: save the result here (e.g. out.mp4); empty = don't save
@@ -53,13 +58,10 @@ def display_available() -> bool:
     return sys.platform in ("win32", "darwin") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def output_path(folder: str, image_path: str) -> str:
-    return os.path.join(folder, os.path.splitext(os.path.basename(image_path))[0] + ".png")
-
-
 def predict_prompt(unet: Unet, config: PredictConfig) -> None:
     """Asks for image paths until an empty line, q or end of input; a bad path is reported and asked again."""
     show = config.show and display_available()
+    names = {}  # input path -> output name: two inputs a.jpg, a.png typed in one session get a_jpg, a_png
     while True:
         try:
             path = input("Input image filename: ").strip().strip("'\"")
@@ -69,46 +71,72 @@ def predict_prompt(unet: Unet, config: PredictConfig) -> None:
         if path.lower() in QUIT:
             return
         if not os.path.isfile(path):
-            print(f"error: {path}: no such file. Type the path of an image, or q to quit.")
+            print(f"error: {shown_path(path)}: no such file. Type the path of an image, or q to quit.")
             continue
         try:
             image = read_image(path)
-        except Exception as error:  # any decoding failure: say so and ask again
-            print(f"error: {path}: not an image that can be read ({type(error).__name__}: {error}). Try another.")
-            continue
-        try:
             result = unet.detect_image(image, count=config.count, name_classes=config.name_classes)
-        except ValueError as error:  # an image the network cannot take (its bands): say so and ask again
-            print(f"error: {path}: {error}")
+        except Exception as error:  # any decoding failure, or an image the network cannot take: ask again
+            why = (
+                error
+                if isinstance(error, ValueError)
+                else f"not an image that can be read ({type(error).__name__}: {error})"
+            )
+            print(f"error: {shown_path(path)}: {why}. Try another.")
             continue
-        os.makedirs(config.save_dir, exist_ok=True)
-        saved = output_path(config.save_dir, path)
+        key = os.path.abspath(path)
+        names[key] = names.get(key) or output_names([*names, key])[-1]
+        saved = os.path.join(config.save_dir, names[key] + ".png")
+        if os.path.exists(saved) and os.path.samefile(saved, path):
+            print(f"error: {shown_path(path)} is in save_dir: its result would replace it. Set another --save_dir.")
+            continue
         result.save(saved)
-        print(f"Saved {saved}")
+        print(f"Saved {shown_path(saved)}")
         if show:
             result.show()
 
 
-def predict_folder(unet: Unet, config: PredictConfig) -> None:
-    """Predicts every image file in dir_origin_path into dir_save_path; files that cannot be read (or do not fit the
-    network's bands) are listed at the end."""
-    if not os.path.isdir(config.dir_origin_path):
-        raise ValueError(f"dir_origin_path={config.dir_origin_path!r}: no such folder.")
-    paths = image_files(config.dir_origin_path)
+def folder_images(folder: str) -> list:
+    """The image files of dir_predict's folder; the other files are named (left out), not passed over in silence."""
+    if not os.path.isdir(folder):
+        raise ValueError(f"dir_origin_path={folder!r}: no such folder.")
+    paths = image_files(folder)
+    others = sorted(set(os.listdir(folder)) - {os.path.basename(p) for p in paths})
+    others = [name for name in others if os.path.isfile(os.path.join(folder, name)) and not name.startswith(".")]
+    if others:
+        shown = ", ".join(shown_path(name) for name in others[:10]) + (", ..." if len(others) > 10 else "")
+        print(f"Left out {len(others)} files that are not images ({', '.join(IMAGE_SUFFIXES)}): {shown}")
     if not paths:
-        raise ValueError(
-            f"{config.dir_origin_path} holds no images (looked for {', '.join(IMAGE_SUFFIXES)}, any case)."
-        )
-    os.makedirs(config.dir_save_path, exist_ok=True)
-    skipped = []
+        raise ValueError(f"{folder} holds no images (looked for {', '.join(IMAGE_SUFFIXES)}, any case).")
+    return paths
+
+
+def predict_folder(unet: Unet, config: PredictConfig) -> None:
+    """Predicts every image file in dir_origin_path into dir_save_path (utils/outputs.py: the picture, the mask,
+    the table of areas); files that cannot be read (or do not fit the network's bands) are listed at the end."""
+    paths = folder_images(config.dir_origin_path)
+    folder, names = config.dir_save_path, dict(zip(paths, output_names(paths)))
+    if config.save_mask:
+        os.makedirs(os.path.join(folder, MASKS), exist_ok=True)
+    skipped, rows, class_list = [], [], class_names(config.name_classes or unet.class_names, unet.config.num_classes)[0]
     results = unet.segment_files(paths, config.batch_size)
     for path, image, mask, error in tqdm(results, total=len(paths), desc="Predicting", unit="image"):
         if error:
-            skipped.append(f"{path}: {error}")
+            skipped.append(f"{shown_path(path)}: {error}")
             continue
-        picture = render_image(unet.picture(image), mask, unet.colours, unet.config.mix_type)
-        picture.save(output_path(config.dir_save_path, path))
-    print(f"Saved {len(paths) - len(skipped)} results to {config.dir_save_path}/")
+        name = names[path]
+        if config.save_picture:
+            render_image(unet.picture(image), mask, unet.colours, unet.config.mix_type).save(
+                os.path.join(folder, name + ".png")
+            )
+        if config.save_mask:
+            unet.mask_image(mask).save(os.path.join(folder, MASKS, name + ".png"))
+        if config.save_areas:
+            rows.append(area_row(shown_path(os.path.basename(path)), mask, unet.config.num_classes))
+    written = [kind for kind, on in (("pictures", config.save_picture), (f"{MASKS}/", config.save_mask)) if on]
+    print(f"Saved the results of {len(paths) - len(skipped)} images to {folder}/ ({', '.join(written) or 'no files'})")
+    if rows:
+        print(f"Areas of each class in {write_areas(folder, rows, class_list)}")
     if skipped:
         print(f"Skipped {len(skipped)} unreadable or unusable files:\n  " + "\n  ".join(skipped))
 
@@ -163,15 +191,41 @@ def predict_video(unet: Unet, config: PredictConfig) -> None:
 
 def time_predictions(unet: Unet, config: PredictConfig) -> None:
     """Seconds per image and FPS of the prediction path on fps_image_path (batch 1, warm-up excluded)."""
-    if not os.path.isfile(config.fps_image_path):
-        raise ValueError(f"fps_image_path={config.fps_image_path!r}: no such file.")
-    seconds = unet.get_FPS(read_image(config.fps_image_path), config.test_interval)
+    seconds = unet.get_FPS(read_checked(config.fps_image_path, "fps_image_path"), config.test_interval)
     print(f"{seconds:.4f} seconds per image, {1 / seconds:.2f} FPS (batch 1, {config.test_interval} runs)")
+
+
+def read_checked(path: str, setting: str):
+    """An image file read for a setting; ValueError naming the setting and the file when it cannot be."""
+    if not os.path.isfile(path):
+        raise ValueError(f"{setting}={shown_path(path)!r}: no such file.")
+    try:
+        return read_image(path)
+    except Exception as error:  # the decoders raise their own types
+        raise ValueError(
+            f"{setting}={shown_path(path)!r}: not an image that can be read ({type(error).__name__}: {error})."
+        ) from None
+
+
+def check_outputs(config: PredictConfig) -> None:
+    """Before the model loads: every folder and file the mode reads or writes, reported by name."""
+    if config.mode == "predict":
+        check_save_folder(config.save_dir, "save_dir")
+    elif config.mode == "dir_predict":
+        folder_images(config.dir_origin_path)
+        check_save_folder(config.dir_save_path, "dir_save_path", config.dir_origin_path)
+        if not (config.save_picture or config.save_mask or config.save_areas):
+            raise ValueError("save_picture, save_mask and save_areas are all false: nothing would be written.")
+    elif config.mode == "video" and config.video_save_path:
+        check_save_folder(os.path.dirname(os.path.abspath(config.video_save_path)), "video_save_path")
+    elif config.mode == "fps":
+        read_checked(config.fps_image_path, "fps_image_path")
 
 
 def main(config: PredictConfig) -> None:
     if config.mode not in MODES:
         raise ValueError(f"mode={config.mode!r}: expected one of {', '.join(MODES)}.")
+    check_outputs(config)
     unet = Unet(**unet_settings(config))
     run = {"predict": predict_prompt, "dir_predict": predict_folder, "video": predict_video, "fps": time_predictions}
     run[config.mode](unet, config)

@@ -55,6 +55,8 @@ def test_no_parity_images_is_a_clear_error(trained, tmp_path):
     assert result.returncode == 2 and "no images there" in result.stderr and "Traceback" not in result.stderr
     result = run_script("export.py", *TINY_MODEL, "--formats", "onnx_fp8")
     assert result.returncode == 2 and "formats=['onnx_fp8']" in result.stderr
+    result = run_script("export.py", "--backend", "onnx", "--model_path", "model.onnx")
+    assert result.returncode == 2 and "already an export" in result.stderr and "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize("name", ["savedmodel", "tflite_int8"])

@@ -1,5 +1,6 @@
 """The Unet predictor and predict.py, driven as users drive them, with weights trained by train.py."""
 
+import csv
 import os
 import re
 import shutil
@@ -50,23 +51,61 @@ def test_q_ends_the_prompt(trained, tmp_path):
     assert result.returncode == 0 and result.stdout.count("Input image filename:") == 1
 
 
-def test_dir_predict_saves_every_image_and_reports_the_corrupt_one(trained, tmp_path):
+def test_dir_predict_saves_every_image_and_reports_the_corrupt_one(unet, trained, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
     image = np.asarray(Image.open(val_image(trained)))
     Image.fromarray(image).save(folder / "a.JPG")
     Image.fromarray(image[:, :30]).convert("RGBA").save(folder / "b.png")  # another size and mode
     Image.fromarray(image).convert("L").save(folder / "c.tiff")
+    Image.fromarray(image[:, ::-1]).save(folder / "a.png")  # the same stem as a.JPG: its results must not collide
+    Image.fromarray(image[8:]).save(folder / "d.gif")  # GIF: read as other images are
+    frames = [Image.fromarray(image), Image.fromarray(image[::-1])]
+    frames[0].save(folder / "moving.gif", save_all=True, append_images=frames[1:])  # an animation: reported
+    with open(os.path.join(os.fsencode(folder), b"caf\xe9.jpg"), "wb") as f:  # a Latin-1 name, not UTF-8
+        f.write(open(val_image(trained), "rb").read())
     (folder / "corrupt.jpg").write_bytes(open(val_image(trained), "rb").read()[:300])  # truncated
-    (folder / "readme.txt").write_text("not an image, not listed")
+    (folder / "readme.txt").write_text("not an image: named as left out")
     out = tmp_path / "out"
     args = predict_args(trained, "--mode", "dir_predict", "--dir_origin_path", folder, "--dir_save_path", out)
-    result = run_script("predict.py", *args, "--batch_size", "2")
+    result = run_script("predict.py", *args, "--batch_size", "2", "--save_mask", "--save_areas")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert sorted(os.listdir(out)) == ["a.png", "b.png", "c.png"]
+    names = ["a_jpg", "a_png", "b", "c", "caf\\xe9", "d"]
+    pictures = sorted(os.fsencode(n).decode("utf-8", "backslashreplace") for n in os.listdir(out) if n.endswith(".png"))
+    assert pictures == [f"{name}.png" for name in names]
     assert Image.open(out / "b.png").size == (30, 48)
-    assert "Saved 3 results" in result.stdout
-    assert "Skipped 1 unreadable or unusable files" in result.stdout and "corrupt.jpg" in result.stdout
+    assert "Saved the results of 6 images" in result.stdout and "Left out 1 files" in result.stdout
+    assert "Skipped 2 unreadable or unusable files" in result.stdout
+    assert "corrupt.jpg" in result.stdout and "moving.gif" in result.stdout and "2 frames" in result.stdout
+    # The masks are get_miou.py's format and the predictor's own; the table of areas counts their pixels.
+    sources = {"a_jpg": "a.JPG", "a_png": "a.png", "b": "b.png", "c": "c.tiff", "d": "d.gif"}
+    with open(out / "areas.csv") as f:
+        rows = {row["image"]: row for row in csv.DictReader(f)}
+    for name, source in sources.items():
+        mask = np.asarray(Image.open(out / "masks" / f"{name}.png"))
+        expected = np.asarray(unet.get_miou_png(Image.open(folder / source)))
+        np.testing.assert_array_equal(mask, expected)
+        counts = np.bincount(mask.ravel(), minlength=3)
+        assert [int(rows[source][f"{c} pixels"]) for c in ("background", "upper", "lower")] == list(counts)
+        assert float(rows[source]["upper %"]) == pytest.approx(100 * counts[1] / mask.size, abs=1e-3)
+
+
+def test_outputs_are_checked_before_the_model_loads(trained, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(val_image(trained), folder / "x.png")
+    same = predict_args(trained, "--mode", "dir_predict", "--dir_origin_path", folder, "--dir_save_path", folder)
+    result = run_script("predict.py", *same)
+    assert result.returncode == 2 and "is the folder of the images to predict" in result.stderr
+    assert sorted(os.listdir(folder)) == ["x.png"]  # untouched
+    (tmp_path / "a_file").write_text("")
+    result = run_script("predict.py", *predict_args(trained, "--save_dir", tmp_path / "a_file"), stdin="")
+    assert result.returncode == 2 and "a file, not a folder" in result.stderr and "Unet:" not in result.stdout
+    (folder / "broken.jpg").write_bytes(b"not a jpeg")
+    result = run_script(
+        "predict.py", *predict_args(trained, "--mode", "fps", "--fps_image_path", folder / "broken.jpg")
+    )
+    assert result.returncode == 2 and "broken.jpg" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_video_file_in_and_out_and_a_missing_source(trained, tmp_path):

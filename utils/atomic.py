@@ -120,3 +120,19 @@ def remove_stray_temporaries(save_dir: str) -> list:
     for path in strays:
         os.remove(path)
     return [os.path.basename(p) for p in strays]
+
+
+def check_writable(folder: str, setting: str, example: str) -> None:
+    """Creates folder if needed and writes a probe file there; a ValueError names the setting and says why it cannot
+    be written (a file in the way, no permission), before any slow work starts."""
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise ValueError(f"{setting}={folder!r}: a file, not a folder. Choose a folder, e.g. --{setting} {example}.")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(prefix=TEMPORARY_PREFIX, dir=folder):
+            pass
+    except OSError as error:
+        raise ValueError(
+            f"{setting}={folder!r}: cannot be written ({error.strerror or error}). Choose a folder you can write "
+            f"to, e.g. --{setting} {example}, or fix its permissions."
+        ) from None

@@ -122,6 +122,12 @@ def read_tiff(path: str) -> np.ndarray:
     import tifffile  # noqa: PLC0415 (only for TIFF files)
 
     with tifffile.TiffFile(path) as tiff:
+        if len(tiff.series) > 1:  # pages of different sizes: which one is meant cannot be guessed
+            shapes = ", ".join(str(tuple(s.shape)) for s in tiff.series[:4])
+            raise ValueError(
+                f"{path}: a TIFF of {len(tiff.series)} images ({shapes}{', ...' if len(tiff.series) > 4 else ''}); "
+                "expected one image. Save the image to use as a file of its own."
+            )
         series = tiff.series[0]
         order, bands = tiff_layout(series.axes, series.shape, path)
         data = series.asarray()
@@ -164,6 +170,12 @@ def read_image(path: str) -> np.ndarray:
     if header and header[0] == 16:
         return read_png16(path, header[1])
     with Image.open(path) as image:
+        frames = getattr(image, "n_frames", 1)
+        if frames > 1:  # PIL would give the first frame alone
+            raise ValueError(
+                f"{path}: an animation or multi-page image of {frames} frames; expected one image. Save the frames "
+                "as image files of their own (or use --mode video for a video)."
+            )
         return from_pil(image)
 
 

@@ -215,10 +215,13 @@ def read_settings(path: str):
         with h5py.File(path, "r") as h5:
             return ModelSettings.from_json(h5.attrs[SETTINGS_ATTR]) if SETTINGS_ATTR in h5.attrs else None
     except OSError as error:
-        onnx = " It is an ONNX model: add --backend onnx." if path.lower().endswith(".onnx") else ""
+        if path.lower().endswith(".onnx"):
+            raise ValueError(
+                f"{path}: an ONNX model (from export.py), which backend keras does not read: add --backend onnx."
+            ) from None
         raise ValueError(
             f"{path}: not a readable HDF5 weights file ({error}). Expected a Keras .h5 or .weights.h5 file; the "
-            f"file may be truncated or of another format.{onnx or ' Download or copy it again.'}"
+            "file may be truncated or of another format. Download or copy it again."
         ) from None
 
 

@@ -1,6 +1,7 @@
 """tf.data pipelines over a VOC-format dataset: images and class-index PNG labels (255 = ignore)."""
 
 import functools
+import os
 
 import cv2
 import numpy as np
@@ -302,8 +303,8 @@ def _predict_preparer(letterbox_to, bands: Bands):
     dtype = tf.as_dtype(bands.input_dtype)
 
     def read(path):
-        image, error = read_input_or_error(path.decode(), bands)
-        return image, error.encode()
+        image, error = read_input_or_error(os.fsdecode(path), bands)  # any file name, UTF-8 or not
+        return image, error.encode("utf-8", "backslashreplace")
 
     @tf.function(input_signature=[tf.TensorSpec([], tf.string)])
     def prepare(path):
@@ -325,6 +326,7 @@ def build_predict_dataset(paths, letterbox_to, batch_size: int, num_workers: int
     boxes int32 (B, 4), sizes int32 (B, 2) original (h, w),
     images (B, h_max, w_max, C) the originals padded with 0, errors string (B,): "" or why unusable).
     """
-    paths = tf.data.Dataset.from_tensor_slices(list(paths))
+    # As bytes: a file name that is not UTF-8 (os.listdir gives it with surrogates) cannot become a tf.string.
+    paths = tf.data.Dataset.from_tensor_slices([os.fsencode(path) for path in paths])
     letterbox_to = None if letterbox_to is None else tuple(letterbox_to)
     return _inference_batches(paths, _predict_preparer(letterbox_to, bands), batch_size, num_workers)

@@ -5,7 +5,7 @@ import os
 import numpy as np
 from PIL import Image
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp")
 # The label value of pixels that count for nothing: no loss, no metric (VOC's object borders, letterbox fill).
 IGNORE_LABEL = 255
 # Large aerial tiles and slides are images this tool is for: PIL's guard against decompression bombs would warn at

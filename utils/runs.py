@@ -3,9 +3,8 @@ resumed run takes from its checkpoint."""
 
 import dataclasses
 import os
-import tempfile
 
-from utils.atomic import TEMPORARY_PREFIX, remove_stray_temporaries
+from utils.atomic import check_writable, remove_stray_temporaries
 from utils.checkpoint import resumable_checkpoints
 
 # Settings that may change when a run is resumed: they change neither the network nor what an epoch computes.
@@ -16,23 +15,10 @@ RESUME_CHANGEABLE = ("unfreeze_epoch", "num_workers", "eval_period", "save_perio
 RUN_FILES = ("best_epoch_weights.weights.h5", "last_epoch_weights.weights.h5")
 
 
-def check_writable(save_dir: str) -> None:
-    """Creates save_dir if needed and writes a probe file there; a ValueError says why it cannot be written."""
-    try:
-        os.makedirs(save_dir, exist_ok=True)
-        with tempfile.TemporaryFile(prefix=TEMPORARY_PREFIX, dir=save_dir):
-            pass
-    except OSError as error:
-        raise ValueError(
-            f"save_dir={save_dir!r}: cannot be written ({error.strerror or error}). Choose a folder you can write "
-            "to, e.g. --save_dir logs/run2, or fix its permissions."
-        ) from None
-
-
 def prepare_save_dir(save_dir: str, continuing: bool) -> None:
     """Checks save_dir before the first epoch: it can be written, and a new run does not replace an earlier run's
     weights. Temporary files left by a killed write are removed (and named)."""
-    check_writable(save_dir)
+    check_writable(save_dir, "save_dir", "logs/run2")
     strays = remove_stray_temporaries(save_dir)
     if strays:
         print(f"Removed {len(strays)} temporary files left by an interrupted write: {', '.join(strays)}")

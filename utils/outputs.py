@@ -1,0 +1,73 @@
+"""What predict.py writes for a folder of images, and where. Nothing it writes replaces an input or another output:
+
+    <dir_save_path>/<name>.png          the picture, drawn as mix_type says (save_picture)
+    <dir_save_path>/masks/<name>.png    class ids at the image's size, palette colours: get_miou.py's format
+                                        (save_mask)
+    <dir_save_path>/areas.csv           each image's pixels and area share per class (save_areas)
+
+<name> is the input's file name without its suffix, or with it (a_jpg, a_png) where two inputs share a stem. The
+folders are checked before the model is loaded: not a file, writable, and not the folder of the inputs.
+"""
+
+import collections
+import csv
+import io
+import os
+
+import numpy as np
+
+from utils.atomic import check_writable, write_text
+
+MASKS = "masks"
+AREAS = "areas.csv"
+
+
+def shown_path(path: str) -> str:
+    """A path as it can be printed: bytes that are not UTF-8 (a name from another system) shown as \\x.. escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def output_names(paths) -> list:
+    """One output name per input, never twice: the stem, or stem_suffix for inputs that share a stem (a.jpg and
+    a.png give a_jpg and a_png), numbered in the rare case that still collides."""
+    stems = [os.path.splitext(os.path.basename(path)) for path in paths]
+    shared = collections.Counter(stem for stem, _ in stems)
+    names, taken = [], set()
+    for stem, suffix in stems:
+        name = f"{stem}_{suffix.lstrip('.').lower()}" if shared[stem] > 1 else stem
+        unique, number = name, 1
+        while unique in taken:
+            number += 1
+            unique = f"{name}_{number}"
+        taken.add(unique)
+        names.append(unique)
+    return names
+
+
+def check_save_folder(folder: str, setting: str, input_folder: str | None = None) -> None:
+    """Before any prediction: the save folder can be written and is not the folder of the inputs (whose images
+    the predictions would be written among, and over)."""
+    if input_folder and os.path.isdir(folder) and os.path.samefile(folder, input_folder):
+        raise ValueError(
+            f"{setting}={folder!r} is the folder of the images to predict: the results would be written among them "
+            f"and over any PNG of the same name. Choose another folder, e.g. --{setting} img_out."
+        )
+    check_writable(folder, setting, "img_out")
+
+
+def area_row(name: str, mask: np.ndarray, num_classes: int) -> list:
+    """[name, height, width, pixels of each class..., area % of each class...] of one image's mask."""
+    counts = np.bincount(mask.ravel(), minlength=num_classes)[:num_classes]
+    return [name, *mask.shape, *map(int, counts), *(round(100 * c / mask.size, 4) for c in counts)]
+
+
+def write_areas(folder: str, rows: list, class_names) -> str:
+    """areas.csv: one row per image (area_row), written atomically; returns its path."""
+    table = io.StringIO()
+    writer = csv.writer(table, lineterminator="\n")
+    header = ["image", "height", "width", *(f"{n} pixels" for n in class_names), *(f"{n} %" for n in class_names)]
+    writer.writerow(header)
+    writer.writerows(rows)
+    path = os.path.join(folder, AREAS)
+    write_text(path, table.getvalue())
+    return path
