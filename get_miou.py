@@ -9,9 +9,9 @@ The model settings default to UnetConfig in unet.py; the rest to MiouConfig belo
     $ python get_miou.py --thresholds 0.3 0.4 0.5 0.6 0.7  # 2 classes: which threshold scores best on the split
     $ python get_miou.py -h                                # every setting with its default
 
-Outputs in miou_out_path (miou_out/): detection-results/<id>.png (class ids, palette colours), mIoU.png, Dice.png, mPA.png,
-Recall.png, Precision.png, confusion_matrix.csv, confusion_matrix.png (rows sum to 1) and summary.json; the table
-adds Dice (= F1) per class, mDice and the frequency-weighted IoU.
+Outputs in miou_out_path (miou_out/): detection-results/<id>.png (class ids, palette colours), mIoU.png, Dice.png,
+mPA.png, Recall.png, Precision.png, confusion_matrix.csv, confusion_matrix.png (rows sum to 1) and summary.json;
+the table has Dice (= F1) per class, mDice and the frequency-weighted IoU too.
 
 A 2-class network (a sigmoid head, or a 2-way softmax) draws class 1 where its probability is above `threshold`;
 `thresholds` scores each of a list on the split (precision against recall) and reports the best, which predict.py

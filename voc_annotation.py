@@ -2,7 +2,9 @@ r"""Check a VOC-format dataset and write its ImageSets/Segmentation/{train,val,t
 
 Every image/label pair is checked first; a report shows the classes found and every problem, naming the file
 and the fix. When something would break training the splits are not written and the exit status is not 0.
-Nothing in the dataset is modified: --fix writes corrected labels to a new folder.
+Nothing in the dataset is modified: --fix writes corrected labels to a new folder. A contact sheet of a sample of
+images with their labels drawn on in class colours, named in a legend, goes to <vocdevkit_path>/label_preview.png:
+shifted, swapped or mis-coloured labels show at a glance.
 
     $ python voc_annotation.py                             # check VOCdevkit/ and write the splits
     $ python voc_annotation.py --num_classes 3             # also check that every value is < 3 (or 255)
@@ -21,14 +23,17 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from utils.bands import survey
+from utils.atomic import write_atomically
+from utils.bands import as_input, display_image, read_image, survey
 from utils.config import run_main
 from utils.dataset_check import Problem, inspect_pair
-from utils.images import IGNORE_LABEL, index_images
+from utils.images import IGNORE_LABEL, dataset_class_names, index_images, load_label
 from utils.label_fix import FIXED_DIR, use_fixed_labels, write_fixed_labels
-from utils.visualize import parse_colour
+from utils.visualize import class_colours, contact_sheet, parse_colour, tile_picture
 
 LISTED_PER_KIND = 10
+PREVIEW = "label_preview.png"  # the contact sheet, in vocdevkit_path
+PREVIEW_SIDE = 256  # px, the longer side of each of its tiles
 
 
 @dataclass
@@ -43,6 +48,7 @@ class AnnotationConfig:
     use_fixed: bool = False  # rename SegmentationClass -> SegmentationClass_original, SegmentationClass_fixed -> it
     palette: list[str] = field(default_factory=list)  # colour masks: each class's #rrggbb in class order
     input_shape: list[int] = field(default_factory=lambda: [512, 512])  # the network input you plan: for scale advice
+    preview_count: int = 16  # images in label_preview.png, each with its label drawn on it; 0 = none
 
 
 def suffix_counts(paths) -> str:
@@ -187,12 +193,35 @@ def inspect_dataset(voc: str, num_classes: int, palette):
 
 
 def bands_report(kinds: dict):
-    """(a line saying what the images are: bands, bit depth and, beyond 8 bits, each band's range as train.py will
-    measure it; or None, a Problem when they mix band counts or bit depths)."""
+    """(the images' Bands and a line saying what they are: bands, bit depth and, beyond 8 bits, each band's range
+    as train.py will measure it; or (None, None, a Problem) when they mix band counts or bit depths)."""
     try:
-        return f"Images: {survey(list(kinds), 0, kinds).describe()}", None
+        bands = survey(list(kinds), 0, kinds)
+        return bands, f"Images: {bands.describe()}", None
     except ValueError as error:
-        return None, Problem("", "bands", str(error).replace("\n", "\n  "))
+        return None, None, Problem("", "bands", str(error).replace("\n", "\n  "))
+
+
+def write_preview(config: AnnotationConfig, pairs: list, bands, num_classes: int) -> tuple:
+    """label_preview.png in vocdevkit_path: preview_count (image, label) pairs drawn at random (seed), each image
+    with its label in class colours, the class names (classes.txt, else numbers) in a legend.
+
+    Returns:
+        (its path, the captions of its tiles in order: the images' ids).
+    """
+    chosen = sorted(random.Random(config.seed).sample(pairs, min(config.preview_count, len(pairs))))
+    names = dataset_class_names(config.vocdevkit_path)
+    names = names if len(names) == num_classes else [str(i) for i in range(num_classes)]
+    colours = class_colours(num_classes)
+    tiles = []
+    for image_path, label_path in chosen:
+        picture = display_image(as_input(read_image(image_path), bands, image_path), bands)
+        caption = os.path.splitext(os.path.basename(image_path))[0]
+        tiles.append((caption, tile_picture(picture, load_label(label_path), colours, PREVIEW_SIDE)))
+    path = os.path.join(config.vocdevkit_path, PREVIEW)
+    title = f"{len(tiles)} of {len(pairs)} images with their labels (255, ignored, and the background not coloured)"
+    write_atomically(path, lambda temporary: contact_sheet(temporary, tiles, names, colours, title), ".png")
+    return path, [caption for caption, _ in tiles]
 
 
 def main(config: AnnotationConfig) -> None:
@@ -220,8 +249,9 @@ def main(config: AnnotationConfig) -> None:
         print(f"  python train.py --num_classes {num_classes} --cls_weights {' '.join(map(str, weights))}")
     if sizes:
         print("\n" + size_report(sizes, config.input_shape))
+    bands = None
     if kinds:
-        line, problem = bands_report(kinds)
+        bands, line, problem = bands_report(kinds)
         problems += [problem] if problem else []
         print(line or "")
 
@@ -256,6 +286,10 @@ def main(config: AnnotationConfig) -> None:
         )
     if not paired:
         raise ValueError(f"No image in {voc}/JPEGImages has a label in {voc}/SegmentationClass (ids must match).")
+    if config.preview_count > 0 and bands and histograms:
+        images = index_images(os.path.join(voc, "JPEGImages"))
+        pairs = [(images[i], labels[i]) for i in paired]
+        print(f"Label preview: {write_preview(config, pairs, bands, num_classes)[0]}")
     write_splits(voc, make_splits(paired, config.trainval_percent, config.train_percent, config.seed))
 
 

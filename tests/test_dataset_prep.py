@@ -178,6 +178,26 @@ def test_fix_writes_corrected_labels_into_a_new_folder_and_use_fixed_switches(tm
     assert used.returncode == 0, used.stderr[-2000:]
     assert os.path.isdir(os.path.join(voc, "VOC2007", "SegmentationClass_original"))
     assert "Wrote" in used.stdout and "train 13, val 1" in used.stdout
+    assert os.path.isfile(os.path.join(voc, "label_preview.png")) and "Label preview:" in used.stdout
+
+
+def test_the_label_preview_has_one_tile_per_sampled_image(tmp_path):
+    from utils.bands import Bands
+    from voc_annotation import AnnotationConfig, write_preview
+
+    voc = make_tiny_voc(tmp_path)
+    folder = os.path.join(voc, "VOC2007")
+    pairs = [
+        (
+            os.path.join(folder, "JPEGImages", f"img {i:02d}.jpg"),
+            os.path.join(folder, "SegmentationClass", f"img {i:02d}.png"),
+        )
+        for i in range(14)
+    ]
+    path, captions = write_preview(AnnotationConfig(vocdevkit_path=voc, preview_count=5), pairs, Bands(), 3)
+    assert len(captions) == 5 == len(set(captions)) and set(captions) <= {f"img {i:02d}" for i in range(14)}
+    with Image.open(path) as sheet:
+        assert sheet.size[0] > 4 * 200 and sheet.size[1] > 2 * 200  # a grid of 4 columns, 2 rows
 
 
 def test_valid_but_awkward_data_trains(tmp_path):

@@ -5,6 +5,8 @@ import colorsys
 import numpy as np
 from PIL import Image
 
+from utils.images import IGNORE_LABEL
+
 VOC_CLASSES_WITH_PALETTE = 21  # the VOC palette's colours are well apart for the 21 VOC classes
 MIX_TYPES = {0: "mask blended with the image", 1: "mask only", 2: "image with the background removed"}
 BLEND = 0.7  # weight of the colour mask in mix_type 0
@@ -114,3 +116,37 @@ def class_names(name_classes, num_classes: int):
         "using background, class 1, ... (set --name_classes to name them)."
     )
     return names, note if name_classes else ""
+
+
+def tile_picture(image: np.ndarray, label: np.ndarray, colours: np.ndarray, side: int) -> np.ndarray:
+    """uint8 (h, w, 3), the longer side `side`: the image with the classes but the background (0) blended half in
+    their colours; background and ignored pixels (255) show the image as it is."""
+    scale = side / max(label.shape)
+    size = (max(1, round(label.shape[1] * scale)), max(1, round(label.shape[0] * scale)))  # PIL: (width, height)
+    picture = np.array(Image.fromarray(image).resize(size, Image.BILINEAR))
+    label = np.asarray(Image.fromarray(label).resize(size, Image.NEAREST))
+    drawn = (label != 0) & (label != IGNORE_LABEL) & (label < len(colours))
+    picture[drawn] = (picture[drawn].astype(np.uint16) + colours[label[drawn]]) // 2
+    return picture
+
+
+def contact_sheet(path: str, tiles: list, names, colours: np.ndarray, title: str) -> None:
+    """A PNG of (caption, tile_picture) tiles in a grid, with a legend of the class names in their colours."""
+    from matplotlib.figure import Figure  # noqa: PLC0415 (only the dataset check and the reports draw figures)
+    from matplotlib.patches import Patch  # noqa: PLC0415
+
+    columns = min(4, len(tiles))
+    rows = -(-len(tiles) // columns)
+    figure = Figure(figsize=(3 * columns, 3 * rows + 0.4 + 0.25 * (len(names) // 6 + 1)))
+    axes = figure.subplots(rows, columns, squeeze=False)
+    for axis in axes.ravel():
+        axis.axis("off")
+    for axis, (caption, picture) in zip(axes.ravel(), tiles):
+        axis.imshow(picture)
+        axis.set_title(caption, fontsize=8)
+    legend = [Patch(color=np.asarray(c) / 255, label=f"{i} {n}") for i, (n, c) in enumerate(zip(names, colours))]
+    legend[0].set_label(f"0 {names[0]} (not coloured)")
+    figure.legend(handles=legend, loc="lower center", ncol=min(6, len(names)), fontsize=8, frameon=False)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout(rect=(0, 0.04 + 0.03 * (len(names) // 6 + 1), 1, 0.97))
+    figure.savefig(path, dpi=90)
