@@ -59,7 +59,7 @@ from nets.models import (
 )
 from utils.augment import Augmentation
 from utils.bands import survey
-from utils.callbacks import CheckpointSaver, EvalCallback, LossHistory
+from utils.callbacks import CheckpointSaver, EvalCallback, LossHistory, ValImages
 from utils.checkpoint import (
     ModelSettings,
     find_resumable,
@@ -81,6 +81,7 @@ from utils.runs import prepare_save_dir, resumed_config, run_dir_of
 from utils.sliding import check_scale_settings, describe_scale, resolve_scale_mode, scale_of
 from utils.stopping import NonFiniteGuard, Watch, WatchRules
 from utils.training import fit_phase, phase_learning_rates, plan_phases
+from utils.visualize import class_colours
 from utils.weight_map import WeightMap
 from utils.weights.building import build_with_weights
 from utils.weights.sources import resolve_model_path
@@ -119,6 +120,7 @@ class TrainConfig:
     save_dir: str = "logs"  # where weights, curves and history go
     eval_flag: bool = True  # compute val mIoU during training (also picks best_epoch_weights by mIoU)
     eval_period: int = 1  # ... every eval_period epochs, and at the last
+    tensorboard_images: int = 4  # at each evaluation, this many val images to TensorBoard: image | label | prediction
     vocdevkit_path: str = "VOCdevkit"  # dataset root holding VOC2007/
     dice_loss: bool = True  # add Dice loss (helps with few, small foreground classes)
     focal_loss: bool = False  # focal loss instead of cross-entropy
@@ -238,7 +240,9 @@ def make_callbacks(config: TrainConfig, val_samples, model, settings: ModelSetti
         eval_data = build_eval_dataset(val_samples, letterbox, eval_batch, config.num_workers, settings.bands)
         num_batches = math.ceil(len(val_samples) / eval_batch)
         periods = (config.eval_period, config.unfreeze_epoch)
-        callbacks.insert(0, EvalCallback(eval_data, num_batches, config.num_classes, periods, scale))
+        colours = class_colours(config.num_classes)
+        images = ValImages(config.tensorboard_images, os.path.join(run_dir, "images"), settings.bands, colours)
+        callbacks.insert(0, EvalCallback(eval_data, num_batches, config.num_classes, periods, scale, images))
     run = ({**asdict(config), "resume": ""}, settings)
     best, resumed_epoch = (state.best, state.epoch) if state else ({}, 0)
     checkpoints = CheckpointSaver(

@@ -11,6 +11,7 @@ import sys
 
 import h5py
 import pytest
+import tensorflow as tf
 
 from nets.models import build_model, output_margin
 from tests.helpers import ROOT, TINY_TRAIN, run_script
@@ -43,6 +44,17 @@ def test_two_phases_write_weights_curves_history_and_resume(tiny_voc, tmp_path):
     for name in ["epoch_loss.txt", "epoch_val_loss.txt", "epoch_miou.txt", "epoch_loss.png", "epoch_miou.png"]:
         assert os.path.getsize(os.path.join(run_dir, name)) > 0, name
     assert glob.glob(os.path.join(run_dir, "**", "events.out.tfevents.*"), recursive=True)
+    # At each evaluation the first 4 val images go to TensorBoard: image | label | prediction, side by side.
+    (images,) = glob.glob(os.path.join(run_dir, "images", "events.out.tfevents.*"))
+    written = {}
+    for record in tf.data.TFRecordDataset(images):
+        event = tf.compat.v1.Event.FromString(record.numpy())
+        for value in event.summary.value:  # an image summary: width, height, the PNG
+            png = tf.io.decode_png(value.tensor.string_val[2]).numpy()
+            written[(event.step, value.tag)] = png.shape
+    assert sorted(written) == [(epoch, f"val_image_{i}") for epoch in (1, 2) for i in range(4)]
+    assert set(written.values()) == {(256, 640, 3)}  # three 40 x 48 tiles side by side, 256 px high
+    assert "4 val images to TensorBoard in" in result.stdout
     with open(os.path.join(run_dir, "history.csv")) as f:
         rows = list(csv.DictReader(f))
     assert [int(r["epoch"]) for r in rows] == [1, 2]

@@ -9,10 +9,14 @@ import time
 
 import keras
 import numpy as np
+import tensorflow as tf
 from matplotlib.figure import Figure
+from PIL import Image
 
 from utils.atomic import deferred_interrupt, write_atomically, write_json, write_text
+from utils.bands import Bands, display_image
 from utils.checkpoint import RunState, recorded_epoch, save_resumable, save_weights
+from utils.images import IGNORE_LABEL
 from utils.metrics import evaluate_confusion, mean_iou, per_class_iou
 from utils.prediction import segment_function
 from utils.sliding import Scale
@@ -41,18 +45,63 @@ def plot_curves(path: str, epochs, curves: dict, ylabel: str) -> None:
     write_atomically(path, lambda temporary: figure.savefig(temporary, dpi=100), ".png")
 
 
+class ValImages:
+    """The first `count` val images of each evaluation, written to TensorBoard (its Images tab) as one strip each:
+    image | label | prediction, the two in class colours (ignored label pixels grey), the longer side TILE px.
+
+    It takes the batches the evaluation has already predicted: no prediction of its own.
+    """
+
+    TILE = 256
+
+    def __init__(self, count: int, log_dir: str, bands: Bands, colours: np.ndarray):
+        self.count, self.bands, self.colours = count, bands, colours
+        self.writer = tf.summary.create_file_writer(log_dir) if count else None
+        self.strips, self.seconds = [], 0.0
+
+    def collect(self, canvases, labels, boxes, sizes, masks) -> None:
+        """Keeps strips of a predicted batch until `count` are held (evaluate_confusion's on_batch)."""
+        started = time.perf_counter()
+        for canvas, label, box, (height, width), mask in zip(canvases, labels, boxes, sizes, masks):
+            if len(self.strips) >= self.count:
+                break
+            top, left, box_height, box_width = box
+            image = display_image(canvas[top : top + box_height, left : left + box_width], self.bands)
+            image = np.asarray(Image.fromarray(image).resize((int(width), int(height)), Image.BILINEAR))
+            label = label[:height, :width]
+            label_colours = np.where(
+                (label == IGNORE_LABEL)[..., None], 128, self.colours[np.minimum(label, len(self.colours) - 1)]
+            )
+            strip = np.concatenate([image, label_colours.astype(np.uint8), self.colours[mask[:height, :width]]], axis=1)
+            scale = self.TILE / max(height, width)
+            size = (max(1, round(strip.shape[1] * scale)), max(1, round(strip.shape[0] * scale)))
+            self.strips.append(np.asarray(Image.fromarray(strip).resize(size, Image.NEAREST)))
+        self.seconds += time.perf_counter() - started
+
+    def write(self, epoch: int) -> float:
+        """Writes the held strips at step `epoch` and forgets them; returns the seconds they took (collecting too)."""
+        started = time.perf_counter()
+        with self.writer.as_default():
+            for index, strip in enumerate(self.strips):
+                tf.summary.image(f"val_image_{index}", strip[None], step=epoch)
+        self.writer.flush()
+        seconds, self.strips, self.seconds = self.seconds + time.perf_counter() - started, [], 0.0
+        return seconds
+
+
 class EvalCallback(keras.callbacks.Callback):
-    """Every `eval_period` epochs (and at the last), val mIoU at original resolution as get_miou.py computes it.
+    """Every `eval_period` epochs (and at the last), val mIoU at original resolution as get_miou.py computes it,
+    and (with `images`) the first val images to TensorBoard (ValImages).
 
     Puts `val_miou` (percent) into the epoch logs for the callbacks after it.
     """
 
-    def __init__(self, eval_dataset, num_batches: int, num_classes: int, periods: tuple, scale: Scale):
-        """periods: (eval_period, total epochs); scale: the prediction path's scale mode."""
+    def __init__(self, eval_dataset, num_batches: int, num_classes: int, periods: tuple, scale: Scale, images=None):
+        """periods: (eval_period, total epochs); scale: the prediction path's scale mode; images: a ValImages."""
         super().__init__()
         self.eval_dataset, self.num_batches, self.num_classes = eval_dataset, num_batches, num_classes
         self.eval_period, self.total_epochs = periods
-        self.scale, self.segment = scale, None
+        self.scale, self.segment, self.images = scale, None, images
 
     def set_model(self, model):
         super().set_model(model)
@@ -61,10 +110,16 @@ class EvalCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.eval_period and epoch + 1 != self.total_epochs:
             return
-        matrix = evaluate_confusion(self.segment, self.eval_dataset, self.num_classes, self.num_batches)
+        collect = self.images.collect if self.images and self.images.count else None
+        matrix = evaluate_confusion(
+            self.segment, self.eval_dataset, self.num_classes, self.num_batches, on_batch=collect
+        )
         logs["val_miou"] = 100 * mean_iou(matrix)
         per_class = " ".join(f"{100 * iou:.1f}" for iou in per_class_iou(matrix))
-        print(f"Epoch {epoch + 1}: val mIoU {logs['val_miou']:.2f} (per class: {per_class})")
+        drawn = ""
+        if collect:
+            drawn = f"; {len(self.images.strips)} val images to TensorBoard in {self.images.write(epoch + 1):.2f} s"
+        print(f"Epoch {epoch + 1}: val mIoU {logs['val_miou']:.2f} (per class: {per_class}){drawn}")
 
 
 class LossHistory(keras.callbacks.Callback):

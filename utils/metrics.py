@@ -80,15 +80,21 @@ def mean_iou(matrix: np.ndarray) -> float:
     return nan_mean(per_class_iou(matrix))
 
 
-def evaluate_confusion(segment, eval_dataset, num_classes: int, num_batches=None, desc="mIoU") -> np.ndarray:
+def evaluate_confusion(
+    segment, eval_dataset, num_classes: int, num_batches=None, desc="mIoU", on_batch=None
+) -> np.ndarray:
     """Confusion matrix (C, C) over a dataset from dataloader.build_eval_dataset.
 
     Args:
         segment: from utils.prediction.segment_function(model).
+        on_batch: called with each batch as numpy arrays (images, labels, boxes, sizes, masks), or None.
     """
     matrix = np.zeros((num_classes, num_classes), np.int64)
     for images, labels, boxes, sizes in tqdm(eval_dataset, total=num_batches, desc=desc, unit="batch", leave=False):
         masks = np.asarray(segment(images, boxes, sizes))
-        for mask, label, (height, width) in zip(masks, labels.numpy(), sizes.numpy()):
+        labels, sizes = labels.numpy(), sizes.numpy()
+        for mask, label, (height, width) in zip(masks, labels, sizes):
             matrix += confusion_matrix(label[:height, :width], mask[:height, :width], num_classes)
+        if on_batch:
+            on_batch(images.numpy(), labels, boxes.numpy(), sizes, masks)
     return matrix
