@@ -7,6 +7,7 @@ UnetConfig in unet.py; the rest to PredictConfig below. Any of them can be given
     $ python predict.py --model_path logs/best_epoch_weights.weights.h5 --num_classes 2 --input_shape 256 256
     $ python predict.py --mode dir_predict --dir_origin_path img --dir_save_path img_out
     $ python predict.py --mode dir_predict --save_mask --save_areas    # + masks/<name>.png and areas.csv
+    $ python predict.py --mode dir_predict --save_probabilities        # + probabilities/<name>.npy (H, W, C)
     $ python predict.py --mode video --video_path 0                    # camera 0; a file path works too
     $ python predict.py --mode fps --fps_image_path img/shapes_1.jpg
     $ python predict.py -h                                 # every setting with its default
@@ -26,7 +27,16 @@ from unet import Unet, UnetConfig, unet_settings
 from utils.bands import read_image
 from utils.config import run_main
 from utils.images import IMAGE_SUFFIXES, image_files
-from utils.outputs import MASKS, area_row, check_save_folder, output_names, shown_path, write_areas
+from utils.outputs import (
+    MASKS,
+    PROBABILITIES,
+    area_row,
+    check_save_folder,
+    output_names,
+    shown_path,
+    write_areas,
+    write_probabilities,
+)
 from utils.visualize import class_names, render_image
 
 MODES = ("predict", "dir_predict", "video", "fps")
@@ -44,6 +54,7 @@ class PredictConfig(UnetConfig):
     dir_save_path: str = "img_out"  # dir_predict: where results are saved (never the folder of the images)
     save_picture: bool = True  # dir_predict: the picture drawn as mix_type says, <name>.png
     save_mask: bool = False  # dir_predict: class ids at the image's size, masks/<name>.png (get_miou.py's format)
+    save_probabilities: bool = False  # dir_predict: probabilities/<name>.npy, float16 (H, W, C) (a second call)
     save_areas: bool = False  # dir_predict: one table of every image's pixels and area % per class, areas.csv
     batch_size: int = 4  # dir_predict: images per model call
     video_path: str = "0"  # video: a video file, or a camera index such as 0
@@ -115,9 +126,15 @@ def predict_folder(unet: Unet, config: PredictConfig) -> None:
     """Predicts every image file in dir_origin_path into dir_save_path (utils/outputs.py: the picture, the mask,
     the table of areas); files that cannot be read (or do not fit the network's bands) are listed at the end."""
     paths = folder_images(config.dir_origin_path)
+    if config.save_probabilities and unet.scale.slide and unet.scale.image_scale != 1:
+        raise ValueError(
+            f"save_probabilities with image_scale={unet.scale.image_scale}: the probabilities are written at the "
+            "images' own resolution, which this network does not predict at. Save masks (--save_mask) instead."
+        )
     folder, names = config.dir_save_path, dict(zip(paths, output_names(paths)))
-    if config.save_mask:
-        os.makedirs(os.path.join(folder, MASKS), exist_ok=True)
+    for kind, on in ((MASKS, config.save_mask), (PROBABILITIES, config.save_probabilities)):
+        if on:
+            os.makedirs(os.path.join(folder, kind), exist_ok=True)
     skipped, rows, class_list = [], [], class_names(config.name_classes or unet.class_names, unet.config.num_classes)[0]
     results = unet.segment_files(paths, config.batch_size)
     for path, image, mask, error in tqdm(results, total=len(paths), desc="Predicting", unit="image"):
@@ -131,9 +148,13 @@ def predict_folder(unet: Unet, config: PredictConfig) -> None:
             )
         if config.save_mask:
             unet.mask_image(mask).save(os.path.join(folder, MASKS, name + ".png"))
+        if config.save_probabilities:
+            shape = (*mask.shape, unet.scores.output_shape[-1])
+            write_probabilities(os.path.join(folder, PROBABILITIES, name + ".npy"), unet.probabilities(image), shape)
         if config.save_areas:
             rows.append(area_row(shown_path(os.path.basename(path)), mask, unet.config.num_classes))
-    written = [kind for kind, on in (("pictures", config.save_picture), (f"{MASKS}/", config.save_mask)) if on]
+    kinds = (("pictures", config.save_picture), (f"{MASKS}/", config.save_mask))
+    written = [kind for kind, on in (*kinds, (f"{PROBABILITIES}/", config.save_probabilities)) if on]
     print(f"Saved the results of {len(paths) - len(skipped)} images to {folder}/ ({', '.join(written) or 'no files'})")
     if rows:
         print(f"Areas of each class in {write_areas(folder, rows, class_list)}")
@@ -214,8 +235,8 @@ def check_outputs(config: PredictConfig) -> None:
     elif config.mode == "dir_predict":
         folder_images(config.dir_origin_path)
         check_save_folder(config.dir_save_path, "dir_save_path", config.dir_origin_path)
-        if not (config.save_picture or config.save_mask or config.save_areas):
-            raise ValueError("save_picture, save_mask and save_areas are all false: nothing would be written.")
+        if not (config.save_picture or config.save_mask or config.save_probabilities or config.save_areas):
+            raise ValueError("save_picture, save_mask, save_probabilities and save_areas are all false: nothing to do.")
     elif config.mode == "video" and config.video_save_path:
         check_save_folder(os.path.dirname(os.path.abspath(config.video_save_path)), "video_save_path")
     elif config.mode == "fps":

@@ -33,6 +33,7 @@ from utils.prediction import (
     check_threshold,
     letterbox_to,
     predict_function,
+    probability_function,
     segment_function,
     segment_image_function,
 )
@@ -194,6 +195,7 @@ class Unet:
         self.scale = scale_of(config)
         self._segment_batch = segment_function(self.scores, self.scale)
         self._segment_image = segment_image_function(self.scores, self.scale, self.bands)
+        self._probabilities = probability_function(self.scores, self.scale, self.bands)
         if not self.bands.eight_bit or self.bands.channels != 3:
             print(f"Images: {self.bands.describe()}")
 
@@ -207,6 +209,11 @@ class Unet:
         (image_array) -> class-id masks uint8 (h, w) at those sizes. One compiled call per image (letterbox, model,
         restore); for many files, segment_files batches them."""
         return [np.asarray(self._segment_image(image)) for image in images]
+
+    def probabilities(self, image):
+        """The class probabilities of an image (h, w, bands) as the network takes it, at its size, a band of rows
+        at a time: yields (top, float32 (rows, w, C)), summing to 1 over C (prediction.probability_function)."""
+        return self._probabilities(image)
 
     def picture(self, image: np.ndarray) -> np.ndarray:
         """uint8 (h, w, 3) to draw a prediction on, of an image as the network takes it: display_bands as R, G, B,

@@ -68,7 +68,7 @@ def test_dir_predict_saves_every_image_and_reports_the_corrupt_one(unet, trained
     (folder / "readme.txt").write_text("not an image: named as left out")
     out = tmp_path / "out"
     args = predict_args(trained, "--mode", "dir_predict", "--dir_origin_path", folder, "--dir_save_path", out)
-    result = run_script("predict.py", *args, "--batch_size", "2", "--save_mask", "--save_areas")
+    result = run_script("predict.py", *args, "--batch_size", "2", "--save_mask", "--save_areas", "--save_probabilities")
     assert result.returncode == 0, result.stderr[-3000:]
     names = ["a_jpg", "a_png", "b", "c", "caf\\xe9", "d"]
     pictures = sorted(os.fsencode(n).decode("utf-8", "backslashreplace") for n in os.listdir(out) if n.endswith(".png"))
@@ -85,6 +85,11 @@ def test_dir_predict_saves_every_image_and_reports_the_corrupt_one(unet, trained
         mask = np.asarray(Image.open(out / "masks" / f"{name}.png"))
         expected = np.asarray(unet.get_miou_png(Image.open(folder / source)))
         np.testing.assert_array_equal(mask, expected)
+        probabilities = np.load(out / "probabilities" / f"{name}.npy", mmap_mode="r")
+        assert probabilities.dtype == np.float16 and probabilities.shape == (*mask.shape, 3)
+        np.testing.assert_allclose(probabilities.astype(np.float32).sum(-1), 1, atol=2e-3)
+        split = np.sort(probabilities[probabilities.argmax(-1) != mask].astype(np.float32), axis=-1)
+        assert (split[:, -1] - split[:, -2] <= 1e-3).all()  # they differ only at ties that float16 cannot split
         counts = np.bincount(mask.ravel(), minlength=3)
         assert [int(rows[source][f"{c} pixels"]) for c in ("background", "upper", "lower")] == list(counts)
         assert float(rows[source]["upper %"]) == pytest.approx(100 * counts[1] / mask.size, abs=1e-3)

@@ -3,6 +3,12 @@
     <dir_save_path>/<name>.png          the picture, drawn as mix_type says (save_picture)
     <dir_save_path>/masks/<name>.png    class ids at the image's size, palette colours: get_miou.py's format
                                         (save_mask)
+    <dir_save_path>/probabilities/<name>.npy
+                                        the class probabilities at the image's size, float16 (H, W, C), summing to 1
+                                        over C: numpy.load(path, mmap_mode="r") reads a part without the whole
+                                        (save_probabilities). Written a band of rows at a time through a memory
+                                        map, so a large image's probabilities are never in memory whole (an .npz
+                                        would have to be); a 10,000² image of 21 classes takes 4.2 GB of disk.
     <dir_save_path>/areas.csv           each image's pixels and area share per class (save_areas)
 
 <name> is the input's file name without its suffix, or with it (a_jpg, a_png) where two inputs share a stem. The
@@ -16,9 +22,10 @@ import os
 
 import numpy as np
 
-from utils.atomic import check_writable, write_text
+from utils.atomic import check_writable, write_atomically, write_text
 
 MASKS = "masks"
+PROBABILITIES = "probabilities"
 AREAS = "areas.csv"
 
 
@@ -71,3 +78,16 @@ def write_areas(folder: str, rows: list, class_names) -> str:
     path = os.path.join(folder, AREAS)
     write_text(path, table.getvalue())
     return path
+
+
+def write_probabilities(path: str, bands, shape: tuple) -> None:
+    """<name>.npy, float16 (H, W, C), from (top, float32 rows) bands (Unet.probabilities), atomically."""
+
+    def write(temporary):
+        array = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.float16, shape=shape)
+        for top, rows in bands:
+            array[top : top + len(rows)] = rows
+        array.flush()
+        del array
+
+    write_atomically(path, write, ".npy")

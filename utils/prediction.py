@@ -13,8 +13,8 @@ import tensorflow as tf
 
 from nets.models import output_margin
 from utils.bands import Bands
-from utils.letterbox import fit_input, unletterbox_class_ids
-from utils.sliding import Scale, scaled_size, slide_class_ids
+from utils.letterbox import bilinear_rows, fit_input, unletterbox_class_ids
+from utils.sliding import Scale, blended_rows, scaled_size, slide_class_ids
 
 # slide: pixels of windows per model call, 4 windows of 256 x 256. The activations of a call are most of slide's
 # memory (a 512 x 512 VGG16-UNet window takes about 0.4 GB in bf16 on a CPU), so larger windows go fewer a call.
@@ -53,11 +53,14 @@ class ClassScores:
         check_threshold(threshold, self.output_shape[-1])
         self.weights.assign([threshold, 1.0 - threshold])
 
-    def __call__(self, images, training=False):
+    def probabilities(self, images):
+        """float32 (B, H', W', C) class probabilities, summing to 1 (a sigmoid head's p as (1 - p, p))."""
         outputs = tf.cast(self.model(images, training=False), tf.float32)
-        if self.sigmoid:
-            outputs = tf.concat([1.0 - outputs, outputs], axis=-1)
-        return outputs * self.weights if self.binary else outputs
+        return tf.concat([1.0 - outputs, outputs], axis=-1) if self.sigmoid else outputs
+
+    def __call__(self, images, training=False):
+        probabilities = self.probabilities(images)
+        return probabilities * self.weights if self.binary else probabilities
 
 
 def class_scores(model) -> ClassScores:
@@ -176,6 +179,50 @@ def segment_function(model, scale: Scale = Scale()):
         )
 
     return segment
+
+
+PROBABILITY_ROWS = 128  # rows of probabilities made at a time at the image's size (as ROWS_PER_BAND)
+
+
+def probability_function(model, scale: Scale = Scale(), bands: Bands = Bands()):
+    """The prediction path's probabilities for one image, at its size, a band of rows at a time (a large image's
+    (h, w, C) probabilities never exist whole in memory): the same crop and bilinear resize (fit) or blending
+    (slide) as the masks, before the argmax.
+
+    Returns:
+        image (h, w, bands) -> yields (top, float32 (rows, w, C)) for rows [top, top + rows), in order; the
+        probabilities sum to 1 over C.
+    """
+    scores = class_scores(model)
+    if scale.slide:
+        predict = tf.function(scores.probabilities, reduce_retracing=True)
+        input_size, margin = tuple(scores.input_shape[1:3]), output_margin(scores)
+        window_batch = max(1, min(16, WINDOW_PIXELS // (input_size[0] * input_size[1])))
+
+        def slide_bands(image):
+            image = np.asarray(image)
+            if scale.image_scale != 1:
+                raise ValueError("probabilities of image_scale other than 1 are not written: use masks.")
+            yield from blended_rows(predict, image, input_size, margin, scale.overlap, window_batch)
+
+        return slide_bands
+    letterbox = letterbox_to(scores, scale)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, bands.channels], bands.input_dtype)])
+    def cropped(image):
+        canvas, box = fit_input(image, letterbox, bands.fill)
+        probabilities = scores.probabilities(canvas[None])[0]  # (H, W, C)
+        return probabilities[box[0] : box[0] + box[2], box[1] : box[1] + box[3]]
+
+    rows = tf.function(bilinear_rows, reduce_retracing=True)
+
+    def fit_bands(image):
+        crop, size = cropped(image), tf.shape(image)[:2]
+        for top in range(0, int(size[0]), PROBABILITY_ROWS):
+            stop = min(top + PROBABILITY_ROWS, int(size[0]))
+            yield top, rows(crop, size, tf.constant(top), tf.constant(stop)).numpy()
+
+    return fit_bands
 
 
 def segment_image_function(model, scale: Scale = Scale(), bands: Bands = Bands()):
