@@ -12,6 +12,7 @@ For each precision it measures, on the real VGG16-UNet (or --backbone resnet50, 
     forward, ONNX Runtime   the same batch through the model exported by export.py and run by onnxruntime
                             (float32 only; shown when requirements-export.txt is installed)
     detect_image            Unet.detect_image on one image: letterbox, model, restore, blend
+    detect_image, TTA       the same with test-time augmentation (--tta hflip vflip: 3 copies in one call)
     get_miou path           get_miou.py's prediction of the val split, a batch per call, PNGs written
     slide                   scale_mode slide on an image of 4 x 4 windows (overlap 0.25), batch_size windows a
                             call: windows/s against the bare forward's images/s at the same batch size
@@ -89,6 +90,8 @@ ROWS = [
     ("forward_onnx_share", "  / bare forward, batch (fastest)", "{:.1%}"),
     ("detect_image", "detect_image (img/s)", "{:.2f}"),
     ("detect_image_share", "  / bare forward, batch 1 (fastest)", "{:.1%}"),
+    ("detect_image_tta", "detect_image, TTA hflip vflip: 3 copies, 1 call (img/s)", "{:.2f}"),
+    ("detect_image_tta_share", "  / detect_image (fastest)", "{:.1%}"),
     ("get_miou_path", "get_miou path (img/s)", "{:.2f}"),
     ("get_miou_path_share", "  / bare forward, batch (fastest)", "{:.1%}"),
     ("get_miou_start_s", "  start of the pass (s, once)", "{:.2f}"),
@@ -100,9 +103,11 @@ ROWS = [
     ("peak_gflops", "estimated peak GFLOP/s", "{:.0f}"),
     ("matmul_gflops", "matmul ceiling GFLOP/s", "{:.0f}"),
 ]
-# Rows where mixed / fp32 is a speed-up worth a column.
 # The pipeline's second row: every augmentation option of train.py on, elastic as the UNet paper's, and the weight map.
 ALL_OPTIONS = (Augmentation(30.0, True, True, 10.0, 10.0, 128.0), WeightMap(10.0, 5.0, (1, 2, 3)))
+# Test-time augmentation as measured: the flips (every network takes them; scales need a same-padding one).
+TTA_WORDS = ["hflip", "vflip"]
+# Rows where mixed / fp32 is a speed-up worth a column.
 SPEEDUP_ROWS = (
     "train_bare",
     "train_end_to_end",
@@ -194,7 +199,9 @@ def inference_rates(model, config: BenchmarkConfig, policy: str, voc: str, work:
         config.model, config.backbone, config.num_classes, shape, scale_mode=scale_mode, bands=bands
     )
     save_weights(model, weights, settings, epoch=0)
-    unet = Unet(model_path=weights, precision={"float32": "fp32"}.get(policy, policy))
+    precision = {"float32": "fp32"}.get(policy, policy)
+    unet = Unet(model_path=weights, precision=precision)
+    augmented = Unet(model_path=weights, precision=precision, tta=TTA_WORDS)  # test-time augmentation
     ids = read_split(os.path.join(voc, "VOC2007", "ImageSets", "Segmentation", "val.txt"))
     samples = split_samples(voc, "val")
     # The bare calls see the same (letterboxed) val images as the others, and fetch their result to the host.
@@ -217,6 +224,7 @@ def inference_rates(model, config: BenchmarkConfig, policy: str, voc: str, work:
         "get_miou_path": (lambda: [next(predictions) for _ in range(config.batch_size)], config.batch_size),
         "forward_bare_single": (lambda: unet.predict(single).numpy(), 1),
         "detect_image": (lambda: unet.detect_image(image), 1),
+        "detect_image_tta": (lambda: augmented.detect_image(image), 1),
         "slide": (lambda: slide(large), 16),
     }
     onnx = onnx_model(model, policy, work)
@@ -231,6 +239,7 @@ def inference_rates(model, config: BenchmarkConfig, policy: str, voc: str, work:
             seconds[name].append(seconds_of(function))
     rates = {name: images * config.calls / sum(seconds[name]) for name, (_, images) in calls.items()}
     shares = {"detect_image": "forward_bare_single", "get_miou_path": "forward_bare", "forward_onnx": "forward_bare"}
+    shares["detect_image_tta"] = "detect_image"
     shares["slide"] = "forward_bare"
     for name, bare in shares.items():  # seconds per image of the fastest calls
         if name in seconds:

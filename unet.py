@@ -38,6 +38,7 @@ from utils.prediction import (
     segment_image_function,
 )
 from utils.sliding import check_scale_settings, resolve_scale_mode, scale_of
+from utils.tta import TestTimeAugmentation
 from utils.visualize import MIX_TYPES, class_colours, class_names, count_table, palette_image, render_image
 from utils.weights.building import build_with_weights
 from utils.weights.mismatch import check_trained_weights_file
@@ -54,6 +55,7 @@ class UnetConfig:
     image_scale: float | None = None  # slide: images at this scale; None = as trained
     overlap: float = 0.25  # slide: share of a window that the next one overlaps (blended)
     threshold: float = 0.5  # 2 classes: class 1 where its probability > threshold (trades precision for recall)
+    tta: list[str] = field(default_factory=list)  # test-time augmentation: hflip, vflip, scales (0.75 1.25)
     mix_type: int = 0  # 0 = mask blended with the image, 1 = mask only, 2 = image with the background removed
     colors: list[str] = field(default_factory=list)  # one #rrggbb per class; empty = VOC palette (generated beyond 21)
     display_bands: list[int] = field(default_factory=list)  # bands drawn as R G B (e.g. 3 2 1); empty = first three
@@ -164,6 +166,7 @@ class Unet:
                 f"mix_type={config.mix_type}: expected 0 (blend), 1 (mask only) or 2 (background removed)."
             )
         check_threshold(config.threshold, config.num_classes)
+        tta = TestTimeAugmentation.parse(config.tta)
         self.colours = class_colours(config.num_classes, config.colors)
         print("Unet:\n" + format_config(config))
         print(set_precision(config.precision))
@@ -190,7 +193,9 @@ class Unet:
             head,
         )
         # The network's output as class scores (a sigmoid head's p as two classes; 2 classes at the threshold).
-        self.scores = ClassScores(self.model, config.threshold)
+        self.scores = ClassScores(self.model, config.threshold, tta)
+        if tta.copies > 1:
+            print(f"Test-time augmentation: {tta.describe()}, one call")
         self.predict = predict_function(self.scores)  # the bare model call, for benchmarks
         self.scale = scale_of(config)
         self._segment_batch = segment_function(self.scores, self.scale)

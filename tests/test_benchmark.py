@@ -76,7 +76,14 @@ def test_benchmark_script_measures_both_precisions(tmp_path):
     assert report["gflops_per_image"] > 0 and report["machine"]
     assert set(report["results"]) == {"float32", "mixed_bfloat16"}
     for figures in report["results"].values():
-        for key in ("train_bare", "train_end_to_end", "forward_bare", "forward_bare_single", "detect_image"):
+        for key in (
+            "train_bare",
+            "train_end_to_end",
+            "forward_bare",
+            "forward_bare_single",
+            "detect_image",
+            "detect_image_tta",
+        ):
             assert figures[key] > 0, key
         assert figures["get_miou_path"] > 0 and figures["peak_basis"] and figures["get_miou_start_s"] >= 0
         assert 0 < figures["detect_image_share"] and 0 < figures["get_miou_path_share"]

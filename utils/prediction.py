@@ -15,6 +15,7 @@ from nets.models import output_margin
 from utils.bands import Bands
 from utils.letterbox import bilinear_rows, fit_input, unletterbox_class_ids
 from utils.sliding import Scale, blended_rows, scaled_size, slide_class_ids
+from utils.tta import TestTimeAugmentation, averaged, flipped, scaled_network
 
 # slide: pixels of windows per model call, 4 windows of 256 x 256. The activations of a call are most of slide's
 # memory (a 512 x 512 VGG16-UNet window takes about 0.4 GB in bf16 on a CPU), so larger windows go fewer a call.
@@ -39,8 +40,15 @@ class ClassScores:
     changing it (set_threshold) retraces nothing.
     """
 
-    def __init__(self, model, threshold: float = 0.5):
-        self.model = model
+    def __init__(self, model, threshold: float = 0.5, tta: TestTimeAugmentation = TestTimeAugmentation()):
+        self.model, self.tta = model, tta
+        if tta.scales != (1.0,) and model.output_shape[1] != model.input_shape[1]:
+            raise ValueError(
+                f"tta scales {list(tta.scales)}: this network's output is smaller than its input (valid convolutions), "
+                "so it takes no rescaled input. Use the flips alone (--tta hflip vflip)."
+            )
+        # The network at each scale; the others share its layers (utils/tta.py).
+        self.networks = [(1.0, model)] + [(s, scaled_network(model, s)) for s in tta.scales if s != 1]
         self.sigmoid = model.output_shape[-1] == 1
         self.input_shape = model.input_shape
         self.output_shape = (*model.output_shape[:-1], 2 if self.sigmoid else model.output_shape[-1])
@@ -53,10 +61,23 @@ class ClassScores:
         check_threshold(threshold, self.output_shape[-1])
         self.weights.assign([threshold, 1.0 - threshold])
 
-    def probabilities(self, images):
-        """float32 (B, H', W', C) class probabilities, summing to 1 (a sigmoid head's p as (1 - p, p))."""
-        outputs = tf.cast(self.model(images, training=False), tf.float32)
+    def network_probabilities(self, network, images):
+        """One network's float32 (B, H', W', C) probabilities (a sigmoid head's p as (1 - p, p))."""
+        outputs = tf.cast(network(images, training=False), tf.float32)
         return tf.concat([1.0 - outputs, outputs], axis=-1) if self.sigmoid else outputs
+
+    def probabilities(self, images):
+        """float32 (B, H', W', C) class probabilities, summing to 1; with test-time augmentation, the mean over the
+        copies (utils/tta.py), each mapped back to the input's frame."""
+        if self.tta.copies == 1:
+            return self.network_probabilities(self.model, images)
+        size, total = tf.shape(images)[1:3], 0.0
+        for scale, network in self.networks:
+            scaled = images if scale == 1 else tf.image.resize(tf.cast(images, tf.float32), network.input_shape[1:3])
+            copies, axes = flipped(scaled, self.tta)
+            mean = averaged(self.network_probabilities(network, copies), axes)
+            total += mean if scale == 1 else tf.image.resize(mean, size)  # bilinear, back to the input's size
+        return total / len(self.networks)
 
     def __call__(self, images, training=False):
         probabilities = self.probabilities(images)
