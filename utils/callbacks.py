@@ -107,6 +107,9 @@ class EvalCallback(keras.callbacks.Callback):
         super().set_model(model)
         self.segment = segment_function(model, self.scale)
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_started = time.perf_counter()
+
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.eval_period and epoch + 1 != self.total_epochs:
             return
@@ -118,7 +121,9 @@ class EvalCallback(keras.callbacks.Callback):
         per_class = " ".join(f"{100 * iou:.1f}" for iou in per_class_iou(matrix))
         drawn = ""
         if collect:
-            drawn = f"; {len(self.images.strips)} val images to TensorBoard in {self.images.write(epoch + 1):.2f} s"
+            count, seconds = len(self.images.strips), self.images.write(epoch + 1)
+            share = seconds / (time.perf_counter() - self.epoch_started)
+            drawn = f"; {count} val images to TensorBoard in {seconds:.2f} s ({share:.1%} of the epoch)"
         print(f"Epoch {epoch + 1}: val mIoU {logs['val_miou']:.2f} (per class: {per_class}){drawn}")
 
 
