@@ -89,3 +89,12 @@ def test_the_predictor_runs_the_onnx_export_with_the_same_masks(trained, exporte
         Unet(model_path=str(out / "model.onnx"), **{**onnx, "num_classes": 5})
     # export.py wrote the settings into the file: the backend is the only setting it needs
     assert Unet(model_path=str(out / "model.onnx"), backend="onnx").class_names == TINY_CLASSES
+
+
+def test_an_onnx_file_given_to_the_keras_backend_points_to_backend_onnx(tmp_path):
+    from utils.checkpoint import read_settings
+
+    fake = tmp_path / "model.onnx"
+    fake.write_bytes(b"\x08\x07\x12\x07tf2onnx")  # protobuf, not HDF5
+    with pytest.raises(ValueError, match="an ONNX model .* add --backend onnx"):
+        read_settings(str(fake))
