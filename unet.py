@@ -192,21 +192,26 @@ class Unet:
             self.bands,
             head,
         )
-        # The network's output as class scores (a sigmoid head's p as two classes; 2 classes at the threshold).
-        self.scores = ClassScores(self.model, config.threshold, tta)
+        self.scale = scale_of(config)
+        self.make_paths(ClassScores(self.model, config.threshold, tta))
         if tta.copies > 1:
             print(f"Test-time augmentation: {tta.describe()}, one call")
-        self.predict = predict_function(self.scores)  # the bare model call, for benchmarks
-        self.scale = scale_of(config)
-        self._segment_batch = segment_function(self.scores, self.scale)
-        self._segment_image = segment_image_function(self.scores, self.scale, self.bands)
-        self._probabilities = probability_function(self.scores, self.scale, self.bands)
         if not self.bands.eight_bit or self.bands.channels != 3:
             print(f"Images: {self.bands.describe()}")
 
+    def make_paths(self, scores: ClassScores) -> None:
+        """The compiled prediction functions, around the network as class scores (a sigmoid head's p as two classes;
+        2 classes at the threshold; the copies of test-time augmentation)."""
+        self.scores = scores
+        self.predict = predict_function(scores)  # the bare model call, for benchmarks
+        self._segment_batch = segment_function(scores, self.scale)
+        self._segment_image = segment_image_function(scores, self.scale, self.bands)
+        self._probabilities = probability_function(scores, self.scale, self.bands)
+
     def set_threshold(self, threshold: float) -> None:
-        """Class 1 where its probability > threshold, from the next call on (2-class networks; nothing is retraced)."""
-        self.scores.set_threshold(threshold)
+        """Class 1 where its probability > threshold, from the next call on (2-class networks): new compiled
+        functions, the same network."""
+        self.make_paths(ClassScores(self.model, threshold, self.scores.tta))
         self.config = replace(self.config, threshold=threshold)
 
     def segment(self, images) -> list:

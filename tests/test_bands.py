@@ -177,7 +177,7 @@ def test_augmentation_moves_every_band_alike_and_fills_each_with_its_own_mid_gre
     image = rng.uniform(0, 100, (20, 24, 6)).astype(np.float32)
     label = np.ones((20, 24), np.uint8)
     shift = np.float32([[1, 0, 5], [0, 1, 0]])  # 5 pixels to the right: a filled strip on the left
-    warped, warped_label = warp_pair(image, label, shift, (20, 24), np.ones(3, np.float32), bands)
+    warped, warped_label = warp_pair(image, label, shift, (20, 24), np.ones(3, np.float32), bands=bands)
     assert warped.shape == (20, 24, 6) and warped.dtype == np.float32
     np.testing.assert_allclose(warped[:, :5], np.broadcast_to(bands.fill, (20, 5, 6)), rtol=1e-6)
     np.testing.assert_allclose(warped[:, 5:], image[:, :19], atol=1e-3)  # OpenCV's fixed-point bilinear weights

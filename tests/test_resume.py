@@ -66,7 +66,7 @@ def test_the_run_folder_is_guarded(trained, tmp_path):
     assert result.returncode == 2 and "holds an earlier run" in result.stderr and f"--resume {logs}" in result.stderr
     assert "Traceback" not in result.stderr
     (tmp_path / "a file").write_text("in the way")
-    with pytest.raises(ValueError, match="a file'.*cannot be written"):
+    with pytest.raises(ValueError, match="a file': a file, not a folder"):
         prepare_save_dir(str(tmp_path / "a file"), continuing=False)
     checkpoint, state = find_resumable(str(logs))
     assert checkpoint.endswith("resume_epoch002.weights.h5") and state.epoch == 2

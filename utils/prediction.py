@@ -36,8 +36,9 @@ class ClassScores:
     predicted class, C >= 2. Softmax probabilities pass as they are; a sigmoid head's p = P(class 1) becomes
     (1 - p, p). With two classes the scores are the probabilities times (threshold, 1 - threshold), so the argmax
     is class 1 exactly where P(class 1) > threshold (0.5: the plain argmax); blending and resizing, being linear,
-    keep that. It stands in for the model (input_shape, output_shape, a call), and the threshold is a variable, so
-    changing it (set_threshold) retraces nothing.
+    keep that. It stands in for the model (input_shape, output_shape, a call). The threshold is a constant of the
+    compiled functions that call it (no variable: under a distribution strategy one would be distributed), so a
+    new threshold needs new functions: Unet.set_threshold makes them.
     """
 
     def __init__(self, model, threshold: float = 0.5, tta: TestTimeAugmentation = TestTimeAugmentation()):
@@ -53,13 +54,8 @@ class ClassScores:
         self.input_shape = model.input_shape
         self.output_shape = (*model.output_shape[:-1], 2 if self.sigmoid else model.output_shape[-1])
         self.binary = self.output_shape[-1] == 2
-        self.weights = tf.Variable([0.5, 0.5], trainable=False, dtype=tf.float32)
-        self.set_threshold(threshold)
-
-    def set_threshold(self, threshold: float) -> None:
-        """Class 1 where P(class 1) > threshold (check_threshold)."""
         check_threshold(threshold, self.output_shape[-1])
-        self.weights.assign([threshold, 1.0 - threshold])
+        self.weights = (threshold, 1.0 - threshold)  # class 1 where P(class 1) > threshold
 
     def network_probabilities(self, network, images):
         """One network's float32 (B, H', W', C) probabilities (a sigmoid head's p as (1 - p, p))."""
@@ -81,7 +77,7 @@ class ClassScores:
 
     def __call__(self, images, training=False):
         probabilities = self.probabilities(images)
-        return probabilities * self.weights if self.binary else probabilities
+        return probabilities * tf.constant(self.weights, tf.float32) if self.binary else probabilities
 
 
 def class_scores(model) -> ClassScores:
