@@ -20,6 +20,7 @@ TINY_MODEL = ["--input_shape", "32", "32", "--num_classes", "3", "--precision", 
 TINY_TRAIN = [*TINY_MODEL, "--model_path", ""]
 # The tiny tree's classes (its classes.txt): train.py records them in the weights.
 TINY_CLASSES = ["background", "upper", "lower"]
+BINARY_CLASSES = ["background", "stripe"]  # make_tiny_voc's binary variant
 # The 13 convolutions of VGG16, as keras.applications names them.
 VGG_CONVS = [f"block{i}_conv{j}" for i, n in enumerate([2, 2, 3, 3, 3], 1) for j in range(1, n + 1)]
 
@@ -38,9 +39,9 @@ def write_voc(root, samples: dict, splits: dict) -> str:
     return os.path.join(root, "VOCdevkit")
 
 
-def make_tiny_voc(root) -> str:
+def make_tiny_voc(root, binary: bool = False) -> str:
     """A VOC tree of 10 train + 4 val 48x40 images (non-square), 3 classes (TINY_CLASSES, in classes.txt): stripes
-    of class 1 and 2."""
+    of class 1 and 2; with binary, 2 classes (BINARY_CLASSES): both stripes class 1."""
     rng = np.random.default_rng(0)
     samples = {}
     for i in range(14):
@@ -49,11 +50,13 @@ def make_tiny_voc(root) -> str:
         label[28:44, 10:30] = 2
         label[0, :] = 255  # a VOC-style ignore border
         image = (rng.uniform(0, 60, (48, 40, 3)) + 90 * label[..., None] % 255).astype(np.uint8)
+        if binary:
+            label = np.where(label == 2, 1, label).astype(np.uint8)
         samples[f"img {i:02d}"] = (image, label)  # a space in the id, as users' files have
     ids = sorted(samples)
     voc = write_voc(root, samples, {"train": ids[:10], "val": ids[10:], "trainval": ids})
     with open(os.path.join(voc, "classes.txt"), "w") as f:  # as json_to_dataset.py writes it
-        f.write("\n".join(TINY_CLASSES) + "\n")
+        f.write("\n".join(BINARY_CLASSES if binary else TINY_CLASSES) + "\n")
     return voc
 
 

@@ -1,4 +1,6 @@
-"""Every `model` through the scripts as a user runs them: train.py, get_miou.py and predict.py on a tiny tree."""
+"""Every `model` through the scripts as a user runs them: train.py, get_miou.py and predict.py on a tiny tree. The
+unet_small case is also the sigmoid head's (on the tree's 2-class variant): threshold sweep, threshold in predict.py,
+export and the ONNX backend."""
 
 import csv
 import glob
@@ -10,11 +12,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import HAS_ONNX, TINY_CLASSES, make_tiny_voc, run_script
+from tests.helpers import BINARY_CLASSES, HAS_ONNX, TINY_CLASSES, make_tiny_voc, run_script
+from utils.checkpoint import read_settings
 
 HEAD_RUNS = {  # scale modes: fcn8 fit; unet_small slide (32 x 32 crops and windows); unet_classic auto (slide)
     "fcn8": ["--input_shape", "32", "32"],
-    "unet_small": ["--input_shape", "32", "32", "--scale_mode", "slide"],
+    "unet_small": ["--input_shape", "32", "32", "--scale_mode", "slide", "--head", "sigmoid"],
     "unet_classic": ["--input_shape", "220", "220"],  # 48 x 40 images: windows of 36 x 36 output
 }
 SCALE_MODES = {"fcn8": "fit", "unet_small": "slide", "unet_classic": "slide"}
@@ -22,8 +25,10 @@ SCALE_MODES = {"fcn8": "fit", "unet_small": "slide", "unet_classic": "slide"}
 
 @pytest.mark.parametrize("name", HEAD_RUNS)
 def test_train_predict_and_evaluate_each_head(name, tmp_path):
-    voc, logs = make_tiny_voc(tmp_path), str(tmp_path / "logs")
-    settings = ["--model", name, *HEAD_RUNS[name], "--num_classes", "3", "--precision", "fp32"]
+    binary = "sigmoid" in HEAD_RUNS[name]  # one output, 2 classes
+    voc, logs = make_tiny_voc(tmp_path, binary), str(tmp_path / "logs")
+    names = BINARY_CLASSES if binary else TINY_CLASSES
+    settings = ["--model", name, *HEAD_RUNS[name], "--num_classes", str(len(names)), "--precision", "fp32"]
     args = [*settings, "--vocdevkit_path", voc, "--save_dir", logs, "--freeze_epoch", "1", "--unfreeze_epoch", "2"]
     result = run_script("train.py", *args, "--freeze_batch_size", "4", "--unfreeze_batch_size", "2")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -43,19 +48,29 @@ def test_train_predict_and_evaluate_each_head(name, tmp_path):
     weights = os.path.join(logs, "last_epoch_weights.weights.h5")
     out = tmp_path / "miou_out"
     args = ["--model_path", weights, "--precision", "fp32", "--vocdevkit_path", voc, "--miou_out_path", out]
-    result = run_script("get_miou.py", *args)
+    result = run_script("get_miou.py", *args, *(["--thresholds", "0.02", "0.98"] if binary else []))
     assert result.returncode == 0, result.stderr[-3000:]
     with open(out / "summary.json") as f:
-        assert abs(json.load(f)["mIoU"] - float(rows[-1]["val_miou"])) <= 0.1
+        summary = json.load(f)
+    assert abs(summary["mIoU"] - float(rows[-1]["val_miou"])) <= 0.1
+    if binary:  # the sweep: the threshold changes the masks, and the best one is named
+        assert read_settings(weights).head == "sigmoid" and "Best threshold:" in result.stdout
+        low, high = summary["threshold_sweep"]
+        assert low["IoU_1"] != high["IoU_1"]
     with Image.open(next((out / "detection-results").glob("*.png"))) as prediction:
         assert prediction.size == (40, 48)
 
     # predict.py and export.py with only the weights file: it records the network, its size and its classes
     image = os.path.join(voc, "VOC2007", "JPEGImages", "img 10.jpg")
     args = ["--model_path", weights, "--precision", "fp32", "--show", "false", "--count", "true"]
-    result = run_script("predict.py", *args, cwd=tmp_path, stdin=image + "\n")
+    threshold = ["--threshold", "0.98", "--mix_type", "1"] if binary else []  # few pixels above 0.98
+    result = run_script("predict.py", *args, *threshold, cwd=tmp_path, stdin=image + "\n")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert re.search(rf"model +{name}\n", result.stdout) and all(c in result.stdout for c in TINY_CLASSES)
+    assert re.search(rf"model +{name}\n", result.stdout) and all(c in result.stdout for c in names)
+    if binary:  # class 1 drawn where P > 0.98: fewer pixels than get_miou.py's at 0.5
+        drawn = np.asarray(Image.open(tmp_path / "img_out" / "img 10.png").convert("RGB"))
+        at_half = np.asarray(Image.open(out / "detection-results" / "img 10.png"))
+        assert (drawn.any(axis=-1)).sum() < (at_half == 1).sum()
     assert re.search(rf"scale_mode +{SCALE_MODES[name]}\n", result.stdout)  # as recorded in the weights
     with Image.open(tmp_path / "img_out" / "img 10.png") as saved:
         assert saved.size == (40, 48)
