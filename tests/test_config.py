@@ -54,6 +54,7 @@ def test_the_classic_recipes_are_found_by_grepping_the_help(script, capsys, monk
     with pytest.raises(SystemExit):
         parse_config(getattr(module, config_class), ["-h"], module.__doc__)
     lines = capsys.readouterr().out.splitlines()
-    words = ["elastic", "weight map", "early stopping", "threshold"] if script == "train" else ["threshold"]
+    words = ["elastic", "weight map", "early stopping", "threshold"]
+    words = words if script == "train" else ["threshold", "test-time augmentation"]
     for word in words:
         assert any(word in line.lower() for line in lines), word
