@@ -76,9 +76,8 @@ class Watch(keras.callbacks.Callback):
             return
         since = done - max(state.best_epoch, self.phase.first_epoch)
         why = f"no better {self.rules.monitor} for {since} epochs (best {state.best:.4f} at epoch {state.best_epoch})"
-        if self.rules.plateau_patience and done - max(
-            state.reduced_epoch, state.best_epoch, self.phase.first_epoch
-        ) >= (self.rules.plateau_patience):
+        since_change = done - max(state.reduced_epoch, state.best_epoch, self.phase.first_epoch)
+        if self.rules.plateau_patience and since_change >= self.rules.plateau_patience:
             self.reduce_learning_rate(done, why)
         if self.rules.early_stop_patience and since >= self.rules.early_stop_patience:
             self.stop(done, why)
