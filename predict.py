@@ -124,8 +124,9 @@ def folder_images(folder: str) -> list:
 
 def predict_folder(unet: Unet, config: PredictConfig) -> None:
     """Predicts every image file in dir_origin_path into dir_save_path (utils/outputs.py: the picture, the mask,
-    the table of areas); files that cannot be read (or do not fit the network's bands) are listed at the end."""
-    paths = folder_images(config.dir_origin_path)
+    the table of areas); files that cannot be read (or do not fit the network's bands) are listed at the end. The
+    folder was checked (and its other files named) by check_outputs."""
+    paths = image_files(config.dir_origin_path)
     if config.save_probabilities and unet.scale.slide and unet.scale.image_scale != 1:
         raise ValueError(
             f"save_probabilities with image_scale={unet.scale.image_scale}: the probabilities are written at the "
