@@ -20,6 +20,7 @@ from utils.images import IGNORE_LABEL
 from utils.metrics import evaluate_confusion, mean_iou, per_class_iou
 from utils.prediction import segment_function
 from utils.sliding import Scale
+from utils.stopping import is_better
 
 
 def smooth(values, window: int = 5) -> np.ndarray:
@@ -196,14 +197,13 @@ class CheckpointSaver(keras.callbacks.Callback):
         self.save_dir, self.save_period, self.monitor = save_dir, save_period, monitor
         self.config, self.settings = run
         self.history, self.best = history, dict(best) if best.get("monitor") == monitor else {}
-        self.sign = 1.0 if monitor == "val_miou" else -1.0  # higher mIoU, lower loss is better
         self.resumed_epoch = resumed_epoch
 
     def path(self, name: str) -> str:
         return os.path.join(self.save_dir, f"{name}.weights.h5")
 
     def improved(self, value) -> bool:
-        return value is not None and (not self.best or self.sign * value > self.sign * self.best["value"])
+        return value is not None and is_better(self.monitor, value, self.best.get("value"))
 
     def on_train_begin(self, logs=None):
         if self.resumed_epoch:  # once, at the first phase of a resumed run: the model holds the checkpoint's weights

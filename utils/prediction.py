@@ -22,6 +22,11 @@ from utils.tta import TestTimeAugmentation, averaged, flipped, scaled_network
 WINDOW_PIXELS = 4 * 256 * 256
 
 
+def windows_per_call(input_size) -> int:
+    """slide: windows of input_size (S, S') per network call, WINDOW_PIXELS' worth, 1 to 16."""
+    return max(1, min(16, WINDOW_PIXELS // (input_size[0] * input_size[1])))
+
+
 def check_threshold(threshold: float, num_classes: int) -> None:
     """Raises ValueError unless 0 < threshold < 1, and 0.5 (the argmax) for other than 2 classes."""
     if not 0 < threshold < 1 or (threshold != 0.5 and num_classes != 2):
@@ -131,7 +136,7 @@ def slide_image_function(model, scale: Scale, window_batch: int = 0):
     (0: WINDOW_PIXELS' worth, 1 to 16)."""
     predict = predict_function(model)
     input_size, margin = tuple(model.input_shape[1:3]), output_margin(model)
-    window_batch = window_batch or max(1, min(16, WINDOW_PIXELS // (input_size[0] * input_size[1])))
+    window_batch = window_batch or windows_per_call(input_size)
 
     def segment_image(image):
         image = np.asarray(image)
@@ -214,7 +219,7 @@ def probability_function(model, scale: Scale = Scale(), bands: Bands = Bands()):
     if scale.slide:
         predict = tf.function(scores.probabilities, reduce_retracing=True)
         input_size, margin = tuple(scores.input_shape[1:3]), output_margin(scores)
-        window_batch = max(1, min(16, WINDOW_PIXELS // (input_size[0] * input_size[1])))
+        window_batch = windows_per_call(input_size)
 
         def slide_bands(image):
             image = np.asarray(image)

@@ -12,6 +12,12 @@ from dataclasses import asdict, dataclass
 import keras
 
 
+def is_better(monitor: str, value: float, best) -> bool:
+    """Whether value beats best (None: nothing yet) for the monitor: higher val_miou, lower val_loss."""
+    sign = 1.0 if monitor == "val_miou" else -1.0
+    return best is None or sign * value > sign * best
+
+
 @dataclass
 class WatchState:
     """What the Watch has seen, as a resumable checkpoint records it (RunState.watch)."""
@@ -52,7 +58,6 @@ class Watch(keras.callbacks.Callback):
         super().__init__()
         self.rules, self.state = rules, WatchState(**(state or {}))
         self.phase, self.last_phase = None, True  # the Phase being fitted, and whether another follows (start_phase)
-        self.sign = 1.0 if rules.monitor == "val_miou" else -1.0
 
     def start_phase(self, phase, last_phase: bool, min_lr: float = 0.0) -> None:
         """Before a phase's fit: its epochs, whether it is the run's last, the learning rate the plateau rule stops
@@ -64,7 +69,7 @@ class Watch(keras.callbacks.Callback):
         return asdict(self.state)
 
     def improved(self, value: float) -> bool:
-        return self.state.best is None or self.sign * value > self.sign * self.state.best
+        return is_better(self.rules.monitor, value, self.state.best)
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.rules.monitor)
