@@ -124,8 +124,8 @@ class BenchmarkConfig:
     input_shape: list[int] = field(default_factory=lambda: [256, 256])  # network input (height width)
     batch_size: int = 4  # images per training step and per batched prediction
     num_classes: int = 21  # classes of the model (21 as for VOC)
-    model: str = "unet"  # network: unet | fcn8 | unet_classic | unet_small (as in train.py)
-    backbone: str = "vgg"  # encoder of model=unet: vgg | resnet50
+    model: str = "unet"  # network: unet | deeplabv3plus | fcn8 | unet_classic | unet_small (as in train.py)
+    backbone: str = "vgg"  # encoder of unet / deeplabv3plus: vgg | resnet50 | mobilenetv2 | efficientnetv2b0
     model_path: str = ""  # a weights file from train.py: benchmark its network (model, backbone, num_classes)
     precision: list[str] = field(default_factory=lambda: ["fp32", "auto"])  # each is measured (auto: as train.py)
     optimizer_type: str = "adam"  # optimizer of the training steps: adam | sgd (as in train.py)

@@ -1,5 +1,5 @@
-r"""Train a segmentation network on a VOC-format dataset: a UNet on VGG16 or ResNet50 (the default), FCN-8s,
-the original valid-padding UNet or a small UNet.
+r"""Train a segmentation network on a VOC-format dataset: a UNet (the default) or DeepLabV3+ on a VGG16, ResNet50,
+MobileNetV2 or EfficientNetV2-B0 encoder, FCN-8s, the original valid-padding UNet or a small UNet.
 
 Edit the defaults in TrainConfig below, or override any of them with flags:
 
@@ -8,12 +8,14 @@ Edit the defaults in TrainConfig below, or override any of them with flags:
     $ python train.py --vocdevkit_path ../shared/datasets/membrane --num_classes 2 --input_shape 256 256 \
           --freeze_train false --unfreeze_epoch 10 --unfreeze_batch_size 2
     $ python train.py --model fcn8 --input_shape 256 256                              # FCN-8s on the VGG16 encoder
+    $ python train.py --backbone mobilenetv2                              # a light UNet, 5x faster than on VGG16
+    $ python train.py --model deeplabv3plus --backbone resnet50 --input_shape 512 512          # natural scenes
     $ python train.py --model unet_classic --input_shape 444 444     # the original UNet: 444 in, 260 out
     $ python train.py --resume logs                     # continue the run in logs/ exactly where it stopped
     $ python train.py --resume logs --unfreeze_epoch 50  # ... and train it longer
     $ python train.py -h                                # every setting with its default
 
-* input_shape: multiples of 32; for unet_small, of 16; for unet_classic, 188 + 16k (its input tile; the output
+* input_shape: multiples of 32; for unet_small and deeplabv3plus, of 16; for unet_classic, 188 + 16k (its input tile; the output
 is 184 smaller, and prediction covers whole images by overlap-tile).
 * input_channels: found from the images (grey 1, RGB 3, a multi-band TIFF its bands); images of other bit depths than
 8 are stretched per band by their robust range, measured on the train split and recorded with the weights. 1 or 3
@@ -90,8 +92,8 @@ from utils.weights.sources import resolve_model_path
 @dataclass
 class TrainConfig:
     num_classes: int = 4  # classes including the background (the demo data has 4)
-    model: str = "unet"  # network: unet | fcn8 (VGG16) | unet_classic (valid convolutions) | unet_small (from scratch)
-    backbone: str = "vgg"  # encoder of model=unet: vgg | resnet50
+    model: str = "unet"  # network: unet | deeplabv3plus | fcn8 (VGG16) | unet_classic | unet_small (from scratch)
+    backbone: str = "vgg"  # encoder of unet / deeplabv3plus: vgg | resnet50 | mobilenetv2 | efficientnetv2b0
     head: str = "softmax"  # softmax (argmax over the classes) | sigmoid: 2 classes, one output, binary cross-entropy *
     model_path: str = "auto"  # start from: auto | imagenet | hed | a weights file | "" (random init)
     input_shape: list[int] = field(default_factory=lambda: [64, 64])  # network input (height width), multiples of 32 *
@@ -143,7 +145,6 @@ class TrainConfig:
 def validate_config(config: TrainConfig) -> None:
     """Raises ValueError for settings that cannot work, before anything slow starts."""
     choices = {
-        "backbone": ("vgg", "resnet50"),
         "optimizer_type": ("adam", "sgd"),
         "lr_decay_type": ("cos", "step", "plateau"),
     }
@@ -273,13 +274,22 @@ def starting_config(config: TrainConfig):
     return config, checkpoint, state
 
 
-def build_starting_model(config: TrainConfig, strategy, checkpoint, bands):
-    """The network for images of `bands` with its starting weights: the resumable checkpoint's, or model_path's
-    (reported)."""
+def starting_weights(config: TrainConfig, checkpoint):
+    """(weights file or None, where from) the network starts with: the resumable checkpoint's, or model_path's; and
+    the config to train with: a pretrained-encoder model that starts from random weights trains whole from the first
+    epoch (freeze_train false), as freezing an untrained encoder would only hold the decoder back."""
     if checkpoint:
-        weights_path, source = checkpoint, f"resumable checkpoint {checkpoint}"
-    else:
-        weights_path, source = resolve_model_path(config.model_path, config.backbone, config.model)
+        return (checkpoint, f"resumable checkpoint {checkpoint}"), config
+    weights = resolve_model_path(config.model_path, config.backbone, config.model)
+    if weights[0] is None and config.freeze_train and config.model in PRETRAINED_ENCODER:
+        print("Note: the encoder starts from random weights, so it is not frozen: freeze_train false, one phase.")
+        config = replace(config, freeze_train=False)
+    return weights, config
+
+
+def build_starting_model(config: TrainConfig, strategy, checkpoint, weights, bands):
+    """The network for images of `bands` with its starting weights (reported): (file or None, where from)."""
+    weights_path, source = weights
     scope = strategy.scope()
     model = build_with_weights(config, weights_path, source, complete=False, scope=scope, bands=bands, head=config.head)
     if checkpoint:
@@ -291,6 +301,7 @@ def train(config: TrainConfig) -> None:
     config, checkpoint, state = starting_config(config)  # reads files only: before any TensorFlow op
     strategy, cluster, placement = choose_strategy(config.train_gpu)
     validate_config(config)
+    weights, config = starting_weights(config, checkpoint)
     config = replace(config, scale_mode=resolve_scale_mode(config.scale_mode, config.model))
     print("Config:\n" + format_config(config))
     if cluster.is_chief:
@@ -309,7 +320,7 @@ def train(config: TrainConfig) -> None:
 
     print(set_precision(config.precision))
     keras.utils.set_random_seed(config.seed)
-    model = build_starting_model(config, strategy, checkpoint, bands)
+    model = build_starting_model(config, strategy, checkpoint, weights, bands)
     if config.freeze_train and config.model not in PRETRAINED_ENCODER:
         print(f"Note: model={config.model} has no pretrained encoder; the freeze phase trains the whole network.")
     print(describe_scale(config, output_margin(model)))

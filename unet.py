@@ -48,8 +48,8 @@ from utils.weights.mismatch import check_trained_weights_file
 class UnetConfig:
     model_path: str = "logs/best_epoch_weights.weights.h5"  # weights written by train.py (they record the settings)
     num_classes: int | None = None  # classes including the background; None = as the weights file records
-    model: str | None = None  # network: unet | fcn8 | unet_classic | unet_small; None = as recorded
-    backbone: str | None = None  # vgg | resnet50; None = as recorded
+    model: str | None = None  # network: unet | deeplabv3plus | fcn8 | unet_classic | unet_small; None = as recorded
+    backbone: str | None = None  # vgg | resnet50 | mobilenetv2 | efficientnetv2b0; None = as recorded
     input_shape: list[int] | None = None  # network input (height width); None = as trained; others work too
     scale_mode: str | None = None  # fit (image into input_shape) | slide (own size, sliding window); None = as trained
     image_scale: float | None = None  # slide: images at this scale; None = as trained

@@ -7,6 +7,10 @@ from keras import layers
 from nets.heads import apply_probabilities
 from nets.vgg16 import Preprocess, apply_vgg16_pools
 
+# FCN's conv6 / conv7 and the VGG16 classifier's layers they are made from (keras.applications' names): the 7x7
+# and 1x1 convolutions compute on each 7x7 window what fc1 / fc2 compute on a flattened 7x7 pool5.
+CONVOLUTIONALISED = {"fc6": "fc1", "fc7": "fc2"}
+
 
 @keras.saving.register_keras_serializable(package="unet")
 class BilinearUpsampling(keras.initializers.Initializer):

@@ -2,6 +2,8 @@
 
 import keras
 
+from nets.deeplab import OUTPUT_STRIDE, build_deeplabv3plus
+from nets.encoders import BACKBONES, ENCODER_PREFIXES, FIRST_CONVS
 from nets.fcn import build_fcn8
 from nets.heads import check_head, head_channels
 from nets.unet import UnetVariant, build_unet
@@ -13,31 +15,35 @@ from nets.unet_classic import (
 )
 from utils.bands import Bands
 
-MODELS = ("unet", "fcn8", "unet_classic", "unet_small")
-# Models whose encoder is VGG16 / ResNet50 and starts from pretrained weights; the others train from scratch.
-PRETRAINED_ENCODER = ("unet", "fcn8")
-# The pretrained encoders' layer names (VGG16: block*, ResNet50: conv* / pool*): what freezing freezes.
-ENCODER_PREFIXES = ("block", "conv", "pool")
-# The pretrained encoders' first convolutions (VGG16's, ResNet50's). For other than 3 bands their kernels are adapted
-# from the RGB ones (utils/weights/matching.py adapt_first_conv), so they keep training while the rest of the encoder
-# is frozen: they have to learn what the new bands hold (with 4 bands, R and the 4th start with the same kernels and
-# would be summed alike).
-FIRST_CONVS = ("block1_conv1", "conv1_conv")
+MODELS = ("unet", "deeplabv3plus", "fcn8", "unet_classic", "unet_small")
+# Models on an encoder of nets/encoders.py, which starts from pretrained weights; the others train from scratch.
+PRETRAINED_ENCODER = ("unet", "deeplabv3plus", "fcn8")
+# The backbones each model takes: unet and deeplabv3plus any encoder; fcn8 is VGG16's; the others have their own
+# ("vgg" is their setting's default).
+MODEL_BACKBONES = {"unet": BACKBONES, "deeplabv3plus": BACKBONES}
+# For other than 3 bands the pretrained encoders' first convolutions (FIRST_CONVS) are adapted from the RGB ones
+# (utils/weights/matching.py adapt_first_conv), so they keep training while the rest of the encoder is frozen: they
+# have to learn what the new bands hold (with 4 bands, R and the 4th start with the same kernels and would be summed
+# alike). ENCODER_PREFIXES: what freezing freezes.
 
 
 def check_model_settings(model: str, input_shape, backbone: str = "vgg") -> None:
     """Raises ValueError unless the model exists, takes this input_shape (height, width) and this backbone."""
     if model not in MODELS:
         raise ValueError(f"model={model!r}: expected one of {', '.join(MODELS)}.")
-    if model != "unet" and backbone != "vgg":
+    if backbone not in MODEL_BACKBONES.get(model, ("vgg",)):
+        if model in MODEL_BACKBONES:
+            raise ValueError(f"backbone={backbone!r}: model={model!r} takes one of {', '.join(BACKBONES)}.")
         own = "is built on VGG16" if model == "fcn8" else "has its own encoder"
-        raise ValueError(f"model={model!r} {own}; backbone={backbone!r} is for model='unet' only. Set backbone vgg.")
+        raise ValueError(
+            f"model={model!r} {own}; backbone={backbone!r} is for model unet or deeplabv3plus only. Set backbone vgg."
+        )
     if len(input_shape) != 2 or any(side <= 0 for side in input_shape):
         raise ValueError(f"input_shape={list(input_shape)}: expected two positive sides (height width).")
     if model == "unet_classic":
         check_classic_input_shape(input_shape)
         return
-    multiple = 16 if model == "unet_small" else 32
+    multiple = 16 if model == "unet_small" else OUTPUT_STRIDE if model == "deeplabv3plus" else 32
     if any(side % multiple for side in input_shape):
         raise ValueError(
             f"input_shape={list(input_shape)}: model={model!r} needs multiples of {multiple} (its encoder's stride), "
@@ -65,6 +71,8 @@ def build_model(
     shape, ranges, channels = (*input_shape, bands.channels), bands.ranges, head_channels(num_classes, head)
     if model == "unet":
         return build_unet(shape, channels, backbone, variant, ranges, head)
+    if model == "deeplabv3plus":
+        return build_deeplabv3plus(shape, channels, backbone, ranges, head)
     if model == "fcn8":
         return build_fcn8(shape, channels, ranges=ranges, head=head)
     if model == "unet_classic":
@@ -88,7 +96,7 @@ def output_margin(model: keras.Model) -> int:
 
 
 def set_backbone_trainable(model: keras.Model, trainable: bool) -> None:
-    """Freezes or unfreezes the pretrained encoder (VGG16's or ResNet50's layers), but for its first convolution
+    """Freezes or unfreezes the pretrained encoder (nets/encoders.py: its layers by ENCODER_PREFIXES), but for its first convolution
     when the network takes other than 3 bands (FIRST_CONVS); a model trained from scratch has none, and freezing
     leaves it whole."""
     adapted = model.input_shape[-1] != 3

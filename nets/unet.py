@@ -1,18 +1,14 @@
-"""UNet decoder on a VGG16 or ResNet50 encoder, as in the VOC UNet platforms."""
+"""UNet decoder on an encoder of nets/encoders.py (VGG16, ResNet50, MobileNetV2, EfficientNetV2-B0), as in the VOC
+UNet platforms."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import keras
 from keras import layers
 
+from nets.encoders import ENCODERS, FIRST_CONVS, KERAS_BN_EPSILON, apply_encoder
 from nets.heads import apply_probabilities
-from nets.resnet50 import KERAS_BN_EPSILON, apply_resnet50_encoder
-from nets.vgg16 import PREPROCESSING, Preprocess, apply_vgg16_encoder
-
-BACKBONES = {"vgg": apply_vgg16_encoder, "resnet50": apply_resnet50_encoder}
-
-# Decoder channels from the deepest stage up.
-DECODER_FILTERS = [512, 256, 128, 64]
+from nets.vgg16 import PREPROCESSING, Preprocess
 
 
 @dataclass(frozen=True)
@@ -23,25 +19,33 @@ class UnetVariant:
     files take preprocess="tf", upsampling="nearest" and, for ResNet50, bn_epsilon=1e-3 (Keras 2.2's ResNet50).
     """
 
-    preprocess: str = "caffe"  # caffe | tf: see nets.vgg16.PREPROCESSING
+    preprocess: str = ""  # "": the encoder's own (nets/encoders.py); caffe | tf | torch: see nets.vgg16.PREPROCESSING
     upsampling: str = "bilinear"  # the decoder's x2 upsampling: bilinear | nearest
     bn_epsilon: float = KERAS_BN_EPSILON  # ResNet50's BatchNormalization epsilon
 
     def __post_init__(self):
-        if self.preprocess not in PREPROCESSING or self.upsampling not in ("bilinear", "nearest"):
-            raise ValueError(f"{self}: expected preprocess caffe | tf and upsampling bilinear | nearest.")
+        if self.preprocess not in ("", *PREPROCESSING) or self.upsampling not in ("bilinear", "nearest"):
+            raise ValueError(
+                f"{self}: expected preprocess {' | '.join(PREPROCESSING)} and upsampling bilinear | nearest."
+            )
+
+    def relative_to(self, backbone: str) -> "UnetVariant":
+        """The same variant with the encoder's own preprocessing as "" (files before "" recorded it by name)."""
+        own = backbone in ENCODERS and self.preprocess == ENCODERS[backbone].preprocess
+        return replace(self, preprocess="") if own else self
 
     def describe(self) -> str:
-        return (
-            f"input {PREPROCESSING[self.preprocess]}, {self.upsampling} upsampling"
-            f"{'' if self.bn_epsilon == KERAS_BN_EPSILON else f', ResNet50 BN epsilon {self.bn_epsilon:g}'}"
-        )
+        parts = [f"input {PREPROCESSING[self.preprocess]}"] if self.preprocess else []
+        parts.append(f"{self.upsampling} upsampling")
+        parts += [f"ResNet50 BN epsilon {self.bn_epsilon:g}"] if self.bn_epsilon != KERAS_BN_EPSILON else []
+        return ", ".join(parts)
 
 
 def apply_decoder_stage(x, skip, filters: int, upsampling: str, name: str):
-    """Upsamples x2, concatenates the skip and applies two 3x3 ReLU convolutions."""
+    """Upsamples x2, concatenates the skip (if any) and applies two 3x3 ReLU convolutions."""
     x = layers.UpSampling2D(2, interpolation=upsampling, name=f"{name}_upsample")(x)
-    x = layers.Concatenate(name=f"{name}_concat")([skip, x])
+    if skip is not None:
+        x = layers.Concatenate(name=f"{name}_concat")([skip, x])
     for j in range(2):
         x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"{name}_conv{j + 1}")(x)
     return x
@@ -55,15 +59,16 @@ def build_unet(
     ranges=(),
     head: str = "softmax",
 ) -> keras.Model:
-    """Builds a UNet from raw RGB pixels to per-pixel class probabilities.
+    """Builds a UNet from raw pixels to per-pixel class probabilities.
 
-    The model preprocesses its input itself (by default RGB [0, 255] -> caffe-style BGR minus mean, as the
-    ImageNet weights of both backbones expect), so callers feed plain pixel values.
+    The model preprocesses its input itself (RGB [0, 255] -> what the encoder's ImageNet weights expect: caffe-style
+    BGR minus mean for VGG16 and ResNet50, [-1, 1] for MobileNetV2, ImageNet-normalised for EfficientNetV2-B0), so
+    callers feed plain pixel values.
 
     Args:
         input_shape: (H, W, C), H and W multiples of 32; C bands (3: RGB).
         num_classes: Number of classes including the background.
-        backbone: "vgg" or "resnet50".
+        backbone: an encoder of nets/encoders.py: vgg | resnet50 | mobilenetv2 | efficientnetv2b0.
         variant: preprocessing, upsampling and BN epsilon, as the weights to be loaded were trained with.
         ranges: per band (low, high) that the preprocessing stretches to [0, 255] (Preprocess); () for 8-bit.
         head: softmax, or sigmoid with num_classes 1 (nets/heads.py).
@@ -71,38 +76,45 @@ def build_unet(
     Returns:
         keras.Model: images (B, H, W, C) -> probabilities (B, H, W, num_classes), float32 softmax.
     """
-    if backbone not in BACKBONES:
-        raise ValueError(f"backbone={backbone!r} is not supported; expected one of {sorted(BACKBONES)}.")
+    if backbone not in ENCODERS:
+        raise ValueError(f"backbone={backbone!r} is not supported; expected one of {', '.join(ENCODERS)}.")
+    encoder = ENCODERS[backbone]
     images = keras.Input(input_shape, name="images")
-    features = BACKBONES[backbone](Preprocess(variant.preprocess, ranges, name="preprocess")(images))
-    x = features[-1]  # VGG: (B, H/16, W/16, 512); ResNet50: (B, H/32, W/32, 2048)
-    for i, (skip, filters) in enumerate(zip(reversed(features[:-1]), DECODER_FILTERS)):
-        x = apply_decoder_stage(x, skip, filters, variant.upsampling, name=f"decoder{i + 1}")
-    if backbone == "resnet50":
-        # ResNet50's shallowest tap has stride 2: one more stage without a skip back to full size.
-        x = layers.UpSampling2D(2, interpolation=variant.upsampling, name="decoder5_upsample")(x)
-        for j in range(2):
-            x = layers.Conv2D(64, 3, padding="same", activation="relu", name=f"decoder5_conv{j + 1}")(x)
+    preprocess = Preprocess(variant.preprocess or encoder.preprocess, ranges, name="preprocess")
+    features = apply_encoder(backbone, preprocess(images))
+    x = features[-1]  # VGG: (B, H/16, W/16, 512); ResNet50: (B, H/32, W/32, 2048); ...
+    skips = reversed(features[:-1])
+    for i, filters in enumerate(encoder.decoder_filters):
+        # From the deepest map up, x2 each stage; an encoder whose shallowest map has stride 2 (all but VGG's) gets a
+        # last stage without a skip, back to full size.
+        x = apply_decoder_stage(x, next(skips, None), filters, variant.upsampling, name=f"decoder{i + 1}")
     # Zero-initialised head: training starts from uniform probabilities (loss ln C) instead of the
     # saturated softmax that the large, caffe-scale encoder activations would otherwise give.
     x = layers.Conv2D(num_classes, 1, kernel_initializer="zeros", name="head")(x)  # (B, H, W, num_classes)
     probabilities = apply_probabilities(x, head)
     model = keras.Model(images, probabilities, name=f"unet_{backbone}")
-    for layer in model.layers:
-        if isinstance(layer, layers.BatchNormalization):  # ResNet50's: read at call time, so set before any call
-            layer.epsilon = variant.bn_epsilon
+    if backbone == "resnet50":
+        for layer in model.layers:
+            if isinstance(layer, layers.BatchNormalization):  # read at call time, so set before any call
+                layer.epsilon = variant.bn_epsilon
     return model
+
+
+def encoder_of(model: keras.Model) -> str | None:
+    """The backbone a built network's encoder is (by its first convolution), or None for one of its own."""
+    names = {layer.name for layer in model.layers}
+    return next((backbone for backbone, conv in zip(ENCODERS, FIRST_CONVS) if conv in names), None)
 
 
 def model_variant(model: keras.Model) -> UnetVariant:
     """The variant a built model computes, read from its layers (defaults for what it lacks): what its
     checkpoints record, so that they are loaded into the same network."""
-    found = {}
+    found, backbone = {}, encoder_of(model)
     for layer in model.layers:
-        if isinstance(layer, Preprocess) and layer.mode != "unit":  # unit: the networks trained from scratch
+        if isinstance(layer, Preprocess) and backbone and layer.mode != ENCODERS[backbone].preprocess:
             found["preprocess"] = layer.mode
         elif isinstance(layer, layers.UpSampling2D) and layer.name.startswith("decoder"):
             found["upsampling"] = layer.interpolation
-        elif isinstance(layer, layers.BatchNormalization) and layer.name.startswith("conv"):
+        elif isinstance(layer, layers.BatchNormalization) and backbone == "resnet50" and layer.name.startswith("conv"):
             found["bn_epsilon"] = float(layer.epsilon)
     return UnetVariant(**found)

@@ -9,16 +9,21 @@ VGG16_BLOCKS = [(2, 64), (2, 128), (3, 256), (3, 512), (3, 512)]
 # Keras' ImageNet VGG16 / ResNet50 weights were trained on BGR images minus this per-channel mean.
 CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
 
-# What the network does to pixels in [0, 255] before its first convolution, by the weights it was trained with:
-# caffe for keras.applications' ImageNet weights (and so for this platform's checkpoints), tf for the weights of
-# bubbliiiing's unet-keras / unet-tf2, unit for the networks trained from scratch.
+# keras.applications' "torch" mode (EfficientNetV2's ImageNet weights): x / 255 minus this RGB mean, over this std.
+TORCH_MEAN, TORCH_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+# What the network does to pixels in [0, 255] before its first convolution, by the weights it was trained with
+# (keras.applications' names): caffe for the ImageNet weights of VGG16 and ResNet50 (and so for this platform's
+# checkpoints of them), tf for MobileNetV2's and for the weights of bubbliiiing's unet-keras / unet-tf2, torch for
+# EfficientNetV2's, unit for the networks trained from scratch.
 PREPROCESSING = {
     "caffe": "RGB -> BGR minus the ImageNet mean",
     "tf": "x / 127.5 - 1",
+    "torch": "x / 255, minus the ImageNet mean, over its std",
     "unit": "x / 255",
 }
 # caffe with other than 3 bands: one mean for every band, the average of the three. The first convolution's
-# pretrained kernels are adapted to match (utils/weights/matching.py adapt_first_conv).
+# pretrained kernels are adapted to match (utils/weights/matching.py adapt_first_conv). torch likewise.
 CAFFE_GREY_MEAN = sum(CAFFE_BGR_MEAN) / 3
 
 
@@ -47,6 +52,10 @@ class Preprocess(layers.Layer):
             x = (x - low) * scale
         if self.mode == "tf":
             return x / 127.5 - 1.0
+        if self.mode == "torch":
+            rgb = x.shape[-1] == 3
+            mean, std = (TORCH_MEAN, TORCH_STD) if rgb else (sum(TORCH_MEAN) / 3, sum(TORCH_STD) / 3)
+            return (x / 255.0 - keras.ops.convert_to_tensor(mean)) / keras.ops.convert_to_tensor(std)
         if self.mode == "unit":
             return x / 255.0
         if x.shape[-1] != 3:

@@ -125,7 +125,7 @@ def test_settings_that_do_not_fit_a_head_are_clear_errors():
         check_model_settings("unet_small", (40, 40))
     with pytest.raises(ValueError, match="built on VGG16.*Set backbone vgg"):
         check_model_settings("fcn8", (64, 64), "resnet50")
-    with pytest.raises(ValueError, match="expected one of unet, fcn8, unet_classic, unet_small"):
+    with pytest.raises(ValueError, match="expected one of unet, deeplabv3plus, fcn8, unet_classic, unet_small"):
         check_model_settings("segnet", (64, 64))
     assert [classic_output_size(s) for s in (572, 444, 252, 188, 256, 180)] == [388, 260, 68, 4, 0, 0]
 

@@ -53,7 +53,8 @@ class ModelSettings:
     @classmethod
     def from_json(cls, text: str) -> "ModelSettings":
         fields = json.loads(text)
-        fields["variant"] = UnetVariant(**fields.get("variant", {}))
+        # Files from before the encoder's own preprocessing was recorded as "" name it (caffe).
+        fields["variant"] = UnetVariant(**fields.get("variant", {})).relative_to(fields["backbone"])
         fields["input_shape"] = tuple(fields["input_shape"])
         fields["class_names"] = tuple(fields.get("class_names", ()))
         fields["bands"] = Bands.from_dict(fields.get("bands", {}))  # files from before: 8-bit RGB
@@ -241,7 +242,9 @@ def recorded_variant(h5: h5py.File):
     """The UnetVariant an open weights file records, or None for a file that records none (another repo's)."""
     if SETTINGS_ATTR in h5.attrs:
         return ModelSettings.from_json(h5.attrs[SETTINGS_ATTR]).variant
-    return UnetVariant(**json.loads(h5.attrs[VARIANT_ATTR])) if VARIANT_ATTR in h5.attrs else None
+    if VARIANT_ATTR not in h5.attrs:
+        return None
+    return UnetVariant(**json.loads(h5.attrs[VARIANT_ATTR])).relative_to("vgg")  # caffe, as VGG16's and ResNet50's
 
 
 def settings_for(model, config, class_names, bands: Bands) -> ModelSettings:

@@ -6,7 +6,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from nets.models import FIRST_CONVS
+from nets.encoders import FIRST_CONVS
+from nets.fcn import CONVOLUTIONALISED
 from nets.vgg16 import CAFFE_BGR_MEAN, CAFFE_GREY_MEAN, Preprocess
 from utils.weights.formats import AUTO_NAME, read_weights
 
@@ -25,7 +26,8 @@ class Loading:
     by_topology: list = field(default_factory=list)  # (model layer, file layer) pairs matched by place, not name
     skipped: list = field(default_factory=list)  # Skip per layer left initialised
     unused: list = field(default_factory=list)  # file layers with weights that no model layer took
-    adapted: list = field(default_factory=list)  # (layer, how) for a first convolution adapted to the band count
+    adapted: list = field(default_factory=list)  # (layer, how): a first convolution adapted to the band count, an fc
+    # layer reshaped to a convolution
 
 
 def adapt_first_conv(arrays: list, channels: int, mode: str) -> tuple:
@@ -66,6 +68,24 @@ def adaptable(layer, arrays: list) -> bool:
     )
 
 
+def convolutionalise(stored: dict, model, loading: Loading) -> dict:
+    """stored with a classifier's fully connected layers as the model's convolutions (CONVOLUTIONALISED: VGG16's
+    fc1 / fc2 as FCN-8s' conv6 / conv7, Long et al.'s "convolutionalization"), where the sizes agree. Dense
+    kernels (h * w * C_in, C_out) flatten a (h, w, C_in) map in that order, so they reshape to (h, w, C_in, C_out)."""
+    names = {layer.name for layer in model.layers}
+    for conv, dense in CONVOLUTIONALISED.items():
+        if conv not in names or conv in stored or dense not in stored:
+            continue
+        kernel, *rest = stored[dense]
+        shape = tuple(model.get_layer(conv).kernel.shape)
+        if np.ndim(kernel) == 2 and np.size(kernel) == np.prod(shape):
+            del stored[dense]
+            stored[conv] = [np.reshape(kernel, shape), *rest]
+            how = f"{dense} {np.shape(kernel)} reshaped to a {shape[0]}x{shape[1]} convolution {shape}"
+            loading.adapted.append((conv, how))
+    return stored
+
+
 def place(layer, arrays: list, loading: Loading, classes: int) -> bool:
     """Sets the layer's weights if the shapes fit, else records why not; True when loaded. A per-class layer
     (`classes` outputs) that differs only in its outputs was trained for another num_classes."""
@@ -91,10 +111,10 @@ def load_weights(model, path: str) -> Loading:
     in the order the model lists its unmatched ones; they are paired in that order when the counts agree,
     and each pair's shapes are checked.
     """
-    stored = read_weights(path, model)
+    loading, taken, unmatched = Loading(), set(), []
+    stored = convolutionalise(read_weights(path, model), model, loading)
     classes = model.output_shape[-1]
     mode = next((layer.mode for layer in model.layers if isinstance(layer, Preprocess)), "caffe")
-    loading, taken, unmatched = Loading(), set(), []
     for layer in (layer for layer in model.layers if layer.weights):
         if layer.name in stored:
             taken.add(layer.name)

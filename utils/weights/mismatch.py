@@ -3,7 +3,8 @@ trained as, and the message names the setting to change."""
 
 import os
 
-from nets.models import ENCODER_PREFIXES
+from nets.deeplab import LOW_LEVEL_FILTERS
+from nets.encoders import ENCODER_PREFIXES
 from utils.weights.formats import kernel_shapes
 from utils.weights.matching import Loading, abbreviate
 
@@ -14,18 +15,28 @@ def guess_model(path: str):
     shapes = kernel_shapes(path)
     if any(shape[:3] == (7, 7, 512) for shape in shapes):
         return "fcn8", "vgg"  # conv6 on pool5
-    if (7, 7, 3, 64) in shapes:
-        return "unet", "resnet50"  # ResNet50's stem
     if (3, 3, 3, 16) in shapes:
         return "unet_small", "vgg"
-    if (3, 3, 3, 64) in shapes:
-        up_convolutions = any(shape[:2] == (2, 2) for shape in shapes)
-        return ("unet_classic" if up_convolutions else "unet"), "vgg"
-    return None, None
+    if (7, 7, 3, 64) in shapes:
+        backbone = "resnet50"  # ResNet50's stem
+    elif (3, 3, 32, 1) in shapes:
+        backbone = "mobilenetv2"  # its first depthwise convolution
+    elif (3, 3, 3, 32) in shapes:
+        backbone = "efficientnetv2b0"  # a 32-filter stem without MobileNetV2's depthwise one
+    elif (3, 3, 3, 64) in shapes:
+        if any(shape[:2] == (2, 2) for shape in shapes):
+            return "unet_classic", "vgg"  # its up-convolutions
+        backbone = "vgg"
+    else:
+        return None, None
+    deeplab = any(shape[:2] == (1, 1) and shape[3] == LOW_LEVEL_FILTERS for shape in shapes)  # its decoder_low
+    return ("deeplabv3plus" if deeplab else "unet"), backbone
 
 
 def describe(model: str, backbone: str) -> str:
-    return f"a {backbone} UNet" if model == "unet" else f"a {model} model"
+    if model in ("unet", "deeplabv3plus"):
+        return f"a {backbone} {'UNet' if model == 'unet' else 'DeepLabV3+'}"
+    return f"a {model} model"
 
 
 def class_layers(model) -> list:
