@@ -15,8 +15,8 @@ Edit the defaults in TrainConfig below, or override any of them with flags:
     $ python train.py --resume logs --unfreeze_epoch 50  # ... and train it longer
     $ python train.py -h                                # every setting with its default
 
-* input_shape: multiples of 32; for unet_small and deeplabv3plus, of 16; for unet_classic, 188 + 16k (its input tile; the output
-is 184 smaller, and prediction covers whole images by overlap-tile).
+* input_shape: multiples of 32; for unet_small and deeplabv3plus, of 16; for unet_classic, 188 + 16k (its input
+tile; the output is 184 smaller, and prediction covers whole images by overlap-tile).
 * input_channels: found from the images (grey 1, RGB 3, a multi-band TIFF its bands); images of other bit depths than
 8 are stretched per band by their robust range, measured on the train split and recorded with the weights. 1 or 3
 converts RGB to grey or grey to RGB.

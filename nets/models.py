@@ -96,9 +96,9 @@ def output_margin(model: keras.Model) -> int:
 
 
 def set_backbone_trainable(model: keras.Model, trainable: bool) -> None:
-    """Freezes or unfreezes the pretrained encoder (nets/encoders.py: its layers by ENCODER_PREFIXES), but for its first convolution
-    when the network takes other than 3 bands (FIRST_CONVS); a model trained from scratch has none, and freezing
-    leaves it whole."""
+    """Freezes or unfreezes the pretrained encoder (nets/encoders.py: its layers by ENCODER_PREFIXES), but for its
+    first convolution when the network takes other than 3 bands (FIRST_CONVS); a model trained from scratch has
+    none, and freezing leaves it whole."""
     adapted = model.input_shape[-1] != 3
     for layer in model.layers:
         if layer.name.startswith(ENCODER_PREFIXES):

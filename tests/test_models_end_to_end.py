@@ -15,28 +15,46 @@ from PIL import Image
 from tests.helpers import BINARY_CLASSES, HAS_ONNX, TINY_CLASSES, make_tiny_voc, run_script
 from utils.checkpoint import read_settings
 
-HEAD_RUNS = {  # scale modes: fcn8 fit; unet_small slide (32 x 32 crops and windows); unet_classic auto (slide)
+HEAD_RUNS = {  # scale modes: slide for unet_small (32 x 32 crops and windows) and unet_classic (auto), else fit
     "fcn8": ["--input_shape", "32", "32"],
     "unet_small": ["--input_shape", "32", "32", "--scale_mode", "slide", "--head", "sigmoid"],
     "unet_classic": ["--input_shape", "220", "220"],  # 48 x 40 images: windows of 36 x 36 output
+    # the encoders of nets/encoders.py beyond VGG16 / ResNet50 start at random offline: no freeze phase
+    "unet mobilenetv2": ["--input_shape", "32", "32"],
+    "unet efficientnetv2b0": ["--input_shape", "32", "32"],
+    "deeplabv3plus resnet50": ["--input_shape", "32", "32"],
+    "deeplabv3plus mobilenetv2": ["--input_shape", "32", "32"],
 }
-SCALE_MODES = {"fcn8": "fit", "unet_small": "slide", "unet_classic": "slide"}
+SCALE_MODES = {"unet_small": "slide", "unet_classic": "slide"}
+ONNX_RUNS = ("unet_small", "deeplabv3plus mobilenetv2")  # export to ONNX and predict with the onnx backend too
+# Networks of 200-300 layers take 10-20 s to trace a training step: these two run with -m slow (the others cover
+# their model and encoder; tests/test_encoders.py their shapes, names and weights).
+SLOW_RUNS = ("unet efficientnetv2b0", "deeplabv3plus resnet50")
 
 
-@pytest.mark.parametrize("name", HEAD_RUNS)
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=[pytest.mark.slow] if n in SLOW_RUNS else []) for n in HEAD_RUNS]
+)
 def test_train_predict_and_evaluate_each_head(name, tmp_path):
     binary = "sigmoid" in HEAD_RUNS[name]  # one output, 2 classes
     voc, logs = make_tiny_voc(tmp_path, binary), str(tmp_path / "logs")
     names = BINARY_CLASSES if binary else TINY_CLASSES
-    settings = ["--model", name, *HEAD_RUNS[name], "--num_classes", str(len(names)), "--precision", "fp32"]
+    model, backbone = (name.split() + ["vgg"])[:2]
+    scale_mode = SCALE_MODES.get(name, "fit")
+    settings = ["--model", model, "--backbone", backbone, *HEAD_RUNS[name], "--num_classes", str(len(names))]
+    settings += ["--precision", "fp32"]
     args = [*settings, "--vocdevkit_path", voc, "--save_dir", logs, "--freeze_epoch", "1", "--unfreeze_epoch", "2"]
     result = run_script("train.py", *args, "--freeze_batch_size", "4", "--unfreeze_batch_size", "2")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "Frozen phase: epochs 1-1" in result.stdout and "Unfrozen phase: epochs 2-2" in result.stdout
-    assert f"Scale: {SCALE_MODES[name]}:" in result.stdout
+    assert f"Scale: {scale_mode}:" in result.stdout
+    if backbone != "vgg":  # offline: keras.applications' ImageNet file cannot be fetched
+        assert "random initialisation: the ImageNet" in result.stdout and "freeze_train false" in result.stdout
+        assert "Unfrozen phase: epochs 1-2" in result.stdout
+    else:
+        assert "Frozen phase: epochs 1-1" in result.stdout and "Unfrozen phase: epochs 2-2" in result.stdout
     if name == "fcn8":
         assert "loaded 13 layers" in result.stdout  # the VGG16 encoder: ImageNet or HED weights
-    else:
+    elif backbone == "vgg":
         assert "no pretrained encoder" in result.stdout
     (run_dir,) = glob.glob(os.path.join(logs, "loss_*"))
     with open(os.path.join(run_dir, "history.csv")) as f:
@@ -66,24 +84,26 @@ def test_train_predict_and_evaluate_each_head(name, tmp_path):
     threshold = ["--threshold", "0.98", "--mix_type", "1"] if binary else []  # few pixels above 0.98
     result = run_script("predict.py", *args, *threshold, cwd=tmp_path, stdin=image + "\n")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert re.search(rf"model +{name}\n", result.stdout) and all(c in result.stdout for c in names)
+    assert re.search(rf"model +{model}\n", result.stdout) and all(c in result.stdout for c in names)
+    assert re.search(rf"backbone +{backbone}\n", result.stdout)
     if binary:  # class 1 drawn where P > 0.98: fewer pixels than get_miou.py's at 0.5
         drawn = np.asarray(Image.open(tmp_path / "img_out" / "img 10.png").convert("RGB"))
         at_half = np.asarray(Image.open(out / "detection-results" / "img 10.png"))
         assert (drawn.any(axis=-1)).sum() < (at_half == 1).sum()
-    assert re.search(rf"scale_mode +{SCALE_MODES[name]}\n", result.stdout)  # as recorded in the weights
+    assert re.search(rf"scale_mode +{scale_mode}\n", result.stdout)  # as recorded in the weights
     with Image.open(tmp_path / "img_out" / "img 10.png") as saved:
         assert saved.size == (40, 48)
-    onnx = name == "unet_small" and HAS_ONNX  # the slide case: its export is one window, the window slides around it
+    # unet_small slides: its export is one window, the window slides around it
+    onnx = name in ONNX_RUNS and HAS_ONNX
     formats = ["savedmodel", "onnx"] if onnx else ["savedmodel"]
     export = ["--model_path", weights, "--export_dir", tmp_path / "export", "--formats", *formats]
     result = run_script("export.py", *export, "--parity_images", os.path.dirname(image), "--parity_count", "2")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert re.search(rf"model +{name}\n", result.stdout) and "savedmodel" in result.stdout and ": ok" in result.stdout
+    assert re.search(rf"model +{model}\n", result.stdout) and "savedmodel" in result.stdout and ": ok" in result.stdout
     if onnx:
         args = ["--backend", "onnx", "--model_path", tmp_path / "export" / "model.onnx", "--show", "false"]
         result = run_script("predict.py", *args, cwd=tmp_path / "export", stdin=image + "\n")
         assert result.returncode == 0, result.stderr[-3000:]
-        assert re.search(r"scale_mode +slide\n", result.stdout)
+        assert re.search(rf"scale_mode +{scale_mode}\n", result.stdout)
         with Image.open(tmp_path / "export" / "img_out" / "img 10.png") as saved:
             assert saved.size == (40, 48)
