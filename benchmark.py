@@ -222,7 +222,7 @@ def inference_rates(model, config: BenchmarkConfig, policy: str, voc: str, work:
     # building the pipeline) is paid once, as in a get_miou.py run.
     predictions = unet.write_masks(ids, images, out, config.batch_size)
     # slide mode's path on the same model: an image of 4 x 4 windows (overlap 0.25), batch_size windows a call.
-    slide = slide_image_function(unet.model, Scale("slide", 1.0, 0.25), config.batch_size)
+    slide = slide_image_function(unet.network, Scale("slide", 1.0, 0.25), config.batch_size)
     large = cv2.resize(image_array(image, bands), slide_size(config.input_shape, output_margin(model)))
     large = large.reshape(*large.shape[:2], bands.channels)  # OpenCV drops a single band's axis
     calls = {  # name: (function, images per call)

@@ -128,10 +128,11 @@ def main(config: ExportConfig) -> None:
     paths = parity_paths(config.parity_images, config.parity_count)  # before the slow part: the model
     unet = Unet(**unet_settings(config))
     images = parity_batch(paths, unet.config.input_shape, unet.bands)
-    reference = unet.model(images, training=False).numpy()
+    reference = unet.model(images, training=False).numpy()  # the trained network, as train.py left it
     os.makedirs(config.export_dir, exist_ok=True)
     saved_model = os.path.join(config.export_dir, "saved_model")
-    unet.model.export(saved_model, verbose=False)  # every TFLite file is converted from it
+    # The exports are of the prediction path's network (batch normalisations folded), checked against the reference.
+    unet.network.export(saved_model, verbose=False)  # every TFLite file is converted from it
     lines, failed = [], []
     for name in config.formats:
         if name == "savedmodel":
@@ -139,7 +140,7 @@ def main(config: ExportConfig) -> None:
             path, exported = saved_model, loaded.serve(images).numpy()
         elif name == "onnx":
             path = os.path.join(config.export_dir, "model.onnx")
-            write_onnx(unet.model, path, unet.settings)  # the settings go with it, as in the weights file
+            write_onnx(unet.network, path, unet.settings)  # the settings go with it, as in the weights file
             exported = OnnxModel(path)(images).numpy()
         else:
             model = tflite_bytes(saved_model, name)

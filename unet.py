@@ -20,6 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up 
 import numpy as np
 from PIL import Image
 
+from nets.folding import fold_batch_norms
 from nets.models import check_model_settings, output_shape
 from nets.unet import UnetVariant, model_variant
 from utils.bands import Bands, display_image, image_array
@@ -193,7 +194,10 @@ class Unet:
             head,
         )
         self.scale = scale_of(config)
-        self.make_paths(ClassScores(self.model, config.threshold, tta))
+        # What every prediction runs: the network with its batch normalisations folded into its convolutions
+        # (nets/folding.py; the network itself when it has none, and the ONNX model as it is).
+        self.network = fold_batch_norms(self.model) if config.backend == "keras" else self.model
+        self.make_paths(ClassScores(self.network, config.threshold, tta))
         if tta.copies > 1:
             print(f"Test-time augmentation: {tta.describe()}, one call")
         if not self.bands.eight_bit or self.bands.channels != 3:
@@ -211,7 +215,7 @@ class Unet:
     def set_threshold(self, threshold: float) -> None:
         """Class 1 where its probability > threshold, from the next call on (2-class networks): new compiled
         functions, the same network."""
-        self.make_paths(ClassScores(self.model, threshold, self.scores.tta))
+        self.make_paths(ClassScores(self.network, threshold, self.scores.tta))
         self.config = replace(self.config, threshold=threshold)
 
     def segment(self, images) -> list:

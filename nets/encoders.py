@@ -43,31 +43,38 @@ ENCODERS = {
         keras.applications.ResNet50,
         ("conv1_relu", "conv2_block3_out", "conv3_block4_out", "conv4_block6_out", "conv5_block3_out"),
     ),
-    # The light encoders get a light decoder too (segmentation_models' widths): with VGG's 512 ... 64 the
-    # decoder would cost 3 times the MobileNetV2 encoder's arithmetic.
+    # The light encoders end at their last block (MobileNetV2's 320 channels, as TensorFlow's segmentation tutorial
+    # and DeepLab take it; the final 1x1 expansion to 1280 feeds a classifier) and get a light decoder: with the wide
+    # one of VGG16 the decoder alone would cost 10 times the MobileNetV2 encoder's arithmetic.
     "mobilenetv2": Encoder(
         "tf",
         (2, 4, 8, 16, 32),
         "Conv1",
-        ("Conv", "bn_Conv", "expanded_conv", "block_", "out_relu"),
-        (256, 128, 64, 32, 16),
+        ("Conv", "bn_Conv", "expanded_conv", "block_"),
+        (128, 64, 32, 16, 16),
         keras.applications.MobileNetV2,
-        ("block_1_expand_relu", "block_3_expand_relu", "block_6_expand_relu", "block_13_expand_relu", "out_relu"),
+        (
+            "block_1_expand_relu",
+            "block_3_expand_relu",
+            "block_6_expand_relu",
+            "block_13_expand_relu",
+            "block_16_project_BN",
+        ),
         {"alpha": 1.0},
     ),
     "efficientnetv2b0": Encoder(
         "torch",
         (2, 4, 8, 16, 32),
         "stem_conv",
-        ("stem_", "block", "top_"),
-        (256, 128, 64, 32, 16),
+        ("stem_", "block"),
+        (128, 64, 32, 16, 16),
         keras.applications.EfficientNetV2B0,
         (
             "block1a_project_activation",
             "block2b_add",
             "block4a_expand_activation",
             "block6a_expand_activation",
-            "top_activation",
+            "block6h_add",
         ),
         {"include_preprocessing": False},  # the Preprocess layer does it, for any band count
     ),

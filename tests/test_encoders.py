@@ -13,6 +13,7 @@ from keras.src.legacy.saving.legacy_h5_format import save_weights_to_hdf5_group
 
 from nets.encoders import ENCODERS, apply_encoder
 from nets.fcn import build_fcn8
+from nets.folding import fold_batch_norms, foldable_pairs
 from nets.models import build_model, set_backbone_trainable
 from nets.vgg16 import Preprocess
 from tests.helpers import ROOT
@@ -166,3 +167,29 @@ def test_fcn8_takes_conv6_and_conv7_from_vgg16s_classifier(tmp_path, monkeypatch
     os.remove(path)  # the encoder-only file, or HED: fc6 / fc7 start fresh, and the log says how to get them
     _, source = resolve_model_path("auto", "vgg", "fcn8")
     assert "fc6 / fc7 start fresh" in source and VGG16_TOP_FILE[1] in source
+
+
+@pytest.mark.parametrize(("model", "backbone"), [("unet", "mobilenetv2"), ("deeplabv3plus", "efficientnetv2b0")])
+def test_folding_the_batch_norms_keeps_the_probabilities(model, backbone):
+    """The prediction path's network (nets/folding.py) computes what the trained one does, with no
+    BatchNormalization left after a convolution; a network without any is not copied."""
+    network = build_model(model, (64, 64), 3, backbone)
+    rng = np.random.default_rng(2)
+    for weight in network.weights:  # statistics and affines as training leaves them, and a head that is not zero
+        name = weight.path.rsplit("/", 1)[-1]
+        if name in ("moving_mean", "beta", "bias"):
+            weight.assign(rng.uniform(-0.2, 0.2, weight.shape).astype(np.float32))
+        elif name in ("moving_variance", "gamma"):
+            weight.assign(rng.uniform(0.5, 1.5, weight.shape).astype(np.float32))
+        elif weight.path.startswith("head"):
+            weight.assign(rng.normal(0, 0.1, weight.shape).astype(np.float32))
+    folded = fold_batch_norms(network)
+    norms = [layer for layer in folded.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert [layer.name for layer in folded.layers] == [layer.name for layer in network.layers]
+    assert len(norms) < len(foldable_pairs(network)) / 10  # what follows a convolution is gone
+    images = rng.uniform(0, 255, (2, 64, 64, 3)).astype(np.float32)
+    expected = network(images, training=False).numpy()
+    assert expected.std() > 0.01  # the probabilities vary: the comparison can fail
+    np.testing.assert_allclose(folded(images, training=False).numpy(), expected, atol=1e-4)
+    vgg = build_model("unet", (64, 64), 3)
+    assert fold_batch_norms(vgg) is vgg

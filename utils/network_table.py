@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from nets.folding import fold_batch_norms
 from nets.models import MODEL_BACKBONES, MODELS, build_model
 from nets.unet_classic import CLASSIC_MARGIN
 from utils.profiling import count_flops, seconds_of
@@ -27,8 +28,10 @@ def table_shape(model: str, input_shape) -> tuple:
 
 
 def forward_function(model: keras.Model):
-    """The compiled inference call, as prediction's (a traced tf.function, no XLA)."""
-    return tf.function(lambda images: model(images, training=False))
+    """The compiled inference call of prediction's network (batch normalisations folded: nets/folding.py), a traced
+    tf.function without XLA."""
+    network = fold_batch_norms(model)
+    return tf.function(lambda images: network(images, training=False))
 
 
 def measure_networks(input_shape, num_classes: int, batch_size: int, policies: list, calls: int, warmup: int) -> list:
