@@ -20,23 +20,27 @@ class UnetVariant:
     """
 
     preprocess: str = ""  # "": the encoder's own (nets/encoders.py); caffe | tf | torch: see nets.vgg16.PREPROCESSING
-    upsampling: str = "bilinear"  # the decoder's x2 upsampling: bilinear | nearest
+    upsampling: str = ""  # the decoder's x2 upsampling: "": the encoder's own (nets/encoders.py) | bilinear | nearest
     bn_epsilon: float = KERAS_BN_EPSILON  # ResNet50's BatchNormalization epsilon
 
     def __post_init__(self):
-        if self.preprocess not in ("", *PREPROCESSING) or self.upsampling not in ("bilinear", "nearest"):
+        if self.preprocess not in ("", *PREPROCESSING) or self.upsampling not in ("", "bilinear", "nearest"):
             raise ValueError(
                 f"{self}: expected preprocess {' | '.join(PREPROCESSING)} and upsampling bilinear | nearest."
             )
 
     def relative_to(self, backbone: str) -> "UnetVariant":
-        """The same variant with the encoder's own preprocessing as "" (files before "" recorded it by name)."""
-        own = backbone in ENCODERS and self.preprocess == ENCODERS[backbone].preprocess
-        return replace(self, preprocess="") if own else self
+        """The same variant with the encoder's own preprocessing and upsampling as "" (files written before ""
+        meant the encoder's own recorded them by name)."""
+        encoder = ENCODERS.get(backbone)
+        if encoder is None:
+            return self
+        own = {"preprocess": encoder.preprocess, "upsampling": encoder.upsampling}
+        return replace(self, **{name: "" for name, value in own.items() if getattr(self, name) == value})
 
     def describe(self) -> str:
         parts = [f"input {PREPROCESSING[self.preprocess]}"] if self.preprocess else []
-        parts.append(f"{self.upsampling} upsampling")
+        parts += [f"{self.upsampling} upsampling"] if self.upsampling else []
         parts += [f"ResNet50 BN epsilon {self.bn_epsilon:g}"] if self.bn_epsilon != KERAS_BN_EPSILON else []
         return ", ".join(parts)
 
@@ -87,7 +91,8 @@ def build_unet(
     for i, filters in enumerate(encoder.decoder_filters):
         # From the deepest map up, x2 each stage; an encoder whose shallowest map has stride 2 (all but VGG's) gets a
         # last stage without a skip, back to full size.
-        x = apply_decoder_stage(x, next(skips, None), filters, variant.upsampling, name=f"decoder{i + 1}")
+        upsampling = variant.upsampling or encoder.upsampling
+        x = apply_decoder_stage(x, next(skips, None), filters, upsampling, name=f"decoder{i + 1}")
     # Zero-initialised head: training starts from uniform probabilities (loss ln C) instead of the
     # saturated softmax that the large, caffe-scale encoder activations would otherwise give.
     x = layers.Conv2D(num_classes, 1, kernel_initializer="zeros", name="head")(x)  # (B, H, W, num_classes)
@@ -113,8 +118,9 @@ def model_variant(model: keras.Model) -> UnetVariant:
     for layer in model.layers:
         if isinstance(layer, Preprocess) and backbone and layer.mode != ENCODERS[backbone].preprocess:
             found["preprocess"] = layer.mode
-        elif isinstance(layer, layers.UpSampling2D) and layer.name.startswith("decoder"):
-            found["upsampling"] = layer.interpolation
+        elif isinstance(layer, layers.UpSampling2D) and layer.name.startswith("decoder") and backbone:
+            if layer.interpolation != ENCODERS[backbone].upsampling:
+                found["upsampling"] = layer.interpolation
         elif isinstance(layer, layers.BatchNormalization) and backbone == "resnet50" and layer.name.startswith("conv"):
             found["bn_epsilon"] = float(layer.epsilon)
     return UnetVariant(**found)
