@@ -6,8 +6,10 @@ import pytest
 import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
+from nets.folding import fold_batch_norms
 from nets.unet import build_unet
 from tests.helpers import HAS_ONNX, run_script
+from utils.network_table import format_network_table, table_networks, table_shape
 from utils.profiling import count_flops, cpu_flops_per_cycle
 
 
@@ -22,9 +24,9 @@ def profiler_flops(model, input_shape) -> int:
     return tf.compat.v1.profiler.profile(graph=graph, options=options).total_float_ops
 
 
-@pytest.mark.parametrize("backbone", ["vgg", "resnet50"])
+@pytest.mark.parametrize("backbone", ["vgg", "resnet50", "mobilenetv2"])
 def test_layer_flops_agree_with_tensorflows_profiler(backbone):
-    model = build_unet((64, 96, 3), 5, backbone)
+    model = fold_batch_norms(build_unet((64, 96, 3), 5, backbone))  # as predicted: no batch norms for it to count
     ours, theirs = count_flops(model), profiler_flops(model, (64, 96, 3))
     # The profiler also counts bias adds and a few element-wise ops; the convolutions are > 99 % of it.
     assert 0.99 * theirs <= ours <= theirs
@@ -119,3 +121,13 @@ def test_benchmark_runs_the_classic_unet_with_its_smaller_output(tmp_path):
     report = json.loads(out.read_text())
     assert report["config"]["model"] == "unet_classic" and report["gflops_per_image"] > 10
     assert report["results"]["float32"]["get_miou_path"] > 0 and report["results"]["float32"]["train_bare"] > 0
+
+
+def test_the_network_table_lists_every_model_and_backbone():
+    networks = table_networks()
+    assert len(networks) == 11 and networks[0] == ("unet", "vgg") and ("deeplabv3plus", "mobilenetv2") in networks
+    assert table_shape("unet_classic", (256, 256)) == (252, 252) and table_shape("unet", (256, 256)) == (256, 256)
+    row = {"model": "unet", "backbone": "mobilenetv2", "input_shape": [256, 256], "params_m": 3.3, "gflops": 3.7}
+    row.update({"float32_images_per_s": 44.2, "mixed_bfloat16_images_per_s": 77.8, "weights": "ImageNet (Keras)"})
+    table = format_network_table([row], ["float32", "mixed_bfloat16"])
+    assert "| unet | mobilenetv2 | 3.3 M | 3.7 | 44.20 | 77.80 | ImageNet (Keras) |" in table
