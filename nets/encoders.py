@@ -16,6 +16,8 @@ from nets.vgg16 import apply_vgg16_encoder
 
 # keras.applications.ResNet50's BatchNormalization epsilon (Keras 2.2's ResNet50 used Keras' default, 1e-3).
 KERAS_BN_EPSILON = 1.001e-5
+# The largest batch-normalisation momentum an encoder keeps (Keras' default; ResNet50's): see momentum_edits.
+BN_MOMENTUM = 0.99
 
 
 @dataclass(frozen=True)
@@ -105,10 +107,24 @@ def apply_encoder(backbone: str, x, output_stride: int = 32) -> list:
     if encoder.application is None:
         return apply_vgg16_encoder(x)  # strides 1 ... 16: within any output stride
     base = encoder.application(include_top=False, weights=None, input_shape=tuple(x.shape[1:]), **encoder.options)
-    edits = atrous_edits(base, output_stride)
+    edits = {**momentum_edits(base), **atrous_edits(base, output_stride)}
     # The clone is built on x, so its layers join the calling network under keras.applications' names.
     clone = keras.models.clone_model(base, input_tensors=x, clone_function=lambda layer: edited(layer, edits))
     return [clone.get_layer(name).output for name in encoder.taps]
+
+
+def momentum_edits(base: keras.Model) -> dict:
+    """{layer name: config changes} that bring batch normalisation's moving-average momentum down to BN_MOMENTUM.
+
+    keras.applications' MobileNetV2 uses 0.999, which suits ImageNet's million steps: over the few hundred steps of
+    a small dataset its moving statistics stay near their start (those of ImageNet, or 0 and 1 from random), so
+    the network evaluates on statistics its features no longer have (on membrane, from random: everything
+    background, while training mode had learned the membranes)."""
+    return {
+        layer.name: {"momentum": BN_MOMENTUM}
+        for layer in base.layers
+        if isinstance(layer, layers.BatchNormalization) and layer.momentum > BN_MOMENTUM
+    }
 
 
 def atrous_edits(base: keras.Model, output_stride: int) -> dict:

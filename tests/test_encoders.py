@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from keras.src.legacy.saving.legacy_h5_format import save_weights_to_hdf5_group
 
-from nets.encoders import ENCODERS, apply_encoder
+from nets.encoders import BN_MOMENTUM, ENCODERS, apply_encoder
 from nets.fcn import build_fcn8
 from nets.folding import fold_batch_norms, foldable_pairs
 from nets.models import build_model, set_backbone_trainable
@@ -59,6 +59,8 @@ def test_shapes_and_names(model, backbone):
     names = [layer.name for layer in network.layers]
     assert names == [layer.name for layer in build_model(model, (96, 64), 3, backbone).layers]
     assert ENCODERS[backbone].first_conv in names and len(set(names)) == len(names)
+    norms = [layer for layer in network.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert all(layer.momentum <= BN_MOMENTUM for layer in norms)  # MobileNetV2's 0.999 would not follow its data
     if model == "deeplabv3plus":  # the deepest features at stride 16, whatever the encoder
         assert {"aspp_conv3", "aspp_pool_conv", "decoder_low", "head"} <= set(names)
         deepest = network.get_layer("aspp_conv0").input
