@@ -21,6 +21,9 @@ Cases:
                      the membrane case with --backbone mobilenetv2 / --model deeplabv3plus (same schedule, 256x256).
                      Offline their encoders start at random (no ImageNet file), as unet_small does; deeplabv3plus on
                      vgg starts from the HED weights, as the membrane case.
+    membrane_unet_mobilenetv2_lr, membrane_deeplabv3plus_resnet50_lr
+                     the same two from random with a learning rate for training from scratch (SCRATCH_LR: 1e-3
+                     at batch 2 instead of the default's 1e-4).
     membrane_unet_classic
                      the membrane case with --model unet_classic at 444x444 in, 260x260 out (its valid size
                      nearest 256 out), predicting the val images by overlap-tile.
@@ -71,6 +74,8 @@ MEMBRANE = os.path.join(ROOT, "..", "shared", "datasets", "membrane")
 MEMBRANE_ARGS = ["--vocdevkit_path", MEMBRANE, "--num_classes", "2", "--input_shape", "256", "256"]
 MEMBRANE_ARGS += ["--freeze_train", "false", "--unfreeze_epoch", "10", "--unfreeze_batch_size", "2"]
 MEMBRANE_40 = [*MEMBRANE_ARGS, "--unfreeze_epoch", "40"]  # the later flag wins
+DEEPLAB_RESNET50 = ["--model", "deeplabv3plus", "--backbone", "resnet50"]
+SCRATCH_LR = ["--init_lr", "8e-3"]  # 1e-3 at batch 2 (Adam's ceiling): a learning rate for training from scratch
 PAPER_RECIPE = ["--elastic_alpha", "10", "--weight_map", "--weight_map_objects", "0"]
 CLASSIC = ["--model", "unet_classic", "--input_shape", "444", "444"]
 SWEEP = ["0.3", "0.35", "0.4", "0.45", "0.5", "0.55", "0.6", "0.65", "0.7"]
@@ -122,6 +127,8 @@ CASES = {
         "resnet50",
     ],
     "membrane_deeplabv3plus_vgg": lambda work: [*MEMBRANE_ARGS, "--model", "deeplabv3plus"],
+    "membrane_unet_mobilenetv2_lr": lambda work: [*MEMBRANE_ARGS, "--backbone", "mobilenetv2", *SCRATCH_LR],
+    "membrane_deeplabv3plus_resnet50_lr": lambda work: [*MEMBRANE_ARGS, *DEEPLAB_RESNET50, *SCRATCH_LR],
     "membrane_slide": lambda work: [*MEMBRANE_ARGS, "--scale_mode", "slide"],
     "membrane_grey": lambda work: [*MEMBRANE_ARGS, "--input_channels", "1"],
     "membrane16": membrane16,

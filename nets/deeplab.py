@@ -49,7 +49,10 @@ def apply_aspp(x):
     branches = [apply_conv_bn(x, ASPP_FILTERS, 1, "aspp_conv0")]
     branches += [apply_conv_bn(x, ASPP_FILTERS, 3, f"aspp_conv{i}", rate) for i, rate in enumerate(ASPP_RATES, 1)]
     pooled = layers.GlobalAveragePooling2D(keepdims=True, name="aspp_pool")(x)  # (B, 1, 1, C)
-    pooled = apply_conv_bn(pooled, ASPP_FILTERS, 1, "aspp_pool_conv")
+    # A bias, not batch normalisation: over the B values of a batch of 2 or 4 images, the statistics are noise (in
+    # training each channel comes out +-1 whatever the image), and evaluation with their moving averages collapses
+    # (on membrane, everything background).
+    pooled = layers.Conv2D(ASPP_FILTERS, 1, activation="relu", name="aspp_pool_conv")(pooled)
     branches.append(ResizeLike(name="aspp_pool_resize")(pooled, x))
     x = layers.Concatenate(name="aspp_concat")(branches)  # (B, H/16, W/16, 5 x ASPP_FILTERS)
     x = apply_conv_bn(x, ASPP_FILTERS, 1, "aspp_project")
