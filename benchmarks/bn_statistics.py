@@ -1,0 +1,63 @@
+"""Batch normalisation's moving statistics against the batch's own, while a network trains from scratch.
+
+    $ python benchmarks/bn_statistics.py                          # unet + mobilenetv2 on membrane, 10 epochs
+    $ python benchmarks/bn_statistics.py --model deeplabv3plus --backbone resnet50
+
+Trains as train.py's membrane command does (256x256, batch 2, 12 steps an epoch, CE + Dice, bf16 where auto picks it)
+and after every epoch scores the val images' class-1 IoU twice: in inference mode (the moving statistics, as
+evaluation and prediction use them) and in training mode (the batch's statistics). A network whose features are
+learnt but whose moving statistics lag behind them scores in training mode only.
+"""
+
+import argparse
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import keras  # noqa: E402 (after the path to the repository is set)
+import numpy as np  # noqa: E402
+
+from nets.models import build_model  # noqa: E402
+from utils.dataloader import build_train_dataset  # noqa: E402
+from utils.images import split_samples  # noqa: E402
+from utils.losses import build_loss  # noqa: E402
+from utils.precision import set_precision  # noqa: E402
+from utils.training import Phase, compile_phase, make_optimizer  # noqa: E402
+
+MEMBRANE = os.path.join(ROOT, "..", "shared", "datasets", "membrane")
+
+
+def class_iou(probabilities: np.ndarray, labels: np.ndarray, class_id: int = 1) -> float:
+    predicted, valid = probabilities.argmax(-1) == class_id, labels != 255
+    truth = labels == class_id
+    union = ((predicted | truth) & valid).sum()
+    return float((predicted & truth & valid).sum() / union) if union else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="unet")
+    parser.add_argument("--backbone", default="mobilenetv2")
+    parser.add_argument("--vocdevkit_path", default=MEMBRANE)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--learning_rate", type=float, default=1e-3)
+    args = parser.parse_args()
+    print(set_precision("auto"))
+    train = build_train_dataset(split_samples(args.vocdevkit_path, "train"), (256, 256), 2, seed=0)
+    images, labels = next(iter(build_train_dataset(split_samples(args.vocdevkit_path, "val"), (256, 256), 5, 1)))
+    keras.utils.set_random_seed(0)
+    model = build_model(args.model, (256, 256), 2, args.backbone)
+    loss = build_loss([1.0, 1.0], dice_loss=True)
+    compile_phase(model, loss, Phase(0, args.epochs, 2, False), make_optimizer("adam", args.learning_rate))
+    print(f"{args.model} + {args.backbone} from random, lr {args.learning_rate:g}: val class-1 IoU after each epoch")
+    print("epoch  train loss  inference mode  training mode")
+    for epoch in range(1, args.epochs + 1):
+        history = model.fit(train, epochs=1, steps_per_epoch=12, verbose=0)
+        scores = [class_iou(model(images, training=mode).numpy(), labels.numpy()) for mode in (False, True)]
+        print(f"{epoch:5d}  {history.history['loss'][0]:10.3f}  {scores[0]:14.3f}  {scores[1]:13.3f}")
+
+
+if __name__ == "__main__":
+    main()
