@@ -21,10 +21,6 @@ PRETRAINED_ENCODER = ("unet", "deeplabv3plus", "fcn8")
 # The backbones each model takes: unet and deeplabv3plus any encoder; fcn8 is VGG16's; the others have their own
 # ("vgg" is their setting's default).
 MODEL_BACKBONES = {"unet": BACKBONES, "deeplabv3plus": BACKBONES}
-# For other than 3 bands the pretrained encoders' first convolutions (FIRST_CONVS) are adapted from the RGB ones
-# (utils/weights/matching.py adapt_first_conv), so they keep training while the rest of the encoder is frozen: they
-# have to learn what the new bands hold (with 4 bands, R and the 4th start with the same kernels and would be summed
-# alike). ENCODER_PREFIXES: what freezing freezes.
 
 
 def check_model_settings(model: str, input_shape, backbone: str = "vgg") -> None:
@@ -99,6 +95,9 @@ def set_backbone_trainable(model: keras.Model, trainable: bool) -> None:
     """Freezes or unfreezes the pretrained encoder (nets/encoders.py: its layers by ENCODER_PREFIXES), but for its
     first convolution when the network takes other than 3 bands (FIRST_CONVS); a model trained from scratch has
     none, and freezing leaves it whole."""
+    # For other than 3 bands the first convolution's kernels are adapted from the RGB ones (utils/weights/matching.py
+    # adapt_first_conv), so it keeps training: it has to learn what the new bands hold (with 4 bands, R and the 4th
+    # start with the same kernels and would be summed alike).
     adapted = model.input_shape[-1] != 3
     for layer in model.layers:
         if layer.name.startswith(ENCODER_PREFIXES):
