@@ -1,6 +1,7 @@
 """UNet decoder on an encoder of nets/encoders.py (VGG16, ResNet50, MobileNetV2, EfficientNetV2-B0), as in the VOC
 UNet platforms."""
 
+import re
 from dataclasses import dataclass, replace
 
 import keras
@@ -9,6 +10,9 @@ from keras import layers
 from nets.encoders import ENCODERS, FIRST_CONVS, KERAS_BN_EPSILON, apply_encoder
 from nets.heads import apply_probabilities
 from nets.vgg16 import PREPROCESSING, Preprocess
+
+# The UNet decoder's upsampling layers (apply_decoder_stage): what the variant's upsampling is read from.
+UNET_UPSAMPLING = re.compile(r"decoder\d+_upsample")
 
 
 @dataclass(frozen=True)
@@ -118,7 +122,7 @@ def model_variant(model: keras.Model) -> UnetVariant:
     for layer in model.layers:
         if isinstance(layer, Preprocess) and backbone and layer.mode != ENCODERS[backbone].preprocess:
             found["preprocess"] = layer.mode
-        elif isinstance(layer, layers.UpSampling2D) and layer.name.startswith("decoder") and backbone:
+        elif isinstance(layer, layers.UpSampling2D) and UNET_UPSAMPLING.fullmatch(layer.name) and backbone:
             if layer.interpolation != ENCODERS[backbone].upsampling:
                 found["upsampling"] = layer.interpolation
         elif isinstance(layer, layers.BatchNormalization) and backbone == "resnet50" and layer.name.startswith("conv"):

@@ -15,6 +15,7 @@ from nets.encoders import BN_MOMENTUM, ENCODERS, apply_encoder
 from nets.fcn import build_fcn8
 from nets.folding import fold_batch_norms, foldable_pairs
 from nets.models import build_model, set_backbone_trainable
+from nets.unet import UnetVariant, model_variant
 from nets.vgg16 import Preprocess
 from tests.helpers import ROOT
 from utils.weights.matching import load_weights, report_loading
@@ -59,6 +60,7 @@ def test_shapes_and_names(model, backbone):
     names = [layer.name for layer in network.layers]
     assert names == [layer.name for layer in build_model(model, (96, 64), 3, backbone).layers]
     assert ENCODERS[backbone].first_conv in names and len(set(names)) == len(names)
+    assert model_variant(network) == UnetVariant()  # as built: nothing for a checkpoint to record as a variant
     norms = [layer for layer in network.layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert all(layer.momentum <= BN_MOMENTUM for layer in norms)  # MobileNetV2's 0.999 would not follow its data
     if model == "deeplabv3plus":  # the deepest features at stride 16, whatever the encoder
