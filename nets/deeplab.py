@@ -5,7 +5,7 @@ the input size."""
 import keras
 from keras import layers
 
-from nets.encoders import ENCODERS, apply_encoder
+from nets.encoders import apply_encoder, encoder_named
 from nets.heads import apply_probabilities
 from nets.vgg16 import Preprocess
 
@@ -74,9 +74,7 @@ def build_deeplabv3plus(
     Returns:
         keras.Model: images (B, H, W, C) -> probabilities (B, H, W, num_classes), float32.
     """
-    if backbone not in ENCODERS:
-        raise ValueError(f"backbone={backbone!r} is not supported; expected one of {', '.join(ENCODERS)}.")
-    encoder = ENCODERS[backbone]
+    encoder = encoder_named(backbone)
     images = keras.Input(input_shape, name="images")
     features = apply_encoder(backbone, Preprocess(encoder.preprocess, ranges, name="preprocess")(images), OUTPUT_STRIDE)
     low = features[encoder.strides.index(LOW_LEVEL_STRIDE)]  # (B, H/4, W/4, C_low)

@@ -93,6 +93,13 @@ ENCODER_PREFIXES = tuple(dict.fromkeys(p for encoder in ENCODERS.values() for p 
 FIRST_CONVS = tuple(encoder.first_conv for encoder in ENCODERS.values())
 
 
+def encoder_named(backbone: str) -> Encoder:
+    """ENCODERS[backbone], or a ValueError listing the backbones."""
+    if backbone not in ENCODERS:
+        raise ValueError(f"backbone={backbone!r} is not supported; expected one of {', '.join(ENCODERS)}.")
+    return ENCODERS[backbone]
+
+
 def apply_encoder(backbone: str, x, output_stride: int = 32) -> list:
     """Runs the encoder on preprocessed images x (B, H, W, C).
 
@@ -103,7 +110,7 @@ def apply_encoder(backbone: str, x, output_stride: int = 32) -> list:
     Returns:
         Its feature maps, [(B, H / s, W / s, C_s) for s in strides], the deepest at stride min(32, output_stride).
     """
-    encoder = ENCODERS[backbone]
+    encoder = encoder_named(backbone)
     if encoder.application is None:
         return apply_vgg16_encoder(x)  # strides 1 ... 16: within any output stride
     base = encoder.application(include_top=False, weights=None, input_shape=tuple(x.shape[1:]), **encoder.options)

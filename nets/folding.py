@@ -10,6 +10,8 @@ import keras
 import numpy as np
 from keras import layers
 
+from nets.encoders import edited
+
 FOLDABLE = (layers.Conv2D, layers.DepthwiseConv2D)
 
 
@@ -63,14 +65,10 @@ def fold_batch_norms(model: keras.Model) -> keras.Model:
     if not pairs:
         return model
     norms = {norm.name for norm in pairs.values()}
+    biased = {name: {"use_bias": True} for name in pairs}  # a folded convolution gets the batch norm's shift
 
     def clone(layer):
-        config = layer.get_config()
-        if layer.name in norms:
-            return Folded(name=layer.name, dtype=layer.dtype_policy)
-        if layer.name in pairs:
-            config["use_bias"] = True
-        return layer.__class__.from_config(config)
+        return Folded(name=layer.name, dtype=layer.dtype_policy) if layer.name in norms else edited(layer, biased)
 
     folded = keras.models.clone_model(model, clone_function=clone)
     for layer in model.layers:

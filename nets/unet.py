@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 import keras
 from keras import layers
 
-from nets.encoders import ENCODERS, FIRST_CONVS, KERAS_BN_EPSILON, apply_encoder
+from nets.encoders import ENCODERS, FIRST_CONVS, KERAS_BN_EPSILON, apply_encoder, encoder_named
 from nets.heads import apply_probabilities
 from nets.vgg16 import PREPROCESSING, Preprocess
 
@@ -84,18 +84,15 @@ def build_unet(
     Returns:
         keras.Model: images (B, H, W, C) -> probabilities (B, H, W, num_classes), float32 softmax.
     """
-    if backbone not in ENCODERS:
-        raise ValueError(f"backbone={backbone!r} is not supported; expected one of {', '.join(ENCODERS)}.")
-    encoder = ENCODERS[backbone]
+    encoder = encoder_named(backbone)
     images = keras.Input(input_shape, name="images")
     preprocess = Preprocess(variant.preprocess or encoder.preprocess, ranges, name="preprocess")
     features = apply_encoder(backbone, preprocess(images))
     x = features[-1]  # VGG: (B, H/16, W/16, 512); ResNet50: (B, H/32, W/32, 2048); ...
-    skips = reversed(features[:-1])
+    skips, upsampling = reversed(features[:-1]), variant.upsampling or encoder.upsampling
     for i, filters in enumerate(encoder.decoder_filters):
         # From the deepest map up, x2 each stage; an encoder whose shallowest map has stride 2 (all but VGG's) gets a
         # last stage without a skip, back to full size.
-        upsampling = variant.upsampling or encoder.upsampling
         x = apply_decoder_stage(x, next(skips, None), filters, upsampling, name=f"decoder{i + 1}")
     # Zero-initialised head: training starts from uniform probabilities (loss ln C) instead of the
     # saturated softmax that the large, caffe-scale encoder activations would otherwise give.
