@@ -20,9 +20,10 @@ import keras  # noqa: E402 (after the path to the repository is set)
 import numpy as np  # noqa: E402
 
 from nets.models import build_model  # noqa: E402
-from utils.dataloader import build_train_dataset  # noqa: E402
+from utils.dataloader import build_train_dataset, build_val_dataset  # noqa: E402
 from utils.images import split_samples  # noqa: E402
 from utils.losses import build_loss  # noqa: E402
+from utils.precise_bn import StatisticsPass, calibration_samples  # noqa: E402
 from utils.precision import set_precision  # noqa: E402
 from utils.training import Phase, compile_phase, make_optimizer  # noqa: E402
 
@@ -43,20 +44,27 @@ def main() -> None:
     parser.add_argument("--vocdevkit_path", default=MEMBRANE)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--learning_rate", type=float, default=1e-3)
+    parser.add_argument("--precise_bn", type=int, default=1, help="recompute BN statistics after each epoch (0: no)")
     args = parser.parse_args()
     print(set_precision("auto"))
-    train = build_train_dataset(split_samples(args.vocdevkit_path, "train"), (256, 256), 2, seed=0)
+    train_samples = split_samples(args.vocdevkit_path, "train")
+    train = build_train_dataset(train_samples, (256, 256), 2, seed=0)
+    calibration = build_val_dataset(calibration_samples(train_samples), (256, 256), 2)
     images, labels = next(iter(build_train_dataset(split_samples(args.vocdevkit_path, "val"), (256, 256), 5, 1)))
     keras.utils.set_random_seed(0)
     model = build_model(args.model, (256, 256), 2, args.backbone)
     loss = build_loss([1.0, 1.0], dice_loss=True)
     compile_phase(model, loss, Phase(0, args.epochs, 2, False), make_optimizer("adam", args.learning_rate))
     print(f"{args.model} + {args.backbone} from random, lr {args.learning_rate:g}: val class-1 IoU after each epoch")
-    print("epoch  train loss  inference mode  training mode")
+    print("epoch  train loss  inference mode  precise BN  training mode")
+    statistics = StatisticsPass(model)
     for epoch in range(1, args.epochs + 1):
         history = model.fit(train, epochs=1, steps_per_epoch=12, verbose=0)
-        scores = [class_iou(model(images, training=mode).numpy(), labels.numpy()) for mode in (False, True)]
-        print(f"{epoch:5d}  {history.history['loss'][0]:10.3f}  {scores[0]:14.3f}  {scores[1]:13.3f}")
+        moving, batch = (class_iou(model(images, training=mode).numpy(), labels.numpy()) for mode in (False, True))
+        if args.precise_bn:
+            statistics(calibration)  # as train.py does at each epoch's end: the next epoch goes on from these
+        precise = class_iou(model(images, training=False).numpy(), labels.numpy())
+        print(f"{epoch:5d}  {history.history['loss'][0]:10.3f}  {moving:14.3f}  {precise:10.3f}  {batch:13.3f}")
 
 
 if __name__ == "__main__":

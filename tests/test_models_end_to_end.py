@@ -54,6 +54,8 @@ def test_train_predict_and_evaluate_each_head(name, tmp_path):
         assert "Unfrozen phase: epochs 1-2" in result.stdout
     else:
         assert "Frozen phase: epochs 1-1" in result.stdout and "Unfrozen phase: epochs 2-2" in result.stdout
+    # Networks with batch normalisation evaluate with statistics recomputed from the training images.
+    assert ("(precise BN)" in result.stdout) == (name not in ("fcn8", "unet_classic"))
     if name == "fcn8":
         assert "loaded 13 layers" in result.stdout  # the VGG16 encoder: ImageNet or HED weights
     elif backbone == "vgg":

@@ -12,6 +12,7 @@ from utils.bands import Bands
 from utils.checkpoint import load_optimizer_state
 from utils.dataloader import build_train_dataset, build_val_dataset
 from utils.lr_schedule import EpochSchedule, scaled_learning_rates
+from utils.precise_bn import PreciseBatchNorm, calibration_samples, trainable_batch_norms
 from utils.sliding import scale_of
 from utils.weight_map import WeightMap
 
@@ -131,6 +132,15 @@ def fit_phase(
     val_batches = build_val_dataset(
         val_samples, shape, phase.batch_size, workers, margin, image_scale, bands, options[1]
     )
+    if norms := trainable_batch_norms(model):
+        # Every worker computes the same statistics from the same images, so their copies stay equal.
+        chosen = calibration_samples(train_samples)
+        calibration = build_val_dataset(chosen, shape, phase.batch_size, workers, margin, image_scale, bands)
+        callbacks = [PreciseBatchNorm(calibration, steps_per_epoch), *callbacks]
+        print(
+            f"Batch normalisation: {len(norms)} layers take their statistics from {len(chosen)} training images "
+            "after each epoch (precise BN)"
+        )
     model.fit(
         batches,
         epochs=phase.end_epoch,
