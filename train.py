@@ -284,7 +284,10 @@ def starting_weights(config: TrainConfig, checkpoint):
     weights = resolve_model_path(config.model_path, config.backbone, config.model)
     if weights[0] is None and config.freeze_train and config.model in PRETRAINED_ENCODER:
         if config.model_path == "auto":
-            print("Note: the encoder starts from random weights, so it is not frozen: freeze_train false, one phase.")
+            print(
+                "Note: the encoder starts from random weights, so it is not frozen: freeze_train false, one phase. "
+                "From random weights a higher learning rate trains faster (e.g. --init_lr 8e-3; docs/networks.md)."
+            )
             config = replace(config, freeze_train=False)
         else:
             print("Note: model_path is empty, so the frozen phase freezes a random encoder (freeze_train false: not).")
