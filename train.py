@@ -82,6 +82,7 @@ from utils.prediction import letterbox_to
 from utils.runs import prepare_save_dir, resumed_config, run_dir_of
 from utils.sliding import check_scale_settings, describe_scale, resolve_scale_mode, scale_of
 from utils.stopping import NonFiniteGuard, Watch, WatchRules
+from utils.timeline import Timeline
 from utils.training import fit_phase, phase_learning_rates, plan_phases
 from utils.visualize import class_colours
 from utils.weight_map import WeightMap
@@ -305,20 +306,24 @@ def build_starting_model(config: TrainConfig, strategy, checkpoint, weights, ban
 
 
 def train(config: TrainConfig) -> None:
-    config, checkpoint, state = starting_config(config)  # reads files only: before any TensorFlow op
-    strategy, cluster, placement = choose_strategy(config.train_gpu)
-    validate_config(config)
-    weights, config = starting_weights(config, checkpoint)
-    config = replace(config, scale_mode=resolve_scale_mode(config.scale_mode, config.model))
-    print("Config:\n" + format_config(config))
-    if cluster.is_chief:
-        prepare_save_dir(config.save_dir, continuing=state is not None or config.init_epoch > 0)
-    ensure_demo_data(config.vocdevkit_path)
-    batch_sizes = [config.unfreeze_batch_size] + ([config.freeze_batch_size] if config.freeze_train else [])
-    kinds = check_dataset(config.vocdevkit_path, config.num_classes, min_train=max(batch_sizes), min_val=1)
-    train_samples, val_samples = (split_samples(config.vocdevkit_path, split) for split in ("train", "val"))
-    print(f"Data: {len(train_samples)} train, {len(val_samples)} val samples in {config.vocdevkit_path}")
-    bands = survey([image for image, _ in train_samples], config.input_channels, kinds)
+    timeline = Timeline()  # where the run's time goes: printed at the end, and timing.json in the run folder
+    with timeline.span("settings and devices"):
+        config, checkpoint, state = starting_config(config)  # reads files only: before any TensorFlow op
+        strategy, cluster, placement = choose_strategy(config.train_gpu)
+        validate_config(config)
+        weights, config = starting_weights(config, checkpoint)
+        config = replace(config, scale_mode=resolve_scale_mode(config.scale_mode, config.model))
+        print("Config:\n" + format_config(config))
+        if cluster.is_chief:
+            prepare_save_dir(config.save_dir, continuing=state is not None or config.init_epoch > 0)
+    with timeline.span("demo data"):
+        ensure_demo_data(config.vocdevkit_path)
+    with timeline.span("dataset check"):
+        batch_sizes = [config.unfreeze_batch_size] + ([config.freeze_batch_size] if config.freeze_train else [])
+        kinds = check_dataset(config.vocdevkit_path, config.num_classes, min_train=max(batch_sizes), min_val=1)
+        train_samples, val_samples = (split_samples(config.vocdevkit_path, split) for split in ("train", "val"))
+        print(f"Data: {len(train_samples)} train, {len(val_samples)} val samples in {config.vocdevkit_path}")
+        bands = survey([image for image, _ in train_samples], config.input_channels, kinds)
     print(f"Images: {bands.describe()}")
     print(f"Devices: {placement}")
     for batch_size in batch_sizes:
@@ -327,7 +332,8 @@ def train(config: TrainConfig) -> None:
 
     print(set_precision(config.precision))
     keras.utils.set_random_seed(config.seed)
-    model = build_starting_model(config, strategy, checkpoint, weights, bands)
+    with timeline.span("model and weights"):
+        model = build_starting_model(config, strategy, checkpoint, weights, bands)
     if config.freeze_train and config.model not in PRETRAINED_ENCODER:
         print(f"Note: model={config.model} has no pretrained encoder; the freeze phase trains the whole network.")
     print(describe_scale(config, output_margin(model)))
@@ -354,7 +360,7 @@ def train(config: TrainConfig) -> None:
                     watch.start_phase(phase, phase is phases[-1], phase_learning_rates(config, phase)[1])
                     shard, start = (cluster.index, cluster.count), (start_epoch, checkpoint)
                     samples = (train_samples, val_samples)
-                    fit_phase(model, config, loss, phase, samples, callbacks, shard, start, bands)
+                    fit_phase(model, config, loss, phase, samples, callbacks, shard, start, bands, timeline)
                 if watch.state.stopped:
                     break
     except KeyboardInterrupt:
@@ -366,6 +372,9 @@ def train(config: TrainConfig) -> None:
     where = f"Weights in {config.save_dir}/" if cluster.is_chief else "The chief writes the weights."
     last = watch.state.stopped or config.unfreeze_epoch
     print(f"Done: epochs {start_epoch + 1}-{last} in {(time.time() - started) / 60:.1f} min. {where}")
+    print(timeline.format())
+    if cluster.is_chief:
+        timeline.write(os.path.join(history.run_dir, "timing.json"))
 
 
 def class_names_for(config: TrainConfig) -> list:

@@ -2,6 +2,7 @@
 
 import csv
 import glob
+import json
 import os
 import shlex
 import shutil
@@ -152,3 +153,18 @@ def test_a_classic_input_shape_that_does_not_fit_stops_train_py_before_training(
     result = run_script("train.py", *args, "--save_dir", tmp_path / "logs")
     assert result.returncode == 2 and "188 + 16k" in result.stderr and "Traceback" not in result.stderr
     assert output_margin(build_model("unet_small", (32, 32), 2)) == 0
+
+
+def test_the_run_says_where_its_time_went(trained):
+    """train.py's timeline (utils/timeline.py): every stage once, none counted twice, the whole run accounted for."""
+    (run_dir,) = glob.glob(os.path.join(trained["logs"], "loss_*"))
+    with open(os.path.join(run_dir, "timing.json")) as f:
+        seconds = json.load(f)
+    for phase in ("frozen phase", "unfrozen phase"):
+        for stage in ("compile and start", "first step's tracing", "steps", "val loss"):
+            assert seconds[f"{phase}: {stage}"] > 0, (phase, stage)
+    for stage in ("start-up and imports", "dataset check", "model and weights", "val mIoU and images", "checkpoints"):
+        assert seconds[stage] > 0, stage
+    parts = sum(value for name, value in seconds.items() if name != "total")
+    assert seconds["other (Keras' loop, progress bar)"] >= 0 and abs(parts - seconds["total"]) < 0.01
+    assert 0 < seconds["total"] < 600

@@ -12,8 +12,10 @@ from utils.bands import Bands
 from utils.checkpoint import load_optimizer_state
 from utils.dataloader import build_train_dataset, build_val_dataset
 from utils.lr_schedule import EpochSchedule, scaled_learning_rates
+from utils.optimizers import FusedAdam, FusedSGD
 from utils.precise_bn import PreciseBatchNorm, calibration_samples, trainable_batch_norms
 from utils.sliding import scale_of
+from utils.timeline import StepClock, timed_callbacks
 from utils.weight_map import WeightMap
 
 
@@ -41,12 +43,16 @@ def plan_phases(config, unfrozen_from=None) -> list:
     return [phase for phase in planned if phase.end_epoch > phase.first_epoch]
 
 
-def make_optimizer(optimizer_type: str, learning_rate, momentum: float = 0.9, weight_decay: float = 0.0):
-    """Adam or SGD (Nesterov); Keras 3 applies weight_decay decoupled (AdamW / SGDW)."""
+def make_optimizer(
+    optimizer_type: str, learning_rate, momentum: float = 0.9, weight_decay: float = 0.0, fused: bool = True
+):
+    """Adam or SGD (Nesterov); Keras 3 applies weight_decay decoupled (AdamW / SGDW). fused: each variable's update
+    in one TensorFlow kernel (utils/optimizers.py); False: Keras' own, which benchmark.py times beside it."""
     decay = weight_decay or None
+    adam, sgd = (FusedAdam, FusedSGD) if fused else (keras.optimizers.Adam, keras.optimizers.SGD)
     if optimizer_type == "adam":
-        return keras.optimizers.Adam(learning_rate, beta_1=momentum, weight_decay=decay)
-    return keras.optimizers.SGD(learning_rate, momentum=momentum, nesterov=True, weight_decay=decay)
+        return adam(learning_rate, beta_1=momentum, weight_decay=decay)
+    return sgd(learning_rate, momentum=momentum, nesterov=True, weight_decay=decay)
 
 
 def phase_learning_rates(config, phase: Phase) -> tuple:
@@ -98,9 +104,19 @@ def compile_phase(model, loss, phase: Phase, optimizer) -> None:
 
 
 def fit_phase(
-    model, config, loss, phase: Phase, samples: tuple, callbacks, shard: tuple, start: tuple, bands: Bands = Bands()
+    model,
+    config,
+    loss,
+    phase: Phase,
+    samples: tuple,
+    callbacks,
+    shard: tuple,
+    start: tuple,
+    bands: Bands = Bands(),
+    timeline=None,
 ) -> None:
     """One phase of train.py's config: compile, then fit its epochs from where the run starts, on images of `bands`.
+    With a Timeline (utils/timeline.py), the phase's stages are timed into it.
 
     Args:
         samples: (train samples, val samples), (image path, label path) each.
@@ -108,6 +124,8 @@ def fit_phase(
         start: (epoch the run starts at, resumable checkpoint or None). Inside the phase, the checkpoint's
             optimizer state and dropout RNG are restored, so the phase goes on as if it had never stopped.
     """
+    name = "frozen phase" if phase.frozen else "unfrozen phase"
+    clock = StepClock(timeline, name) if timeline else None  # the phase's start: compile and datasets from here
     train_samples, val_samples = samples
     start_epoch, checkpoint = start
     initial_epoch = max(phase.first_epoch, start_epoch)
@@ -141,6 +159,8 @@ def fit_phase(
             f"Batch normalisation: {len(norms)} layers take their statistics from {len(chosen)} training images "
             "after each epoch (precise BN)"
         )
+    if timeline:
+        callbacks = timed_callbacks(clock, callbacks)
     model.fit(
         batches,
         epochs=phase.end_epoch,

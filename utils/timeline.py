@@ -1,0 +1,148 @@
+"""Where a train.py run's wall time goes: start-up, data, model, and per phase its compile, tracing, steps,
+validation and each callback. train.py prints the table at the end and writes it to the run folder (timing.json).
+"""
+
+import json
+import os
+import time
+from contextlib import contextmanager
+
+import keras
+import numpy as np
+
+
+def process_age() -> float | None:
+    """Seconds since this process started (Linux: /proc), or None: start-up and imports before the first line."""
+    try:
+        with open("/proc/self/stat") as f:
+            started_ticks = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22, after the command's name
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        return uptime - started_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class Timeline:
+    """Seconds by stage, in the order first seen; `started` is the process's start where known."""
+
+    def __init__(self):
+        age = process_age()
+        self.seconds = {"start-up and imports": age} if age is not None else {}
+        self.started = time.perf_counter() - (age or 0.0)
+
+    def add(self, name: str, seconds: float) -> None:
+        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+
+    @contextmanager
+    def span(self, name: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(name, time.perf_counter() - started)
+
+    def total(self) -> float:
+        return time.perf_counter() - self.started
+
+    def rows(self) -> dict:
+        """{stage: seconds}, with what no stage accounts for as "other" and the wall time as "total"."""
+        total = self.total()
+        return {**self.seconds, "other (Keras' loop, progress bar)": total - sum(self.seconds.values()), "total": total}
+
+    def format(self) -> str:
+        rows = self.rows()
+        width = max(map(len, rows))
+        lines = [
+            f"  {name:<{width}}  {seconds:7.1f} s  {seconds / rows['total']:6.1%}" for name, seconds in rows.items()
+        ]
+        return "Where the time went:\n" + "\n".join(lines)
+
+    def write(self, path: str) -> None:
+        with open(path, "w") as f:
+            json.dump({name: round(seconds, 3) for name, seconds in self.rows().items()}, f, indent=1)
+
+
+# The stage a callback's work is reported under, by its class's name (others: the class's name).
+CALLBACK_STAGES = {
+    "PreciseBatchNorm": "precise BN",
+    "EvalCallback": "val mIoU and images",
+    "LossHistory": "history and curves",
+    "CheckpointSaver": "checkpoints",
+    "TensorBoard": "TensorBoard logs",
+    "Watch": "early stopping and plateau",
+    "NonFiniteGuard": "non-finite loss check",
+}
+
+
+def timed_callbacks(clock, callbacks: list) -> list:
+    """A phase's callbacks for fit: its StepClock first (it sees each step end before any other callback works),
+    then each callback timed under its stage."""
+    stages = [CALLBACK_STAGES.get(type(c).__name__, type(c).__name__) for c in callbacks]
+    return [clock, *(Timed(callback, stage, clock.timeline) for callback, stage in zip(callbacks, stages))]
+
+
+class StepClock(keras.callbacks.Callback):
+    """The first callback of a phase's fit, made as the phase starts: the phase's start until fit's first step
+    (compile, datasets, iterator), its first step's tracing (beyond a typical step), its steps, and Keras' val loss
+    passes."""
+
+    def __init__(self, timeline: Timeline, phase: str):
+        super().__init__()
+        self.timeline, self.phase, self.called, self.steps, self.first = timeline, phase, time.perf_counter(), [], None
+
+    def on_train_begin(self, logs=None):
+        self.timeline.add(f"{self.phase}: compile and start", time.perf_counter() - self.called)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.step_started = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        seconds = time.perf_counter() - self.step_started
+        if self.first is None:  # the next phase compiles a new step function: a new clock
+            self.first = seconds
+        else:
+            self.steps.append(seconds)
+            self.timeline.add(f"{self.phase}: steps", seconds)
+
+    def on_train_end(self, logs=None):
+        # The first step also traces the step function: what it took beyond a typical step.
+        typical = float(np.median(self.steps)) if self.steps else 0.0
+        self.timeline.add(f"{self.phase}: first step's tracing", max(self.first - typical, 0.0))
+        self.timeline.add(f"{self.phase}: steps", min(self.first, typical))
+
+    def on_test_begin(self, logs=None):
+        self.test_started = time.perf_counter()
+
+    def on_test_end(self, logs=None):
+        self.timeline.add(f"{self.phase}: val loss", time.perf_counter() - self.test_started)
+
+
+class Timed(keras.callbacks.Callback):
+    """A callback whose epoch-end and batch-end work is added to the timeline under `name`."""
+
+    def __init__(self, callback, name: str, timeline: Timeline):
+        super().__init__()
+        self.callback, self.name, self.timeline = callback, name, timeline
+
+    def set_model(self, model):
+        super().set_model(model)
+        self.callback.set_model(model)
+
+    def set_params(self, params):
+        super().set_params(params)
+        self.callback.set_params(params)
+
+    def __getattribute__(self, name):
+        # Every other hook goes to the callback; the hooks that do work at epoch and batch ends are timed.
+        if name.startswith("on_") and name not in ("on_epoch_end", "on_train_batch_end"):
+            return getattr(object.__getattribute__(self, "callback"), name)
+        return object.__getattribute__(self, name)
+
+    def on_epoch_end(self, epoch, logs=None):
+        with self.timeline.span(self.name):
+            self.callback.on_epoch_end(epoch, logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        with self.timeline.span(self.name):
+            self.callback.on_train_batch_end(batch, logs)
