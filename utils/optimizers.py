@@ -19,6 +19,7 @@ def _handle(variable):
     return (variable.value if isinstance(variable, keras.Variable) else variable).handle
 
 
+@keras.saving.register_keras_serializable(package="unet")
 class FusedAdam(keras.optimizers.Adam):
     """keras.optimizers.Adam; the update of each variable is TensorFlow's ResourceApplyAdam:
     m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2, var -= lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps)."""
@@ -44,6 +45,7 @@ class FusedAdam(keras.optimizers.Adam):
         )
 
 
+@keras.saving.register_keras_serializable(package="unet")
 class FusedSGD(keras.optimizers.SGD):
     """keras.optimizers.SGD with momentum; the update of each variable is TensorFlow's ResourceApplyKerasMomentum:
     m = momentum m - lr g, var += m (Nesterov: var += momentum m - lr g)."""
