@@ -28,11 +28,12 @@ class Timeline:
 
     def __init__(self):
         age = process_age()
-        self.seconds = {"start-up and imports": age} if age is not None else {}
+        self.seconds, self.counted = ({"start-up and imports": age} if age is not None else {}), age or 0.0
         self.started = time.perf_counter() - (age or 0.0)
 
     def add(self, name: str, seconds: float) -> None:
         self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+        self.counted += seconds  # all stages so far: StepClock leaves them out of its gaps
 
     @contextmanager
     def span(self, name: str):
@@ -48,7 +49,7 @@ class Timeline:
     def rows(self) -> dict:
         """{stage: seconds}, with what no stage accounts for as "other" and the wall time as "total"."""
         total = self.total()
-        return {**self.seconds, "other (Keras' loop, progress bar)": total - sum(self.seconds.values()), "total": total}
+        return {**self.seconds, "other (Keras' epoch loop)": total - sum(self.seconds.values()), "total": total}
 
     def format(self) -> str:
         rows = self.rows()
@@ -94,16 +95,27 @@ class StepClock(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self.timeline.add(f"{self.phase}: compile and start", time.perf_counter() - self.called)
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self.step_ended = None  # the gap before an epoch's first step is the epoch's end and start, not the loop's
+
     def on_train_batch_begin(self, batch, logs=None):
         self.step_started = time.perf_counter()
+        if self.step_ended is not None:
+            # Between two steps: Keras' loop (logs to Python, the progress bar) and the callbacks' batch-end work,
+            # which their own stages count.
+            ended, counted = self.step_ended
+            gap = self.step_started - ended - (self.timeline.counted - counted)
+            self.timeline.add(f"{self.phase}: between steps (Keras' loop, progress bar)", gap)
 
     def on_train_batch_end(self, batch, logs=None):
-        seconds = time.perf_counter() - self.step_started
+        ended = time.perf_counter()
+        seconds = ended - self.step_started
         if self.first is None:  # the next phase compiles a new step function: a new clock
             self.first = seconds
         else:
             self.steps.append(seconds)
             self.timeline.add(f"{self.phase}: steps", seconds)
+        self.step_ended = (ended, self.timeline.counted)
 
     def on_train_end(self, logs=None):
         # The first step also traces the step function: what it took beyond a typical step.
