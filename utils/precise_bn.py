@@ -19,9 +19,9 @@ PRECISE_BN_IMAGES = 64
 
 
 def trainable_batch_norms(model) -> list:
-    """The BatchNormalization layers that training updates (a frozen encoder's keep their statistics)."""
-    layers = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
-    return [layer for layer in layers if layer.trainable]
+    """The BatchNormalization layers that training updates (a frozen encoder's keep their statistics). The networks
+    are flat functional models: the encoders are cloned onto their input (nets/encoders.py)."""
+    return [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable]
 
 
 def calibration_samples(samples, count: int = PRECISE_BN_IMAGES) -> list:
