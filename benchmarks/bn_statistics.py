@@ -23,6 +23,7 @@ from nets.models import build_model  # noqa: E402
 from utils.dataloader import build_train_dataset, build_val_dataset  # noqa: E402
 from utils.images import split_samples  # noqa: E402
 from utils.losses import build_loss  # noqa: E402
+from utils.metrics import confusion_matrix, per_class_iou  # noqa: E402
 from utils.precise_bn import StatisticsPass, calibration_samples  # noqa: E402
 from utils.precision import set_precision  # noqa: E402
 from utils.training import Phase, compile_phase, make_optimizer  # noqa: E402
@@ -31,10 +32,9 @@ MEMBRANE = os.path.join(ROOT, "..", "shared", "datasets", "membrane")
 
 
 def class_iou(probabilities: np.ndarray, labels: np.ndarray, class_id: int = 1) -> float:
-    predicted, valid = probabilities.argmax(-1) == class_id, labels != 255
-    truth = labels == class_id
-    union = ((predicted | truth) & valid).sum()
-    return float((predicted & truth & valid).sum() / union) if union else float("nan")
+    """IoU of one class (ignored label pixels left out; NaN when neither labelled nor predicted)."""
+    matrix = confusion_matrix(labels, probabilities.argmax(-1), probabilities.shape[-1])
+    return float(per_class_iou(matrix)[class_id])
 
 
 def main() -> None:

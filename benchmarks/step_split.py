@@ -109,21 +109,20 @@ def main() -> None:
         iterator = iter(batches)
         return lambda: twin.train_function(iterator)
 
-    parts = {
-        "forward": forward,
-        "forward + backward": forward_backward,
-        **{f"update, {name}": update for name, update in updates.items()},
-        **{f"fit step, {name}": fit_step(name) for name in twins},
+    parts = {  # name: (function, training steps per call)
+        "forward": (forward, 1),
+        "forward + backward": (forward_backward, 1),
+        **{f"update, {name}": (update, 1) for name, update in updates.items()},
+        **{f"fit step, {name}": (fit_step(name), per_call) for name, (_, per_call) in twins.items()},
     }
-    per_call = {name: twins[name[len("fit step, ") :]][1] if name.startswith("fit") else 1 for name in parts}
     seconds = {name: [] for name in parts}
     for call in range(args.calls + 2):  # two untimed rounds: tracing
-        for name, part in parts.items():
+        for name, (part, steps) in parts.items():
             started = time.perf_counter()
             result = part()
             tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, result)
             if call >= 2:
-                seconds[name].append((time.perf_counter() - started) / per_call[name])
+                seconds[name].append((time.perf_counter() - started) / steps)
     print(f"VGG16-UNet, {height}x{width}, batch {args.batch_size}, {keras.mixed_precision.global_policy().name}")
     print(f"{'part':32s} {'fastest ms':>10s} {'median ms':>10s}")
     for name, values in seconds.items():
@@ -133,10 +132,10 @@ def main() -> None:
     step = fastest["fit step, Keras' Adam"] / fastest["fit step, fused Adam"]
     print(f"fused / Keras' Adam (fastest): update {update:.2f}x, fit step {step:.2f}x")
     if args.profile:
-        steps = op_type_profile(fit_step("fused Adam"), 10)
-        total = sum(steps.values())
+        by_type = op_type_profile(fit_step("fused Adam"), 10)
+        total = sum(by_type.values())
         print("\nfit step, fused Adam, by op type (self time per step, ms):")
-        for op_type, ms in list(steps.items())[:15]:
+        for op_type, ms in list(by_type.items())[:15]:
             print(f"  {op_type:40s} {ms:7.1f}  {ms / total:6.1%}")
 
 
