@@ -7,7 +7,7 @@ On one in-memory batch, the parts taking turns call by call (fastest and median 
     forward                 the network in training mode
     forward + backward      the same and every gradient (each summed, so that none is pruned from the graph)
     update, Keras' Adam     the optimizer's update of every trainable variable alone, Keras' own ...
-    update, fused Adam      ... and the fused one (utils/optimizers.py; not yet train.py's)
+    update, fused Adam      ... and train.py's fused one (utils/optimizers.py: Keras' arithmetic in one pass)
     fit step, ...           a whole step as model.fit runs it (Keras' compiled step function: loss, gradients,
                             update, metrics; fit's callbacks aside), with each optimizer, and with
                             steps_per_execution 8 (Keras runs 8 steps per call of its step function)

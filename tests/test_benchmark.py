@@ -90,7 +90,7 @@ def test_benchmark_script_measures_both_precisions(tmp_path):
         assert figures["get_miou_path"] > 0 and figures["peak_basis"] and figures["get_miou_start_s"] >= 0
         assert 0 < figures["detect_image_share"] and 0 < figures["get_miou_path_share"]
         assert 0 < figures["train_end_to_end_share"] and figures["slide"] > 0 and 0 < figures["slide_share"]
-        assert figures["train_bare_fused"] > 0 and figures["train_fused_speedup"] > 0
+        assert figures["train_bare_keras_optimizer"] > 0 and figures["train_fused_speedup"] > 0
     if HAS_ONNX:
         assert report["results"]["float32"]["forward_onnx"] > 0 and "ONNX Runtime" in result.stdout
     assert "forward_onnx" not in report["results"]["mixed_bfloat16"]  # the export is a float32 graph

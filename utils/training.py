@@ -44,11 +44,11 @@ def plan_phases(config, unfrozen_from=None) -> list:
 
 
 def make_optimizer(
-    optimizer_type: str, learning_rate, momentum: float = 0.9, weight_decay: float = 0.0, fused: bool = False
+    optimizer_type: str, learning_rate, momentum: float = 0.9, weight_decay: float = 0.0, fused: bool = True
 ):
     """Adam or SGD (Nesterov); Keras 3 applies weight_decay decoupled (AdamW / SGDW). fused: each variable's update
-    in one TensorFlow kernel (utils/optimizers.py), which benchmark.py times beside Keras' own. Not yet train.py's:
-    its rounding moves the demo's 24 epochs from 86.10 % to 83.78 % val mIoU (docs/performance.md)."""
+    compiled into one pass, bit for bit Keras' (utils/optimizers.py); False: Keras' own, which benchmark.py and
+    benchmarks/step_split.py time beside it."""
     decay = weight_decay or None
     adam, sgd = (FusedAdam, FusedSGD) if fused else (keras.optimizers.Adam, keras.optimizers.SGD)
     if optimizer_type == "adam":
