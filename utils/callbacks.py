@@ -15,7 +15,7 @@ from PIL import Image
 
 from utils.atomic import deferred_interrupt, write_atomically, write_json, write_text
 from utils.bands import Bands, display_image
-from utils.checkpoint import RunState, recorded_epoch, save_resumable, save_weights
+from utils.checkpoint import RunState, copy_weights, recorded_epoch, save_resumable, save_weights
 from utils.images import IGNORE_LABEL
 from utils.metrics import evaluate_confusion, mean_iou, per_class_iou
 from utils.prediction import segment_function
@@ -232,14 +232,15 @@ class CheckpointSaver(keras.callbacks.Callback):
 
     def write_weights(self, epoch: int, best: bool) -> None:
         """last_epoch_weights, best_epoch_weights (when best) and the save_period file of `epoch`."""
-        save_weights(self.model, self.path("last_epoch_weights"), self.settings, epoch)
-        if best:
-            save_weights(self.model, self.path("best_epoch_weights"), self.settings, epoch)
+        last = self.path("last_epoch_weights")
+        save_weights(self.model, last, self.settings, epoch)
+        if best:  # the same file's contents: copied
+            copy_weights(last, self.path("best_epoch_weights"))
             write_json(os.path.join(self.save_dir, "best_epoch_weights.json"), self.best)
         if epoch % self.save_period == 0:
             row = self.history.rows[-1]  # this epoch's (a run started with init_epoch has no earlier rows)
             name = f"ep{epoch:03d}-loss{row['loss']:.3f}-val_loss{row['val_loss'] or math.nan:.3f}"
-            save_weights(self.model, self.path(name), self.settings, epoch)
+            copy_weights(last, self.path(name))
 
     def repair(self, epoch: int) -> None:
         """Writes the weights files of the checkpoint's epoch that a kill stopped before they were written."""

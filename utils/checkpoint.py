@@ -11,6 +11,7 @@ Two kinds, both HDF5 `.weights.h5` files written atomically (utils/atomic.py):
 import json
 import os
 import re
+import shutil
 from dataclasses import asdict, dataclass, field
 
 import h5py
@@ -91,6 +92,14 @@ def save_weights(model, path: str, settings: ModelSettings, epoch: int) -> None:
             h5.attrs[EPOCH_ATTR] = epoch
 
     write_atomically(path, write, ".weights.h5")
+
+
+def copy_weights(source: str, path: str) -> None:
+    """A copy of a weights file (the same weights, settings and epoch), atomically: a file copy, where writing the
+    weights anew goes through Keras' serialisation layer by layer (about 0.2 s against under 0.1 s for the
+    VGG16-UNet's 100 MB)."""
+    check_free_space(os.path.dirname(os.path.abspath(path)), os.path.getsize(source), path)
+    write_atomically(path, lambda temporary: shutil.copyfile(source, temporary), ".weights.h5")
 
 
 def recorded_epoch(path: str):

@@ -4,11 +4,12 @@ Keras 3 writes an optimizer's update in backend-neutral ops: Adam is about a doz
 (subtract, multiply, square, sqrt, divide, three assigns), each a pass over memory. Over the VGG16-UNet's 25 M
 parameters that was a third of the demo's training step (64x64, batch 4: 60 of 190 ms on 2 cores). Here the same
 ops, in the same order with the same constants, are compiled by XLA into one loop per variable that reads the
-gradient and the state once and writes them once: 24 ms.
+gradient and the state once and writes them once, all variables in one call: 28 against 66 ms
+(benchmarks/step_split.py).
 
 The result is identical to Keras' to the last bit (tests/test_optimizers.py compares them exactly), so a run
 trains as it did with Keras' optimizer: the same weights at every step, only sooner. TensorFlow's own training
-kernels (ResourceApplyAdam) are as fast but compute 1 - beta_1 in float32 where Keras rounds Python's
+kernels (ResourceApplyAdam) are a little faster but compute 1 - beta_1 in float32 where Keras rounds Python's
 1 - 0.9 to float32: a different last bit in every step, which moved the demo's 24 epochs from 86.10 % to
 83.78 % val mIoU (docs/performance.md).
 
@@ -44,66 +45,95 @@ def _opaque_zero(step):
 
 
 @tf.function(jit_compile=True, autograph=False)
-def _adam_update(variable, m, v, gradient, alpha, step, one_minus_beta_1, one_minus_beta_2, epsilon):
-    """keras.optimizers.Adam.update_step's arithmetic (without amsgrad), in its order, in one XLA loop."""
+def _adam_update(variables, ms, vs, gradients, alpha, step, one_minus_beta_1, one_minus_beta_2, epsilon):
+    """keras.optimizers.Adam.update_step's arithmetic (without amsgrad), in its order, for each variable: one
+    compiled call, a loop per variable."""
     zero = _opaque_zero(step)
-    m.assign_add(_rounded((gradient - m) * one_minus_beta_1, zero))
-    v.assign_add(_rounded((_rounded(tf.square(gradient), zero) - v) * one_minus_beta_2, zero))
-    variable.assign_sub((m * alpha) / (tf.sqrt(v) + epsilon))
+    for variable, m, v, gradient in zip(variables, ms, vs, gradients, strict=True):
+        m.assign_add(_rounded((gradient - m) * one_minus_beta_1, zero))
+        v.assign_add(_rounded((_rounded(tf.square(gradient), zero) - v) * one_minus_beta_2, zero))
+        variable.assign_sub((m * alpha) / (tf.sqrt(v) + epsilon))
 
 
 @tf.function(jit_compile=True, autograph=False)
-def _sgd_update(variable, m, gradient, learning_rate, momentum, step, nesterov: bool):
-    """keras.optimizers.SGD.update_step's arithmetic with momentum, in its order, in one XLA loop."""
+def _sgd_update(variables, ms, gradients, learning_rate, momentum, step, nesterov: bool):
+    """keras.optimizers.SGD.update_step's arithmetic with momentum, in its order, for each variable."""
     zero = _opaque_zero(step)
-    m.assign(_rounded(m * momentum, zero) - _rounded(gradient * learning_rate, zero))
-    if nesterov:
-        variable.assign_add(_rounded(m * momentum, zero) - _rounded(gradient * learning_rate, zero))
-    else:
-        variable.assign_add(m)
+    for variable, m, gradient in zip(variables, ms, gradients, strict=True):
+        m.assign(_rounded(m * momentum, zero) - _rounded(gradient * learning_rate, zero))
+        if nesterov:
+            variable.assign_add(_rounded(m * momentum, zero) - _rounded(gradient * learning_rate, zero))
+        else:
+            variable.assign_add(m)
+
+
+class _OneCall:
+    """Keras' per-variable loop replaced, where no tf.distribute strategy is in use, by one compiled call for all
+    the variables: a call has a fixed cost of about 0.15 ms, 7 of the demo step's 180 ms over its 44 variables.
+    Under a strategy, Keras' loop puts each replica's update on its device, one variable at a time."""
+
+    def _distributed_tf_update_step(self, distribution, grads_and_vars, learning_rate):
+        if tf.distribute.has_strategy() or not self._fused:
+            return super()._distributed_tf_update_step(distribution, grads_and_vars, learning_rate)
+        compiled = [(gradient, variable) for gradient, variable in grads_and_vars if _compiled(gradient, variable)]
+        for gradient, variable in grads_and_vars:
+            if not _compiled(gradient, variable):
+                super().update_step(gradient, variable, learning_rate)
+        if compiled:
+            self._update(compiled, learning_rate)
+
+    def update_step(self, gradient, variable, learning_rate):
+        if not self._fused or not _compiled(gradient, variable):
+            return super().update_step(gradient, variable, learning_rate)
+        self._update([(gradient, variable)], learning_rate)
 
 
 @keras.saving.register_keras_serializable(package="unet")
-class FusedAdam(keras.optimizers.Adam):
-    """keras.optimizers.Adam; the update of each float32 variable is one compiled pass (module docstring)."""
+class FusedAdam(_OneCall, keras.optimizers.Adam):
+    """keras.optimizers.Adam; the update of the float32 variables is one compiled pass each (module docstring)."""
 
-    def update_step(self, gradient, variable, learning_rate):
-        if self.amsgrad or not _compiled(gradient, variable):
-            return super().update_step(gradient, variable, learning_rate)
+    @property
+    def _fused(self) -> bool:
+        return not self.amsgrad
+
+    def _update(self, pairs, learning_rate):
         # As Keras computes them (adam.py): the step's scalars, then the element-wise update.
-        lr = ops.cast(learning_rate, variable.dtype)
-        gradient = ops.cast(gradient, variable.dtype)
-        local_step = ops.cast(self.iterations + 1, variable.dtype)
-        beta_1_power = ops.power(ops.cast(self.beta_1, variable.dtype), local_step)
-        beta_2_power = ops.power(ops.cast(self.beta_2, variable.dtype), local_step)
+        dtype = "float32"
+        lr = ops.cast(learning_rate, dtype)
+        local_step = ops.cast(self.iterations + 1, dtype)
+        beta_1_power = ops.power(ops.cast(self.beta_1, dtype), local_step)
+        beta_2_power = ops.power(ops.cast(self.beta_2, dtype), local_step)
         alpha = lr * ops.sqrt(1 - beta_2_power) / (1 - beta_1_power)
-        index = self._get_variable_index(variable)
+        indices = [self._get_variable_index(variable) for _, variable in pairs]
         _adam_update(
-            _tf_variable(variable),
-            _tf_variable(self._momentums[index]),
-            _tf_variable(self._velocities[index]),
-            gradient,
+            [_tf_variable(variable) for _, variable in pairs],
+            [_tf_variable(self._momentums[index]) for index in indices],
+            [_tf_variable(self._velocities[index]) for index in indices],
+            [ops.cast(gradient, dtype) for gradient, _ in pairs],
             alpha,
             _tf_variable(self.iterations),
-            ops.convert_to_tensor(1 - self.beta_1, "float32"),  # Python's 1 - 0.9, rounded, as Keras' ops take it
-            ops.convert_to_tensor(1 - self.beta_2, "float32"),
-            ops.convert_to_tensor(self.epsilon, "float32"),
+            ops.convert_to_tensor(1 - self.beta_1, dtype),  # Python's 1 - 0.9, rounded, as Keras' ops take it
+            ops.convert_to_tensor(1 - self.beta_2, dtype),
+            ops.convert_to_tensor(self.epsilon, dtype),
         )
 
 
 @keras.saving.register_keras_serializable(package="unet")
-class FusedSGD(keras.optimizers.SGD):
-    """keras.optimizers.SGD with momentum; the update of each float32 variable is one compiled pass."""
+class FusedSGD(_OneCall, keras.optimizers.SGD):
+    """keras.optimizers.SGD with momentum; the update of the float32 variables is one compiled pass each."""
 
-    def update_step(self, gradient, variable, learning_rate):
-        if not self.momentum or not _compiled(gradient, variable):
-            return super().update_step(gradient, variable, learning_rate)
+    @property
+    def _fused(self) -> bool:
+        return bool(self.momentum)
+
+    def _update(self, pairs, learning_rate):
+        dtype = "float32"
         _sgd_update(
-            _tf_variable(variable),
-            _tf_variable(self.momentums[self._get_variable_index(variable)]),
-            ops.cast(gradient, variable.dtype),
-            ops.cast(learning_rate, variable.dtype),
-            ops.cast(self.momentum, variable.dtype),
+            [_tf_variable(variable) for _, variable in pairs],
+            [_tf_variable(self.momentums[self._get_variable_index(variable)]) for _, variable in pairs],
+            [ops.cast(gradient, dtype) for gradient, _ in pairs],
+            ops.cast(learning_rate, dtype),
+            ops.cast(self.momentum, dtype),
             _tf_variable(self.iterations),
             self.nesterov,
         )
