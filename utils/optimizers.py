@@ -14,7 +14,8 @@ kernels (ResourceApplyAdam) are a little faster but compute 1 - beta_1 in float3
 83.78 % val mIoU (docs/performance.md).
 
 The classes keep Keras' optimizer whole (its variables, schedule, weight decay, gradient clipping, loss scaling
-and tf.distribute handling, and its saved state): only `update_step`, the per-variable arithmetic, is replaced.
+and tf.distribute handling, and its saved state): only the update's arithmetic is replaced (`update_step`, and
+Keras' loop over the variables where no tf.distribute strategy is in use).
 """
 
 import keras
