@@ -36,7 +36,7 @@ def _compiled(gradient, variable) -> bool:
 def _rounded(x, zero):
     """x, rounded to float32 on its own. XLA's CPU and GPU backends contract a product that feeds a sum into one
     fused multiply-add, rounding once where Keras' separate ops round twice. An integer OR with a zero that the
-    compiler cannot know keeps the product a stored float32 value, at no cost in a loop bound by memory."""
+    compiler cannot know keeps the product a stored float32 value, at little cost in a loop bound by memory."""
     return tf.bitcast(tf.bitwise.bitwise_or(tf.bitcast(x, tf.int32), zero), tf.float32)
 
 
