@@ -76,9 +76,11 @@ class _OneCall:
     def _distributed_tf_update_step(self, distribution, grads_and_vars, learning_rate):
         if tf.distribute.has_strategy() or not self._fused:
             return super()._distributed_tf_update_step(distribution, grads_and_vars, learning_rate)
-        compiled = [(gradient, variable) for gradient, variable in grads_and_vars if _compiled(gradient, variable)]
+        compiled = []
         for gradient, variable in grads_and_vars:
-            if not _compiled(gradient, variable):
+            if _compiled(gradient, variable):
+                compiled.append((gradient, variable))
+            else:
                 super().update_step(gradient, variable, learning_rate)
         if compiled:
             self._update(compiled, learning_rate)
