@@ -8,8 +8,6 @@ For each precision it measures, on the real VGG16-UNet (or --backbone resnet50, 
     train step, bare        model.fit on one in-memory batch, repeated: the model's own speed
     train step, end to end  the same through train.py's pipeline from a generated VOC tree: decoding,
                             augmentation and all (the two take turns, round by round)
-    train step, Keras' opt. the bare step of a twin model with Keras' own optimizer instead of train.py's fused one
-                            (utils/optimizers.py: the same updates to the last bit), taking turns with the two above
     forward, bare           the compiled inference call on a batch of val images in memory (batch_size and 1)
     forward, ONNX Runtime   the same batch through the model exported by export.py and run by onnxruntime
                             (float32 only; shown when requirements-export.txt is installed)
@@ -88,8 +86,6 @@ ROWS = [
     ("train_bare", "train step, bare (img/s)", "{:.2f}"),
     ("train_end_to_end", "train step, end to end (img/s)", "{:.2f}"),
     ("train_end_to_end_share", "  end to end / bare (fastest)", "{:.1%}"),
-    ("train_bare_keras_optimizer", "train step, bare, Keras' optimizer (img/s)", "{:.2f}"),
-    ("train_fused_speedup", "  bare / Keras' optimizer (fastest)", "{:.2f}x"),
     ("train_gflops", "  achieved GFLOP/s (bare)", "{:.0f}"),
     ("train_peak_share", "  share of estimated peak", "{:.1%}"),
     ("train_matmul_share", "  share of matmul ceiling", "{:.1%}"),
@@ -174,12 +170,7 @@ def train_rates(model, config: BenchmarkConfig, loss, voc: str, bands: Bands) ->
     samples = split_samples(voc, "train")
     phase = Phase(first_epoch=0, end_epoch=1, batch_size=config.batch_size, frozen=False)
     schedule = EpochSchedule(0, len(samples) // config.batch_size, 1, 4e-4, 1e-6, "cos")  # as train.py's default
-    # A twin with Keras' own optimizer beside train.py's fused one (utils/optimizers.py): the step before it. Cloned
-    # before the model is compiled, as clone_model would compile the clone with the model's settings.
-    keras_twin = keras.models.clone_model(model)
-    keras_twin.set_weights(model.get_weights())
     compile_phase(model, loss, phase, make_optimizer(config.optimizer_type, schedule))
-    compile_phase(keras_twin, loss, phase, make_optimizer(config.optimizer_type, schedule, fused=False))
     scale = Scale(resolve_scale_mode("auto", config.model)).crop_scale  # train.py's default mode
     pipeline = build_train_dataset(
         samples, (height, width), config.batch_size, seed=0, margin=margin, image_scale=scale, bands=bands
@@ -188,7 +179,6 @@ def train_rates(model, config: BenchmarkConfig, loss, voc: str, bands: Bands) ->
     sources = {
         "train_bare": (model, in_memory),
         "train_end_to_end": (model, pipeline),
-        "train_bare_keras_optimizer": (keras_twin, in_memory),
     }
     steps = max(2, config.steps // config.repeats)
     seconds = {name: [] for name in sources}  # per round
@@ -202,7 +192,6 @@ def train_rates(model, config: BenchmarkConfig, loss, voc: str, bands: Bands) ->
                 seconds[name].append(steps / timer.steps_per_second())
     rates = {name: config.batch_size * steps * config.repeats / sum(seconds[name]) for name in sources}
     rates["train_end_to_end_share"] = min(seconds["train_bare"]) / min(seconds["train_end_to_end"])
-    rates["train_fused_speedup"] = min(seconds["train_bare_keras_optimizer"]) / min(seconds["train_bare"])
     return rates
 
 

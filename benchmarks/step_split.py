@@ -6,12 +6,11 @@
 On one in-memory batch, the parts taking turns call by call (fastest and median of --calls calls, ms):
     forward                 the network in training mode
     forward + backward      the same and every gradient (each summed, so that none is pruned from the graph)
-    update, Keras' Adam     the optimizer's update of every trainable variable alone, Keras' own ...
-    update, fused Adam      ... and train.py's fused one (utils/optimizers.py: Keras' arithmetic in one pass)
+    update, Adam            the optimizer's update of every trainable variable alone (train.py's: Keras' Adam)
     fit step, ...           a whole step as model.fit runs it (Keras' compiled step function: loss, gradients,
-                            update, metrics; fit's callbacks aside), with each optimizer, and with
-                            steps_per_execution 8 (Keras runs 8 steps per call of its step function)
-and with --profile, the fused fit step's time by TensorFlow op type (its profiler's self time per step; ops that run
+                            update, metrics; fit's callbacks aside), and with steps_per_execution 8 (Keras runs
+                            8 steps per call of its step function)
+and with --profile, the fit step's time by TensorFlow op type (its profiler's self time per step; ops that run
 at once on the two threads each count their own time, so the sum exceeds the step).
 """
 
@@ -78,9 +77,9 @@ def main() -> None:
     model = build_model("unet", (height, width), args.num_classes, "vgg")
     variables = model.trainable_variables
     twins = {}  # a compiled copy of the network per optimizer and steps_per_execution, for model.fit
-    for name, fused, per_call in [("Keras' Adam", False, 1), ("fused Adam", True, 1), ("fused Adam, spe 8", True, 8)]:
+    for name, per_call in [("spe 1", 1), ("spe 8", 8)]:
         twin = keras.models.clone_model(model)
-        twin.compile(optimizer=make_optimizer("adam", 1e-5, fused=fused), loss=loss, steps_per_execution=per_call)
+        twin.compile(optimizer=make_optimizer("adam", 1e-5), loss=loss, steps_per_execution=per_call)
         twin.optimizer.build(twin.trainable_variables)
         twins[name] = (twin, per_call)
     batches = tf.data.Dataset.from_tensors((images, labels)).repeat()
@@ -96,11 +95,9 @@ def main() -> None:
         return [tf.reduce_sum(gradient) for gradient in tape.gradient(value, variables)]
 
     gradients = [tf.zeros_like(v) for v in variables]
-    updates = {}
-    for name, fused in [("Keras' Adam", False), ("fused Adam", True)]:
-        optimizer = make_optimizer("adam", 1e-5, fused=fused)
-        optimizer.build(variables)
-        updates[name] = tf.function(lambda optimizer=optimizer: optimizer.apply_gradients(zip(gradients, variables)))
+    optimizer = make_optimizer("adam", 1e-5)
+    optimizer.build(variables)
+    update = tf.function(lambda: optimizer.apply_gradients(zip(gradients, variables)))
 
     def fit_step(name):
         """One call of Keras' compiled step function (what fit calls per step, without its callbacks)."""
@@ -112,7 +109,7 @@ def main() -> None:
     parts = {  # name: (function, training steps per call)
         "forward": (forward, 1),
         "forward + backward": (forward_backward, 1),
-        **{f"update, {name}": (update, 1) for name, update in updates.items()},
+        "update, Adam": (update, 1),
         **{f"fit step, {name}": (fit_step(name), per_call) for name, (_, per_call) in twins.items()},
     }
     seconds = {name: [] for name in parts}
@@ -127,14 +124,10 @@ def main() -> None:
     print(f"{'part':32s} {'fastest ms':>10s} {'median ms':>10s}")
     for name, values in seconds.items():
         print(f"{name:32s} {1000 * min(values):10.1f} {1000 * np.median(values):10.1f}")
-    fastest = {name: min(values) for name, values in seconds.items()}
-    update = fastest["update, Keras' Adam"] / fastest["update, fused Adam"]
-    step = fastest["fit step, Keras' Adam"] / fastest["fit step, fused Adam"]
-    print(f"fused / Keras' Adam (fastest): update {update:.2f}x, fit step {step:.2f}x")
     if args.profile:
-        by_type = op_type_profile(fit_step("fused Adam"), 10)
+        by_type = op_type_profile(fit_step("spe 1"), 10)
         total = sum(by_type.values())
-        print("\nfit step, fused Adam, by op type (self time per step, ms):")
+        print("\nfit step, by op type (self time per step, ms):")
         for op_type, ms in list(by_type.items())[:15]:
             print(f"  {op_type:40s} {ms:7.1f}  {ms / total:6.1%}")
 

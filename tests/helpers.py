@@ -1,19 +1,30 @@
 """Helpers the test modules share: a tiny VOC tree, the script runner, digests and the tiny model's settings."""
 
+import contextlib
 import glob
 import hashlib
 import importlib.util
+import io
 import os
+import runpy
+import shutil
 import subprocess
 import sys
+import traceback
 
 import numpy as np
+import tifffile
 from PIL import Image
+
+from utils.precision import cpu_flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The optional export packages (requirements-export.txt): ONNX export and the onnxruntime backend.
 HAS_ONNX = all(importlib.util.find_spec(name) for name in ("tf2onnx", "onnxruntime"))
 
+# The mixed-precision policy the tests of mixed precision's plumbing use: bfloat16 where the CPU has it natively (as
+# oneDNN may use it: ONEDNN_MAX_CPU_ISA), float16 elsewhere (bfloat16 is emulated slowly there, or not at all).
+MIXED = "mixed_bfloat16" if cpu_flags() & {"avx512_bf16", "amx_bf16"} else "mixed_float16"
 # Settings of the tiny model that conftest's `trained` fixture trains; predict.py and get_miou.py take them too.
 TINY_MODEL = ["--input_shape", "32", "32", "--num_classes", "3", "--precision", "fp32"]
 # train.py on a tiny tree: the tiny model from random initialisation (no encoder weights to find).
@@ -39,9 +50,9 @@ def write_voc(root, samples: dict, splits: dict) -> str:
     return os.path.join(root, "VOCdevkit")
 
 
-def make_tiny_voc(root, binary: bool = False) -> str:
+def make_tiny_voc(root, binary: bool = False, grey: bool = False) -> str:
     """A VOC tree of 10 train + 4 val 48x40 images (non-square), 3 classes (TINY_CLASSES, in classes.txt): stripes
-    of class 1 and 2; with binary, 2 classes (BINARY_CLASSES): both stripes class 1."""
+    of class 1 and 2; with binary, 2 classes (BINARY_CLASSES): both stripes class 1; with grey, 8-bit grey JPEGs."""
     rng = np.random.default_rng(0)
     samples = {}
     for i in range(14):
@@ -50,6 +61,7 @@ def make_tiny_voc(root, binary: bool = False) -> str:
         label[28:44, 10:30] = 2
         label[0, :] = 255  # a VOC-style ignore border
         image = (rng.uniform(0, 60, (48, 40, 3)) + 90 * label[..., None] % 255).astype(np.uint8)
+        image = image.mean(axis=-1).astype(np.uint8) if grey else image
         if binary:
             label = np.where(label == 2, 1, label).astype(np.uint8)
         samples[f"img {i:02d}"] = (image, label)  # a space in the id, as users' files have
@@ -58,6 +70,34 @@ def make_tiny_voc(root, binary: bool = False) -> str:
     with open(os.path.join(voc, "classes.txt"), "w") as f:  # as json_to_dataset.py writes it
         f.write("\n".join(BINARY_CLASSES if binary else TINY_CLASSES) + "\n")
     return voc
+
+
+def write_band_voc(root, kind: str, binary: bool = False) -> str:
+    """A VOC tree of 10 train + 4 val 40 x 48 images (3 classes). kind "bands4": 4-band uint16 TIFFs in which class 2
+    differs from the background only in the 4th band; "grey16": 16-bit grey PNGs in a narrow range (value x 16 +
+    1000, as microscopes write them). binary: 2 classes, class 2 written as 1."""
+    voc = root / "VOCdevkit" / "VOC2007"
+    for folder in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
+        (voc / folder).mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    ids = [f"im{i:02d}" for i in range(14)]
+    for i, sample in enumerate(ids):
+        label = np.zeros((40, 48), np.uint8)
+        label[6:18, 4 + i : 22 + i] = 1
+        label[24:36, 8:30] = 2
+        noise = rng.uniform(0, 40, (40, 48))
+        if kind == "bands4":
+            image = np.stack([noise + 100 * (label == 1)] * 3 + [noise + 120 * (label == 2)], axis=-1)
+            tifffile.imwrite(voc / "JPEGImages" / f"{sample}.tif", (image * 16 + 1000).astype(np.uint16))
+        else:
+            Image.fromarray((noise + 90 * label).astype(np.uint16) * 16 + 1000).save(
+                voc / "JPEGImages" / f"{sample}.png"
+            )
+        Image.fromarray(np.minimum(label, 1) if binary else label).save(voc / "SegmentationClass" / f"{sample}.png")
+    for split, chosen in (("train", ids[:10]), ("val", ids[10:])):
+        (voc / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("\n".join(chosen) + "\n")
+    (root / "VOCdevkit" / "classes.txt").write_text("\n".join(BINARY_CLASSES if binary else TINY_CLASSES) + "\n")
+    return str(root / "VOCdevkit")
 
 
 def digest(folder) -> dict:
@@ -79,3 +119,50 @@ def run_script(script: str, *args, cwd=None, timeout=600, stdin=None) -> subproc
         timeout=timeout,
         input=stdin,
     )
+
+
+def run_inline(script: str, *args, cwd=None, stdin: str = "") -> subprocess.CompletedProcess:
+    """Runs a top-level script as `python <script> <args>` would, but inside this process: for the checks a script
+    makes before its work starts, without the 3-5 s of a new process's TensorFlow start-up.
+
+    The script runs as __main__ with sys.argv, stdin, stdout, stderr and the working directory set as for a user's
+    run, and Keras' global dtype policy restored afterwards. Its exit status is SystemExit's code (0 when it ends
+    without one); an exception it lets out is printed as Python would print it, with status 1, so that a test's
+    "Traceback" check sees it. The contract of the real process (exit status and no traceback) is tested once per
+    script with run_script.
+    """
+    import keras
+
+    out, err = io.StringIO(), io.StringIO()
+    policy, argv, stdin_before, before = keras.mixed_precision.global_policy(), sys.argv, sys.stdin, os.getcwd()
+    sys.argv, sys.stdin = [os.path.join(ROOT, script), *map(str, args)], io.StringIO(stdin)
+    code = 0
+    try:
+        os.chdir(cwd or ROOT)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                runpy.run_path(sys.argv[0], run_name="__main__")
+            except SystemExit as exit_:
+                code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+            except Exception:  # as the interpreter would print it
+                traceback.print_exc()
+                code = 1
+    finally:
+        os.chdir(before)
+        sys.argv, sys.stdin = argv, stdin_before
+        keras.mixed_precision.set_global_policy(policy)
+    return subprocess.CompletedProcess(sys.argv, code, out.getvalue(), err.getvalue())
+
+
+def copy_run(logs, target) -> str:
+    """A run folder copied to target, its files as hard links (the scripts replace files, never edit them; a test
+    that edits one in place copies it first)."""
+    shutil.copytree(logs, target, copy_function=link_or_copy)
+    return str(target)
+
+
+def link_or_copy(source, target):
+    try:
+        os.link(source, target)
+    except OSError:  # another file system
+        shutil.copy2(source, target)

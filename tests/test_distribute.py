@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 import pytest
 
-from tests.helpers import ROOT, TINY_TRAIN, run_script
+from tests.helpers import MIXED, ROOT, TINY_TRAIN, run_script
 from utils.distribute import Cluster, read_tf_config
 
 
@@ -115,7 +115,7 @@ def run_workers(args) -> list:
 def test_two_workers_on_loopback_train_in_step_and_only_the_chief_writes_logs(tiny_voc, tmp_path):
     logs = tmp_path / "logs"
     # a frozen and an unfrozen epoch, in mixed precision (the last flag wins over TINY_TRAIN's fp32)
-    args = [*TINY_TRAIN, "--vocdevkit_path", tiny_voc, "--save_dir", logs, "--precision", "mixed_bfloat16"]
+    args = [*TINY_TRAIN, "--vocdevkit_path", tiny_voc, "--save_dir", logs, "--precision", MIXED]
     args += ["--freeze_epoch", "1", "--unfreeze_epoch", "2", "--freeze_batch_size", "4", "--unfreeze_batch_size", "4"]
     chief, other = run_workers(args)
     assert "MultiWorkerMirroredStrategy, worker 0 of 2 (chief), 2 replicas" in chief

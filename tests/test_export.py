@@ -59,11 +59,32 @@ def test_no_parity_images_is_a_clear_error(trained, tmp_path):
     assert result.returncode == 2 and "already an export" in result.stderr and "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("name", ["savedmodel", "tflite_int8"])
-def test_tolerances_follow_the_issue(name):
-    from export import TOLERANCES
+# (format, largest probability difference allowed, share of pixels whose class must agree)
+TOLERANCE_CASES = [
+    ("savedmodel", 1e-4, 0.999),
+    ("onnx", 1e-4, 0.999),
+    ("tflite_fp32", 1e-4, 0.999),
+    ("tflite_fp16", None, 0.999),
+    ("tflite_int8", None, 0.99),
+]
 
-    assert TOLERANCES[name] == {"savedmodel": (1e-4, 0.999), "tflite_int8": (None, 0.99)}[name]
+
+@pytest.mark.parametrize("name, limit, share", TOLERANCE_CASES)
+def test_each_format_is_held_to_its_tolerance(name, limit, share):
+    """Just inside each bound the parity check passes, just outside it fails: the bounds export.py applies."""
+    from export import parity
+
+    reference = np.random.default_rng(1).dirichlet(np.ones(3), size=(1, 100, 100)).astype(np.float32)
+    if limit is not None:  # the same classes, the probabilities off by just under and just over the limit
+        assert parity(reference, reference + 0.9 * limit, name)[0]
+        assert not parity(reference, reference + 1.1 * limit, name)[0]
+    else:  # probabilities far off are allowed where the classes agree (quantised formats)
+        assert parity(reference, reference**0.5 / (reference**0.5).sum(-1, keepdims=True), name)[0]
+    allowed = round((1 - share) * reference[..., 0].size)  # pixels whose class may differ
+    for flipped, passes in [(allowed, limit is None), (allowed + 1, False)]:
+        other = reference.copy().reshape(-1, 3)
+        other[:flipped] = np.roll(other[:flipped], 1, axis=-1)  # another class wins at each of these pixels
+        assert parity(reference, other.reshape(reference.shape), name)[0] == passes, (flipped, passes)
 
 
 @pytest.mark.skipif(not HAS_ONNX, reason="pip install -r requirements-export.txt")

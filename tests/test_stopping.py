@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.helpers import run_inline
 from utils.checkpoint import recorded_epoch, resumable_checkpoints
 from utils.stopping import NonFiniteLoss, Watch, WatchRules
 from utils.training import Phase, plan_phases
@@ -127,3 +128,64 @@ def test_a_nan_loss_stops_training_at_once_and_keeps_the_last_checkpoint(tiny_vo
         arrays = []
         h5.visititems(lambda name, item: arrays.append(item[()]) if isinstance(item, h5py.Dataset) else None)
     assert arrays and all(np.isfinite(a).all() for a in arrays if a.dtype.kind == "f")  # the kept weights are numbers
+
+
+def scripted_val_miou(values: dict):
+    """train.py's val mIoU callback, reporting {epoch: val mIoU} instead of what the tiny model scores: the epochs
+    at which early stopping and the plateau act are then known in advance."""
+    import utils.callbacks
+
+    class Scripted(utils.callbacks.EvalCallback):
+        def on_epoch_end(self, epoch, logs=None):
+            super().on_epoch_end(epoch, logs)
+            if "val_miou" in logs:
+                logs["val_miou"] = values[epoch + 1]
+
+    return Scripted
+
+
+def test_train_py_stops_each_phase_early_lowers_the_rate_and_resumes_as_it_would_have_gone_on(
+    tiny_voc, tmp_path, monkeypatch
+):
+    import utils.callbacks
+
+    monkeypatch.setattr(utils.callbacks, "EvalCallback", scripted_val_miou({1: 50, 2: 50, 3: 60, 4: 60, 5: 60, 6: 70}))
+    logs = tmp_path / "logs"
+    run = ["--model", "unet_small", "--input_shape", "32", "32", "--num_classes", "3", "--model_path", ""]
+    run += ["--precision", "fp32", "--vocdevkit_path", tiny_voc, "--save_dir", logs, "--tensorboard_images", "0"]
+    run += ["--freeze_epoch", "3", "--unfreeze_epoch", "6", "--freeze_batch_size", "4", "--unfreeze_batch_size", "4"]
+    run += ["--early_stop_patience", "1", "--lr_decay_type", "plateau", "--plateau_patience", "1"]
+    result = run_inline("train.py", *run)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    # Epoch 2 brings no better value: the plateau halves the rate and the frozen phase ends; the unfrozen phase
+    # starts at epoch 3 at its own peak; epoch 4 brings no better value either: halved again, and the run ends.
+    assert "Epoch 2: no better val_miou for 1 epochs" in result.stdout
+    assert "early stopping ends the frozen phase; the whole network trains from epoch 3" in result.stdout
+    assert "Unfrozen phase: epochs 3-6" in result.stdout and "early stopping ends the run" in result.stdout
+    assert "Done: epochs 1-4" in result.stdout
+    rates = history_rates(logs)
+    assert "Epoch 2: no better val_miou for 1 epochs (best 50.0000 at epoch 1): plateau, learning rate" in result.stdout
+    assert list(rates) == [1, 2, 3, 4] and rates[1] == rates[2] == rates[3] == rates[4]  # lowered after 2 and 4
+
+    # A run that early stopping ended is not resumed with the same patience: it says how to go on.
+    again = run_inline("train.py", "--resume", logs)
+    assert again.returncode == 2 and "was ended by early stopping after epoch 4" in again.stderr
+    assert "--early_stop_patience" in again.stderr and "Traceback" not in again.stderr
+    # With more patience it goes on from epoch 5 at the rate the plateau left (halved after epoch 4), and lowers
+    # it again after epoch 5, as the uninterrupted run would have.
+    resumed = run_inline("train.py", "--resume", logs, "--early_stop_patience", "3")
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-3000:]
+    assert "Unfrozen phase: epochs 5-6" in resumed.stdout and "resumed after epoch 4" in resumed.stdout
+    after = history_rates(logs)
+    assert list(after) == [1, 2, 3, 4, 5, 6] and {k: after[k] for k in rates} == rates
+    assert after[5] == pytest.approx(rates[4] / 2) and after[6] == pytest.approx(rates[4] / 4)
+
+
+def history_rates(logs) -> dict:
+    """{epoch: learning rate during it} from the run's history.csv."""
+    import csv
+    import glob
+
+    (run_dir,) = glob.glob(os.path.join(logs, "loss_*"))
+    with open(os.path.join(run_dir, "history.csv")) as f:
+        return {int(row["epoch"]): float(row["learning_rate"]) for row in csv.DictReader(f)}

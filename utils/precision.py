@@ -1,5 +1,7 @@
 """The precision switch: fp32, mixed_bfloat16, mixed_float16, or auto, chosen once per process."""
 
+import os
+
 import keras
 import tensorflow as tf
 
@@ -15,9 +17,23 @@ def cpuinfo(field: str) -> list:
         return []
 
 
+# oneDNN's ISA levels (ONEDNN_MAX_CPU_ISA) below which it has no native bf16 (AVX512-BF16) or AMX kernels.
+ISA_WITHOUT_BF16 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI")
+ISA_WITHOUT_AMX = (*ISA_WITHOUT_BF16, "AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX10_1_512")
+
+
 def cpu_flags() -> set:
-    """The CPU feature flags from /proc/cpuinfo (empty where there is none)."""
-    return set(next(iter(cpuinfo("flags")), "").split())
+    """The CPU feature flags oneDNN may use: /proc/cpuinfo's (empty where there is none), less those above the
+    level ONEDNN_MAX_CPU_ISA caps it at (e.g. AVX2: no AVX-512, AVX512-BF16 or AMX kernels, as on an AVX2 CPU)."""
+    flags = set(next(iter(cpuinfo("flags")), "").split())
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", os.environ.get("DNNL_MAX_CPU_ISA", "ALL")).strip().upper()
+    if cap.startswith(("SSE", "AVX2")) or cap == "AVX":
+        flags = {flag for flag in flags if not flag.startswith(("avx512", "amx"))}
+    if cap in ISA_WITHOUT_BF16:
+        flags.discard("avx512_bf16")
+    if cap in ISA_WITHOUT_AMX:
+        flags = {flag for flag in flags if not flag.startswith("amx")}
+    return flags
 
 
 def choose_precision(precision: str):
@@ -36,7 +52,8 @@ def choose_precision(precision: str):
         return "float32", f"auto: GPU without tensor cores (compute capability {capability})"
     if cpu_flags() & {"avx512_bf16", "amx_bf16"}:
         return "mixed_bfloat16", "auto: CPU with AVX512-BF16/AMX"
-    return "float32", "auto: no bf16/fp16 hardware found"
+    capped = " that oneDNN may use (ONEDNN_MAX_CPU_ISA)" if "ONEDNN_MAX_CPU_ISA" in os.environ else ""
+    return "float32", f"auto: no bf16/fp16 hardware found{capped}"
 
 
 def set_precision(precision: str) -> str:

@@ -12,7 +12,6 @@ from utils.bands import Bands
 from utils.checkpoint import load_optimizer_state
 from utils.dataloader import build_train_dataset, build_val_dataset
 from utils.lr_schedule import EpochSchedule, scaled_learning_rates
-from utils.optimizers import FusedAdam, FusedSGD
 from utils.precise_bn import PreciseBatchNorm, calibration_samples, trainable_batch_norms
 from utils.sliding import scale_of
 from utils.timeline import StepClock, timed_callbacks
@@ -43,17 +42,12 @@ def plan_phases(config, unfrozen_from=None) -> list:
     return [phase for phase in planned if phase.end_epoch > phase.first_epoch]
 
 
-def make_optimizer(
-    optimizer_type: str, learning_rate, momentum: float = 0.9, weight_decay: float = 0.0, fused: bool = True
-):
-    """Adam or SGD (Nesterov); Keras 3 applies weight_decay decoupled (AdamW / SGDW). fused: each variable's update
-    compiled into one pass, bit for bit Keras' (utils/optimizers.py); False: Keras' own, which benchmark.py and
-    benchmarks/step_split.py time beside it."""
+def make_optimizer(optimizer_type: str, learning_rate, momentum: float = 0.9, weight_decay: float = 0.0):
+    """Keras' Adam or SGD (Nesterov); Keras 3 applies weight_decay decoupled (AdamW / SGDW)."""
     decay = weight_decay or None
-    adam, sgd = (FusedAdam, FusedSGD) if fused else (keras.optimizers.Adam, keras.optimizers.SGD)
     if optimizer_type == "adam":
-        return adam(learning_rate, beta_1=momentum, weight_decay=decay)
-    return sgd(learning_rate, momentum=momentum, nesterov=True, weight_decay=decay)
+        return keras.optimizers.Adam(learning_rate, beta_1=momentum, weight_decay=decay)
+    return keras.optimizers.SGD(learning_rate, momentum=momentum, nesterov=True, weight_decay=decay)
 
 
 def phase_learning_rates(config, phase: Phase) -> tuple:
