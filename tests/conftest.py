@@ -13,7 +13,7 @@ import time
 import pytest
 from filelock import FileLock
 
-from tests.helpers import TINY_TRAIN, make_tiny_voc, run_script
+from tests.helpers import EXPORT_FORMATS, TINY_TRAIN, make_tiny_voc, run_script
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
@@ -77,3 +77,31 @@ def trained(shared_folder):
     """The tiny VGG16-UNet train.py trained (TRAINED_RUN) once for the whole test run; its files are shared, so a
     test that writes into its logs works on a copy (copy_run)."""
     return once(shared_folder, "trained", lambda folder: train_once(folder, *TRAINED_RUN))
+
+
+# The small UNet (2 M parameters): for what any network shows, where the VGG16-UNet's 25 M would cost time. Five
+# epochs at a from-scratch learning rate: decisive enough that the quantised exports agree with it on the classes.
+SMALL_RUN = ["--model", "unet_small", "--input_shape", "32", "32", "--num_classes", "3", "--precision", "fp32"]
+SMALL_RUN += ["--model_path", "", "--freeze_train", "false", "--unfreeze_epoch", "5", "--unfreeze_batch_size", "2"]
+SMALL_RUN += ["--init_lr", "8e-3"]
+
+
+@pytest.fixture(scope="session")
+def trained_small(shared_folder):
+    """The small UNet train.py trained (SMALL_RUN) once for the whole test run, as `trained`."""
+    return once(shared_folder, "trained_small", lambda folder: train_once(folder, *SMALL_RUN))
+
+
+@pytest.fixture(scope="session")
+def exported(trained_small, shared_folder):
+    """export.py run once on the small trained model, every format: {"stdout": its output, "out": the folder}."""
+
+    def export(folder):
+        trained = trained_small
+        images = os.path.join(trained["voc"], "VOC2007", "JPEGImages")
+        args = ["--model_path", trained["weights"], "--parity_images", images, "--export_dir", folder / "export"]
+        result = run_script("export.py", *args, "--formats", *EXPORT_FORMATS)  # the weights record the rest
+        assert result.returncode == 0, result.stderr[-3000:]
+        return {"stdout": result.stdout, "out": str(folder / "export")}
+
+    return once(shared_folder, "exported", export)

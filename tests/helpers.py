@@ -25,6 +25,9 @@ HAS_ONNX = all(importlib.util.find_spec(name) for name in ("tf2onnx", "onnxrunti
 # The mixed-precision policy the tests of mixed precision's plumbing use: bfloat16 where the CPU has it natively (as
 # oneDNN may use it: ONEDNN_MAX_CPU_ISA), float16 elsewhere (bfloat16 is emulated slowly there, or not at all).
 MIXED = "mixed_bfloat16" if cpu_flags() & {"avx512_bf16", "amx_bf16"} else "mixed_float16"
+# export.py's formats, and those it can write here (ONNX needs requirements-export.txt)
+ALL_FORMATS = ["savedmodel", "tflite_fp32", "tflite_fp16", "tflite_int8", "onnx"]
+EXPORT_FORMATS = [name for name in ALL_FORMATS if HAS_ONNX or name != "onnx"]
 # Settings of the tiny model that conftest's `trained` fixture trains; predict.py and get_miou.py take them too.
 TINY_MODEL = ["--input_shape", "32", "32", "--num_classes", "3", "--precision", "fp32"]
 # train.py on a tiny tree: the tiny model from random initialisation (no encoder weights to find).
@@ -34,6 +37,17 @@ TINY_CLASSES = ["background", "upper", "lower"]
 BINARY_CLASSES = ["background", "stripe"]  # make_tiny_voc's binary variant
 # The 13 convolutions of VGG16, as keras.applications names them.
 VGG_CONVS = [f"block{i}_conv{j}" for i, n in enumerate([2, 2, 3, 3, 3], 1) for j in range(1, n + 1)]
+
+
+def build_network(model: str, input_shape, num_classes: int, backbone: str = "vgg"):
+    """build_model's network, but FCN-8s with 64 filters in fc6 / fc7 instead of 4096 (8 M parameters, not 134 M):
+    for tests of names, shapes and weights' layouts, which the width does not change."""
+    from nets.fcn import build_fcn8
+    from nets.models import build_model
+
+    if model == "fcn8":
+        return build_fcn8((*input_shape, 3), num_classes, fc_filters=64)
+    return build_model(model, input_shape, num_classes, backbone)
 
 
 def write_voc(root, samples: dict, splits: dict) -> str:

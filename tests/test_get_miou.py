@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import TINY_MODEL, run_script
+from tests.helpers import TINY_MODEL, run_inline, run_script
 from utils.metrics import (
     frequency_weighted_iou,
     mean_iou,
@@ -71,14 +71,14 @@ def test_outputs_agree_with_the_confusion_matrix_and_with_training(trained, tmp_
     assert abs(summary["mIoU"] - trained["val_miou"]) <= 0.1
 
     # miou_mode 2 computes the same figures again from the saved predictions, without a model.
-    again = run_script("get_miou.py", *miou_args(trained, out, "--miou_mode", "2"))
+    again = run_inline("get_miou.py", *miou_args(trained, out, "--miou_mode", "2"))
     assert again.returncode == 0 and "Unet:" not in again.stdout
     with open(out / "summary.json") as f:
         assert json.load(f) == summary
 
 
 def test_compute_only_without_predictions_says_what_to_run(trained, tmp_path):
-    result = run_script("get_miou.py", *miou_args(trained, tmp_path / "empty", "--miou_mode", "2"))
+    result = run_inline("get_miou.py", *miou_args(trained, tmp_path / "empty", "--miou_mode", "2"))
     assert result.returncode == 2 and "no prediction for this id" in result.stderr and "--miou_mode 0" in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -89,3 +89,26 @@ def test_summary_of_a_class_never_labelled_nor_predicted():
     assert summary["classes"][2]["IoU"] is None and summary["classes"][2]["recall"] is None
     assert summary["mIoU"] == pytest.approx(100 * (5 / 8 + 4 / 7) / 2, abs=1e-3)
     assert summary["accuracy"] == pytest.approx(100 * 9 / 12, abs=1e-3)
+
+
+def test_tta_through_get_miou_and_predict_is_the_predictors(trained, tmp_path):
+    """--tta through both scripts: their masks are those of Unet(tta=...), the one prediction path."""
+    from unet import Unet
+
+    out = tmp_path / "miou_out"
+    result = run_inline("get_miou.py", *miou_args(trained, out, "--tta", "hflip", "vflip", "--precision", "fp32"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Test-time augmentation: " in result.stdout
+    unet = Unet(model_path=trained["weights"], precision="fp32", tta=["hflip", "vflip"])
+    images = os.path.join(trained["voc"], "VOC2007", "JPEGImages")
+    for name in sorted(os.listdir(out / "detection-results")):
+        expected = np.asarray(unet.get_miou_png(Image.open(os.path.join(images, name.replace(".png", ".jpg")))))
+        np.testing.assert_array_equal(np.asarray(Image.open(out / "detection-results" / name)), expected)
+    saved = tmp_path / "predicted"
+    args = ["--model_path", trained["weights"], "--precision", "fp32", "--show", "false", "--tta", "hflip", "vflip"]
+    args += ["--mode", "dir_predict", "--dir_origin_path", images, "--dir_save_path", saved, "--save_mask"]
+    result = run_inline("predict.py", *args)
+    assert result.returncode == 0 and "Test-time augmentation: " in result.stdout, result.stderr[-3000:]
+    for name in ("img 10", "img 13"):
+        expected = np.asarray(unet.get_miou_png(Image.open(os.path.join(images, f"{name}.jpg"))))
+        np.testing.assert_array_equal(np.asarray(Image.open(saved / "masks" / f"{name}.png")), expected)

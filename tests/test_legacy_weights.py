@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from nets.unet import UnetVariant, build_unet
-from tests.helpers import ROOT, run_script
+from tests.helpers import ROOT, run_inline, run_script
 from tests.legacy_unet import write_keras2_weights
 from utils.checkpoint import read_settings
 from utils.weights.formats import weights_variant
@@ -106,14 +106,14 @@ def test_train_from_a_bubbliiiing_file_with_other_classes_then_predict(tiny_voc,
     assert read_settings(checkpoint).variant == BUBBLIIIING
     image = os.path.join(tiny_voc, "VOC2007", "JPEGImages", "img 10.jpg")
     flags = ["--model_path", checkpoint, "--num_classes", "3", "--input_shape", "32", "32", "--show", "false"]
-    result = run_script("predict.py", *flags, cwd=tmp_path, stdin=image + "\n")
+    result = run_inline("predict.py", *flags, cwd=tmp_path, stdin=image + "\n")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "trained as: input x / 127.5 - 1, nearest upsampling (recorded in the file)" in result.stdout
     assert (tmp_path / "img_out" / "img 10.png").is_file()
     # get_miou.py takes the bubbliiiing file itself (21 classes; the labels use 3 of them)
     out = tmp_path / "miou"
     flags = ["--model_path", path, "--num_classes", "21", "--input_shape", "32", "32", "--vocdevkit_path", tiny_voc]
-    result = run_script("get_miou.py", *flags, "--name_classes", *map(str, range(21)), "--miou_out_path", out)
+    result = run_inline("get_miou.py", *flags, "--name_classes", *map(str, range(21)), "--miou_out_path", out)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "trained as: input x / 127.5 - 1, nearest upsampling (a Keras 2 UNet" in result.stdout
     assert len(os.listdir(out / "detection-results")) == 4
@@ -183,7 +183,7 @@ def test_wrong_files_are_clear_errors_naming_the_file(tiny_voc, tmp_path):
     other.save(classifier)
     with pytest.raises(ValueError, match=f"{classifier} does not fit a vgg UNet .*The file holds dense, dense_1"):
         Unet(model_path=classifier, **settings)
-    result = run_script(
+    result = run_inline(
         "train.py", "--model_path", classifier, "--vocdevkit_path", tiny_voc, "--save_dir", tmp_path / "logs",
         "--num_classes", "3", "--input_shape", "32", "32", "--precision", "fp32",
     )  # fmt: skip

@@ -1,12 +1,12 @@
 """Every `model` through the scripts as a user runs them: train.py, get_miou.py, predict.py and export.py on a tiny
-tree, one epoch each (the two phases: the deeplabv3plus case, and conftest's shared run). Each case also carries
+tree, one epoch each (the two phases: conftest's shared run, and test_distribute's). Each case also carries
 options that have their own unit tests, to show they work through the scripts:
 - unet_small: 4-band 16-bit TIFFs, scale mode slide, the sigmoid head (threshold sweep, threshold in predict.py),
   export and the ONNX backend;
 - unet_classic: grey images taken as 3 bands (--input_channels 3), the weight map, elastic deformation, rotation,
   multiples of 90 degrees, vertical flips and shear;
 - unet mobilenetv2: SGD with the step schedule;
-- deeplabv3plus mobilenetv2: RGB images taken as 1 band (--input_channels 1), a frozen random encoder, ONNX."""
+- deeplabv3plus mobilenetv2: RGB images taken as 1 band (--input_channels 1), ONNX."""
 
 import csv
 import glob
@@ -46,7 +46,8 @@ class Case:
 CASES = {
     "unet_small": Case(
         ["--input_shape", "32", "32", "--scale_mode", "slide", "--head", "sigmoid", *ONE_EPOCH], "bands4", "slide",
-        "im10.tif", onnx=True, channels=4, checks={"bands": "Images: 4 bands, uint16: each band's 1-99.8 percentile range"},
+        "im10.tif", onnx=True, channels=4,
+        checks={"bands": "Images: 4 bands, uint16: each band's 1-99.8 percentile range"},
     ),
     "unet_classic": Case(  # 48 x 40 images: windows of 36 x 36 output
         ["--input_shape", "220", "220", "--input_channels", "3", *RECIPE, *ONE_EPOCH], "grey", "slide",
@@ -60,11 +61,9 @@ CASES = {
     ),
     "unet efficientnetv2b0": Case(["--input_shape", "32", "32", *ONE_EPOCH]),
     "deeplabv3plus resnet50": Case(["--input_shape", "32", "32", *ONE_EPOCH]),
-    # ... while an empty model_path keeps the two phases (the encoder is frozen at random)
     "deeplabv3plus mobilenetv2": Case(
-        ["--input_shape", "32", "32", "--model_path", "", "--input_channels", "1", "--freeze_epoch", "1"]
-        + ["--unfreeze_epoch", "2", "--freeze_batch_size", "4", "--unfreeze_batch_size", "4"],
-        onnx=True, two_phases=True, channels=1, checks={"bands": "Images: grey (1 band), 8-bit"},
+        ["--input_shape", "32", "32", "--model_path", "", "--input_channels", "1", *ONE_EPOCH],
+        onnx=True, channels=1, checks={"bands": "Images: grey (1 band), 8-bit"},
     ),
     "fcn8": Case(["--input_shape", "32", "32", *ONE_EPOCH]),
 }  # fmt: skip

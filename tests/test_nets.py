@@ -13,7 +13,7 @@ from nets.models import build_model, check_model_settings, set_backbone_trainabl
 from nets.unet import build_unet
 from nets.unet_classic import classic_output_size
 from nets.vgg16 import CAFFE_BGR_MEAN, Preprocess, build_vgg16
-from tests.helpers import MIXED, ROOT
+from tests.helpers import MIXED, ROOT, build_network
 from utils.precision import cpu_flags
 
 
@@ -89,7 +89,7 @@ FCN_UPSAMPLING = ["upscore2", "upscore_pool4", "upscore8"]
     ],
 )
 def test_freezing_leaves_everything_after_the_pretrained_encoder_trainable(name, backbone, trainable):
-    model = build_model(name, (64, 64), 2, backbone)
+    model = build_network(name, (64, 64), 2, backbone)
     set_backbone_trainable(model, False)
     assert {v.path.split("/")[0] for v in model.trainable_weights} == trainable
 
@@ -112,7 +112,7 @@ SHAPES = {
 @pytest.mark.parametrize("name", SHAPES)
 def test_output_shapes_at_two_input_sizes(name):
     for input_shape, output_shape in SHAPES[name]:
-        model = build_model(name, input_shape, 3)
+        model = build_network(name, input_shape, 3)
         assert model.output_shape == (None, *output_shape, 3)
         if max(input_shape) < 300:  # run it too: the declared shape is the computed one
             probabilities = model(np.zeros((1, *input_shape, 3), np.uint8))
@@ -132,7 +132,7 @@ def test_settings_that_do_not_fit_a_head_are_clear_errors():
 
 
 def test_fcn_upsampling_starts_bilinear_and_its_skips_start_silent():
-    model = build_model("fcn8", (64, 64), 2)
+    model = build_network("fcn8", (64, 64), 2)
     for name in ["score_fr", "score_pool4", "score_pool3"]:
         assert not np.any(model.get_layer(name).kernel.numpy())
     # A transposed convolution with the bilinear kernel is a half-pixel bilinear resize away from the borders.

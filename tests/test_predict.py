@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import TINY_MODEL, run_script
+from tests.helpers import TINY_MODEL, run_inline, run_script
 from utils.visualize import class_colours
 
 
@@ -47,7 +47,7 @@ def test_prompt_saves_good_paths_reports_bad_ones_and_ends_at_end_of_input(train
 
 
 def test_q_ends_the_prompt(trained, tmp_path):
-    result = run_script("predict.py", *predict_args(trained), cwd=tmp_path, stdin="q\nnever read\n")
+    result = run_inline("predict.py", *predict_args(trained), cwd=tmp_path, stdin="q\nnever read\n")
     assert result.returncode == 0 and result.stdout.count("Input image filename:") == 1
 
 
@@ -100,14 +100,14 @@ def test_outputs_are_checked_before_the_model_loads(trained, tmp_path):
     folder.mkdir()
     shutil.copy(val_image(trained), folder / "x.png")
     same = predict_args(trained, "--mode", "dir_predict", "--dir_origin_path", folder, "--dir_save_path", folder)
-    result = run_script("predict.py", *same)
+    result = run_inline("predict.py", *same)
     assert result.returncode == 2 and "is the folder of the images to predict" in result.stderr
     assert sorted(os.listdir(folder)) == ["x.png"]  # untouched
     (tmp_path / "a_file").write_text("")
-    result = run_script("predict.py", *predict_args(trained, "--save_dir", tmp_path / "a_file"), stdin="")
+    result = run_inline("predict.py", *predict_args(trained, "--save_dir", tmp_path / "a_file"), stdin="")
     assert result.returncode == 2 and "a file, not a folder" in result.stderr and "Unet:" not in result.stdout
     (folder / "broken.jpg").write_bytes(b"not a jpeg")
-    result = run_script(
+    result = run_inline(
         "predict.py", *predict_args(trained, "--mode", "fps", "--fps_image_path", folder / "broken.jpg")
     )
     assert result.returncode == 2 and "broken.jpg" in result.stderr and "Traceback" not in result.stderr
@@ -129,13 +129,13 @@ def test_video_file_in_and_out_and_a_missing_source(trained, tmp_path):
     capture = cv2.VideoCapture(saved)
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
     capture.release()
-    result = run_script("predict.py", *predict_args(trained, "--mode", "video", "--video_path", "nothere.mp4"))
+    result = run_inline("predict.py", *predict_args(trained, "--mode", "video", "--video_path", "nothere.mp4"))
     assert result.returncode == 2 and "nothere.mp4" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_fps_mode_times_a_non_square_image(trained):
     args = predict_args(trained, "--mode", "fps", "--fps_image_path", val_image(trained), "--test_interval", "3")
-    result = run_script("predict.py", *args)
+    result = run_inline("predict.py", *args)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "seconds per image" in result.stdout and "FPS" in result.stdout
 
@@ -155,7 +155,7 @@ def test_settings_that_contradict_the_weights_file_are_refused_naming_both(train
         Unet(model_path=str(tmp_path / "none.weights.h5"))
     with pytest.raises(ValueError, match="unknown settings"):
         Unet(num_class=3)
-    result = run_script("predict.py", *TINY_MODEL, "--num_classes", "2", "--model_path", trained["weights"], stdin="")
+    result = run_inline("predict.py", *TINY_MODEL, "--num_classes", "2", "--model_path", trained["weights"], stdin="")
     assert result.returncode == 2 and "was trained with num_classes=3" in result.stderr
     assert "num_classes=2" in result.stderr and "Traceback" not in result.stderr
 
@@ -178,7 +178,7 @@ def test_a_file_that_records_no_settings_loads_as_before(trained, tmp_path):
 
 
 def test_only_model_path_is_needed(trained, tmp_path):
-    result = run_script(
+    result = run_inline(
         "predict.py", "--model_path", trained["weights"], "--show", "false", cwd=tmp_path, stdin=val_image(trained)
     )
     assert result.returncode == 0, result.stderr[-3000:]

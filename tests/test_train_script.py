@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 
 from nets.models import build_model, output_margin
-from tests.helpers import ROOT, TINY_TRAIN, copy_run, run_script
+from tests.helpers import ROOT, TINY_TRAIN, copy_run, run_inline, run_script
 from train import TrainConfig
 from utils.lr_schedule import learning_rate, scaled_learning_rates
 
@@ -91,7 +91,7 @@ def test_missing_split_and_bad_settings_are_clear_errors(tmp_path):
     (voc / "JPEGImages" / "a.jpg").write_bytes(b"")  # the user has data, so no demo is written
     result = run_script("train.py", *TINY_TRAIN, "--vocdevkit_path", tmp_path / "VOCdevkit", "--save_dir", tmp_path)
     assert result.returncode == 2 and "train.txt not found" in result.stderr and "voc_annotation.py" in result.stderr
-    result = run_script("train.py", "--input_shape", "100", "100")
+    result = run_inline("train.py", "--input_shape", "100", "100")
     assert result.returncode == 2 and "multiples of 32" in result.stderr and "Traceback" not in result.stderr
 
 
@@ -128,7 +128,7 @@ def test_ctrl_c_keeps_the_complete_epoch_and_prints_a_resume_command_that_works(
 
 
 def test_fresh_folder_gets_the_demo_data_a_mistyped_one_an_error(tmp_path):
-    result = run_script("train.py", "--vocdevkit_path", tmp_path / "VOCdevkt", "--save_dir", tmp_path / "logs")
+    result = run_inline("train.py", "--vocdevkit_path", tmp_path / "VOCdevkt", "--save_dir", tmp_path / "logs")
     assert result.returncode == 2 and "VOCdevkt" in result.stderr and "no such folder" in result.stderr
     assert not os.path.exists(tmp_path / "VOCdevkt")
     # A fresh clone's dataset folder: the three VOC folders, each holding only its README.
@@ -151,7 +151,7 @@ def test_fresh_folder_gets_the_demo_data_a_mistyped_one_an_error(tmp_path):
 
 def test_a_classic_input_shape_that_does_not_fit_stops_train_py_before_training(tiny_voc, tmp_path):
     args = ["--model", "unet_classic", "--input_shape", "256", "256", "--vocdevkit_path", tiny_voc]
-    result = run_script("train.py", *args, "--save_dir", tmp_path / "logs")
+    result = run_inline("train.py", *args, "--save_dir", tmp_path / "logs")
     assert result.returncode == 2 and "188 + 16k" in result.stderr and "Traceback" not in result.stderr
     assert output_margin(build_model("unet_small", (32, 32), 2)) == 0
 

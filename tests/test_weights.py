@@ -7,7 +7,7 @@ import pytest
 
 from nets.models import build_model
 from nets.unet import build_unet
-from tests.helpers import VGG_CONVS
+from tests.helpers import VGG_CONVS, build_network
 from utils.weights.matching import load_weights, report_loading
 from utils.weights.mismatch import mismatch_message
 from utils.weights.sources import hed_weights_path, resolve_model_path
@@ -128,7 +128,7 @@ def saved_and_loaded(tmp_path, source, target):
 
 def test_fcn_takes_the_vgg_encoder_weights_by_name(tmp_path):
     source = build_model("unet", (32, 32), 2)
-    fcn = build_model("fcn8", (64, 64), 2)
+    fcn = build_network("fcn8", (64, 64), 2)
     _, loading = saved_and_loaded(tmp_path, source, fcn)
     assert sorted(loading.loaded) == sorted(VGG_CONVS)
     for name in loading.loaded:
@@ -143,6 +143,6 @@ def test_a_head_mismatch_names_the_setting(tmp_path):
     assert "holds a unet_classic model, but this is a vgg UNet. Set model=unet_classic" in mismatch_message(
         path, unet, loading, "unet", "vgg", 2
     )
-    other = build_model("fcn8", (64, 64), 5)
-    path, loading = saved_and_loaded(tmp_path, build_model("fcn8", (64, 64), 2), other)
+    other = build_network("fcn8", (64, 64), 5)
+    path, loading = saved_and_loaded(tmp_path, build_network("fcn8", (64, 64), 2), other)
     assert "trained with num_classes=2" in mismatch_message(path, other, loading, "fcn8", "vgg", 5)
