@@ -50,10 +50,10 @@ def once(shared_folder, name: str, make) -> dict:
         return made
 
 
-def train_once(folder, *args, binary: bool = False) -> dict:
+def train_once(folder, *args) -> dict:
     """train.py on a tiny VOC tree in folder with args: {"voc", "logs", "weights" (last epoch's), "val_miou"
     (the last epoch's), "stdout", "seconds" (the process's wall time)}."""
-    voc, logs = make_tiny_voc(folder, binary), str(folder / "logs")
+    voc, logs = make_tiny_voc(folder), str(folder / "logs")
     started = time.perf_counter()
     result = run_script("train.py", *args, "--vocdevkit_path", voc, "--save_dir", logs)
     seconds = time.perf_counter() - started
@@ -97,9 +97,9 @@ def exported(trained_small, shared_folder):
     """export.py run once on the small trained model, every format: {"stdout": its output, "out": the folder}."""
 
     def export(folder):
-        trained = trained_small
-        images = os.path.join(trained["voc"], "VOC2007", "JPEGImages")
-        args = ["--model_path", trained["weights"], "--parity_images", images, "--export_dir", folder / "export"]
+        images = os.path.join(trained_small["voc"], "VOC2007", "JPEGImages")
+        args = ["--model_path", trained_small["weights"], "--parity_images", images]
+        args += ["--export_dir", folder / "export"]
         result = run_script("export.py", *args, "--formats", *EXPORT_FORMATS)  # the weights record the rest
         assert result.returncode == 0, result.stderr[-3000:]
         return {"stdout": result.stdout, "out": str(folder / "export")}

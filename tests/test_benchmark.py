@@ -8,7 +8,7 @@ from tensorflow.python.framework.convert_to_constants import convert_variables_t
 
 from nets.folding import fold_batch_norms
 from nets.unet import build_unet
-from tests.helpers import HAS_ONNX, MIXED, run_inline, run_script
+from tests.helpers import HAS_ONNX, MIXED, run_script
 from utils.network_table import format_network_table, table_networks, table_shape
 from utils.profiling import count_flops, cpu_flops_per_cycle
 
@@ -105,7 +105,7 @@ def test_benchmark_script_measures_both_precisions(tmp_path):
 
 
 def test_benchmark_rejects_an_unknown_precision():
-    result = run_inline("benchmark.py", "--precision", "fp8")
+    result = run_script("benchmark.py", "--precision", "fp8")  # a process: its exit status, no traceback
     assert result.returncode == 2 and "precision ['fp8']" in result.stderr
     assert "Traceback" not in result.stderr
 

@@ -114,9 +114,9 @@ def run_workers(args) -> list:
 
 def test_two_workers_on_loopback_train_in_step_and_only_the_chief_writes_logs(tiny_voc, tmp_path):
     logs = tmp_path / "logs"
-    # an epoch in mixed precision (the last flag wins over TINY_TRAIN's fp32); the two phases: the test above
+    # the frozen epoch in mixed precision (the last flag wins over TINY_TRAIN's fp32) ...
     args = [*TINY_TRAIN, "--vocdevkit_path", tiny_voc, "--save_dir", logs, "--precision", MIXED]
-    args += ["--freeze_train", "false", "--unfreeze_epoch", "1", "--unfreeze_batch_size", "4"]
+    args += ["--freeze_epoch", "1", "--unfreeze_epoch", "1", "--freeze_batch_size", "4", "--unfreeze_batch_size", "4"]
     chief, other = run_workers(args)
     assert "MultiWorkerMirroredStrategy, worker 0 of 2 (chief), 2 replicas" in chief
     assert "worker 1 of 2, 2 replicas" in other and "Logs:" not in other and "val mIoU" not in other
@@ -127,9 +127,11 @@ def test_two_workers_on_loopback_train_in_step_and_only_the_chief_writes_logs(ti
     written += ["resume_epoch001.weights.h5", os.path.basename(run_dir)]
     assert sorted(os.listdir(logs)) == sorted(written)
 
-    # Every worker resumes from the chief's checkpoint (here on shared storage); they stay in step, one history.
+    # ... and the unfrozen one: every worker resumes from the chief's checkpoint (here on shared storage) and
+    # compiles the next phase; they stay in step, one history.
     chief, other = run_workers(["--resume", logs, "--unfreeze_epoch", "2"])
-    assert "Resuming" in chief and "Resuming" in other and "resumed after epoch 1" in chief
+    assert "Resuming" in chief and "Resuming" in other and "1 of 2 epochs done" in chief
+    assert "Unfrozen phase: epochs 2-2" in chief and "Unfrozen phase: epochs 2-2" in other
     digests = [re.search(r"weights digest (\w+)", out).group(1) for out in (chief, other)]
     assert digests[0] == digests[1]
     with open(os.path.join(run_dir, "history.csv")) as f:

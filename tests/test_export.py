@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import ALL_FORMATS, HAS_ONNX, TINY_CLASSES, TINY_MODEL, run_inline
+from tests.helpers import ALL_FORMATS, HAS_ONNX, TINY_CLASSES, TINY_MODEL, run_inline, run_script
 from tests.helpers import EXPORT_FORMATS as FORMATS
 
 
@@ -47,7 +47,7 @@ def test_no_parity_images_is_a_clear_error(trained, tmp_path):
     args = [*TINY_MODEL, "--model_path", trained["weights"], "--parity_images", empty, "--export_dir", tmp_path / "x"]
     result = run_inline("export.py", *args)
     assert result.returncode == 2 and "no images there" in result.stderr and "Traceback" not in result.stderr
-    result = run_inline("export.py", *TINY_MODEL, "--formats", "onnx_fp8")
+    result = run_script("export.py", *TINY_MODEL, "--formats", "onnx_fp8")  # a process: its exit status
     assert result.returncode == 2 and "formats=['onnx_fp8']" in result.stderr
     result = run_inline("export.py", "--backend", "onnx", "--model_path", "model.onnx")
     assert result.returncode == 2 and "already an export" in result.stderr and "Traceback" not in result.stderr
@@ -104,6 +104,16 @@ def test_the_predictor_runs_the_onnx_export_with_the_same_masks(trained_small, e
         Unet(model_path=str(out / "model.onnx"), **{**onnx, "num_classes": 5})
     # export.py wrote the settings into the file: the backend is the only setting it needs
     assert Unet(model_path=str(out / "model.onnx"), backend="onnx").class_names == TINY_CLASSES
+
+
+@pytest.mark.skipif(not HAS_ONNX, reason="pip install -r requirements-export.txt")
+def test_the_default_network_exports_to_onnx_with_its_preprocessing(trained, tmp_path):
+    """The VGG16-UNet (its caffe preprocessing a layer of the graph): the other exports are of the small UNet."""
+    images = os.path.join(trained["voc"], "VOC2007", "JPEGImages")
+    args = ["--model_path", trained["weights"], "--parity_images", images, "--export_dir", tmp_path / "export"]
+    result = run_inline("export.py", *args, "--formats", "onnx", "--parity_count", "2")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert result.stdout.count(": ok") == 1 and "FAILED" not in result.stdout
 
 
 def test_an_onnx_file_given_to_the_keras_backend_points_to_backend_onnx(tmp_path):

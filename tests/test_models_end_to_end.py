@@ -116,6 +116,8 @@ def test_train_predict_and_evaluate_each_head(name, tmp_path):
     weights = os.path.join(logs, "last_epoch_weights.weights.h5")
     recorded = read_settings(weights)
     assert recorded.bands.channels == case.channels
+    if case.tree == "bands4":  # the 16-bit bands' ranges, as measured on the train split
+        assert recorded.bands.dtype == "uint16" and len(recorded.bands.ranges) == 4
     if "sgd" in case.flags:  # SGD keeps one momentum per variable (Adam two), and the rate follows the step schedule
         with h5py.File(os.path.join(logs, "resume_epoch001.weights.h5")) as h5:
             slots = [name for name, array in h5[OPTIMIZER_GROUP].items() if array.shape]  # not the step, the rate

@@ -155,7 +155,8 @@ def test_settings_that_contradict_the_weights_file_are_refused_naming_both(train
         Unet(model_path=str(tmp_path / "none.weights.h5"))
     with pytest.raises(ValueError, match="unknown settings"):
         Unet(num_class=3)
-    result = run_inline("predict.py", *TINY_MODEL, "--num_classes", "2", "--model_path", trained["weights"], stdin="")
+    # as a process of its own: predict.py's exit status and no traceback (the other refusals run in this process)
+    result = run_script("predict.py", *TINY_MODEL, "--num_classes", "2", "--model_path", trained["weights"], stdin="")
     assert result.returncode == 2 and "was trained with num_classes=3" in result.stderr
     assert "num_classes=2" in result.stderr and "Traceback" not in result.stderr
 

@@ -87,7 +87,8 @@ def test_a_resumed_watch_decides_as_an_uninterrupted_one():
     first = watched(rules)
     first.start_phase(Phase(0, 10, 2, False), last_phase=True, min_lr=1e-5)
     feed(first, {k: v for k, v in values.items() if k <= 3})
-    # The checkpoint carries the Watch's state, and the optimizer's (the learning rate is one of its variables).
+    # The checkpoint carries the Watch's state, and the optimizer's (the learning rate is one of its variables):
+    # handed over here as the checkpoint would; that the checkpoint does is train.py's test below.
     second = watched(rules, first.state_dict(), learning_rate=learning_rate(first))
     second.start_phase(Phase(0, 10, 2, False), last_phase=True, min_lr=1e-5)
     assert feed(second, {k: v for k, v in values.items() if k > 3}) == whole_stops == [6]
