@@ -141,6 +141,7 @@ def test_fresh_folder_gets_the_demo_data_a_mistyped_one_an_error(tmp_path):
         *["--vocdevkit_path", tmp_path / "VOCdevkit", "--save_dir", tmp_path / "logs", "--precision", "fp32"],
         *["--freeze_train", "false", "--unfreeze_epoch", "1", "--model_path", "", "--eval_flag", "false"],
         *["--input_shape", "32", "32", "--unfreeze_batch_size", "16"],  # the demo's 240 images in 15 small steps
+        *["--model", "unet_small"],
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "DEMO dataset" in result.stdout
