@@ -13,14 +13,21 @@ import time
 import pytest
 from filelock import FileLock
 
-from tests.helpers import EXPORT_FORMATS, TINY_TRAIN, make_tiny_voc, run_script
-
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+# pytest-xdist's workers share the cores: each worker's TensorFlow, and the scripts it starts, take their share of
+# threads, not every core each. These are set before TensorFlow is first imported (by tests.helpers).
+if workers := int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0")):
+    threads = str(max(1, len(os.sched_getaffinity(0)) // workers))
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", threads)
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", threads)
+
 # No test may depend on the machine's Keras cache (~/.keras: downloaded ImageNet files, keras.json): this process
 # and every script it starts see an empty one of their own.
 os.environ["KERAS_HOME"] = tempfile.mkdtemp(prefix="keras_home_")
 atexit.register(shutil.rmtree, os.environ["KERAS_HOME"], ignore_errors=True)
+
+from tests.helpers import EXPORT_FORMATS, TINY_TRAIN, make_tiny_voc, run_script
 
 
 @pytest.fixture
