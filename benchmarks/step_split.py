@@ -76,7 +76,7 @@ def main() -> None:
     keras.utils.set_random_seed(0)
     model = build_model("unet", (height, width), args.num_classes, "vgg")
     variables = model.trainable_variables
-    twins = {}  # a compiled copy of the network per optimizer and steps_per_execution, for model.fit
+    twins = {}  # a compiled copy of the network per steps_per_execution, for model.fit
     for name, per_call in [("spe 1", 1), ("spe 8", 8)]:
         twin = keras.models.clone_model(model)
         twin.compile(optimizer=make_optimizer("adam", 1e-5), loss=loss, steps_per_execution=per_call)
