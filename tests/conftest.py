@@ -2,8 +2,6 @@
 share (across pytest-xdist's workers too: the first worker to ask trains, the others wait and reuse)."""
 
 import atexit
-import csv
-import glob
 import json
 import os
 import shutil
@@ -27,7 +25,7 @@ if workers := int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0")):
 os.environ["KERAS_HOME"] = tempfile.mkdtemp(prefix="keras_home_")
 atexit.register(shutil.rmtree, os.environ["KERAS_HOME"], ignore_errors=True)
 
-from tests.helpers import EXPORT_FORMATS, TINY_TRAIN, make_tiny_voc, run_script
+from tests.helpers import EXPORT_FORMATS, TINY_TRAIN, history_rows, make_tiny_voc, run_script
 
 
 @pytest.fixture
@@ -65,9 +63,7 @@ def train_once(folder, *args) -> dict:
     result = run_script("train.py", *args, "--vocdevkit_path", voc, "--save_dir", logs)
     seconds = time.perf_counter() - started
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    (run_dir,) = glob.glob(os.path.join(logs, "loss_*"))
-    with open(os.path.join(run_dir, "history.csv")) as f:
-        val_miou = float(list(csv.DictReader(f))[-1]["val_miou"])
+    val_miou = float(history_rows(logs)[-1]["val_miou"])
     weights = os.path.join(logs, "last_epoch_weights.weights.h5")
     return {"voc": voc, "logs": logs, "weights": weights, "val_miou": val_miou, "stdout": result.stdout,
             "seconds": seconds}  # fmt: skip

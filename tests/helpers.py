@@ -1,6 +1,7 @@
 """Helpers the test modules share: a tiny VOC tree, the script runner, digests and the tiny model's settings."""
 
 import contextlib
+import csv
 import glob
 import hashlib
 import importlib.util
@@ -12,11 +13,14 @@ import subprocess
 import sys
 import traceback
 
+import keras
 import numpy as np
 import tifffile
 from PIL import Image
 
-from utils.precision import cpu_flags
+from nets.fcn import build_fcn8
+from nets.models import build_model
+from utils.precision import cpu_has_bf16
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The optional export packages (requirements-export.txt): ONNX export and the onnxruntime backend.
@@ -24,7 +28,7 @@ HAS_ONNX = all(importlib.util.find_spec(name) for name in ("tf2onnx", "onnxrunti
 
 # The mixed-precision policy the tests of mixed precision's plumbing use: bfloat16 where the CPU has it natively (as
 # oneDNN may use it: ONEDNN_MAX_CPU_ISA), float16 elsewhere (bfloat16 is emulated slowly there, or not at all).
-MIXED = "mixed_bfloat16" if cpu_flags() & {"avx512_bf16", "amx_bf16"} else "mixed_float16"
+MIXED = "mixed_bfloat16" if cpu_has_bf16() else "mixed_float16"
 # export.py's formats, and those it can write here (ONNX needs requirements-export.txt)
 ALL_FORMATS = ["savedmodel", "tflite_fp32", "tflite_fp16", "tflite_int8", "onnx"]
 EXPORT_FORMATS = [name for name in ALL_FORMATS if HAS_ONNX or name != "onnx"]
@@ -42,9 +46,6 @@ VGG_CONVS = [f"block{i}_conv{j}" for i, n in enumerate([2, 2, 3, 3, 3], 1) for j
 def build_network(model: str, input_shape, num_classes: int, backbone: str = "vgg"):
     """build_model's network, but FCN-8s with 64 filters in fc6 / fc7 instead of 4096 (8 M parameters, not 134 M):
     for tests of names, shapes and weights' layouts, which the width does not change."""
-    from nets.fcn import build_fcn8
-    from nets.models import build_model
-
     if model == "fcn8":
         return build_fcn8((*input_shape, 3), num_classes, fc_filters=64)
     return build_model(model, input_shape, num_classes, backbone)
@@ -145,17 +146,16 @@ def run_inline(script: str, *args, cwd=None, stdin: str = "") -> subprocess.Comp
     "Traceback" check sees it. The contract of the real process (exit status and no traceback) is tested once per
     script with run_script.
     """
-    import keras
-
     out, err = io.StringIO(), io.StringIO()
+    command = [os.path.join(ROOT, script), *map(str, args)]
     policy, argv, stdin_before, before = keras.mixed_precision.global_policy(), sys.argv, sys.stdin, os.getcwd()
-    sys.argv, sys.stdin = [os.path.join(ROOT, script), *map(str, args)], io.StringIO(stdin)
+    sys.argv, sys.stdin = command, io.StringIO(stdin)
     code = 0
     try:
         os.chdir(cwd or ROOT)
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
-                runpy.run_path(sys.argv[0], run_name="__main__")
+                runpy.run_path(command[0], run_name="__main__")
             except SystemExit as exit_:
                 code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
             except Exception:  # as the interpreter would print it
@@ -165,7 +165,14 @@ def run_inline(script: str, *args, cwd=None, stdin: str = "") -> subprocess.Comp
         os.chdir(before)
         sys.argv, sys.stdin = argv, stdin_before
         keras.mixed_precision.set_global_policy(policy)
-    return subprocess.CompletedProcess(sys.argv, code, out.getvalue(), err.getvalue())
+    return subprocess.CompletedProcess(command, code, out.getvalue(), err.getvalue())
+
+
+def history_rows(logs) -> list:
+    """The rows of history.csv in the one run folder (loss_*) of a save_dir: {column: text} each."""
+    (run_dir,) = glob.glob(os.path.join(glob.escape(str(logs)), "loss_*"))
+    with open(os.path.join(run_dir, "history.csv")) as f:
+        return list(csv.DictReader(f))
 
 
 def copy_run(logs, target) -> str:

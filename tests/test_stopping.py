@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import run_inline
+from tests.helpers import history_rows, run_inline
 from utils.checkpoint import recorded_epoch, resumable_checkpoints
 from utils.stopping import NonFiniteLoss, Watch, WatchRules
 from utils.training import Phase, plan_phases
@@ -184,9 +184,4 @@ def test_train_py_stops_each_phase_early_lowers_the_rate_and_resumes_as_it_would
 
 def history_rates(logs) -> dict:
     """{epoch: learning rate during it} from the run's history.csv."""
-    import csv
-    import glob
-
-    (run_dir,) = glob.glob(os.path.join(logs, "loss_*"))
-    with open(os.path.join(run_dir, "history.csv")) as f:
-        return {int(row["epoch"]): float(row["learning_rate"]) for row in csv.DictReader(f)}
+    return {int(row["epoch"]): float(row["learning_rate"]) for row in history_rows(logs)}

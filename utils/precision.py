@@ -17,23 +17,34 @@ def cpuinfo(field: str) -> list:
         return []
 
 
-# oneDNN's ISA levels (ONEDNN_MAX_CPU_ISA) below which it has no native bf16 (AVX512-BF16) or AMX kernels.
-ISA_WITHOUT_BF16 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI")
+# oneDNN's ISA levels (ONEDNN_MAX_CPU_ISA) without AVX-512, without native bf16 (AVX512-BF16), without AMX kernels.
+ISA_WITHOUT_AVX512 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2")
+ISA_WITHOUT_BF16 = (*ISA_WITHOUT_AVX512, "AVX512_CORE", "AVX512_CORE_VNNI")
 ISA_WITHOUT_AMX = (*ISA_WITHOUT_BF16, "AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX10_1_512")
+
+
+def isa_cap() -> str:
+    """The ISA level oneDNN is capped at: ONEDNN_MAX_CPU_ISA (or its older name DNNL_MAX_CPU_ISA), ALL when unset."""
+    return os.environ.get("ONEDNN_MAX_CPU_ISA", os.environ.get("DNNL_MAX_CPU_ISA", "ALL")).strip().upper()
 
 
 def cpu_flags() -> set:
     """The CPU feature flags oneDNN may use: /proc/cpuinfo's (empty where there is none), less those above the
-    level ONEDNN_MAX_CPU_ISA caps it at (e.g. AVX2: no AVX-512, AVX512-BF16 or AMX kernels, as on an AVX2 CPU)."""
-    flags = set(next(iter(cpuinfo("flags")), "").split())
-    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", os.environ.get("DNNL_MAX_CPU_ISA", "ALL")).strip().upper()
-    if cap.startswith(("SSE", "AVX2")) or cap == "AVX":
-        flags = {flag for flag in flags if not flag.startswith(("avx512", "amx"))}
-    if cap in ISA_WITHOUT_BF16:
-        flags.discard("avx512_bf16")
-    if cap in ISA_WITHOUT_AMX:
-        flags = {flag for flag in flags if not flag.startswith("amx")}
+    level isa_cap() names (e.g. AVX2: no AVX-512, AVX512-BF16 or AMX kernels, as on an AVX2 CPU)."""
+    flags, cap = set(next(iter(cpuinfo("flags")), "").split()), isa_cap()
+    for levels, dropped in (
+        (ISA_WITHOUT_AVX512, "avx512"),
+        (ISA_WITHOUT_BF16, "avx512_bf16"),
+        (ISA_WITHOUT_AMX, "amx"),
+    ):
+        if cap in levels:
+            flags = {flag for flag in flags if not flag.startswith(dropped)}
     return flags
+
+
+def cpu_has_bf16() -> bool:
+    """Whether the CPU has native bf16 kernels that oneDNN may use (AVX512-BF16 or AMX)."""
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
 def choose_precision(precision: str):
@@ -50,9 +61,9 @@ def choose_precision(precision: str):
         if capability >= (7, 0):
             return "mixed_float16", f"auto: GPU with tensor cores (compute capability {capability})"
         return "float32", f"auto: GPU without tensor cores (compute capability {capability})"
-    if cpu_flags() & {"avx512_bf16", "amx_bf16"}:
+    if cpu_has_bf16():
         return "mixed_bfloat16", "auto: CPU with AVX512-BF16/AMX"
-    capped = " that oneDNN may use (ONEDNN_MAX_CPU_ISA)" if "ONEDNN_MAX_CPU_ISA" in os.environ else ""
+    capped = f" that oneDNN may use (capped at {isa_cap()})" if isa_cap() != "ALL" else ""
     return "float32", f"auto: no bf16/fp16 hardware found{capped}"
 
 
