@@ -12,26 +12,39 @@ shifted, swapped or mis-coloured labels show at a glance.
     $ python voc_annotation.py --fix                  # corrected labels -> VOC2007/SegmentationClass_fixed
     $ python voc_annotation.py --use_fixed            # train on them (the originals are kept, renamed)
     $ python voc_annotation.py --fix --palette '#000000' '#ff0000' '#00ff00'   # RGB masks in these colours
+    $ python voc_annotation.py --fix --palette '#3c1098' '#8429f6' --ignore_colours '#9b9b9b'  # and an unlabelled one
+    $ python voc_annotation.py --dry_run              # check and report only: write nothing
+    $ python voc_annotation.py --keep_splits          # check, and keep the split files you made yourself
 """
 
 import os
 import random
+import shutil
+import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
-from tqdm import tqdm
 
 from utils.atomic import write_atomically
 from utils.bands import as_input, display_image, read_image, survey
 from utils.config import run_main
-from utils.dataset_check import Problem, inspect_pair
-from utils.images import IGNORE_LABEL, dataset_class_names, index_images, load_label
-from utils.label_fix import FIXED_DIR, use_fixed_labels, write_fixed_labels
-from utils.visualize import class_colours, contact_sheet, parse_colour, tile_picture
+from utils.dataset_check import Survey, survey_pairs
+from utils.images import (
+    IGNORE_LABEL,
+    check_num_classes,
+    dataset_class_names,
+    index_images,
+    load_label,
+    read_split,
+    same_id_files,
+)
+from utils.label_fix import FIXED_DIR, check_fix_target, use_fixed_labels, write_fixed_labels
+from utils.label_formats import Problem, class_advice
+from utils.visualize import class_colours, contact_sheet, hex_colour, parse_colour, tile_picture
 
-LISTED_PER_KIND = 10
+IN_FULL = 3  # problems of a kind shown with their whole message
+LISTED_PER_KIND = 10  # ... and the files of this many more
 PREVIEW = "label_preview.png"  # the contact sheet, in vocdevkit_path
 PREVIEW_SIDE = 256  # px, the longer side of each of its tiles
 
@@ -44,9 +57,11 @@ class AnnotationConfig:
     seed: int = 0  # seed of the random split
     num_classes: int = 0  # classes including the background; 0 = take them from the labels
     fix: bool = False  # write corrected labels to VOC2007/SegmentationClass_fixed (the originals are untouched)
-    dry_run: bool = False  # with fix: only say what would be written
+    dry_run: bool = False  # check and report only: write nothing (no splits, preview or fixed labels)
     use_fixed: bool = False  # rename SegmentationClass -> SegmentationClass_original, SegmentationClass_fixed -> it
     palette: list[str] = field(default_factory=list)  # colour masks: each class's #rrggbb in class order
+    ignore_colours: list[str] = field(default_factory=list)  # colour masks: colours meaning 'ignore' (255), #rrggbb
+    keep_splits: bool = False  # keep the split files already in ImageSets/Segmentation (check the data only)
     input_shape: list[int] = field(default_factory=lambda: [512, 512])  # the network input you plan: for scale advice
     preview_count: int = 16  # images in label_preview.png, each with its label drawn on it; 0 = none
 
@@ -139,9 +154,35 @@ def make_splits(ids, trainval_percent: float, train_percent: float, seed: int) -
     return {name: sorted(split) for name, split in splits.items()}
 
 
-def write_splits(voc: str, splits: dict) -> None:
+def write_splits(voc: str, splits: dict, keep: bool, paired: set) -> None:
+    """Writes ImageSets/Segmentation/{train,val,trainval,test}.txt. Split files already there that differ are not
+    lost: with keep they stay (checked to list only ids with an image and a label), else they move into a
+    backup folder beside them first, which is named."""
     folder = os.path.join(voc, "ImageSets", "Segmentation")
+    existing = {name: os.path.join(folder, f"{name}.txt") for name in splits}
+    existing = {name: path for name, path in existing.items() if os.path.isfile(path)}
+    if keep and existing:
+        unknown = sorted({i for path in existing.values() for i in read_split(path)} - paired)
+        if unknown:
+            raise ValueError(
+                f"--keep_splits: your split files list {len(unknown)} ids without both an image and a label "
+                f"({', '.join(unknown[:5])}): add those files, or remove the ids from {folder}."
+            )
+        print(
+            f"Kept your split files in {folder}: " + ", ".join(f"{n} {len(read_split(p))}" for n, p in existing.items())
+        )
+        return
+    differ = [name for name, path in existing.items() if read_split(path) != splits[name]]
     os.makedirs(folder, exist_ok=True)
+    if differ:
+        backup = os.path.join(folder, time.strftime("previous_%Y%m%d_%H%M%S"))
+        os.makedirs(backup)
+        for path in existing.values():
+            shutil.copy2(path, backup)
+        print(
+            f"Your earlier split files differ from these ({', '.join(differ)}): kept in {backup}. "
+            "To train on your own splits instead, put them back and run python voc_annotation.py --keep_splits."
+        )
     for name, ids in splits.items():
         path = os.path.join(folder, f"{name}.txt")
         with open(path + ".tmp", "w", encoding="utf-8") as f:
@@ -151,29 +192,37 @@ def write_splits(voc: str, splits: dict) -> None:
 
 
 def group_problems(problems) -> str:
-    """The problems grouped by kind, at most LISTED_PER_KIND of each."""
+    """The problems grouped by kind: the first IN_FULL of each in full, then the files of up to LISTED_PER_KIND more."""
     by_kind = {}
     for problem in problems:
-        by_kind.setdefault(problem.kind, []).append(problem.message)
+        by_kind.setdefault(problem.kind, []).append(problem)
     lines = []
-    for messages in by_kind.values():
-        lines += [f"  {m}" for m in messages[:LISTED_PER_KIND]]
-        if len(messages) > LISTED_PER_KIND:
-            lines.append(f"  ... and {len(messages) - LISTED_PER_KIND} more like it")
+    for found in by_kind.values():
+        lines += [f"  {p.message}" for p in found[:IN_FULL]]
+        more = found[IN_FULL:]
+        if more:
+            names = ", ".join(os.path.basename(p.path) for p in more[:LISTED_PER_KIND])
+            rest = f" and {len(more) - LISTED_PER_KIND} more" if len(more) > LISTED_PER_KIND else ""
+            lines.append(f"  ... and {len(more)} more like it: {names}{rest}")
     return "\n".join(lines)
 
 
-def inspect_dataset(voc: str, num_classes: int, palette):
-    """Checks every pair.
+@dataclass
+class Dataset:
+    """The pairs of a VOC tree, and every file checked."""
 
-    Returns:
-        ({id: label file}, [paired ids], {id: label histogram}, [problems], [image (width, height)],
-        ([ids without label], [ids without image]), {image path: (bands, sample type)}).
-    """
-    image_dir, label_dir = os.path.join(voc, "JPEGImages"), os.path.join(voc, "SegmentationClass")
-    for folder in (image_dir, label_dir):
-        if not os.path.isdir(folder):
-            raise ValueError(f"{folder} not found. Expected images in {image_dir}, class-index PNGs in {label_dir}.")
+    images: dict  # {id: image file}
+    labels: dict  # {id: label file}
+    paired: list  # [ids with both]
+    survey: Survey  # the checks of the pairs, their labels' formats judged together
+    unlabelled: list  # [ids of images without a label]
+    orphans: list  # [ids of labels without an image]
+    same_id: list  # [([files], the one used)] of the ids with several images, or several labels
+
+
+def inspect_dataset(voc: str, num_classes: int, palette, ignore_colours, label_dir: str = "SegmentationClass"):
+    """Checks every pair of VOC2007/JPEGImages and VOC2007/<label_dir> (each file read once)."""
+    image_dir, label_dir = os.path.join(voc, "JPEGImages"), os.path.join(voc, label_dir)
     # labels: .png, and .jpg etc. too, so that they are reported
     images, labels = index_images(image_dir), index_images(label_dir, preferred=".png")
     if not labels:
@@ -181,15 +230,12 @@ def inspect_dataset(voc: str, num_classes: int, palette):
     print(f"Found {len(images)} images in {image_dir} ({suffix_counts(images.values()) or 'none'})")
     print(f"Found {len(labels)} labels in {label_dir} ({suffix_counts(labels.values())})")
     paired = sorted(set(images) & set(labels))
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        results = pool.map(lambda i: inspect_pair(images[i], labels[i], num_classes, palette), paired)
-        results = list(tqdm(results, total=len(paired), desc="Checking", unit="pair", leave=False))
-    histograms = {i: h for i, (h, _, _) in zip(paired, results) if h is not None}
-    problems = [p for _, found, _ in results for p in found]
-    sizes = [info[0] for _, _, info in results if info]
-    kinds = {images[i]: info[1] for i, (_, _, info) in zip(paired, results) if info}
-    unpaired = sorted(set(images) - set(labels)), sorted(set(labels) - set(images))
-    return labels, paired, histograms, problems, sizes, unpaired, kinds
+    pairs = [(images[i], labels[i]) for i in paired]
+    survey = survey_pairs(pairs, num_classes, palette, ignore_colours)
+    unlabelled, orphans = sorted(set(images) - set(labels)), sorted(set(labels) - set(images))
+    same_id = [(files, images[stem]) for stem, files in same_id_files(image_dir).items()]
+    same_id += [(files, labels[stem]) for stem, files in same_id_files(label_dir).items()]
+    return Dataset(images, labels, paired, survey, unlabelled, orphans, same_id)
 
 
 def bands_report(kinds: dict):
@@ -224,73 +270,159 @@ def write_preview(config: AnnotationConfig, pairs: list, bands, num_classes: int
     return path, [caption for caption, _ in tiles]
 
 
-def main(config: AnnotationConfig) -> None:
+def check_settings(config: AnnotationConfig) -> tuple:
+    """Checks the settings and every path the run will write, before any file is read.
+
+    Returns:
+        (the class colours of --palette, the colours of --ignore_colours), as (r, g, b).
+    """
     for name in ("trainval_percent", "train_percent"):
         if not 0 < getattr(config, name) <= 1:
             raise ValueError(f"{name}={getattr(config, name)}: expected a share in (0, 1], e.g. 0.9.")
+    check_num_classes(config.num_classes, allow_zero=True)
+    palette, ignore = ([parse_colour(c) for c in colours] for colours in (config.palette, config.ignore_colours))
+    both = set(palette) & set(ignore)
+    if both:
+        raise ValueError(f"{', '.join(map(hex_colour, both))}: in both --palette and --ignore_colours; keep one.")
+    if len(set(palette)) < len(palette):
+        raise ValueError(f"--palette lists a colour twice ({' '.join(config.palette)}): one colour per class.")
     voc = os.path.join(config.vocdevkit_path, "VOC2007")
-    palette = [parse_colour(c) for c in config.palette]
-    if config.use_fixed and not config.fix:
-        print(use_fixed_labels(voc))
-    labels, paired, histograms, problems, sizes, unpaired, kinds = inspect_dataset(voc, config.num_classes, palette)
-    unlabelled, orphans = unpaired
-    if unlabelled:
-        print(f"Warning: {len(unlabelled)} images have no label and are left out: {', '.join(unlabelled[:10])}")
-    if orphans:
-        print(f"Warning: {len(orphans)} labels have no image and are left out: {', '.join(orphans[:10])}")
-    if histograms:
-        print("\nLabel values (pixels, share of all labelled pixels, images containing them):")
-        print(class_table(histograms))
-        found = [v for v in np.flatnonzero(sum(histograms.values())) if v != IGNORE_LABEL]
-        num_classes = config.num_classes or int(max(found, default=0)) + 1
-        print(f"num_classes: {num_classes}" + ("" if config.num_classes else " (from the labels; set it in train.py)"))
-        weights = suggested_class_weights(histograms, num_classes)
-        print("Suggested class weights (median-frequency balancing):")
-        print(f"  python train.py --num_classes {num_classes} --cls_weights {' '.join(map(str, weights))}")
-    if sizes:
-        print("\n" + size_report(sizes, config.input_shape))
-    bands = None
-    if kinds:
-        bands, line, problem = bands_report(kinds)
-        problems += [problem] if problem else []
-        print(line or "")
+    for folder in (os.path.join(voc, "JPEGImages"), os.path.join(voc, "SegmentationClass")):
+        if not os.path.isdir(folder):
+            raise ValueError(
+                f"{folder} not found. Expected images in {voc}/JPEGImages and class-index PNGs in "
+                f"{voc}/SegmentationClass (or point --vocdevkit_path at the folder that holds VOC2007/)."
+            )
+    if config.dry_run:
+        return palette, ignore
+    if config.fix:
+        check_fix_target(voc)
+    if config.use_fixed and not config.fix and not os.path.isdir(os.path.join(voc, FIXED_DIR)):
+        raise ValueError(f"{os.path.join(voc, FIXED_DIR)} not found: run python voc_annotation.py --fix first.")
+    written = [(config.vocdevkit_path, PREVIEW)] if config.preview_count > 0 else []
+    for folder in [voc, os.path.join(voc, "ImageSets", "Segmentation")] + [f for f, _ in written]:
+        if os.path.isdir(folder) and not os.access(folder, os.W_OK):
+            raise ValueError(
+                f"{folder}: cannot be written (read-only), and the splits{', label_preview.png' if written else ''}"
+                f"{' and the fixed labels' if config.fix else ''} go there. Copy the dataset to a folder you can "
+                "write to and point --vocdevkit_path at it, or check it without writing anything: --dry_run."
+            )
+    return palette, ignore
 
+
+def report_labels(dataset: Dataset, num_classes: int) -> int:
+    """Prints the labels' formats, their class values (as --fix would write them, where it converts) and the
+    advice on num_classes and class weights; returns num_classes (given, or from the labels)."""
+    judgement = dataset.survey.judgement
+    for line in judgement.findings:
+        print(line)
+    histograms = {path: h for path, h in judgement.histograms.items() if h.any()}
+    if not histograms:
+        return num_classes
+    after = " as --fix writes them" if judgement.conversions else ""
+    print(f"\nLabel values{after} (pixels, share of all labelled pixels, images containing them):")
+    print(class_table(histograms))
+    advised, stray = class_advice(histograms)
+    found = num_classes or advised
+    note = "" if num_classes else " (from the labels; set it in train.py)"
+    note += f"; the rare values {stray} are left out of it: see the warnings" if stray and not num_classes else ""
+    print(f"num_classes: {found}{note}")
+    weights = suggested_class_weights(histograms, found)
+    print("Suggested class weights (median-frequency balancing):")
+    print(f"  python train.py --num_classes {found} --cls_weights {' '.join(map(str, weights))}")
+    return found
+
+
+def report_problems(dataset: Dataset, problems: list) -> None:
+    if dataset.unlabelled:
+        shown = ", ".join(dataset.unlabelled[:10])
+        print(f"Warning: {len(dataset.unlabelled)} images have no label and are left out: {shown}")
+    if dataset.orphans:
+        print(
+            f"Warning: {len(dataset.orphans)} labels have no image and are left out: {', '.join(dataset.orphans[:10])}"
+        )
+    for files, used in dataset.same_id[:LISTED_PER_KIND]:
+        print(f"Warning: {' and '.join(files)} share an id; only {used} is used. Rename or remove the other.")
     warnings, fatal = [p for p in problems if not p.fatal], [p for p in problems if p.fatal]
     if warnings:
         print(f"\n{len(warnings)} warnings (training works, but check them):\n{group_problems(warnings)}")
     if fatal:
         print(f"\n{len(fatal)} problems that would break training:\n{group_problems(fatal)}")
 
-    if config.fix:
-        fixable = {os.path.splitext(os.path.basename(p.path))[0] for p in fatal if p.fixable}
-        lines = write_fixed_labels(voc, labels, fixable, palette, config.dry_run)
-        verb = "Would write" if config.dry_run else "Wrote"
-        print(f"\n{verb} {len(labels)} labels to {os.path.join(voc, FIXED_DIR)}, {len(lines)} corrected:")
-        print("\n".join(f"  {line}" for line in lines) or "  (none needed correcting)")
-        if config.use_fixed and not config.dry_run:
-            print(use_fixed_labels(voc))
-            return main(AnnotationConfig(**{**vars(config), "fix": False, "use_fixed": False}))
-        if not config.dry_run:
-            print("Your labels are unchanged. To train on the corrected ones: python voc_annotation.py --use_fixed")
+
+def fix_labels(config: AnnotationConfig, voc: str, dataset: Dataset, fatal: list) -> bool:
+    """--fix: writes the corrected labels into SegmentationClass_fixed (or, in a dry run, says what it would), then
+    surveys what it wrote. Returns whether it wrote any. Nothing is written while a problem it cannot correct
+    remains: that problem's own fix comes first."""
+    unfixable = [p for p in fatal if not p.fixable]
+    if unfixable:
+        print(f"\n--fix wrote nothing: {len(unfixable)} of the problems above need a fix of their own first:")
+        print(group_problems(unfixable))
+        return False
+    conversions = dataset.survey.judgement.conversions
+    lines = write_fixed_labels(voc, dataset.labels, conversions, config.dry_run)
+    verb = "Would write" if config.dry_run else "Wrote"
+    print(f"\n{verb} {len(dataset.labels)} labels to {os.path.join(voc, FIXED_DIR)}, {len(lines)} corrected:")
+    print("\n".join(f"  {line}" for line in lines[: LISTED_PER_KIND * 3]) or "  (none needed correcting)")
+    if len(lines) > LISTED_PER_KIND * 3:
+        print(f"  ... and {len(lines) - LISTED_PER_KIND * 3} more")
+    if config.dry_run:
+        print("Dry run: nothing was written.")
+        return False
+    print("\nThe corrected labels, surveyed again:")
+    fixed = inspect_dataset(voc, config.num_classes, (), (), label_dir=FIXED_DIR)
+    report_labels(fixed, config.num_classes)
+    report_problems(fixed, [p for p in fixed.survey.problems if p.kind not in ("missing",)])
+    print("Your labels are unchanged. To train on the corrected ones: python voc_annotation.py --use_fixed")
+    return bool(lines)
+
+
+def main(config: AnnotationConfig) -> None:
+    palette, ignore = check_settings(config)
+    voc = os.path.join(config.vocdevkit_path, "VOC2007")
+    if config.use_fixed and not config.fix and not config.dry_run:
+        print(use_fixed_labels(voc))
+    dataset = inspect_dataset(voc, config.num_classes, palette, ignore)
+    problems = dataset.survey.problems
+    num_classes = report_labels(dataset, config.num_classes)
+    if dataset.survey.sizes:
+        print("\n" + size_report(dataset.survey.sizes, config.input_shape))
+    bands = None
+    if dataset.survey.kinds:
+        bands, line, problem = bands_report(dataset.survey.kinds)
+        problems += [problem] if problem else []
+        print(line or "")
+    report_problems(dataset, problems)
+    fatal = [p for p in problems if p.fatal]
+
+    wrote = config.fix and fix_labels(config, voc, dataset, fatal)
+    if wrote and config.use_fixed:
+        print(use_fixed_labels(voc))
+        # the fixed labels are class ids: no colours to map any more
+        return main(replace(config, fix=False, use_fixed=False, palette=[], ignore_colours=[]))
     if fatal:
         fixable = sum(p.fixable for p in fatal)
-        if config.fix and not config.dry_run:
+        if wrote:
             how = f"{fixable} were corrected into {FIXED_DIR}: use them with python voc_annotation.py --use_fixed. "
-        elif fixable:
+        elif fixable and not config.fix:
             how = f"{fixable} can be corrected with python voc_annotation.py --fix (into a new folder). "
         else:
             how = ""
-        others = "The others need the fix their message gives." if fixable < len(fatal) else ""
+        others = "" if fixable == len(fatal) else "The others need" if fixable else "Each needs"
+        others += " the fix its message gives." if others else ""
         raise ValueError(
             f"{len(fatal)} files would break training (listed above), so the splits were not written. {how}{others}"
         )
-    if not paired:
+    if not dataset.paired:
         raise ValueError(f"No image in {voc}/JPEGImages has a label in {voc}/SegmentationClass (ids must match).")
-    if config.preview_count > 0 and bands and histograms:
-        images = index_images(os.path.join(voc, "JPEGImages"))
-        pairs = [(images[i], labels[i]) for i in paired]
+    if config.dry_run:
+        print("\nDry run: the dataset passes the checks; nothing was written (no splits, no preview).")
+        return
+    if config.preview_count > 0 and bands and any(h.any() for h in dataset.survey.judgement.histograms.values()):
+        pairs = [(dataset.images[i], dataset.labels[i]) for i in dataset.paired]
         print(f"Label preview: {write_preview(config, pairs, bands, num_classes)[0]}")
-    write_splits(voc, make_splits(paired, config.trainval_percent, config.train_percent, config.seed))
+    splits = make_splits(dataset.paired, config.trainval_percent, config.train_percent, config.seed)
+    write_splits(voc, splits, config.keep_splits, set(dataset.paired))
 
 
 if __name__ == "__main__":

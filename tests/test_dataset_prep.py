@@ -106,11 +106,13 @@ def test_the_training_check_refuses_each_bad_dataset(tmp_path, case, breaks, nam
     assert digest(voc) == before
 
 
-def test_zero_255_labels_point_to_the_fix(tmp_path):
-    voc = make_tiny_voc(tmp_path)
+def test_zero_255_labels_point_to_the_fix_in_a_binary_dataset(tmp_path):
+    """Among 0/1 labels a 0/255 one is a binary mask that --fix writes as 0/1; among 3-class labels (the corpus
+    case above) --fix cannot tell which class its 255 is, and the message says so."""
+    voc = make_tiny_voc(tmp_path, binary=True)
     write_label(lambda v: np.where(v > 0, 255, 0))(voc)
-    with pytest.raises(ValueError, match="0 and 255 only.*voc_annotation.py --fix"):
-        check_dataset(voc, num_classes=3, min_train=2, min_val=1)
+    with pytest.raises(ValueError, match="0 and 255 only.*voc_annotation.py --fix to write"):
+        check_dataset(voc, num_classes=2, min_train=2, min_val=1)
 
 
 # One split case and one file case through train.py itself: it stops with the message, before the model.
@@ -142,26 +144,26 @@ def test_voc_annotation_reports_bad_files_and_writes_nothing(tmp_path, case, bre
 
 
 def test_fix_writes_corrected_labels_into_a_new_folder_and_use_fixed_switches(tmp_path):
-    voc = make_tiny_voc(tmp_path)
+    voc = make_tiny_voc(tmp_path, binary=True)
     expected = {i: label_of(voc, f"img 0{i}") for i in range(1, 5)}
     labels = os.path.join(voc, "VOC2007", "SegmentationClass")
     ones = np.where(expected[1] == 1, 255, 0).astype(np.uint8)  # a 0/255 mask of class 1 only
     Image.fromarray(ones).save(os.path.join(labels, "img 01.png"))
     from utils.visualize import class_colours
 
-    Image.fromarray(class_colours(3)[np.where(expected[2] == 255, 0, expected[2])]).save(
+    Image.fromarray(class_colours(2)[np.where(expected[2] == 255, 0, expected[2])]).save(
         os.path.join(labels, "img 02.png")
     )
-    jpeg_mask = np.where(expected[3] == 2, 255, 0).astype(np.uint8)
+    jpeg_mask = np.where(expected[3] == 1, 255, 0).astype(np.uint8)
     Image.fromarray(jpeg_mask).save(os.path.join(labels, "img 03.png"), format="JPEG", quality=80)
     Image.fromarray(expected[4].astype(np.uint16)).save(os.path.join(labels, "img 04.png"))
     before = digest(voc)
 
-    dry = run_script("voc_annotation.py", "--vocdevkit_path", voc, "--fix", "--dry_run")
+    dry = run_inline("voc_annotation.py", "--vocdevkit_path", voc, "--fix", "--dry_run")
     assert "Would write 14 labels" in dry.stdout and "4 corrected" in dry.stdout
     assert digest(voc) == before
 
-    fixed = run_script("voc_annotation.py", "--vocdevkit_path", voc, "--fix")
+    fixed = run_inline("voc_annotation.py", "--vocdevkit_path", voc, "--fix")
     assert fixed.returncode == 2 and "--use_fixed" in fixed.stderr
     after = digest(voc)
     assert {p: h for p, h in after.items() if p in before} == before  # the originals are untouched
@@ -176,7 +178,7 @@ def test_fix_writes_corrected_labels_into_a_new_folder_and_use_fixed_switches(tm
     assert (read(3) == (jpeg_mask == 255)).mean() > 0.99  # JPEG noise snapped; edges may move a pixel
     assert np.array_equal(read(4), expected[4])
 
-    used = run_script("voc_annotation.py", "--vocdevkit_path", voc, "--use_fixed")
+    used = run_inline("voc_annotation.py", "--vocdevkit_path", voc, "--use_fixed")
     assert used.returncode == 0, used.stderr[-2000:]
     assert os.path.isdir(os.path.join(voc, "VOC2007", "SegmentationClass_original"))
     assert "Wrote" in used.stdout and "train 13, val 1" in used.stdout

@@ -179,25 +179,42 @@ def read_image(path: str) -> np.ndarray:
         return from_pil(image)
 
 
-def image_header(path: str) -> tuple:
-    """((height, width) as shown upright, bands, sample type) of an image file, read fully (so that a truncated file
-    is found now, not hours into training) but decoded cheaply where the format allows."""
+@dataclass(frozen=True)
+class ImageHeader:
+    """What the dataset check needs of an image: its size as shown upright, bands, sample type and EXIF
+    orientation (1: stored upright; 6: turned a quarter clockwise for viewing; ...)."""
+
+    size: tuple  # (width, height) as shown upright
+    bands: int
+    dtype: str
+    orientation: int = 1
+
+    @property
+    def kind(self) -> tuple:
+        """(bands, sample type): what survey takes."""
+        return self.bands, self.dtype
+
+
+def image_header(path: str) -> ImageHeader:
+    """An image file's ImageHeader, the file read fully (so that a truncated file is found now, not hours into
+    training) but decoded cheaply where the format allows."""
     if path.lower().endswith(TIFF_SUFFIXES):
         image = read_tiff(path)
-        return image.shape[:2], image.shape[2], image.dtype.name
+        return ImageHeader(image.shape[1::-1], image.shape[2], image.dtype.name)
     header = png_depth(path)
     with Image.open(path) as image:
-        size = image.size[::-1]
+        size = image.size
         if image.format == "JPEG":
             image.draft("RGB", (image.width // 8, image.height // 8))  # DCT scaling: reads all, decodes 1/64
         image.load()
-        if image.getexif().get(EXIF_ORIENTATION) in TRANSPOSED_ORIENTATIONS:
+        orientation = image.getexif().get(EXIF_ORIENTATION, 1)
+        if orientation in TRANSPOSED_ORIENTATIONS:
             size = size[::-1]
         mode = read_mode(image.mode)
     bands, dtype = PIL_MODES[mode]
     if header and header[0] == 16:
         bands, dtype = (1 if header[1] in (0, 4) else 3), "uint16"
-    return size, bands, dtype
+    return ImageHeader(tuple(size), bands, dtype, int(orientation))
 
 
 def as_input(image: np.ndarray, bands: Bands, path: str = "the image") -> np.ndarray:
@@ -277,7 +294,7 @@ def survey(paths: list, channels: int = 0, kinds: dict = None) -> Bands:
         ValueError: mixed band counts or sample types (the files named, by kind), non-finite values, or a band
         count that `channels` cannot be made from.
     """
-    found = kinds or {path: image_header(path)[1:] for path in paths}
+    found = kinds or {path: image_header(path).kind for path in paths}
     kinds = {}
     for path, kind in found.items():
         kinds.setdefault(tuple(kind), []).append(path)

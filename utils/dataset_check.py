@@ -5,31 +5,20 @@ would break training are fatal; merely suspicious ones (a label with only backgr
 """
 
 import os
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 from tqdm import tqdm
 
-from utils.bands import image_header
-from utils.colour_masks import is_grey, palette_mapping, rgb_channels, unique_colours
+from utils.bands import TRANSPOSED_ORIENTATIONS, ImageHeader, image_header
 from utils.images import IGNORE_LABEL, read_split, split_samples
-from utils.visualize import hex_colour
+from utils.label_facts import LabelFacts, UnusableLabel, facts_of, read_label
+from utils.label_formats import Judgement, Problem, judge_labels
 
 MAX_LISTED = 5
-LABEL_MODES = ("L", "P", "1")  # one class id per pixel
-SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
-EXPECTED_IDS = "expected one class id per pixel (mode L or P)."
-
-
-@dataclass
-class Problem:
-    path: str
-    kind: str  # short key, e.g. "zero_255", "colour", "jpeg", "16bit", "size", "classes", "unreadable", "missing"
-    message: str  # the file, what was found, what was expected and how to fix it
-    fatal: bool = True  # would break training (else a warning)
-    fixable: bool = False  # voc_annotation.py --fix can correct it
+MIN_SIDE = 8  # px: a smaller image has nothing to segment (and no scale to fit it into the network)
 
 
 def file_problem(path: str, what: str):
@@ -60,169 +49,163 @@ def unreadable(path: str, what: str, error) -> Problem:
 
 
 def image_info(path: str):
-    """((width, height) as shown upright, (bands, sample type)) of an image, read fully so that a truncated file is
-    found now rather than hours into training (bands.image_header). Returns (info or None, Problem or None)."""
+    """An image's ImageHeader, the file read fully so that a truncated file is found now rather than hours into
+    training (bands.image_header). Returns (header or None, Problem or None)."""
     problem = file_problem(path, "image")
     if problem:
         return None, problem
     try:
-        (height, width), bands, dtype = image_header(path)
+        header = image_header(path)
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as error:
         return None, unreadable(path, "image", error)
-    return ((width, height), (bands, dtype)), None
-
-
-def colour_problem(path: str, rgb: np.ndarray, mode: str, palette=None) -> Problem:
-    """The problem of an RGB(A) label, with the colour -> class mapping --fix would use when one is found."""
-    colours = unique_colours(rgb)
-    if is_grey(rgb):
-        values = np.unique(rgb[..., 0]).tolist()
-        found = f"grey values {values[:8]}{' ...' if len(values) > 8 else ''} stored as colour (mode {mode})"
-        fix = "python voc_annotation.py --fix writes them as a one-channel PNG"
-        return Problem(path, "colour", f"{path}: {found}; {EXPECTED_IDS} {fix}.", True, True)
-    shown = ", ".join(hex_colour(c) for c in colours[:6]) + (" ..." if len(colours) > 6 else "")
-    found = f"an RGB colour mask (mode {mode}, {len(colours)} colours: {shown})"
-    mapping = palette_mapping(colours, palette)
-    if mapping:
-        pairs = ", ".join(f"{hex_colour(c)} -> {i}" for c, i in list(mapping.items())[:8])
-        fix = f"Its colours map to classes: {pairs}. python voc_annotation.py --fix writes class-id labels so"
-    else:
-        fix = (
-            "Its colours are not a known palette: give the colour of each class in class order, "
-            "python voc_annotation.py --fix --palette '#000000' '#ff0000' ..."
+    if min(header.size) < MIN_SIDE:
+        return None, Problem(
+            path,
+            "tiny",
+            f"{path}: {header.size[0]}x{header.size[1]} px; expected at least {MIN_SIDE} px a side, an image with "
+            "something to segment. Remove it (or replace it with the full image), then run python voc_annotation.py "
+            "again.",
         )
-    return Problem(path, "colour", f"{path}: {found}; {EXPECTED_IDS} {fix}.", True, bool(mapping))
+    return header, None
 
 
-def value_problems(path: str, values: np.ndarray, num_classes: int) -> list:
-    """Problems of a label's class-id values (sorted unique uint8)."""
-    values = values.tolist()
-    if values == [0, IGNORE_LABEL]:
+def inspect_label(path: str):
+    """Reads a label once. Returns (its LabelFacts or None when it cannot be read, [problems])."""
+    problem = file_problem(path, "label")
+    if problem:
+        return None, [problem]
+    try:
+        label = read_label(path)
+    except UnusableLabel as error:
+        return None, [Problem(path, "unusable", str(error))]
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as error:
+        return None, [unreadable(path, "label", error)]
+    return facts_of(path, label), []
+
+
+@dataclass
+class PairCheck:
+    """An image and its label, each read once."""
+
+    image_path: str
+    label_path: str
+    facts: LabelFacts | None  # the label's, None when it cannot be read
+    header: ImageHeader | None  # the image's, None when it cannot be read
+    problems: list  # the pair's own problems: files missing, unreadable, sizes that differ
+
+
+def inspect_pair(image_path: str, label_path: str) -> PairCheck:
+    header, image_problem = image_info(image_path)
+    facts, problems = inspect_label(label_path)
+    problems = ([image_problem] if image_problem else []) + problems
+    if header and facts:
+        problems += orientation_problems(header, facts, image_path, label_path)
+    return PairCheck(image_path, label_path, facts, header, problems)
+
+
+def orientation_problems(header: ImageHeader, facts: LabelFacts, image_path: str, label_path: str) -> list:
+    """A label whose size differs from its image's; a warning for an image with an EXIF orientation whose label's
+    size cannot tell whether it was drawn on the turned image, as it must be (a square one, or a half turn)."""
+    turned = header.orientation in TRANSPOSED_ORIENTATIONS
+    if header.size != facts.size:
+        hint = (
+            f" The image has an EXIF orientation ({header.orientation}): it is shown, and trained on, turned a "
+            "quarter, and the label matches the stored, unturned pixels. Draw the label on the image as viewers "
+            "show it, or save the image without its EXIF orientation."
+            if turned and header.size == facts.size[::-1]
+            else " A label must be drawn on its own image: export it again at the image's size."
+        )
+        message = f"{label_path}: size {facts.size} (width, height) differs from its image's {header.size} "
+        return [Problem(label_path, "size", f"{message}({image_path}).{hint}")]
+    if header.orientation != 1 and (not turned or facts.size[0] == facts.size[1]):
         return [
             Problem(
-                path,
-                "zero_255",
-                f"{path}: values are 0 and 255 only. 255 means 'ignore', so the objects would never be learned; the "
-                "object class should be 1. Run python voc_annotation.py --fix to write corrected labels.",
-                True,
-                True,
+                image_path,
+                "exif",
+                f"{image_path}: an EXIF orientation ({header.orientation}) that its size cannot confirm"
+                f"{' (square)' if turned else ''}: it is trained on turned as viewers show it, so its label "
+                f"({label_path}) must be drawn on the turned image, as labelme, CVAT and browsers show it. "
+                "Check label_preview.png; if the label matches the stored pixels, save the image without its EXIF "
+                "orientation.",
+                False,
             )
         ]
-    too_large = [v for v in values if v >= num_classes and v != IGNORE_LABEL] if num_classes else []
-    if too_large:
-        return [
-            Problem(
-                path,
-                "classes",
-                f"{path}: class values {too_large} but num_classes={num_classes} (values must be < num_classes, "
-                f"or 255 for ignore). Set num_classes to at least {max(too_large) + 1}, or fix the labels.",
-            )
-        ]
-    if set(values) <= {0, IGNORE_LABEL}:
-        return [Problem(path, "background", f"{path}: only background: nothing to learn from this image.", False)]
     return []
 
 
-def inspect_label(path: str, num_classes: int = 0, palette=None):
-    """Reads a label fully. Returns (size, pixel count per value uint8 (256,) or None when unusable, problems)."""
-    problem = file_problem(path, "label")
-    if problem:
-        return None, None, [problem]
-    try:
-        with Image.open(path) as label:
-            label.load()
-            size, mode, image_format = label.size, label.mode, label.format
-            array = np.asarray(label)
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as error:
-        return None, None, [unreadable(path, "label", error)]
-    if image_format != "PNG":
-        message = (
-            f"{path}: a {image_format} file; expected a PNG with one class id per pixel. "
-            + (
-                "JPEG compression changes the values at every edge, so it cannot hold class ids. "
-                if image_format == "JPEG"
-                else ""
-            )
-            + "python voc_annotation.py --fix writes it as PNG"
-            + (" (values snapped to the label's main values)." if image_format == "JPEG" else ".")
-        )
-        return size, None, [Problem(path, "jpeg" if image_format == "JPEG" else "format", message, True, True)]
-    if mode in SIXTEEN_BIT_MODES:
-        fits = array.max() <= 255
-        fix = "python voc_annotation.py --fix converts it" if fits else f"values go up to {array.max()}"
-        message = f"{path}: a {mode} label (16 or 32 bits per pixel); expected 8 bits (mode L or P): {fix}."
-        return size, None, [Problem(path, "16bit", message, True, bool(fits))]
-    if mode not in LABEL_MODES:
-        if array.ndim != 3:
-            return size, None, [Problem(path, "mode", f"{path}: a label of mode {mode}; expected mode L or P.")]
-        return size, None, [colour_problem(path, rgb_channels(array), mode, palette)]
-    histogram = np.bincount(array.astype(np.uint8).ravel(), minlength=256)
-    return size, histogram, value_problems(path, np.flatnonzero(histogram).astype(np.uint8), num_classes)
+@dataclass
+class Survey:
+    """Every pair of a dataset (or split) checked, and the labels' formats judged together."""
+
+    checks: list  # [PairCheck]
+    judgement: Judgement
+
+    @property
+    def problems(self) -> list:
+        return [p for check in self.checks for p in check.problems] + self.judgement.problems
+
+    @property
+    def fatal(self) -> list:
+        return [p for p in self.problems if p.fatal]
+
+    @property
+    def kinds(self) -> dict:
+        """{image path: (bands, sample type)} (what bands.survey takes)."""
+        return {c.image_path: c.header.kind for c in self.checks if c.header}
+
+    @property
+    def sizes(self) -> list:
+        return [c.header.size for c in self.checks if c.header]
 
 
-def inspect_pair(image_path: str, label_path: str, num_classes: int = 0, palette=None):
-    """Checks an image and its label together.
-
-    Returns:
-        (label histogram (256,) or None, problems, the image's ((width, height), (bands, sample type)) or None).
-    """
-    info, image_problem = image_info(image_path)
-    image_size_found = info and info[0]
-    label_size, histogram, problems = inspect_label(label_path, num_classes, palette)
-    problems = ([image_problem] if image_problem else []) + problems
-    if image_size_found and label_size and image_size_found != label_size:
-        problems.append(
-            Problem(
-                label_path,
-                "size",
-                f"{label_path}: size {label_size} (width, height) differs from its image's {image_size_found} "
-                f"({image_path}). A label must be drawn on its own image: export it again at the image's size.",
+def survey_pairs(pairs, num_classes: int = 0, palette=(), ignore_colours=(), desc: str = "Checking") -> Survey:
+    """Checks every (image, label) pair, reading each file once (in threads: decoding releases the GIL), then
+    judges the labels' formats over all of them (utils/label_formats.py)."""
+    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) * 2)) as pool:
+        checks = list(
+            tqdm(
+                pool.map(lambda pair: inspect_pair(*pair), pairs), total=len(pairs), desc=desc, unit="pair", leave=False
             )
         )
-    return histogram, problems, info
+    facts = [c.facts for c in checks if c.facts]
+    return Survey(checks, judge_labels(facts, num_classes, palette, ignore_colours))
 
 
-def check_pair(image_path: str, label_path: str, num_classes: int):
-    """(the first problem of a pair that would break training as a message or None, the image's (bands, sample
-    type) or None)."""
-    _, problems, info = inspect_pair(image_path, label_path, num_classes)
-    return next((p.message for p in problems if p.fatal), None), info and info[1]
+def refuse(survey: Survey, what: str, count: int) -> None:
+    """Raises ValueError naming the first problems that would break training (MAX_LISTED), and how to fix them."""
+    fatal = survey.fatal
+    if fatal:
+        listed = "\n  ".join(p.message for p in fatal[:MAX_LISTED])
+        more = f"\n  ... and {len(fatal) - MAX_LISTED} more" if len(fatal) > MAX_LISTED else ""
+        raise ValueError(f"{len(fatal)} problems in the {count} samples of {what}:\n  {listed}{more}")
 
 
 def check_split(samples, split: str, num_classes: int, min_samples: int, split_file: str) -> dict:
     """Raises ValueError naming every file that would break training, and how to fix it.
 
     Args:
-        samples: [(image_path, label_path)] from dataloader.split_samples.
+        samples: [(image_path, label_path)] from images.split_samples.
         min_samples: the least number of samples the split needs (a full batch).
 
     Returns:
         {image path: (bands, sample type)} (what bands.survey takes).
     """
+    check_count(samples, min_samples, split_file)
+    survey = survey_pairs(samples, num_classes, desc=f"Checking {split}")
+    refuse(survey, split_file, len(samples))
+    return survey.kinds
+
+
+def check_count(samples, min_samples: int, split_file: str) -> None:
     if len(samples) < min_samples:
         raise ValueError(
             f"{split_file}: {len(samples)} ids, but at least {min_samples} are needed (one full batch). "
             "Add images, lower the batch size, or rebuild the splits with python voc_annotation.py."
         )
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        results = list(
-            tqdm(
-                pool.map(lambda pair: check_pair(*pair, num_classes), samples),
-                total=len(samples),
-                desc=f"Checking {split}",
-                leave=False,
-            )
-        )
-    problems = [problem for problem, _ in results if problem]
-    if problems:
-        listed = "\n  ".join(problems[:MAX_LISTED])
-        more = f"\n  ... and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
-        raise ValueError(f"{len(problems)} of {len(samples)} samples in {split_file} are unusable:\n  {listed}{more}")
-    return {image: kind for (image, _), (_, kind) in zip(samples, results)}
 
 
 def checked_split_file(vocdevkit_path: str, split: str) -> str:
-    """The path of ImageSets/Segmentation/<split>.txt; ValueError if it is missing or lists no ids."""
+    """The path of ImageSets/Segmentation/<split>.txt; ValueError if it is missing, lists no ids or an id twice."""
     split_file = os.path.join(vocdevkit_path, "VOC2007", "ImageSets", "Segmentation", f"{split}.txt")
     if not os.path.isfile(split_file):
         raise ValueError(
@@ -230,19 +213,47 @@ def checked_split_file(vocdevkit_path: str, split: str) -> str:
             "VOC2007/SegmentationClass, then run python voc_annotation.py to write the splits "
             "(or point --vocdevkit_path at a dataset that has them)."
         )
-    if not read_split(split_file):
+    ids = read_split(split_file)
+    if not ids:
         raise ValueError(f"{split_file} lists no ids. Run python voc_annotation.py to rebuild the splits.")
+    twice = [i for i, n in Counter(ids).items() if n > 1]
+    if twice:
+        raise ValueError(
+            f"{split_file} lists {len(twice)} ids more than once ({', '.join(repr(i) for i in twice[:5])}): each "
+            "would count twice in training or in val mIoU. Remove the repeated lines, or rebuild the splits with "
+            "python voc_annotation.py."
+        )
     return split_file
 
 
 def check_dataset(vocdevkit_path: str, num_classes: int, min_train: int, min_val: int) -> dict:
-    """Checks ImageSets/Segmentation/{train,val}.txt and every pair they list (see check_split).
+    """Checks ImageSets/Segmentation/{train,val}.txt and every pair they list, the labels' formats judged over both
+    splits together (survey_pairs); val must hold labelled pixels to measure with.
 
     Returns:
         {image path: (bands, sample type)} of both splits' images.
     """
-    kinds = {}
+    files, samples = {}, {}
     for split, minimum in [("train", min_train), ("val", min_val)]:
-        split_file = checked_split_file(vocdevkit_path, split)
-        kinds.update(check_split(split_samples(vocdevkit_path, split), split, num_classes, minimum, split_file))
-    return kinds
+        files[split] = checked_split_file(vocdevkit_path, split)
+        samples[split] = split_samples(vocdevkit_path, split)
+        check_count(samples[split], minimum, files[split])
+    both = list(dict.fromkeys(samples["train"] + samples["val"]))
+    survey = survey_pairs(both, num_classes, desc="Checking train and val")
+    refuse(survey, f"{files['train']} and {files['val']}", len(both))
+    shared = set(samples["train"]) & set(samples["val"])
+    if shared:
+        print(
+            f"Warning: {len(shared)} samples are in both train.txt and val.txt (e.g. {sorted(shared)[0][0]}): val "
+            "mIoU measures them after training on them, so it reads high. Rebuild the splits with "
+            "python voc_annotation.py."
+        )
+    histograms = survey.judgement.histograms
+    val_labelled = sum(histograms[label].sum() - histograms[label][IGNORE_LABEL] for _, label in samples["val"])
+    if not val_labelled:
+        raise ValueError(
+            f"{files['val']}: the {len(samples['val'])} labels it lists are all 'ignore' (255), so val mIoU has "
+            "nothing to measure. Put labelled images in val: rebuild the splits with python voc_annotation.py, or "
+            "fix those labels."
+        )
+    return survey.kinds

@@ -20,15 +20,16 @@ def image_files(folder: str) -> list:
 
 
 def read_split(split_file: str) -> list:
-    """Ids in an ImageSets split file, one a line; blank lines, CRLF and trailing spaces tolerated."""
-    with open(split_file, encoding="utf-8") as f:
+    """Ids in an ImageSets split file, one a line; blank lines, CRLF, trailing spaces and the byte-order mark that
+    Windows editors write tolerated."""
+    with open(split_file, encoding="utf-8-sig") as f:
         return [line.strip() for line in f if line.strip()]
 
 
 def index_images(image_dir: str, preferred: str = ".jpg") -> dict:
     """Maps each image id (file stem) in image_dir to its file, for every supported suffix.
 
-    When an id has several files, the `preferred` suffix wins (.jpg for images, as VOC tools write them).
+    When an id has several files, the `preferred` suffix wins (.jpg for images, as VOC tools write them; any case).
     """
     found = {}
     for name in sorted(os.listdir(image_dir)) if os.path.isdir(image_dir) else []:
@@ -38,19 +39,41 @@ def index_images(image_dir: str, preferred: str = ".jpg") -> dict:
     return found
 
 
-def split_samples(vocdevkit_path: str, split: str) -> list:
-    """(image_path, label_path) for every id of ImageSets/Segmentation/<split>.txt.
+def same_id_files(folder: str) -> dict:
+    """{id: [its files]} of the ids that have more than one file in a folder (a.jpg and a.png): index_images uses
+    one, which the dataset check names."""
+    stems = {}
+    for path in image_files(folder):
+        stems.setdefault(os.path.splitext(os.path.basename(path))[0], []).append(path)
+    return {stem: paths for stem, paths in stems.items() if len(paths) > 1}
 
-    An id without an image maps to the .jpg path it would have, so that the check reports it.
+
+def split_samples(vocdevkit_path: str, split: str) -> list:
+    """(image_path, label_path) for every id of ImageSets/Segmentation/<split>.txt, as voc_annotation.py pairs them
+    (index_images: any suffix, any case).
+
+    An id without an image (or label) maps to the .jpg (.png) path it would have, so that the check reports it.
     """
     voc = os.path.join(vocdevkit_path, "VOC2007")
     ids = read_split(os.path.join(voc, "ImageSets", "Segmentation", f"{split}.txt"))
-    image_dir = os.path.join(voc, "JPEGImages")
-    images = index_images(image_dir)
+    image_dir, label_dir = os.path.join(voc, "JPEGImages"), os.path.join(voc, "SegmentationClass")
+    images, labels = index_images(image_dir), index_images(label_dir, preferred=".png")
     return [
-        (images.get(i, os.path.join(image_dir, f"{i}.jpg")), os.path.join(voc, "SegmentationClass", f"{i}.png"))
+        (images.get(i, os.path.join(image_dir, f"{i}.jpg")), labels.get(i, os.path.join(label_dir, f"{i}.png")))
         for i in ids
     ]
+
+
+def check_num_classes(num_classes: int, setting: str = "num_classes", allow_zero: bool = False) -> None:
+    """Class ids are 8-bit label values below IGNORE_LABEL: 2 to 255 classes (background and one object at least).
+    allow_zero: 0 means 'take them from the labels' (voc_annotation.py)."""
+    if allow_zero and num_classes == 0:
+        return
+    if not 2 <= num_classes <= IGNORE_LABEL:
+        raise ValueError(
+            f"{setting}={num_classes}: expected 2 to {IGNORE_LABEL} classes, the background included (labels are "
+            f"8-bit class ids and {IGNORE_LABEL} means 'ignore'); e.g. --{setting} 2 for background and one object."
+        )
 
 
 def load_label(path: str) -> np.ndarray:
