@@ -27,9 +27,10 @@ import numpy as np
 from tqdm import tqdm
 
 from unet import Unet, UnetConfig, recorded_settings, resolve_settings, unet_settings
+from utils.atomic import check_writable
 from utils.config import run_main
-from utils.dataset_check import check_split, checked_split_file
-from utils.images import load_label, read_split, split_samples
+from utils.dataset_check import checked_split_file, refuse, survey_pairs
+from utils.images import IGNORE_LABEL, check_num_classes, load_label, read_split, split_samples
 from utils.metrics import confusion_matrix, mean_iou, per_class_iou
 from utils.miou_report import format_summary, write_report
 from utils.visualize import class_names
@@ -108,15 +109,35 @@ def format_sweep(rows: list, names) -> str:
     )
 
 
+def check_labels(samples, config: MiouConfig, split_file: str, from_weights: bool) -> None:
+    """The split's pairs checked as train.py checks them; labels with more classes than the model (or --num_classes)
+    get the fix that applies: another model or dataset, not another setting the weights would refuse."""
+    survey = survey_pairs(samples, desc=f"Checking {config.split}")
+    refuse(survey, split_file, len(samples))
+    total = sum(survey.judgement.histograms.values())
+    largest = max((int(v) for v in np.flatnonzero(total) if v != IGNORE_LABEL), default=0)
+    if largest >= config.num_classes:
+        whose = (
+            f"the model {config.model_path} was trained with num_classes={config.num_classes}. Evaluate it on the "
+            "dataset it was trained on (--vocdevkit_path), or train a model on these classes"
+            if from_weights
+            else f"num_classes={config.num_classes}: set --num_classes {largest + 1}"
+        )
+        raise ValueError(f"{split_file}: its labels have class values up to {largest}, but {whose}.")
+
+
 def main(config: MiouConfig) -> None:
     if config.miou_mode not in (0, 1, 2):
         raise ValueError(f"miou_mode={config.miou_mode}: expected 0 (predict and compute), 1 (predict) or 2 (compute).")
     # The network's settings come from the weights file (computing from saved predictions needs only num_classes).
     recorded = None if config.miou_mode == 2 and config.num_classes else recorded_settings(config)
     config = resolve_settings(config, recorded) if config.num_classes is None or recorded else config
+    check_num_classes(config.num_classes)
     split_file = checked_split_file(config.vocdevkit_path, config.split)
     ids, samples = read_split(split_file), split_samples(config.vocdevkit_path, config.split)
-    check_split(samples, config.split, config.num_classes, 1, split_file)
+    check_labels(samples, config, split_file, recorded is not None)
+    if config.miou_mode in (0, 1):
+        check_writable(config.miou_out_path, "miou_out_path", "miou_out2")
     prediction_dir = os.path.join(config.miou_out_path, "detection-results")
     if config.thresholds and (config.miou_mode == 2 or config.num_classes != 2):
         raise ValueError(

@@ -42,6 +42,7 @@ with, so prediction needs none typed in), the two newest resumable checkpoints r
 history.csv and TensorBoard events. A save_dir that holds an earlier run is refused: resume it, or choose another.
 """
 
+import contextlib
 import math
 import os
 import shlex
@@ -75,11 +76,11 @@ from utils.dataloader import build_eval_dataset
 from utils.dataset_check import check_dataset
 from utils.demo_data import DEMO_CLASSES, make_demo_dataset
 from utils.distribute import check_global_batch, choose_strategy, weights_digest
-from utils.images import dataset_class_names, split_samples
+from utils.images import check_num_classes, dataset_class_names, split_samples
 from utils.losses import build_loss
 from utils.precision import set_precision
 from utils.prediction import letterbox_to
-from utils.runs import prepare_save_dir, resumed_config, run_dir_of
+from utils.runs import prepare_save_dir, resumed_config, run_dir_of, save_dir_lock
 from utils.sliding import check_scale_settings, describe_scale, resolve_scale_mode, scale_of
 from utils.stopping import NonFiniteGuard, Watch, WatchRules
 from utils.timeline import Timeline
@@ -152,6 +153,7 @@ def validate_config(config: TrainConfig) -> None:
     for name, allowed in choices.items():
         if getattr(config, name) not in allowed:
             raise ValueError(f"{name}={getattr(config, name)!r}: expected one of {', '.join(allowed)}.")
+    check_num_classes(config.num_classes)
     check_model_settings(config.model, config.input_shape, config.backbone)
     check_scale_settings(config.scale_mode, config.image_scale, config.overlap)
     resolve_scale_mode(config.scale_mode, config.model)  # fit is refused for a network with a margin
@@ -169,6 +171,11 @@ def validate_config(config: TrainConfig) -> None:
             raise ValueError(
                 f"{name}={getattr(config, name)}: expected epochs, 0 or more (early_stop_patience 0: off)."
             )
+    if not config.init_lr > 0 or not 0 <= config.min_lr <= config.init_lr:
+        raise ValueError(
+            f"init_lr={config.init_lr}, min_lr={config.min_lr}: expected 0 < init_lr and 0 <= min_lr <= init_lr "
+            "(learning rates at batch size 16, e.g. --init_lr 4e-4 --min_lr 1e-6)."
+        )
     if not 0 < config.plateau_factor < 1:
         raise ValueError(f"plateau_factor={config.plateau_factor}: expected a factor between 0 and 1, e.g. 0.5.")
     if config.input_channels < 0:
@@ -306,6 +313,12 @@ def build_starting_model(config: TrainConfig, strategy, checkpoint, weights, ban
 
 
 def train(config: TrainConfig) -> None:
+    """A run, holding its save_dir (utils/runs.py: save_dir_lock) from its check to its end."""
+    with contextlib.ExitStack() as held:
+        run(config, held)
+
+
+def run(config: TrainConfig, held: contextlib.ExitStack) -> None:
     timeline = Timeline()  # where the run's time goes: printed at the end, and timing.json in the run folder
     with timeline.span("settings and devices"):
         config, checkpoint, state = starting_config(config)  # reads files only: before any TensorFlow op
@@ -315,6 +328,8 @@ def train(config: TrainConfig) -> None:
         config = replace(config, scale_mode=resolve_scale_mode(config.scale_mode, config.model))
         print("Config:\n" + format_config(config))
         if cluster.is_chief:
+            # held before anything there is touched: another run's temporaries are not strays
+            held.enter_context(save_dir_lock(config.save_dir))
             prepare_save_dir(config.save_dir, continuing=state is not None or config.init_epoch > 0)
     with timeline.span("demo data"):
         ensure_demo_data(config.vocdevkit_path)

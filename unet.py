@@ -27,6 +27,7 @@ from utils.bands import Bands, display_image, image_array
 from utils.checkpoint import ModelSettings, check_recorded, read_settings
 from utils.config import format_config
 from utils.dataloader import build_predict_dataset
+from utils.images import check_num_classes
 from utils.onnx_model import OnnxModel
 from utils.precision import set_precision
 from utils.prediction import (
@@ -122,6 +123,7 @@ def resolve_settings(config: UnetConfig, recorded) -> UnetConfig:
         check_recorded(config.model_path, recorded, {name: value for name, value in given.items() if value is not None})
     filled = {name: value for name, value in (source or UNRECORDED).items() if getattr(config, name) is None}
     config = replace(config, **filled)
+    check_num_classes(config.num_classes)
     check_model_settings(config.model, config.input_shape, config.backbone)
     check_scale_settings(config.scale_mode, config.image_scale, config.overlap)
     return replace(config, scale_mode=resolve_scale_mode(config.scale_mode, config.model))

@@ -22,6 +22,14 @@ def test_defaults_and_overrides():
     assert parse_config(Example, ["--model_path", ""]).model_path == ""
 
 
+def test_a_quoted_tilde_in_a_path_is_expanded_as_the_shell_would():
+    import os
+
+    assert parse_config(Example, ["--model_path", "~/logs/best.weights.h5"]).model_path == os.path.expanduser(
+        "~/logs/best.weights.h5"
+    )
+
+
 def test_a_list_flag_alone_clears_the_list():
     assert parse_config(Example, ["--input_shape"]).input_shape == []
 

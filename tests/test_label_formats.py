@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from tests import label_writers
-from tests.helpers import digest, run_inline, run_script
+from tests.helpers import digest, run_inline
 from utils.dataset_check import survey_pairs
 from utils.label_facts import facts_of, read_label
 from utils.label_formats import judge_labels
@@ -16,7 +16,9 @@ from utils.label_formats import judge_labels
 
 def fixed_labels(voc) -> dict:
     folder = os.path.join(voc, "VOC2007", "SegmentationClass_fixed")
-    return {os.path.splitext(name)[0]: np.asarray(Image.open(os.path.join(folder, name))) for name in os.listdir(folder)}
+    return {
+        os.path.splitext(name)[0]: np.asarray(Image.open(os.path.join(folder, name))) for name in os.listdir(folder)
+    }
 
 
 def agreement(fixed: dict, truth: dict) -> float:

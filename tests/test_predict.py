@@ -151,8 +151,11 @@ def test_settings_that_contradict_the_weights_file_are_refused_naming_both(train
         Unet(model_path=trained["weights"], scale_mode="slide")
     with pytest.raises(ValueError, match=r"image_scale=0.5, but .* was trained with image_scale=1.0"):
         Unet(model_path=trained["weights"], image_scale=0.5)
-    with pytest.raises(ValueError, match="no such weights file. Train first"):
+    with pytest.raises(ValueError, match="no such file. Expected a weights file .*Train first"):
         Unet(model_path=str(tmp_path / "none.weights.h5"))
+    folder = os.path.dirname(trained["weights"])  # the run's folder instead of its weights: the files are named
+    with pytest.raises(ValueError, match=r"a folder; expected a weights file .* It holds best_epoch_weights"):
+        Unet(model_path=folder)
     with pytest.raises(ValueError, match="unknown settings"):
         Unet(num_class=3)
     # as a process of its own: predict.py's exit status and no traceback (the other refusals run in this process)

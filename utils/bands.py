@@ -205,7 +205,8 @@ def image_header(path: str) -> ImageHeader:
     with Image.open(path) as image:
         size = image.size
         if image.format == "JPEG":
-            image.draft("RGB", (image.width // 8, image.height // 8))  # DCT scaling: reads all, decodes 1/64
+            # DCT scaling: reads all, decodes 1/64
+            image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
         image.load()
         orientation = image.getexif().get(EXIF_ORIENTATION, 1)
         if orientation in TRANSPOSED_ORIENTATIONS:

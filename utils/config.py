@@ -77,7 +77,12 @@ def parse_config(cls, argv=None, description: str = ""):
             help=f"{comments.get(field.name, '')} (default: {shown!s})".strip().replace("%", "%%"),
             **_flag_kwargs(hints[field.name]),
         )
-    return cls(**vars(parser.parse_args(argv)))
+    values = vars(parser.parse_args(argv))
+    # a path given in quotes keeps its '~', which the shell would have expanded: expanded here alike
+    for name, value in values.items():
+        if name.endswith(("_path", "_dir")) and isinstance(value, str) and value.startswith("~"):
+            values[name] = os.path.expanduser(value)
+    return cls(**values)
 
 
 def format_config(config) -> str:

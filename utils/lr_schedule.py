@@ -22,6 +22,26 @@ def scaled_learning_rates(init_lr: float, min_lr: float, batch_size: int, optimi
     return max_lr, min_lr
 
 
+def clamp_note(init_lr: float, min_lr: float, batch_size: int, optimizer_type: str) -> str:
+    """What scaled_learning_rates changed beyond the batch scaling, said ('' when nothing): no rate is changed
+    without a word."""
+    low, high = LR_LIMITS[optimizer_type]
+    scale = batch_size / NOMINAL_BATCH_SIZE
+    notes = []
+    for name, value, (floor, ceiling) in (
+        ("init_lr", init_lr, (low, high)),
+        ("min_lr", min_lr, (low * 1e-2, high * 1e-2)),
+    ):
+        scaled = scale * value
+        if not floor <= scaled <= ceiling:
+            bound = "ceiling" if scaled > ceiling else "floor"
+            notes.append(
+                f"{name} {value:.2e} x {batch_size}/{NOMINAL_BATCH_SIZE} = {scaled:.2e} is held at {optimizer_type}'s "
+                f"{bound} {min(max(scaled, floor), ceiling):.2e}"
+            )
+    return "; ".join(notes)
+
+
 def learning_rate(epoch, total_epochs: int, max_lr: float, min_lr: float, decay_type: str):
     """Rate at a fractional epoch (a float or a scalar tensor).
 

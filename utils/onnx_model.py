@@ -1,12 +1,11 @@
 """ONNX: a Keras model written as model.onnx (tf2onnx), and such a file run by onnxruntime, shaped like the Keras
 model for the prediction path."""
 
-import os
-
 import numpy as np
 import tensorflow as tf
 
 from utils.checkpoint import SETTINGS_ATTR, ModelSettings
+from utils.paths import check_file
 
 ONNX_OPSET = 17
 
@@ -21,10 +20,9 @@ class OnnxModel:
             import onnxruntime
         except ImportError:
             raise ValueError("backend='onnx' needs onnxruntime: pip install -r requirements-export.txt") from None
-        if not os.path.isfile(path):
-            raise ValueError(
-                f"model_path={path!r}: no such ONNX file. Export one with python export.py (model.onnx in export/)."
-            )
+        check_file(
+            path, "model_path", "an ONNX file", (".onnx",), "Export one with python export.py (model.onnx in export/)."
+        )
         try:
             self.session = onnxruntime.InferenceSession(path, providers=onnxruntime.get_available_providers())
         except Exception as error:  # onnxruntime raises its own exception types for bad files

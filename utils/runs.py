@@ -1,8 +1,12 @@
 """A run's folder and its continuation: what train.py checks before it writes into save_dir, and the settings a
 resumed run takes from its checkpoint."""
 
+import contextlib
 import dataclasses
+import json
 import os
+import socket
+import time
 
 from utils.atomic import check_writable, remove_stray_temporaries
 from utils.checkpoint import resumable_checkpoints
@@ -13,6 +17,65 @@ from utils.checkpoint import resumable_checkpoints
 RESUME_CHANGEABLE = ("unfreeze_epoch", "num_workers", "eval_period", "save_period", "train_gpu", "early_stop_patience")
 # Files whose presence means that save_dir holds an earlier run.
 RUN_FILES = ("best_epoch_weights.weights.h5", "last_epoch_weights.weights.h5")
+
+
+LOCK_FILE = ".train.lock"  # in save_dir while a run writes there: its pid, host and start
+
+
+@contextlib.contextmanager
+def save_dir_lock(save_dir: str):
+    """Holds save_dir for one run: a second train.py into the same folder at the same time is refused (its best
+    weights and resume checkpoints would interleave with this run's, and its cleanup delete them). The lock file
+    is created exclusively, removed when the run ends; one whose process has ended (a killed run) is taken over."""
+    check_writable(save_dir, "save_dir", "logs/run2")  # the folder exists, and the lock can be written
+    path = os.path.join(save_dir, LOCK_FILE)
+    host = socket.gethostname()
+    for _ in range(2):
+        try:
+            descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            holder = read_lock(path)
+            if holder.get("host") == host and not process_alive(holder.get("pid", 0)):
+                os.remove(path)
+                print(f"Took over {path}: its run (pid {holder.get('pid')}) has ended without removing it.")
+                continue
+            raise ValueError(
+                f"save_dir={save_dir!r} is in use by another train.py run (pid {holder.get('pid')} on "
+                f"{holder.get('host')}, started {holder.get('started')}): two runs in one folder would overwrite each "
+                "other's weights and checkpoints. Train into another folder "
+                f"(--save_dir {os.path.join(save_dir, 'run2')}), or wait for that run to end. If no such run exists, "
+                f"remove {path}."
+            ) from None
+    else:
+        raise ValueError(f"{path}: cannot take the run lock; remove it if no run is using {save_dir}.")
+    with os.fdopen(descriptor, "w") as f:
+        json.dump({"pid": os.getpid(), "host": host, "started": time.strftime("%Y-%m-%d %H:%M:%S")}, f)
+    try:
+        yield
+    finally:
+        if os.path.isfile(path) and read_lock(path).get("pid") == os.getpid():
+            os.remove(path)
+
+
+def read_lock(path: str) -> dict:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}  # being written, or not ours: treated as held
+
+
+def process_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def prepare_save_dir(save_dir: str, continuing: bool) -> None:

@@ -13,7 +13,10 @@ import keras
 
 
 def is_better(monitor: str, value: float, best) -> bool:
-    """Whether value beats best (None: nothing yet) for the monitor: higher val_miou, lower val_loss."""
+    """Whether value beats best (None: nothing yet) for the monitor: higher val_miou, lower val_loss. A value that is
+    not a number (NaN: nothing measured) beats nothing."""
+    if not math.isfinite(value):
+        return False
     sign = 1.0 if monitor == "val_miou" else -1.0
     return best is None or sign * value > sign * best
 

@@ -11,7 +11,7 @@ from utils.augment import Augmentation
 from utils.bands import Bands
 from utils.checkpoint import load_optimizer_state
 from utils.dataloader import build_train_dataset, build_val_dataset
-from utils.lr_schedule import EpochSchedule, scaled_learning_rates
+from utils.lr_schedule import EpochSchedule, clamp_note, scaled_learning_rates
 from utils.precise_bn import PreciseBatchNorm, calibration_samples, trainable_batch_norms
 from utils.sliding import scale_of
 from utils.timeline import StepClock, timed_callbacks
@@ -68,6 +68,7 @@ def phase_optimizer(config, phase: Phase, steps_per_epoch: int, initial_epoch: i
         (optimizer, a line describing the phase).
     """
     max_lr, min_lr = phase_learning_rates(config, phase)
+    held = clamp_note(config.init_lr, config.min_lr, phase.batch_size, config.optimizer_type)
     if config.lr_decay_type == "plateau":  # a variable the Watch lowers (utils/stopping.py)
         schedule = max_lr
         rates = (
@@ -83,7 +84,7 @@ def phase_optimizer(config, phase: Phase, steps_per_epoch: int, initial_epoch: i
     split = f" ({phase.batch_size // replicas} on each of {replicas} replicas)" if replicas > 1 else ""
     line = (
         f"{'Frozen' if phase.frozen else 'Unfrozen'} phase: epochs {initial_epoch + 1}-{phase.end_epoch}, "
-        f"batch {phase.batch_size}{split}, {steps_per_epoch} steps/epoch, {rates}"
+        f"batch {phase.batch_size}{split}, {steps_per_epoch} steps/epoch, {rates}" + (f" ({held})" if held else "")
     )
     return make_optimizer(config.optimizer_type, schedule, config.momentum, config.weight_decay), line
 

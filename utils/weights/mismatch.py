@@ -1,10 +1,9 @@
 """Why trained weights do not fit the model: the file's kernels tell which network and num_classes it was
 trained as, and the message names the setting to change."""
 
-import os
-
 from nets.deeplab import LOW_LEVEL_FILTERS
 from nets.encoders import ENCODER_PREFIXES
+from utils.paths import check_file
 from utils.weights.formats import kernel_shapes
 from utils.weights.matching import Loading, abbreviate
 
@@ -79,11 +78,14 @@ def mismatch_message(path: str, model, loading: Loading, model_name: str, backbo
 
 
 def check_trained_weights_file(model_path: str) -> None:
-    if not os.path.isfile(model_path):
-        raise ValueError(
-            f"model_path={model_path!r}: no such weights file. Train first (python train.py writes "
-            "logs/best_epoch_weights.weights.h5), or set model_path to a weights file from logs/."
-        )
+    check_file(
+        model_path,
+        "model_path",
+        "a weights file (.weights.h5)",
+        (".h5",),
+        "Train first (python train.py writes logs/best_epoch_weights.weights.h5), or set model_path to a weights "
+        "file from logs/.",
+    )
 
 
 def check_loading(model, path: str, loading: Loading, model_name: str, backbone: str, complete: bool) -> None:

