@@ -35,6 +35,7 @@ import numpy as np
 import tensorflow as tf
 
 from unet import Unet, UnetConfig, unet_settings
+from utils.atomic import check_writable
 from utils.bands import Bands, read_input
 from utils.config import run_main
 from utils.images import IMAGE_SUFFIXES, image_files
@@ -126,6 +127,7 @@ def main(config: ExportConfig) -> None:
             "file is already an export. Leave backend at keras and give the weights file."
         )
     paths = parity_paths(config.parity_images, config.parity_count)  # before the slow part: the model
+    check_writable(config.export_dir, "export_dir", "export2")
     unet = Unet(**unet_settings(config))
     images = parity_batch(paths, unet.config.input_shape, unet.bands)
     reference = unet.model(images, training=False).numpy()  # the trained network, as train.py left it

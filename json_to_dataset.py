@@ -20,8 +20,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 from tqdm import tqdm
 
+from utils.atomic import check_writable
 from utils.config import run_main
-from utils.images import IMAGE_SUFFIXES
+from utils.images import IGNORE_LABEL, IMAGE_SUFFIXES
 from utils.label_fix import save_label
 
 BACKGROUND = "_background_"
@@ -151,6 +152,8 @@ def main(config: JsonConfig) -> None:
     if not json_paths:
         raise ValueError(f"{config.json_dir} holds no .json files.")
     classes = list(config.classes) or collect_classes(json_paths)
+    if len(classes) > IGNORE_LABEL:
+        raise ValueError(f"{len(classes)} classes: labels hold at most {IGNORE_LABEL} ({IGNORE_LABEL} is 'ignore').")
     if classes[0] != BACKGROUND:
         raise ValueError(f"classes must start with {BACKGROUND} (class 0), got {classes[0]!r}.")
     classes_file = os.path.join(config.vocdevkit_path, "classes.txt")
@@ -165,8 +168,8 @@ def main(config: JsonConfig) -> None:
             )
     voc = os.path.join(config.vocdevkit_path, "VOC2007")
     image_dir, label_dir = os.path.join(voc, "JPEGImages"), os.path.join(voc, "SegmentationClass")
-    os.makedirs(image_dir, exist_ok=True)
-    os.makedirs(label_dir, exist_ok=True)
+    for folder in (image_dir, label_dir):  # before any file is converted
+        check_writable(folder, "vocdevkit_path", "VOCdevkit_labelme")
     converted, failed, notes = 0, [], []
     for path in tqdm(json_paths, desc="Converting", unit="file"):
         try:
