@@ -143,3 +143,51 @@ def test_clean_class_ids_with_a_thin_class_are_not_taken_for_noise(tmp_path, thi
         facts.append(facts_of(str(path), read_label(str(path))))
     judgement = judge_labels(facts, num_classes=3)
     assert not judgement.conversions and not [p for p in judgement.problems if p.fatal]
+
+
+def judge_files(tmp_path, arrays: list, save) -> tuple:
+    """Each array saved by save(array, path stem), read back, judged together; (judgement, [paths])."""
+    paths = [save(array, str(tmp_path / f"label{i}")) for i, array in enumerate(arrays)]
+    return judge_labels([facts_of(p, read_label(p)) for p in paths]), paths
+
+
+def save_as(suffix: str, convert=lambda a: Image.fromarray(a)):
+    def save(array, stem):
+        convert(array).save(stem + suffix)
+        return stem + suffix
+
+    return save
+
+
+@pytest.mark.parametrize(
+    "encoding, save",
+    [
+        ("GIF (mode P, grey palette)", save_as(".gif")),
+        ("TIFF", save_as(".tif")),
+        ("bilevel PNG (mode 1)", save_as(".png", lambda a: Image.fromarray(a > 0))),
+        ("16-bit PNG of 0 and 65535", save_as(".png", lambda a: Image.fromarray((a > 0).astype(np.uint16) * 65535))),
+        ("float TIFF of 0 and 1", save_as(".tif", lambda a: Image.fromarray((a > 0).astype(np.float32)))),
+        ("grey stored as RGB", save_as(".png", lambda a: Image.fromarray(np.stack([a] * 3, -1)))),
+    ],
+)
+def test_binary_masks_in_other_encodings_become_0_1_pngs(tmp_path, encoding, save):
+    """DRIVE's GIFs, Massachusetts roads' TIFFs, and the other ways a 0/255 mask is published."""
+    rng = np.random.default_rng(5)
+    truths = [label_writers.blobs(rng, 40, 56, 2) for _ in range(4)]
+    judgement, paths = judge_files(tmp_path, [t * 255 for t in truths], save)
+    for path, truth in zip(paths, truths):
+        converted = judgement.conversions[path].apply(read_label(path)) if path in judgement.conversions else None
+        if encoding.startswith("bilevel"):
+            assert converted is None and np.array_equal(np.asarray(Image.open(path), np.uint8), truth)  # 0/1 already
+        else:
+            assert np.array_equal(converted, truth), encoding
+            assert any(p.path == path and p.fatal and p.fixable for p in judgement.problems)
+
+
+def test_labels_whose_ids_start_at_1_are_warned_of(tmp_path):
+    """Oxford pets' trimaps: 1 object, 2 background, 3 border; class 0 would stay empty."""
+    rng = np.random.default_rng(6)
+    trimaps = [np.array([2, 1, 3], np.uint8)[label_writers.blobs(rng, 40, 56, 3)] for _ in range(4)]
+    judgement, _ = judge_files(tmp_path, trimaps, save_as(".png"))
+    (warning,) = [p for p in judgement.problems if p.kind == "no_background"]
+    assert not warning.fatal and "class values are [1, 2, 3]" in warning.message and not judgement.conversions

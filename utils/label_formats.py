@@ -85,8 +85,8 @@ def judge_labels(facts: list, num_classes: int = 0, palette=(), ignore_colours=(
             that mean 'ignore' (255).
     """
     problems, conversions, findings = [], {}, []
-    grey = [f for f in facts if not f.is_colour and not f.palette]
-    indexed = [f for f in facts if not f.is_colour and f.palette]
+    grey = [f for f in facts if not f.is_colour and (not f.palette or grey_palette(f))]
+    indexed = [f for f in facts if not f.is_colour and f.palette and not grey_palette(f)]
     colour = [f for f in facts if f.is_colour]
     for group in ([f for f in grey if f.format == "JPEG"], [f for f in grey if f.format != "JPEG"]):
         if group:  # JPEG's values drift; lossless files' values are judged without that allowance
@@ -95,14 +95,53 @@ def judge_labels(facts: list, num_classes: int = 0, palette=(), ignore_colours=(
         judge_indexed(indexed, palette, ignore_colours, conversions, problems, findings)
     if colour:
         judge_colour(colour, palette, ignore_colours, conversions, problems, findings)
+    for f in facts:  # a class-id label in another format than PNG: written as PNG (train.py decodes PNG)
+        if f.format != "PNG" and f.path not in conversions and not f.is_colour:
+            conversions[f.path] = Conversion(table=np.arange(256, dtype=np.uint8), notes=[f"{f.format} -> PNG"])
+            problems.append(format_problem(f))
     histograms = {}
     for f in facts:
         conversion = conversions.get(f.path)
         histograms[f.path] = converted_histogram(f, conversion)
         if not f.is_colour or conversion:  # a colour mask without a mapping has no class ids yet
             problems += value_problems(f.path, histograms[f.path], num_classes, conversion is not None)
-    problems += rare_class_warnings(histograms)
+    problems += rare_class_warnings(histograms) + no_background_warning(histograms)
     return Judgement(problems, conversions, histograms, findings)
+
+
+def grey_palette(f: LabelFacts) -> bool:
+    """Whether a palette label's used entries are the grey of their own index (a grey image stored as mode P, as
+    GIF masks are): its indices are grey values, judged as such."""
+    return all(colour == index * 0x010101 for index, colour in f.palette.items())
+
+
+def format_problem(f: LabelFacts) -> Problem:
+    return Problem(
+        f.path,
+        "format",
+        f"{f.path}: a {f.format} file; expected a PNG with one class id per pixel (train.py reads PNG). "
+        "python voc_annotation.py --fix writes it as PNG.",
+        True,
+        True,
+    )
+
+
+def no_background_warning(histograms: dict) -> list:
+    """A warning when no label has a pixel of class 0 (background): ids that start at 1 (trimaps of 1, 2, 3)
+    leave class 0 empty and its output unused."""
+    total = sum(histograms.values()) if histograms else np.zeros(256, np.int64)
+    found = [int(v) for v in np.flatnonzero(total) if v != IGNORE_LABEL]
+    if total[0] or len(found) < 2:
+        return []
+    return [
+        Problem(
+            next(iter(histograms)),
+            "no_background",
+            f"no label has a pixel of class 0, the background: the class values are {found[:8]}. If your ids start at "
+            "1, class 0 stays empty (train with num_classes as advised, or relabel so that they start at 0).",
+            False,
+        )
+    ]
 
 
 def converted_histogram(facts: LabelFacts, conversion) -> np.ndarray:
@@ -180,19 +219,13 @@ def grey_problem(f: LabelFacts, main: list, noise: list, table: np.ndarray, bina
     fix = "python voc_annotation.py --fix writes it as a class-id PNG"
     noisy = int(f.counts[noise].sum())
     if f.format != "PNG":
-        extra = (
-            "JPEG compression changes the values at every edge, so it cannot hold class ids. "
-            if f.format == "JPEG"
-            else ""
-        )
-        return ("jpeg" if f.format == "JPEG" else "format"), (
-            f"{f.path}: a {f.format} file; expected a PNG with one class id per pixel. {extra}{fix}"
-            + (
-                f" (values snapped to the dataset's main values {main}" + (", 255 -> 1)." if binary else ").")
-                if f.format == "JPEG"
-                else "."
-            )
-        )
+        if f.format == "JPEG":
+            why = "JPEG compression changes the values at every edge, so it cannot hold class ids. "
+            how = f" (values snapped to the dataset's main values {main}{', 255 -> 1' if binary else ''})."
+        else:
+            why, how = "", " (0/255 -> 0/1)." if binary else "."
+        kind = "jpeg" if f.format == "JPEG" else "format"
+        return kind, f"{f.path}: a {f.format} file; expected a PNG with one class id per pixel. {why}{fix}{how}"
     if any(n.startswith(("16-bit", "float")) for n in f.notes):
         return "16bit", f"{f.path}: a {f.mode} label (16 or 32 bits per pixel); expected 8 bits (mode L or P): {fix}."
     if f.notes:
@@ -404,8 +437,9 @@ def judge_colour(files: list, palette, ignore_colours, conversions: dict, proble
         findings.append(
             f"Colour masks: {len(unlisted)} colours are in neither --palette nor --ignore_colours: {shown}."
         )
+    unlisted = set(unlisted)
     for f in files:
-        missing = [c for c in f.colours.tolist() if c in set(unlisted)]
+        missing = [c for c in f.colours.tolist() if c in unlisted]
         if missing:
             problems.append(unlisted_problem(f, missing, dict(zip(f.colours.tolist(), f.counts.tolist()))))
             continue
