@@ -26,16 +26,9 @@ sys.path.insert(0, ROOT)
 
 from tests import label_writers  # noqa: E402 (after the path to the repository is set)
 
-FORMATS = ("jpeg_masks", "noisy_binary", "palette_orders", "colour_masks")
-FLAGS = {
-    "colour_masks": [
-        "--palette",
-        *label_writers.AERIAL,
-        "--ignore_colours",
-        label_writers.UNLABELLED,
-        label_writers.GAP,
-    ]
-}
+FORMATS = ("jpeg_masks", "noisy_binary", "palette_orders", "colour_masks", "jpeg_colour_masks")
+COLOURS = ["--palette", *label_writers.AERIAL, "--ignore_colours", label_writers.UNLABELLED, label_writers.GAP]
+FLAGS = {"colour_masks": COLOURS, "jpeg_colour_masks": COLOURS}
 
 
 def timed(*args) -> tuple:

@@ -93,9 +93,9 @@ def palette_orders(root, count: int = 14, size=(48, 64), shuffled_every: int = 3
     return write_tree(root, {k: (p, t) for k, (p, t) in labels.items()}, ".png", save), truth_of(labels)
 
 
-def colour_masks(root, count: int = 14, size=(48, 64)) -> tuple:
-    """RGB masks in AERIAL's colours, an UNLABELLED region and GAP black between the annotated regions.
-    Truth: the classes in AERIAL's order, unlabelled and the gaps 255 (ignore)."""
+def colour_masks(root, count: int = 14, size=(48, 64), jpeg: bool = False) -> tuple:
+    """RGB masks in AERIAL's colours, an UNLABELLED region and GAP black between the annotated regions (as PNG, or
+    JPEG of quality 90 with jpeg). Truth: the classes in AERIAL's order, unlabelled and the gaps 255 (ignore)."""
     rng, labels = np.random.default_rng(4), {}
     colours = np.array([rgb(c) for c in AERIAL + [UNLABELLED, GAP]], np.uint8)
     for i in range(count):
@@ -103,7 +103,13 @@ def colour_masks(root, count: int = 14, size=(48, 64)) -> tuple:
         truth[:, (i % 20) + 10 : (i % 20) + 12] = 6  # a gap: a black band between annotations
         published = colours[truth]
         labels[f"tile{i:03d}"] = (published, np.where(truth >= 5, 255, truth).astype(np.uint8))
-    return write_tree(root, labels, ".png", lambda a, p: Image.fromarray(a).save(p)), truth_of(labels)
+    save = lambda a, p: Image.fromarray(a).save(p, quality=90)  # noqa: E731 (PNG or JPEG by the suffix)
+    return write_tree(root, labels, ".jpg" if jpeg else ".png", save), truth_of(labels)
+
+
+def jpeg_colour_masks(root, count: int = 14, size=(48, 64)) -> tuple:
+    """colour_masks saved as JPEG."""
+    return colour_masks(root, count, size, jpeg=True)
 
 
 def truth_of(labels: dict) -> dict:

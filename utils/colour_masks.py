@@ -18,6 +18,12 @@ def unpack_colour(packed) -> tuple:
     return packed >> 16, (packed >> 8) & 255, packed & 255
 
 
+def unpack_colours(packed) -> np.ndarray:
+    """(N,) 0xRRGGBB -> (N, 3) uint8."""
+    packed = np.asarray(packed, np.int64)
+    return np.stack([packed >> 16, (packed >> 8) & 255, packed & 255], axis=-1).astype(np.uint8)
+
+
 def rgb_channels(array: np.ndarray) -> np.ndarray:
     """The colour channels (H, W, 3) of a multi-channel label array: RGB(A) as is, grey + alpha repeated."""
     return np.repeat(array[..., :1], 3, axis=-1) if array.shape[-1] < 3 else array[..., :3]

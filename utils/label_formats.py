@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from utils.colour_masks import BLACK_WHITE, pack_colours, unpack_colour
+from utils.colour_masks import BLACK_WHITE, pack_colours, unpack_colour, unpack_colours
 from utils.images import IGNORE_LABEL
 from utils.label_facts import LabelArray, LabelFacts
 from utils.visualize import hex_colour, voc_colour
@@ -32,6 +32,7 @@ RIM_SHARE = 0.5  # ... and lies on edges when at least this share of its pixels 
 MIN_RIM_VALUES = 3  # resampling leaves a spread of values between two classes; one thin class is not a spread
 MAX_NOISE_SHARE = 0.25  # noise is thin: more pixels than this between the classes are not edge noise
 JPEG_DISTANCE = 24  # JPEG moves values and colours by up to this much inside a region
+MIN_REGION = 16  # px of 4-neighbour interior over the dataset: fewer is no region, whatever its share
 BLEND_DISTANCE = 8  # an edge blend of two colours lies this close to the line between them
 RARE_SHARE = 1e-4  # a class in under this share of the labelled pixels (or in one image) is worth a look
 NO_CLASS = -1
@@ -51,18 +52,17 @@ class Conversion:
     """How --fix turns one file's pixels into class ids: a table from values (or packed colours) to ids."""
 
     table: np.ndarray | None = None  # (256,) uint8 for values
-    colour_ids: dict = field(default_factory=dict)  # {packed colour: class id} for a colour mask
+    colours: np.ndarray | None = None  # a colour mask's packed colours, sorted ...
+    colour_ids: np.ndarray | None = None  # ... and the class id of each, uint8
     notes: list = field(default_factory=list)  # what it does, for the report
 
     def apply(self, label: LabelArray) -> np.ndarray:
         if label.colours is None:
             return self.table[label.values]
-        keys = np.array(sorted(self.colour_ids), np.int64)
-        ids = np.array([self.colour_ids[k] for k in keys], np.uint8)
-        found = np.searchsorted(keys, label.colours)
-        if (found >= len(keys)).any() or (keys[np.minimum(found, len(keys) - 1)] != label.colours).any():
+        found = np.minimum(np.searchsorted(self.colours, label.colours), len(self.colours) - 1)
+        if (self.colours[found] != label.colours).any():
             raise ValueError("a colour changed since the survey: run python voc_annotation.py again")
-        return ids[found]
+        return self.colour_ids[found]
 
 
 @dataclass
@@ -150,8 +150,7 @@ def converted_histogram(facts: LabelFacts, conversion) -> np.ndarray:
         return facts.counts.astype(np.int64) if not facts.is_colour else np.zeros(256, np.int64)
     if conversion.table is not None:
         return np.bincount(conversion.table, weights=facts.counts, minlength=256).astype(np.int64)
-    ids = [conversion.colour_ids.get(int(c), IGNORE_LABEL) for c in facts.colours]
-    return np.bincount(ids, weights=facts.counts, minlength=256).astype(np.int64)
+    return np.bincount(conversion.colour_ids, weights=facts.counts, minlength=256).astype(np.int64)
 
 
 # grey labels
@@ -319,10 +318,19 @@ def judge_indexed(files: list, palette, ignore_colours, conversions: dict, probl
     for f in files:
         for index, colour in f.palette.items():
             pixels[colour] += int(f.counts[index])
-    if palette or ignore_colours:
-        ids, unlisted = listed_ids(colours, palette, ignore_colours, np.zeros(len(colours)), np.ones(len(colours)), 0)
+    if palette:  # palette entries are exact colours: no blends, no noise
+        found = listed_ids(colours, np.ones(len(colours), bool), palette, ignore_colours, jpeg=False)
+        ids = {c: i for c, i in zip(colours.tolist(), found.tolist()) if i != NO_CLASS}
+        unlisted = [c for c, i in zip(colours.tolist(), found.tolist()) if i == NO_CLASS]
     else:
         ids, unlisted = auto_ids(colours, places), []
+        ids.update(
+            {
+                c: IGNORE_LABEL
+                for c in pack_colours(list(ignore_colours) or [(0, 0, 0)]).tolist()
+                if ignore_colours and c in ids
+            }
+        )
     order = ", ".join(f"{hex_colour(unpack_colour(c))} -> {ids[c]}" for c in sorted(ids, key=lambda c: ids[c]))
     if moved:
         findings.append(
@@ -382,71 +390,92 @@ def auto_ids(colours: np.ndarray, places: dict) -> dict:
 # colour masks
 
 
-def listed_ids(colours, palette, ignore_colours, counts, interior, tolerance: float):
-    """({colour: class id}, [unlisted colours]) through the listed colours (class order, then ignore -> 255): a
-    colour within `tolerance` of a listed one is it; a blend of two listed colours on the edge between them (no
-    regions of its own) is the nearer one; any other colour is unlisted."""
-    reference = [(tuple(c), i) for i, c in enumerate(palette)] + [(tuple(c), IGNORE_LABEL) for c in ignore_colours]
-    points = np.array([c for c, _ in reference], np.float64)
-    ids, unlisted = {}, []
-    for colour, count, inside in zip(colours, counts, interior):
-        rgb = np.array(unpack_colour(colour), np.float64)
-        distance = np.linalg.norm(points - rgb, axis=1)
-        nearest = int(distance.argmin())
-        if distance[nearest] <= tolerance or (inside < PLATEAU_SHARE * count and is_blend(rgb, points, distance)):
-            ids[int(colour)] = reference[nearest][1]
-        else:
-            unlisted.append(int(colour))
-    return ids, unlisted
+@dataclass
+class ColourTotals:
+    """Colour masks' colours over the dataset: each distinct colour's pixels, interior pixels and files."""
+
+    colours: np.ndarray  # packed 0xRRGGBB, sorted
+    pixels: np.ndarray
+    interior: np.ndarray
+    files: np.ndarray
+
+    @classmethod
+    def of(cls, files: list) -> "ColourTotals":
+        colours, inverse = np.unique(np.concatenate([f.colours for f in files]), return_inverse=True)
+        add = lambda name: np.bincount(  # noqa: E731
+            inverse, weights=np.concatenate([getattr(f, name) for f in files]), minlength=len(colours)
+        ).astype(np.int64)
+        return cls(colours, add("counts"), add("interior"), np.bincount(inverse, minlength=len(colours)))
+
+    @property
+    def regions(self) -> np.ndarray:
+        """Which colours form regions (the others lie on edges, in thin lines, or are JPEG noise)."""
+        return (self.interior >= PLATEAU_SHARE * self.pixels) & (self.interior >= MIN_REGION)
+
+    def describe(self, colour: int) -> str:
+        index = np.searchsorted(self.colours, colour)
+        return f"{hex_colour(unpack_colour(colour))} ({self.pixels[index]} px in {self.files[index]} files)"
+
+    def by_pixels(self, chosen: np.ndarray) -> list:
+        """The colours where `chosen` (a mask) is true, most pixels first."""
+        return self.colours[chosen][np.argsort(-self.pixels[chosen], kind="stable")].tolist()
 
 
-def is_blend(rgb: np.ndarray, points: np.ndarray, distance: np.ndarray) -> bool:
-    """Whether a colour lies on the line between its two nearest listed colours (an anti-aliased edge's blend)."""
+def listed_ids(colours: np.ndarray, regions: np.ndarray, palette, ignore_colours, jpeg: bool) -> np.ndarray:
+    """The class id of each colour (NO_CLASS: unlisted) through the listed colours (class order, then ignore -> 255). A
+    colour is the listed colour it equals (within JPEG_DISTANCE for JPEG masks); a colour that forms no regions is
+    the nearer of the two listed colours it is a blend of (anti-aliased edges), or in JPEG masks simply the nearest
+    (compression noise); any other colour is unlisted."""
+    reference = [tuple(c) for c in palette] + [tuple(c) for c in ignore_colours]
+    reference_ids = np.array(list(range(len(palette))) + [IGNORE_LABEL] * len(ignore_colours))
+    points = np.array(reference, np.float64)
+    rgb = unpack_colours(colours).astype(np.float64)
+    distance = np.linalg.norm(rgb[:, None, :] - points[None], axis=-1)
+    order = np.argsort(distance, axis=1)
+    nearest = order[:, 0]
+    close = distance[np.arange(len(rgb)), nearest] <= (JPEG_DISTANCE if jpeg else 0)
+    snapped = ~regions & (jpeg or blends(rgb, points, order))
+    return np.where(close | snapped, reference_ids[nearest], NO_CLASS)
+
+
+def blends(rgb: np.ndarray, points: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Which colours lie on the line between their two nearest listed colours (an anti-aliased edge's blends)."""
     if len(points) < 2:
-        return False
-    first, second = points[np.argsort(distance)[:2]]
+        return np.zeros(len(rgb), bool)
+    first, second = points[order[:, 0]], points[order[:, 1]]
     direction = second - first
-    t = np.clip(np.dot(rgb - first, direction) / max(np.dot(direction, direction), 1e-9), 0, 1)
-    return float(np.linalg.norm(first + t * direction - rgb)) <= BLEND_DISTANCE
+    along = np.clip(((rgb - first) * direction).sum(1) / np.maximum((direction**2).sum(1), 1e-9), 0, 1)
+    return np.linalg.norm(first + along[:, None] * direction - rgb, axis=1) <= BLEND_DISTANCE
 
 
 def judge_colour(files: list, palette, ignore_colours, conversions: dict, problems: list, findings: list) -> None:
-    totals = {}  # colour -> [pixels, interior pixels, files]
-    for f in files:
-        for colour, count, inside in zip(f.colours.tolist(), f.counts.tolist(), f.interior.tolist()):
-            total = totals.setdefault(colour, [0, 0, 0])
-            total[0], total[1], total[2] = total[0] + count, total[1] + inside, total[2] + 1
-    colours = np.array(sorted(totals), np.int64)
-    counts, interior = (np.array([totals[c][k] for c in colours]) for k in (0, 1))
-    tolerance = JPEG_DISTANCE if any(f.format == "JPEG" for f in files) else 0.0
-    listed = list(palette) or recognised_palette(colours, counts, interior, tolerance)
-    if not listed and not palette:
-        regions = [c for c, n, i in zip(colours.tolist(), counts, interior) if i >= PLATEAU_SHARE * n]
-        regions = sorted(regions, key=lambda c: -totals[c][0])
-        findings.append(
-            colour_inventory(regions, sorted(set(totals) - set(regions), key=lambda c: -totals[c][0]), totals)
-        )
+    totals = ColourTotals.of(files)
+    jpeg = any(f.format == "JPEG" for f in files)
+    listed = list(palette) or recognised_palette(totals, jpeg)
+    if not listed:
+        regions = totals.by_pixels(totals.regions)
+        findings.append(colour_inventory(totals, regions, totals.by_pixels(~totals.regions)))
         problems += [unknown_palette_problem(f, regions) for f in files]
         return
-    ids, unlisted = listed_ids(colours, listed, ignore_colours, counts, interior, tolerance)
-    exact = set(pack_colours(list(listed) + list(ignore_colours)).tolist())
+    ids = listed_ids(totals.colours, totals.regions, listed, ignore_colours, jpeg)
+    unlisted = totals.by_pixels(ids == NO_CLASS)
     if unlisted:
-        shown = ", ".join(
-            f"{hex_colour(unpack_colour(c))} ({totals[c][0]} px in {totals[c][2]} files)" for c in unlisted[:8]
-        )
+        shown = ", ".join(totals.describe(c) for c in unlisted[:8])
         findings.append(
             f"Colour masks: {len(unlisted)} colours are in neither --palette nor --ignore_colours: {shown}."
         )
-    unlisted = set(unlisted)
+    names = {i: hex_colour(c) for i, c in enumerate(listed)}
+    names[IGNORE_LABEL] = "/".join(map(hex_colour, ignore_colours))
     for f in files:
-        missing = [c for c in f.colours.tolist() if c in unlisted]
-        if missing:
+        file_ids = ids[np.searchsorted(totals.colours, f.colours)]
+        if (file_ids == NO_CLASS).any():
+            missing = f.colours[file_ids == NO_CLASS].tolist()
             problems.append(unlisted_problem(f, missing, dict(zip(f.colours.tolist(), f.counts.tolist()))))
             continue
-        mapping = {c: ids[c] for c in f.colours.tolist()}
-        named = sorted((i, c) for c, i in mapping.items() if c in exact)  # blends and JPEG noise go unnamed
-        pairs = ", ".join(f"{hex_colour(unpack_colour(c))} -> {i}" for i, c in named[:8])
-        conversions[f.path] = Conversion(colour_ids=mapping, notes=[f"colours -> class ids {pairs}"])
+        pairs = ", ".join(f"{names[i]} -> {i}" for i in np.unique(file_ids)[:8])
+        conversions[f.path] = Conversion(
+            colours=f.colours, colour_ids=file_ids.astype(np.uint8), notes=[f"colours -> class ids {pairs}"]
+        )
         shown = ", ".join(hex_colour(unpack_colour(c)) for c in f.colours[np.argsort(-f.counts)][:6])
         problems.append(
             Problem(
@@ -461,14 +490,15 @@ def judge_colour(files: list, palette, ignore_colours, conversions: dict, proble
         )
 
 
-def recognised_palette(colours, counts, interior, tolerance: float) -> list:
+def recognised_palette(totals: ColourTotals, jpeg: bool) -> list:
     """The palette of colour masks given without --palette: black and white (0, 1), or VOC's colours (by index),
-    when every colour forming regions is one of them; else []."""
-    plateaus = [unpack_colour(c) for c, n, i in zip(colours, counts, interior) if i >= PLATEAU_SHARE * n] or [
-        unpack_colour(colours[np.argmax(counts)])
-    ]
+    when every colour forming regions is one of them (within JPEG_DISTANCE for JPEG masks); else []."""
+    plateaus = unpack_colours(
+        totals.colours[totals.regions] if totals.regions.any() else totals.by_pixels(totals.pixels > 0)[:1]
+    )
     for reference in (BLACK_WHITE, [voc_colour(i) for i in range(256)]):
-        if all(min(np.linalg.norm(np.subtract(p, r)) for r in reference) <= tolerance for p in plateaus):
+        distance = np.linalg.norm(plateaus[:, None, :].astype(float) - np.array(reference, float)[None], axis=-1)
+        if (distance.min(axis=1) <= (JPEG_DISTANCE if jpeg else 0)).all():
             return [tuple(r) for r in reference]
     return []
 
@@ -484,13 +514,11 @@ def unlisted_problem(f: LabelFacts, missing: list, pixels: dict) -> Problem:
     )
 
 
-def colour_inventory(regions: list, others: list, totals: dict) -> str:
+def colour_inventory(totals: ColourTotals, regions: list, others: list) -> str:
     """A line naming colour masks' colours by pixels: those that form regions, then those on edges or thin lines."""
-    line = "Colour masks, their colours by pixels: " + ", ".join(
-        f"{hex_colour(unpack_colour(c))} {totals[c][0]} px in {totals[c][2]} files" for c in regions[:12]
-    )
+    line = "Colour masks, their colours by pixels: " + ", ".join(totals.describe(c) for c in regions[:12])
     if others:
-        shown = ", ".join(f"{hex_colour(unpack_colour(c))} {totals[c][0]} px" for c in others[:6])
+        shown = ", ".join(totals.describe(c) for c in others[:6])
         line += f"; on edges or in thin lines only: {shown}{' ...' if len(others) > 6 else ''}"
     return line
 
