@@ -35,6 +35,7 @@ from utils.images import (
     check_num_classes,
     dataset_class_names,
     index_images,
+    label_affix,
     load_label,
     read_split,
     same_id_files,
@@ -218,6 +219,7 @@ class Dataset:
     unlabelled: list  # [ids of images without a label]
     orphans: list  # [ids of labels without an image]
     same_id: list  # [([files], the one used)] of the ids with several images, or several labels
+    renamed: list  # [Problem] of the labels paired by a prefix or suffix their names add to the image's id
 
 
 def inspect_dataset(voc: str, num_classes: int, palette, ignore_colours, label_dir: str = "SegmentationClass"):
@@ -229,13 +231,47 @@ def inspect_dataset(voc: str, num_classes: int, palette, ignore_colours, label_d
         raise ValueError(f"{label_dir} holds no labels. Put one class-index .png per image there, named like it.")
     print(f"Found {len(images)} images in {image_dir} ({suffix_counts(images.values()) or 'none'})")
     print(f"Found {len(labels)} labels in {label_dir} ({suffix_counts(labels.values())})")
+    labels, renamed = paired_by_affix(images, labels)
     paired = sorted(set(images) & set(labels))
     pairs = [(images[i], labels[i]) for i in paired]
     survey = survey_pairs(pairs, num_classes, palette, ignore_colours)
     unlabelled, orphans = sorted(set(images) - set(labels)), sorted(set(labels) - set(images))
     same_id = [(files, images[stem]) for stem, files in same_id_files(image_dir).items()]
     same_id += [(files, labels[stem]) for stem, files in same_id_files(label_dir).items()]
-    return Dataset(images, labels, paired, survey, unlabelled, orphans, same_id)
+    return Dataset(images, labels, paired, survey, unlabelled, orphans, same_id, renamed)
+
+
+def paired_by_affix(images: dict, labels: dict):
+    """Labels named like their image plus a common prefix or suffix (a_mask.png for a.jpg), re-keyed by the image's
+    id, each with a fatal problem that --fix resolves (it writes every label under its image's id).
+
+    Returns:
+        ({id: label file}, [Problem]).
+    """
+    affix = label_affix(images, labels)
+    if affix is None:
+        return labels, []
+    prefix, suffix = affix
+    keyed, problems = {}, []
+    for label_id, path in labels.items():
+        image_id = label_id[len(prefix) : len(label_id) - len(suffix)]
+        named = label_id.startswith(prefix) and label_id.endswith(suffix) and label_id not in images
+        if named and image_id in images and image_id not in labels:
+            keyed[image_id] = path
+            problems.append(
+                Problem(
+                    path,
+                    "name",
+                    f"{path}: named like its image {os.path.basename(images[image_id])} with "
+                    f"{' and '.join(repr(a) for a in affix if a)} added; a label's name must be its image's id "
+                    f"({image_id}.png). python voc_annotation.py --fix writes every label under its image's id.",
+                    True,
+                    True,
+                )
+            )
+        else:
+            keyed[label_id] = path
+    return keyed, problems
 
 
 def bands_report(kinds: dict):
@@ -383,7 +419,7 @@ def main(config: AnnotationConfig) -> None:
     if config.use_fixed and not config.fix and not config.dry_run:
         print(use_fixed_labels(voc))
     dataset = inspect_dataset(voc, config.num_classes, palette, ignore)
-    problems = dataset.survey.problems
+    problems = dataset.renamed + dataset.survey.problems
     num_classes = report_labels(dataset, config.num_classes)
     if dataset.survey.sizes:
         print("\n" + size_report(dataset.survey.sizes, config.input_shape))

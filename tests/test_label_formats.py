@@ -191,3 +191,19 @@ def test_labels_whose_ids_start_at_1_are_warned_of(tmp_path):
     judgement, _ = judge_files(tmp_path, trimaps, save_as(".png"))
     (warning,) = [p for p in judgement.problems if p.kind == "no_background"]
     assert not warning.fatal and "class values are [1, 2, 3]" in warning.message and not judgement.conversions
+
+
+def test_labels_named_with_a_suffix_are_paired_and_renamed_by_the_fix(tmp_path):
+    """Carvana's masks: car.jpg with car_mask.gif (0/255)."""
+    voc, truth = label_writers.noisy_binary(tmp_path, count=5)
+    labels = os.path.join(voc, "VOC2007", "SegmentationClass")
+    for sample_id, expected in truth.items():
+        os.remove(os.path.join(labels, f"{sample_id}.png"))
+        Image.fromarray(expected * 255).save(os.path.join(labels, f"{sample_id}_mask.gif"))
+    checked = run_inline("voc_annotation.py", "--vocdevkit_path", voc)
+    check_refused(checked, voc, "named like its image defect000.jpg with '_mask' added", ["defect001_mask.gif"])
+    assert "have no label" not in checked.stdout
+    fix_and_use(voc)
+    assert agreement(fixed_labels(voc), truth) == 1.0
+    used = run_inline("voc_annotation.py", "--vocdevkit_path", voc, "--use_fixed")
+    assert used.returncode == 0 and "trainval 5" in used.stdout, used.stdout[-2000:] + used.stderr[-2000:]

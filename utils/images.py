@@ -1,6 +1,7 @@
 """Dataset files without TensorFlow: split files, image ids, and labels read with PIL (images: utils/bands.py)."""
 
 import os
+from collections import Counter
 
 import numpy as np
 from PIL import Image
@@ -46,6 +47,24 @@ def same_id_files(folder: str) -> dict:
     for path in image_files(folder):
         stems.setdefault(os.path.splitext(os.path.basename(path))[0], []).append(path)
     return {stem: paths for stem, paths in stems.items() if len(paths) > 1}
+
+
+def label_affix(image_ids, label_ids):
+    """(prefix, suffix) that the labels' names add to their images' ids (("", "_mask") for a_mask.png beside a.jpg,
+    as Carvana and ISIC name them), when that pairs at least half the labels no image has; else None."""
+    images = set(image_ids)
+    unpaired = [label for label in label_ids if label not in images]
+    votes = Counter()
+    for label in unpaired:
+        for cut in range(1, len(label)):
+            if label[:cut] in images:
+                votes["", label[cut:]] += 1
+            if label[cut:] in images:
+                votes[label[:cut], ""] += 1
+    if not votes:
+        return None
+    affix, count = votes.most_common(1)[0]
+    return affix if count * 2 >= len(unpaired) else None
 
 
 def split_samples(vocdevkit_path: str, split: str) -> list:

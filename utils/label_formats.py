@@ -72,9 +72,6 @@ class Judgement:
     histograms: dict  # {path: (256,) class-id pixels}, after the conversions
     findings: list  # lines on the dataset's formats for the report
 
-    def fixable_paths(self) -> set:
-        return {p.path for p in self.problems if p.fatal and p.fixable}
-
 
 def judge_labels(facts: list, num_classes: int = 0, palette=(), ignore_colours=()) -> Judgement:
     """Judges every label's format together.
@@ -159,7 +156,7 @@ def converted_histogram(facts: LabelFacts, conversion) -> np.ndarray:
 def class_values(counts, interior, between, jpeg: bool):
     """(the values that are classes, the values that are edge noise) of grey labels' summed facts."""
     present = np.flatnonzero(counts)
-    plateau = interior >= PLATEAU_SHARE * np.maximum(counts, 1)
+    plateau = (interior >= PLATEAU_SHARE * np.maximum(counts, 1)) & (interior >= MIN_REGION)
     if jpeg:  # plateaus, each with the values within JPEG_DISTANCE of it merged into it
         main = []
         for value in sorted(present[plateau[present]], key=lambda v: -interior[v]) or [
