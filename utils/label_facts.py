@@ -18,6 +18,7 @@ from utils.colour_masks import pack_colours, rgb_channels
 
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I")
 FULL_SCALE_16 = 65535  # a 16-bit mask of 0 and 65535 is a 0/255 mask at 16 bits
+FEW_COLOURS = 256  # colour masks with at most this many colours are counted by PIL
 
 
 @dataclass
@@ -31,6 +32,7 @@ class LabelArray:
     colours: np.ndarray | None = None
     palette: np.ndarray | None = None  # mode P: (256,) packed colours of the palette's entries
     notes: list = field(default_factory=list)  # what reading changed: "16-bit -> 8-bit", ...
+    distinct: np.ndarray | None = None  # a colour mask's few distinct colours, sorted (None: not counted yet)
 
     @property
     def shape(self) -> tuple:
@@ -64,11 +66,14 @@ def read_label(path: str) -> LabelArray:
         if image.mode not in ("LA", "RGB", "RGBA"):
             image = image.convert("RGBA" if "A" in image.mode else "RGB")  # PA, CMYK, YCbCr, ...
         rgb = rgb_channels(np.asarray(image))
+        # PIL counts a mask's few colours in C, far faster than sorting its pixels (None: more than FEW_COLOURS)
+        few = image.getcolors(FEW_COLOURS) if image.mode == "RGB" else None
     if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all():
         found.values = np.ascontiguousarray(rgb[..., 0])
         found.notes.append("grey values stored as colour -> one channel")
     else:
         found.colours = pack_colours(rgb)
+        found.distinct = np.sort(pack_colours([colour for _, colour in few])) if few else None
     return found
 
 
@@ -139,11 +144,16 @@ def facts_of(path: str, label: LabelArray) -> LabelFacts:
     height, width = label.shape
     common = dict(path=path, size=(width, height), format=label.format, mode=label.mode, notes=tuple(label.notes))
     if label.colours is not None:
-        low, high = neighbours(label.colours)
-        interior = (low == label.colours) & (high == label.colours)
-        colours, inverse, counts = np.unique(label.colours, return_inverse=True, return_counts=True)
-        inside = np.bincount(inverse.ravel()[interior.ravel()], minlength=len(colours))
-        return LabelFacts(**common, counts=counts, interior=inside, colours=colours)
+        if label.distinct is not None:  # few colours: each pixel's index among them by a binary search
+            colours, inverse = label.distinct, np.searchsorted(label.distinct, label.colours).astype(np.uint8)
+        else:
+            colours, inverse = np.unique(label.colours, return_inverse=True)
+            inverse = inverse.reshape(label.colours.shape)
+        low, high = neighbours(inverse)
+        inside = (low == inverse) & (high == inverse)
+        counts = np.bincount(inverse.ravel(), minlength=len(colours))
+        interior = np.bincount(inverse[inside].ravel(), minlength=len(colours))
+        return LabelFacts(**common, counts=counts, interior=interior, colours=colours)
     values = label.values
     low, high = neighbours(values)
     counts = np.bincount(values.ravel(), minlength=256)
