@@ -136,9 +136,14 @@ def main(config: MiouConfig) -> None:
     split_file = checked_split_file(config.vocdevkit_path, config.split)
     ids, samples = read_split(split_file), split_samples(config.vocdevkit_path, config.split)
     check_labels(samples, config, split_file, recorded is not None)
+    prediction_dir = os.path.join(config.miou_out_path, "detection-results")
     if config.miou_mode in (0, 1):
         check_writable(config.miou_out_path, "miou_out_path", "miou_out2")
-    prediction_dir = os.path.join(config.miou_out_path, "detection-results")
+    elif not os.path.isdir(prediction_dir):
+        raise ValueError(
+            f"{prediction_dir}: no such folder, so no predictions to compute mIoU from (miou_mode 2). Predict the "
+            "split first: --miou_mode 0 (or 1), or point --miou_out_path at the folder of an earlier run."
+        )
     if config.thresholds and (config.miou_mode == 2 or config.num_classes != 2):
         raise ValueError(
             f"thresholds={config.thresholds}: a threshold sweep predicts the split again, for a 2-class network "
