@@ -168,6 +168,7 @@ def save_as(suffix: str, convert=lambda a: Image.fromarray(a)):
         ("16-bit PNG of 0 and 65535", save_as(".png", lambda a: Image.fromarray((a > 0).astype(np.uint16) * 65535))),
         ("float TIFF of 0 and 1", save_as(".tif", lambda a: Image.fromarray((a > 0).astype(np.float32)))),
         ("grey stored as RGB", save_as(".png", lambda a: Image.fromarray(np.stack([a] * 3, -1)))),
+        ("the mask in the alpha channel", save_as(".png", lambda a: Image.fromarray(np.dstack([a * 0] * 3 + [a])))),
     ],
 )
 def test_binary_masks_in_other_encodings_become_0_1_pngs(tmp_path, encoding, save):

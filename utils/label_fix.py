@@ -6,8 +6,10 @@ The originals are only read: corrected labels go to a new folder, written whole 
 import os
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from tqdm import tqdm
 
 from utils.label_facts import read_label
 from utils.visualize import class_colours, palette_image
@@ -44,17 +46,23 @@ def write_fixed_labels(voc: str, label_paths: dict, conversions: dict, dry_run: 
         Lines saying what was (or, in a dry run, would be) written.
     """
     out_dir = check_fix_target(voc)
-    lines, work = [], None if dry_run else tempfile.mkdtemp(prefix=".tmp-fixed-", dir=voc)
+    work = None if dry_run else tempfile.mkdtemp(prefix=".tmp-fixed-", dir=voc)
+
+    def write(item) -> str | None:
+        label_id, path = item
+        target = f"{label_id}.png"
+        if path in conversions:
+            if work:
+                save_label(conversions[path].apply(read_label(path)), os.path.join(work, target))
+            return f"{os.path.basename(path)} -> {FIXED_DIR}/{target}: {'; '.join(conversions[path].notes)}"
+        if work:
+            shutil.copy2(path, os.path.join(work, target))
+        return None
+
     try:
-        for label_id, path in sorted(label_paths.items()):
-            target = f"{label_id}.png"
-            if path in conversions:
-                conversion = conversions[path]
-                lines.append(f"{os.path.basename(path)} -> {FIXED_DIR}/{target}: {'; '.join(conversion.notes)}")
-                if work:
-                    save_label(conversion.apply(read_label(path)), os.path.join(work, target))
-            elif work:
-                shutil.copy2(path, os.path.join(work, target))
+        with ThreadPoolExecutor(max_workers=min(8, 2 * (os.cpu_count() or 1))) as pool:  # decoding releases the GIL
+            written = pool.map(write, sorted(label_paths.items()))
+            lines = [line for line in tqdm(written, total=len(label_paths), desc="Writing", leave=False) if line]
         if work:
             os.rename(work, out_dir)
     finally:

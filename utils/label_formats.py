@@ -227,10 +227,10 @@ def grey_problem(f: LabelFacts, main: list, noise: list, table: np.ndarray, bina
     if f.notes:
         values = np.flatnonzero(f.counts).tolist()
         shown = f"{values[:8]}{' ...' if len(values) > 8 else ''}"
-        return (
-            "colour",
-            f"{f.path}: grey values {shown} stored as colour (mode {f.mode}); expected one class id per pixel "
-            f"(mode L or P). {fix}.",
+        where = "in its alpha channel" if "alpha" in f.notes[0] else "as colour"
+        return "colour", (
+            f"{f.path}: grey values {shown} stored {where} (mode {f.mode}); expected one class id per pixel "
+            f"(mode L or P). {fix}."
         )
     if noisy:
         spread = int((f.counts[noise] > 0).sum())
