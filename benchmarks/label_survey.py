@@ -58,17 +58,34 @@ def main():
             if result.returncode not in (0, 2) or "Traceback" in result.stderr:
                 sys.exit(f"voc_annotation.py ({name}) failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
         folder = os.path.join(voc, "VOC2007", "SegmentationClass")  # the fixed labels, now in use
-        equal = total = 0
+        originals = os.path.join(voc, "VOC2007", "SegmentationClass_original")
+        equal = total = nearest_equal = 0
         values = set()
         for sample_id, expected in truth.items():
             fixed = np.asarray(Image.open(os.path.join(folder, f"{sample_id}.png")))
             equal, total = equal + int((fixed == expected).sum()), total + expected.size
             values |= set(np.unique(fixed).tolist())
+            if args.format in FLAGS:
+                (published,) = [n for n in os.listdir(originals) if os.path.splitext(n)[0] == sample_id]
+                nearest = nearest_colour_ids(np.asarray(Image.open(os.path.join(originals, published)).convert("RGB")))
+                nearest_equal += int((fixed == nearest).sum())
     print(f"voc_annotation.py (check):  {check_time:6.1f} s  exit {check.returncode}")
     print(f"voc_annotation.py --fix:    {fix_time:6.1f} s  exit {fix.returncode}")
     print(f"... --use_fixed (the check of the fixed labels, the preview and the splits written): {use_time:.1f} s")
     print(f"fixed labels equal to the truth: {100 * equal / total:.3f} % of {total} pixels; values {sorted(values)}")
+    if args.format in FLAGS:
+        print(
+            f"... equal to each pixel's nearest listed colour in the published file: {100 * nearest_equal / total:.3f} %"
+        )
     print(f"CPU: {cpu_name()}")
+
+
+def nearest_colour_ids(rgb: np.ndarray) -> np.ndarray:
+    """A careful conversion of a colour mask: each pixel takes its nearest listed colour's class (ignore: 255)."""
+    listed = [label_writers.rgb(c) for c in label_writers.AERIAL + [label_writers.UNLABELLED, label_writers.GAP]]
+    ids = np.array(list(range(len(label_writers.AERIAL))) + [255, 255], np.uint8)
+    distance = ((rgb[:, :, None, :].astype(np.int32) - np.array(listed)[None, None]) ** 2).sum(-1)
+    return ids[distance.argmin(-1)]
 
 
 def cpu_name() -> str:
