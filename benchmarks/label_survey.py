@@ -74,9 +74,8 @@ def main():
     print(f"... --use_fixed (the check of the fixed labels, the preview and the splits written): {use_time:.1f} s")
     print(f"fixed labels equal to the truth: {100 * equal / total:.3f} % of {total} pixels; values {sorted(values)}")
     if args.format in FLAGS:
-        print(
-            f"... equal to each pixel's nearest listed colour in the published file: {100 * nearest_equal / total:.3f} %"
-        )
+        share = 100 * nearest_equal / total
+        print(f"... equal to each pixel's nearest listed colour in the published file: {share:.3f} %")
     print(f"CPU: {cpu_name()}")
 
 
