@@ -76,7 +76,7 @@ def compute_confusion(ids, samples, prediction_dir: str, num_classes: int) -> np
     """The confusion matrix (C, C) of the saved predictions against the labels, at original resolution."""
     matrix = np.zeros((num_classes, num_classes), np.int64)
     for sample_id, (_, label_path) in tqdm(zip(ids, samples), total=len(ids), desc="Computing", unit="image"):
-        label = load_label(label_path)  # values checked by check_split in main
+        label = load_label(label_path)  # values checked by check_labels in main
         prediction = read_prediction(os.path.join(prediction_dir, f"{sample_id}.png"), label, num_classes)
         matrix += confusion_matrix(label, prediction, num_classes)
     return matrix

@@ -335,11 +335,11 @@ def check_settings(config: AnnotationConfig) -> tuple:
         check_fix_target(voc)
     if config.use_fixed and not config.fix and not os.path.isdir(os.path.join(voc, FIXED_DIR)):
         raise ValueError(f"{os.path.join(voc, FIXED_DIR)} not found: run python voc_annotation.py --fix first.")
-    written = [(config.vocdevkit_path, PREVIEW)] if config.preview_count > 0 else []
-    for folder in [voc, os.path.join(voc, "ImageSets", "Segmentation")] + [f for f, _ in written]:
+    preview = config.preview_count > 0  # label_preview.png goes into vocdevkit_path
+    for folder in [voc, os.path.join(voc, "ImageSets", "Segmentation")] + [config.vocdevkit_path] * preview:
         if os.path.isdir(folder) and not os.access(folder, os.W_OK):
             raise ValueError(
-                f"{folder}: cannot be written (read-only), and the splits{', label_preview.png' if written else ''}"
+                f"{folder}: cannot be written (read-only), and the splits{', label_preview.png' if preview else ''}"
                 f"{' and the fixed labels' if config.fix else ''} go there. Copy the dataset to a folder you can "
                 "write to and point --vocdevkit_path at it, or check it without writing anything: --dry_run."
             )
@@ -408,7 +408,7 @@ def fix_labels(config: AnnotationConfig, voc: str, dataset: Dataset, fatal: list
     print("\nThe corrected labels, surveyed again:")
     fixed = inspect_dataset(voc, config.num_classes, (), (), label_dir=FIXED_DIR)
     report_labels(fixed, config.num_classes)
-    report_problems(fixed, [p for p in fixed.survey.problems if p.kind not in ("missing",)])
+    report_problems(fixed, fixed.survey.problems)
     print("Your labels are unchanged. To train on the corrected ones: python voc_annotation.py --use_fixed")
     return bool(lines)
 

@@ -180,22 +180,6 @@ def refuse(survey: Survey, what: str, count: int) -> None:
         raise ValueError(f"{len(fatal)} problems in the {count} samples of {what}:\n  {listed}{more}")
 
 
-def check_split(samples, split: str, num_classes: int, min_samples: int, split_file: str) -> dict:
-    """Raises ValueError naming every file that would break training, and how to fix it.
-
-    Args:
-        samples: [(image_path, label_path)] from images.split_samples.
-        min_samples: the least number of samples the split needs (a full batch).
-
-    Returns:
-        {image path: (bands, sample type)} (what bands.survey takes).
-    """
-    check_count(samples, min_samples, split_file)
-    survey = survey_pairs(samples, num_classes, desc=f"Checking {split}")
-    refuse(survey, split_file, len(samples))
-    return survey.kinds
-
-
 def check_count(samples, min_samples: int, split_file: str) -> None:
     if len(samples) < min_samples:
         raise ValueError(
