@@ -5,6 +5,7 @@ the input size."""
 import keras
 from keras import layers
 
+from nets.atrous import AtrousConv2D
 from nets.encoders import apply_encoder, encoder_named
 from nets.heads import apply_probabilities
 from nets.vgg16 import Preprocess
@@ -31,7 +32,8 @@ class ResizeLike(layers.Layer):
 
 def apply_conv_bn(x, filters: int, kernel: int, name: str, rate: int = 1):
     """Convolution (no bias), batch normalisation and ReLU, named name, name_bn, name_relu."""
-    x = layers.Conv2D(filters, kernel, padding="same", dilation_rate=rate, use_bias=False, name=name)(x)
+    conv = AtrousConv2D if rate > 1 else layers.Conv2D  # the same weights; only the taps that see the map
+    x = conv(filters, kernel, padding="same", dilation_rate=rate, use_bias=False, name=name)(x)
     x = layers.BatchNormalization(name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 

@@ -162,3 +162,46 @@ def test_fcn_trains_in_mixed_bfloat16_without_crashing():
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("size, rate, kernel", [(4, 18, 3), (4, 2, 3), (16, 6, 3), (9, 2, 3), (8, 3, 5), (7, 2, 2)])
+def test_atrous_convolution_tap_by_tap_equals_keras_conv2d(size, rate, kernel):
+    """The same weights give the same result as Conv2D's dilated convolution, whether the map's size is known (the
+    taps past it are skipped) or not (every tap is computed)."""
+    from nets.atrous import AtrousConv2D
+
+    x = np.random.default_rng(size + rate).normal(size=(2, size, size + 1, 8)).astype("float32")
+    reference = keras.layers.Conv2D(5, kernel, padding="same", dilation_rate=rate)
+    atrous = AtrousConv2D(5, kernel, padding="same", dilation_rate=rate)
+    reference.build(x.shape)
+    atrous.build(x.shape)
+    atrous.set_weights(reference.get_weights())
+    expected = reference(x).numpy()
+    unknown = tf.function(atrous, input_signature=[tf.TensorSpec((None, None, None, 8))])
+    for found in (atrous(x).numpy(), unknown(x).numpy()):
+        np.testing.assert_allclose(found, expected, atol=1e-5)
+
+
+def test_deeplab_pyramid_uses_the_tap_by_tap_convolution_with_conv2d_weights(tmp_path, monkeypatch):
+    """DeepLabV3+'s dilated pyramid branches are AtrousConv2D; a weights file of the Conv2D version (the files trained
+    before) loads into them and predicts the same."""
+    import nets.deeplab
+    from nets.atrous import AtrousConv2D
+    from nets.deeplab import ASPP_RATES
+
+    with monkeypatch.context() as before:
+        before.setattr(nets.deeplab, "AtrousConv2D", keras.layers.Conv2D)
+        earlier = build_network("deeplabv3plus", (64, 64), 3, "mobilenetv2")
+    path = str(tmp_path / "deeplab.weights.h5")
+    earlier.save_weights(path)
+    model = build_network("deeplabv3plus", (64, 64), 3, "mobilenetv2")
+    model.load_weights(path)  # Keras' loader; and the project's, as train.py and predict.py load files:
+    from utils.weights.matching import load_weights
+
+    loading = load_weights(build_network("deeplabv3plus", (64, 64), 3, "mobilenetv2"), path)
+    assert not loading.skipped and not loading.unused and not loading.by_topology
+    for i in range(1, len(ASPP_RATES) + 1):
+        assert isinstance(model.get_layer(f"aspp_conv{i}"), AtrousConv2D)
+        assert type(earlier.get_layer(f"aspp_conv{i}")) is keras.layers.Conv2D
+    x = np.random.default_rng(0).uniform(0, 255, (1, 64, 64, 3)).astype("float32")
+    np.testing.assert_allclose(model.predict(x, verbose=0), earlier.predict(x, verbose=0), atol=1e-5)
