@@ -2,6 +2,7 @@
 
     $ python benchmarks/step_split.py                         # the demo's step: VGG16-UNet, 64x64, batch 4, auto
     $ python benchmarks/step_split.py --input_shape 256 256 --num_classes 21
+    $ python benchmarks/step_split.py --model deeplabv3plus --backbone resnet50 --batch_size 8 --precision fp32
 
 On one in-memory batch, the parts taking turns call by call (fastest and median of --calls calls, ms):
     forward                 the network in training mode
@@ -10,12 +11,15 @@ On one in-memory batch, the parts taking turns call by call (fastest and median 
     fit step, ...           a whole step as model.fit runs it (Keras' compiled step function: loss, gradients,
                             update, metrics; fit's callbacks aside), and with steps_per_execution 8 (Keras runs
                             8 steps per call of its step function)
+for DeepLabV3+ also "fit step, pyramid by SpaceToBatch": the same network with its dilated pyramid built from Keras'
+Conv2D, which TensorFlow computes as SpaceToBatch, convolution, BatchToSpace (before nets/atrous.py);
 and with --profile, the fit step's time by TensorFlow op type (its profiler's self time per step; ops that run
 at once on the two threads each count their own time, so the sum exceeds the step).
 """
 
 import argparse
 import collections
+import contextlib
 import glob
 import json
 import os
@@ -31,6 +35,7 @@ import keras  # noqa: E402 (after the path to the repository is set)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import nets.deeplab  # noqa: E402
 from nets.models import build_model  # noqa: E402
 from utils.losses import build_loss  # noqa: E402
 from utils.precision import set_precision  # noqa: E402
@@ -58,8 +63,27 @@ def op_type_profile(step, steps: int) -> dict:
     return dict(per_type.most_common())
 
 
+def compiled(network, loss, steps_per_execution: int):
+    network.compile(optimizer=make_optimizer("adam", 1e-5), loss=loss, steps_per_execution=steps_per_execution)
+    network.optimizer.build(network.trainable_variables)
+    return network
+
+
+@contextlib.contextmanager
+def pyramid_by_space_to_batch():
+    """DeepLabV3+ built with Keras' Conv2D for its dilated pyramid, as before nets/atrous.py."""
+    saved = nets.deeplab.AtrousConv2D
+    nets.deeplab.AtrousConv2D = keras.layers.Conv2D
+    try:
+        yield
+    finally:
+        nets.deeplab.AtrousConv2D = saved
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="unet")
+    parser.add_argument("--backbone", default="vgg")
     parser.add_argument("--input_shape", type=int, nargs=2, default=[64, 64])
     parser.add_argument("--batch_size", type=int, default=4)
     parser.add_argument("--num_classes", type=int, default=4)
@@ -74,14 +98,17 @@ def main() -> None:
     labels = tf.constant(rng.integers(0, args.num_classes, (args.batch_size, height, width), np.uint8))
     loss = build_loss([1.0] * args.num_classes, dice_loss=True)  # train.py's default: CE + Dice
     keras.utils.set_random_seed(0)
-    model = build_model("unet", (height, width), args.num_classes, "vgg")
+    model = build_model(args.model, (height, width), args.num_classes, args.backbone)
     variables = model.trainable_variables
     twins = {}  # a compiled copy of the network per steps_per_execution, for model.fit
     for name, per_call in [("spe 1", 1), ("spe 8", 8)]:
-        twin = keras.models.clone_model(model)
-        twin.compile(optimizer=make_optimizer("adam", 1e-5), loss=loss, steps_per_execution=per_call)
-        twin.optimizer.build(twin.trainable_variables)
-        twins[name] = (twin, per_call)
+        twins[name] = (compiled(keras.models.clone_model(model), loss, per_call), per_call)
+    if args.model == "deeplabv3plus":
+        with pyramid_by_space_to_batch():
+            twins["spe 1, pyramid by SpaceToBatch"] = (
+                compiled(build_model(args.model, (height, width), args.num_classes, args.backbone), loss, 1),
+                1,
+            )
     batches = tf.data.Dataset.from_tensors((images, labels)).repeat()
 
     @tf.function
@@ -120,7 +147,8 @@ def main() -> None:
             tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, result)
             if call >= 2:
                 seconds[name].append((time.perf_counter() - started) / steps)
-    print(f"VGG16-UNet, {height}x{width}, batch {args.batch_size}, {keras.mixed_precision.global_policy().name}")
+    policy = keras.mixed_precision.global_policy().name
+    print(f"{args.model} {args.backbone}, {height}x{width}, batch {args.batch_size}, {policy}")
     print(f"{'part':32s} {'fastest ms':>10s} {'median ms':>10s}")
     for name, values in seconds.items():
         print(f"{name:32s} {1000 * min(values):10.1f} {1000 * np.median(values):10.1f}")
