@@ -208,3 +208,12 @@ def test_labels_named_with_a_suffix_are_paired_and_renamed_by_the_fix(tmp_path):
     assert agreement(fixed_labels(voc), truth) == 1.0
     used = run_inline("voc_annotation.py", "--vocdevkit_path", voc, "--use_fixed")
     assert used.returncode == 0 and "trainval 5" in used.stdout, used.stdout[-2000:] + used.stderr[-2000:]
+
+
+def test_a_background_only_label_among_0_255_masks_needs_no_fix(tmp_path):
+    """In a dataset of 0/255 masks, a label of 0 alone (an image without the object) is class ids already."""
+    rng = np.random.default_rng(7)
+    masks = [label_writers.blobs(rng, 40, 56, 2) * 255 for _ in range(3)] + [np.zeros((40, 56), np.uint8)]
+    judgement, paths = judge_files(tmp_path, masks, save_as(".png"))
+    assert sorted(judgement.conversions) == sorted(paths[:3])
+    assert [p.kind for p in judgement.problems if p.path == paths[3]] == ["background"]  # a warning, not fatal

@@ -199,18 +199,15 @@ def judge_grey(files: list, conversions: dict, problems: list, findings: list) -
     if binary:
         findings.append("Grey labels: 0 and 255 only, so binary masks: 255 is the object, class 1 (not ignore).")
     for f in files:
-        present = np.flatnonzero(f.counts)
-        changes = present[table[present] != present]
-        kind, message = grey_problem(f, main, noise, table, binary)
-        if kind is None and not len(changes):
+        kind, message = grey_problem(f, main, noise, binary)
+        if kind is None:  # class ids already: the table leaves its values as they are
             problems += ignored_objects(f, files, main, conversions)
             continue
-        conversion = Conversion(table=table, notes=grey_notes(f, table, noise, binary))
-        conversions[f.path] = conversion
-        problems.append(Problem(f.path, kind or "values", message, True, True))
+        conversions[f.path] = Conversion(table=table, notes=grey_notes(f, noise, binary))
+        problems.append(Problem(f.path, kind, message, True, True))
 
 
-def grey_problem(f: LabelFacts, main: list, noise: list, table: np.ndarray, binary: bool):
+def grey_problem(f: LabelFacts, main: list, noise: list, binary: bool):
     """(kind, message) of a grey label that is not yet a class-id PNG, or (None, None)."""
     fix = "python voc_annotation.py --fix writes it as a class-id PNG"
     noisy = int(f.counts[noise].sum())
@@ -242,7 +239,7 @@ def grey_problem(f: LabelFacts, main: list, noise: list, table: np.ndarray, bina
             + (", and 255 as 'ignore', so the objects would never be learned" if binary else "")
             + f". python voc_annotation.py --fix {fix_does} ({noisy} pixels move)."
         )
-    if binary:
+    if binary and f.counts[IGNORE_LABEL]:  # a background-only label needs nothing
         return "zero_255", (
             f"{f.path}: values are 0 and 255 only. 255 means 'ignore', so the objects would never be learned; the "
             "object class should be 1. Run python voc_annotation.py --fix to write corrected labels."
@@ -286,7 +283,7 @@ def ignored_objects(f: LabelFacts, files: list, main: list, conversions: dict) -
     ]
 
 
-def grey_notes(f: LabelFacts, table: np.ndarray, noise: list, binary: bool) -> list:
+def grey_notes(f: LabelFacts, noise: list, binary: bool) -> list:
     notes = [f"{f.format} -> PNG"] if f.format != "PNG" else []
     notes += list(f.notes)
     moved = int(f.counts[noise].sum())
@@ -311,23 +308,14 @@ def judge_indexed(files: list, palette, ignore_colours, conversions: dict, probl
     if not moved and not palette and not ignore_colours:
         return
     colours = np.array(sorted(places), np.int64)
-    pixels = {c: 0 for c in places}
-    for f in files:
-        for index, colour in f.palette.items():
-            pixels[colour] += int(f.counts[index])
     if palette:  # palette entries are exact colours: no blends, no noise
         found = listed_ids(colours, np.ones(len(colours), bool), palette, ignore_colours, jpeg=False)
         ids = {c: i for c, i in zip(colours.tolist(), found.tolist()) if i != NO_CLASS}
         unlisted = [c for c, i in zip(colours.tolist(), found.tolist()) if i == NO_CLASS]
     else:
         ids, unlisted = auto_ids(colours, places), []
-        ids.update(
-            {
-                c: IGNORE_LABEL
-                for c in pack_colours(list(ignore_colours) or [(0, 0, 0)]).tolist()
-                if ignore_colours and c in ids
-            }
-        )
+        if ignore_colours:
+            ids.update({c: IGNORE_LABEL for c in pack_colours(list(ignore_colours)).tolist() if c in ids})
     order = ", ".join(f"{hex_colour(unpack_colour(c))} -> {ids[c]}" for c in sorted(ids, key=lambda c: ids[c]))
     if moved:
         findings.append(
