@@ -83,15 +83,15 @@ def split_samples(vocdevkit_path: str, split: str) -> list:
     ]
 
 
-def check_num_classes(num_classes: int, setting: str = "num_classes", allow_zero: bool = False) -> None:
+def check_num_classes(num_classes: int, allow_zero: bool = False) -> None:
     """Class ids are 8-bit label values below IGNORE_LABEL: 2 to 255 classes (background and one object at least).
     allow_zero: 0 means 'take them from the labels' (voc_annotation.py)."""
     if allow_zero and num_classes == 0:
         return
     if not 2 <= num_classes <= IGNORE_LABEL:
         raise ValueError(
-            f"{setting}={num_classes}: expected 2 to {IGNORE_LABEL} classes, the background included (labels are "
-            f"8-bit class ids and {IGNORE_LABEL} means 'ignore'); e.g. --{setting} 2 for background and one object."
+            f"num_classes={num_classes}: expected 2 to {IGNORE_LABEL} classes, the background included (labels are "
+            f"8-bit class ids and {IGNORE_LABEL} means 'ignore'); e.g. --num_classes 2 for background and one object."
         )
 
 
