@@ -21,9 +21,10 @@ and once, as it does not depend on the precision, the data pipeline alone at --p
 default augmentation, and again with every option on (ALL_OPTIONS: rotation, multiples of 90 degrees, vertical flip,
 shear, elastic deformation and the UNet weight map; --pipeline_only measures just these two).
 
---networks measures the README's table instead (utils/network_table.py, a few minutes): every model x backbone,
-its parameters, GFLOPs per image and the bare forward pass's images/s in each precision, the networks taking turns
-call by call, and the light encoder's ratio to the VGG16-UNet.
+--networks measures every model x backbone instead (utils/network_table.py; at 256², batch 4, about half an hour
+on 2 cores): its parameters and GFLOPs per image; train.py's training step in each precision, first and later
+steps, as GFLOP/s and as a share of NumPy's float32 4096² matrix product timed in the same run (the machine's own
+rate); and the bare forward pass's images/s (the README's table), the networks taking turns call by call.
 With --image_bands 3 or 4 the images are 16-bit TIFFs of that many bands (the demo generator's bands
 variant) instead of 8-bit RGB JPEGs, and the network takes them (a --model_path records its own).
 
@@ -65,8 +66,9 @@ from utils.images import read_split, split_samples
 from utils.letterbox import letterbox
 from utils.losses import build_loss
 from utils.lr_schedule import EpochSchedule
-from utils.network_table import format_network_table, measure_networks, ratio
+from utils.network_table import format_network_table, format_training_table, measure_networks, ratio
 from utils.onnx_model import OnnxModel, write_onnx
+from utils.optimizers import make_optimizer
 from utils.precision import PRECISIONS, choose_precision
 from utils.prediction import slide_image_function
 from utils.profiling import (
@@ -78,7 +80,7 @@ from utils.profiling import (
     seconds_of,
 )
 from utils.sliding import Scale, resolve_scale_mode
-from utils.training import Phase, compile_phase, make_optimizer
+from utils.training import Phase, compile_phase
 from utils.weight_map import WeightMap
 
 # Rows of the table: (key, label, format); rates are per second.
@@ -141,7 +143,8 @@ class BenchmarkConfig:
     pipeline_shape: list[int] = field(default_factory=lambda: [512, 512])  # input shape of the pipeline-only run
     pipeline_batches: int = 50  # timed batches of the pipeline-only run
     pipeline_only: bool = False  # measure the data pipeline rows only (a minute, not a quarter of an hour)
-    networks: bool = False  # measure every model x backbone's forward pass instead: the README's table
+    networks: bool = False  # measure every model x backbone instead: training step, first step, forward pass
+    network_steps: int = 3  # --networks: timed training steps of each network (median), after 2 warm-up; 0: none
     image_bands: int = 0  # 0: 8-bit RGB JPEGs; 3 or 4: 16-bit TIFFs of that many bands (a model_path: as recorded)
     json: str = ""  # also write the results to this JSON file
 
@@ -386,10 +389,17 @@ def network_of(config: BenchmarkConfig) -> BenchmarkConfig:
 
 def network_table(config: BenchmarkConfig, policies: list) -> dict:
     """benchmark.py --networks: the README's table of every model x backbone, and the light encoder's ratio."""
-    rows = measure_networks(config.input_shape, config.num_classes, config.batch_size, policies, config.calls, 2)
+    measured = measure_networks(
+        config.input_shape, config.num_classes, config.batch_size, policies, config.calls, config.network_steps
+    )
+    rows = measured["rows"]
     versions = f"TensorFlow {tf.__version__}, Keras {keras.__version__}"
     print(f"\n{time.strftime('%Y-%m-%d')}, {machine_description()}, {versions}")
-    print(f"{config.input_shape}, batch {config.batch_size}, {config.calls} calls each (median)\n")
+    print(f"{config.input_shape}, batch {config.batch_size}, {config.num_classes} classes")
+    if config.network_steps:
+        print(f"\nTraining step (train.py's: Adam, CE + Dice; the median of {config.network_steps} after 2 more):\n")
+        print(format_training_table(rows, policies, measured["matmul_gflops"]))
+    print(f"\nForward pass of prediction's network ({config.calls} calls each, median):\n")
     print(format_network_table(rows, policies))
     light, vgg = ("unet", "mobilenetv2"), ("unet", "vgg")
     for policy in policies:
@@ -397,17 +407,17 @@ def network_table(config: BenchmarkConfig, policies: list) -> dict:
             f"unet + mobilenetv2 / unet + vgg, {policy}: {ratio(rows, policy, light, vgg):.2f}x "
             f"(fastest calls: {ratio(rows, policy, light, vgg, 'fastest_images_per_s'):.2f}x)"
         )
-    return {"networks": rows}
+    return {"machine": machine_description(), "networks": rows, "matmul_gflops": measured["matmul_gflops"]}
 
 
 def main(config: BenchmarkConfig) -> None:
     config = network_of(config)
     check_model_settings(config.model, config.input_shape, config.backbone)
     check_model_settings("unet", config.pipeline_shape)  # the pipeline alone: train.py's default augmentation
-    if config.steps < 2 or config.warmup < 1 or config.calls < 1 or config.repeats < 1:
+    if config.steps < 2 or config.warmup < 1 or config.calls < 1 or config.repeats < 1 or config.network_steps < 0:
         raise ValueError(
-            f"steps={config.steps}, warmup={config.warmup}, calls={config.calls}, repeats={config.repeats}: "
-            "expected steps >= 2 and the others >= 1."
+            f"steps={config.steps}, warmup={config.warmup}, calls={config.calls}, repeats={config.repeats}, "
+            f"network_steps={config.network_steps}: expected steps >= 2, network_steps >= 0 and the others >= 1."
         )
     if config.image_bands not in (0, 3, 4):
         raise ValueError(f"image_bands={config.image_bands}: expected 0 (8-bit RGB JPEGs), 3 or 4 (16-bit TIFFs).")

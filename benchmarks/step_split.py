@@ -38,8 +38,8 @@ import tensorflow as tf  # noqa: E402
 import nets.deeplab  # noqa: E402
 from nets.models import build_model  # noqa: E402
 from utils.losses import build_loss  # noqa: E402
+from utils.optimizers import make_optimizer  # noqa: E402
 from utils.precision import set_precision  # noqa: E402
-from utils.training import make_optimizer  # noqa: E402
 
 
 def op_type_profile(step, steps: int) -> dict:

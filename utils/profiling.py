@@ -9,7 +9,7 @@ import time
 import keras
 import tensorflow as tf
 
-from utils.precision import cpu_flags, cpuinfo
+from utils.precision import cpu_flags, cpuinfo, isa_cap
 
 COUNTED = (
     keras.layers.Conv1D,
@@ -126,9 +126,30 @@ def peak_gflops(policy: str) -> tuple:
     return cores * clock * per_cycle, f"{cores} cores x {clock:g} GHz x {per_cycle} FLOPs/cycle ({unit})"
 
 
+# The instruction sets that decide a CPU's convolution and matmul speed, by their /proc/cpuinfo flag.
+ISA_NAMES = {
+    "avx2": "AVX2",
+    "fma": "FMA",
+    "avx512f": "AVX-512",
+    "avx512_vnni": "AVX512-VNNI",
+    "avx512_bf16": "AVX512-BF16",
+    "avx512_fp16": "AVX512-FP16",
+    "amx_bf16": "AMX-BF16",
+    "amx_fp16": "AMX-FP16",
+}
+
+
+def instruction_sets() -> str:
+    """The CPU's instruction sets that oneDNN may use (ONEDNN_MAX_CPU_ISA's cap applied, and named)."""
+    flags = cpu_flags()
+    names = ", ".join(name for flag, name in ISA_NAMES.items() if flag in flags) or "none of AVX2/AVX-512/AMX"
+    return f"{names} (oneDNN capped at {isa_cap()})" if isa_cap() != "ALL" else names
+
+
 def machine_description() -> str:
     name = gpu_name()
-    cpu = f"{len(os.sched_getaffinity(0))} cores of {cpu_model() or 'an unknown CPU'} at {cpu_clock_ghz():g} GHz"
+    cores = len(os.sched_getaffinity(0))
+    cpu = f"{cores} cores of {cpu_model() or 'an unknown CPU'} at {cpu_clock_ghz():g} GHz ({instruction_sets()})"
     return f"{name} GPU; {cpu}" if name else f"{cpu}, no GPU"
 
 

@@ -3,7 +3,6 @@ learning rates and fitted from its first epoch (Keras' initial_epoch), so that a
 
 from dataclasses import dataclass
 
-import keras
 import tensorflow as tf
 
 from nets.models import output_margin, set_backbone_trainable
@@ -12,6 +11,7 @@ from utils.bands import Bands
 from utils.checkpoint import load_optimizer_state
 from utils.dataloader import build_train_dataset, build_val_dataset
 from utils.lr_schedule import EpochSchedule, clamp_note, scaled_learning_rates
+from utils.optimizers import make_optimizer
 from utils.precise_bn import PreciseBatchNorm, calibration_samples, trainable_batch_norms
 from utils.sliding import scale_of
 from utils.timeline import StepClock, timed_callbacks
@@ -40,14 +40,6 @@ def plan_phases(config, unfrozen_from=None) -> list:
         Phase(split, config.unfreeze_epoch, config.unfreeze_batch_size, frozen=False),
     ]
     return [phase for phase in planned if phase.end_epoch > phase.first_epoch]
-
-
-def make_optimizer(optimizer_type: str, learning_rate, momentum: float = 0.9, weight_decay: float = 0.0):
-    """Keras' Adam or SGD (Nesterov); Keras 3 applies weight_decay decoupled (AdamW / SGDW)."""
-    decay = weight_decay or None
-    if optimizer_type == "adam":
-        return keras.optimizers.Adam(learning_rate, beta_1=momentum, weight_decay=decay)
-    return keras.optimizers.SGD(learning_rate, momentum=momentum, nesterov=True, weight_decay=decay)
 
 
 def phase_learning_rates(config, phase: Phase) -> tuple:
