@@ -8,7 +8,7 @@ Edit the defaults in TrainConfig below, or override any of them with flags:
     $ python train.py --vocdevkit_path ../shared/datasets/membrane --num_classes 2 --input_shape 256 256 \
           --freeze_train false --unfreeze_epoch 10 --unfreeze_batch_size 2
     $ python train.py --model fcn8 --input_shape 256 256                              # FCN-8s on the VGG16 encoder
-    $ python train.py --backbone mobilenetv2           # a light UNet: its forward pass 5x the VGG16-UNet's (bf16)
+    $ python train.py --backbone mobilenetv2           # a light UNet: its step 8-12x faster than the VGG16-UNet's (CPU)
     $ python train.py --model deeplabv3plus --backbone resnet50 --input_shape 512 512          # natural scenes
     $ python train.py --model unet_classic --input_shape 444 444     # the original UNet: 444 in, 260 out
     $ python train.py --resume logs                     # continue the run in logs/ exactly where it stopped

@@ -7,13 +7,15 @@
 On one in-memory batch, the parts taking turns call by call (fastest and median of --calls calls, ms):
     forward                 the network in training mode
     forward + backward      the same and every gradient (each summed, so that none is pruned from the graph)
-    update, Adam            the optimizer's update of every trainable variable alone (train.py's: Keras' Adam)
+    update, Adam            the optimizer's update of every trainable variable alone (train.py's: utils/optimizers.py)
     fit step, ...           a whole step as model.fit runs it (Keras' compiled step function: loss, gradients,
                             update, metrics; fit's callbacks aside), and with steps_per_execution 8 (Keras runs
-                            8 steps per call of its step function)
-for DeepLabV3+ also "fit step, pyramid by SpaceToBatch": the same network with its dilated pyramid built from Keras'
-Conv2D, which TensorFlow computes as SpaceToBatch, convolution, BatchToSpace (before nets/atrous.py);
-and with --profile, the fit step's time by TensorFlow op type (its profiler's self time per step; ops that run
+                            8 steps per call of its step function), and with Keras' own Adam
+for DeepLabV3+ and FCN-8s also "fit step, Keras' Conv2D throughout": the same network with Keras' Conv2D where it
+uses nets/atrous.py (DeepLabV3+'s dilated pyramid, which TensorFlow computes as SpaceToBatch, convolution,
+BatchToSpace; FCN-8s' 7x7 fc6, every tap computed on small maps);
+and, beside each, its first call in seconds (tracing, graph optimisation and the first run: what a run pays once);
+with --profile, the fit step's time by TensorFlow op type (its profiler's self time per step; ops that run
 at once on the two threads each count their own time, so the sum exceeds the step).
 """
 
@@ -36,6 +38,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import nets.deeplab  # noqa: E402
+import nets.fcn  # noqa: E402
 from nets.models import build_model  # noqa: E402
 from utils.losses import build_loss  # noqa: E402
 from utils.optimizers import make_optimizer  # noqa: E402
@@ -63,21 +66,27 @@ def op_type_profile(step, steps: int) -> dict:
     return dict(per_type.most_common())
 
 
-def compiled(network, loss, steps_per_execution: int):
-    network.compile(optimizer=make_optimizer("adam", 1e-5), loss=loss, steps_per_execution=steps_per_execution)
+def compiled(network, loss, steps_per_execution: int, optimizer=None):
+    """The network compiled as train.py compiles it (its Adam, built before the first step), or with `optimizer`."""
+    optimizer = optimizer or make_optimizer("adam", 1e-5)
+    network.compile(optimizer=optimizer, loss=loss, steps_per_execution=steps_per_execution)
     network.optimizer.build(network.trainable_variables)
     return network
 
 
 @contextlib.contextmanager
-def pyramid_by_space_to_batch():
-    """DeepLabV3+ built with Keras' Conv2D for its dilated pyramid, as before nets/atrous.py."""
-    saved = nets.deeplab.AtrousConv2D
-    nets.deeplab.AtrousConv2D = keras.layers.Conv2D
+def keras_convolutions():
+    """Networks built with Keras' Conv2D where they use nets/atrous.py (DeepLabV3+'s dilated pyramid, FCN-8s' fc6),
+    as before it."""
+    modules = (nets.deeplab, nets.fcn)
+    saved = [module.AtrousConv2D for module in modules]
+    for module in modules:
+        module.AtrousConv2D = keras.layers.Conv2D
     try:
         yield
     finally:
-        nets.deeplab.AtrousConv2D = saved
+        for module, layer in zip(modules, saved):
+            module.AtrousConv2D = layer
 
 
 def main() -> None:
@@ -103,9 +112,11 @@ def main() -> None:
     twins = {}  # a compiled copy of the network per steps_per_execution, for model.fit
     for name, per_call in [("spe 1", 1), ("spe 8", 8)]:
         twins[name] = (compiled(keras.models.clone_model(model), loss, per_call), per_call)
-    if args.model == "deeplabv3plus":
-        with pyramid_by_space_to_batch():
-            twins["spe 1, pyramid by SpaceToBatch"] = (
+    keras_adam = keras.optimizers.Adam(1e-5)  # Keras' own update, element-wise ops (utils/optimizers.py)
+    twins["spe 1, Keras' Adam"] = (compiled(keras.models.clone_model(model), loss, 1, keras_adam), 1)
+    if args.model in ("deeplabv3plus", "fcn8"):
+        with keras_convolutions():
+            twins["spe 1, Keras' Conv2D throughout"] = (
                 compiled(build_model(args.model, (height, width), args.num_classes, args.backbone), loss, 1),
                 1,
             )
@@ -139,7 +150,7 @@ def main() -> None:
         "update, Adam": (update, 1),
         **{f"fit step, {name}": (fit_step(name), per_call) for name, (_, per_call) in twins.items()},
     }
-    seconds = {name: [] for name in parts}
+    seconds, first = {name: [] for name in parts}, {}
     for call in range(args.calls + 2):  # two untimed rounds: tracing
         for name, (part, steps) in parts.items():
             started = time.perf_counter()
@@ -147,11 +158,13 @@ def main() -> None:
             tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, result)
             if call >= 2:
                 seconds[name].append((time.perf_counter() - started) / steps)
+            elif call == 0:
+                first[name] = time.perf_counter() - started
     policy = keras.mixed_precision.global_policy().name
     print(f"{args.model} {args.backbone}, {height}x{width}, batch {args.batch_size}, {policy}")
-    print(f"{'part':32s} {'fastest ms':>10s} {'median ms':>10s}")
+    print(f"{'part':36s} {'fastest ms':>10s} {'median ms':>10s} {'first call s':>12s}")
     for name, values in seconds.items():
-        print(f"{name:32s} {1000 * min(values):10.1f} {1000 * np.median(values):10.1f}")
+        print(f"{name:36s} {1000 * min(values):10.1f} {1000 * np.median(values):10.1f} {first[name]:12.1f}")
     if args.profile:
         by_type = op_type_profile(fit_step("spe 1"), 10)
         total = sum(by_type.values())

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 from keras import layers
 
+from nets.atrous import AtrousConv2D
 from nets.heads import apply_probabilities
 from nets.vgg16 import Preprocess, apply_vgg16_pools
 
@@ -70,7 +71,8 @@ def build_fcn8(
     """
     images = keras.Input(input_shape, name="images")
     _, _, pool3, pool4, pool5 = apply_vgg16_pools(Preprocess(ranges=ranges, name="preprocess")(images))
-    x = layers.Conv2D(fc_filters, 7, padding="same", activation="relu", name="fc6")(pool5)  # (B, H/32, W/32, 4096)
+    # (B, H/32, W/32, 4096); on maps under 7 px, the taps that see only padding are skipped (nets/atrous.py)
+    x = AtrousConv2D(fc_filters, 7, padding="same", activation="relu", name="fc6")(pool5)
     x = layers.Dropout(0.5, name="drop6")(x)
     x = layers.Conv2D(fc_filters, 1, activation="relu", name="fc7")(x)
     x = layers.Dropout(0.5, name="drop7")(x)

@@ -7,10 +7,18 @@ import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
 from nets.folding import fold_batch_norms
+from nets.models import build_model
 from nets.unet import build_unet
 from tests.helpers import HAS_ONNX, MIXED, run_script
-from utils.network_table import format_network_table, table_networks, table_shape
-from utils.profiling import count_flops, cpu_flops_per_cycle
+from utils import precision
+from utils.network_table import (
+    format_network_table,
+    format_training_table,
+    table_networks,
+    table_shape,
+    train_step_times,
+)
+from utils.profiling import count_flops, cpu_flops_per_cycle, instruction_sets
 
 
 def profiler_flops(model, input_shape) -> int:
@@ -134,3 +142,39 @@ def test_the_network_table_lists_every_model_and_backbone():
     row.update({"float32_images_per_s": 44.2, "mixed_bfloat16_images_per_s": 77.8, "weights": "ImageNet (Keras)"})
     table = format_network_table([row], ["float32", "mixed_bfloat16"])
     assert "| unet | mobilenetv2 | 3.3 M | 3.7 | 44.20 | 77.80 | ImageNet (Keras) |" in table
+
+
+def test_the_training_table_marks_each_network_against_its_goal():
+    rows = [
+        {"model": "unet", "backbone": "resnet50", "float32_step_s": 3.1, "float32_first_step_s": 9.5},
+        {"model": "unet", "backbone": "mobilenetv2", "float32_step_s": 0.6, "float32_first_step_s": 6.1},
+        {"model": "unet_small", "backbone": "vgg", "float32_step_s": 0.5, "float32_first_step_s": 2.6},
+    ]
+    for row, share in zip(rows, (0.30, 0.30, 0.66)):
+        row.update(float32_train_gflops=200 * share, float32_matmul_share=share)
+    table = format_training_table(rows, ["float32"], [190.0, 200.0, 210.0])
+    assert "| unet | resnet50 | 3.10 | 9.5 | 60 | 30% (below goal) |" in table  # 40 % for a dense encoder
+    assert "| unet | mobilenetv2 | 0.60 | 6.1 | 60 | 30% |" in table  # 20 % for a depthwise one
+    assert "| unet_small | (own) |" in table
+    assert "matrix product: median 200 GFLOP/s (range 190-210)" in table
+
+
+def test_the_machine_line_names_the_instruction_sets_onednn_may_use(monkeypatch):
+    flags = "fpu sse4_2 avx avx2 fma avx512f avx512_vnni avx512_bf16 amx_bf16 amx_tile"
+    monkeypatch.setattr(precision, "cpuinfo", lambda field: [flags] if field == "flags" else [])
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    assert instruction_sets() == "AVX2, FMA, AVX-512, AVX512-VNNI, AVX512-BF16, AMX-BF16"
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert instruction_sets() == "AVX2, FMA (oneDNN capped at AVX2)"
+
+
+def test_a_training_step_is_timed_as_train_py_compiles_it():
+    keras.utils.set_random_seed(0)
+    network = build_model("unet_small", (32, 32), 3)
+    before = [w.numpy() for w in network.trainable_weights]
+    images = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
+    times = train_step_times(network, images, np.zeros((2, 32, 32), np.uint8), steps=2, warmup=1)
+    assert times.first > times.median > 0
+    assert network.optimizer.built and type(network.optimizer).__name__ == "FusedAdam"
+    assert any(not np.allclose(a, w.numpy()) for a, w in zip(before, network.trainable_weights))

@@ -164,10 +164,12 @@ def test_fcn_trains_in_mixed_bfloat16_without_crashing():
     assert result.returncode == 0, result.stderr[-2000:]
 
 
-@pytest.mark.parametrize("size, rate, kernel", [(4, 18, 3), (4, 2, 3), (16, 6, 3), (9, 2, 3), (8, 3, 5), (7, 2, 2)])
+@pytest.mark.parametrize(
+    "size, rate, kernel", [(4, 18, 3), (4, 2, 3), (16, 6, 3), (9, 2, 3), (8, 3, 5), (7, 2, 2), (2, 1, 7), (3, 1, 6)]
+)
 def test_atrous_convolution_tap_by_tap_equals_keras_conv2d(size, rate, kernel):
-    """The same weights give the same result as Conv2D's dilated convolution, whether the map's size is known (the
-    taps past it are skipped) or not (every tap is computed)."""
+    """The same weights give the same result as Conv2D's (dilated) convolution, whether the map's size is known (the
+    taps past it are skipped) or not (every tap is computed, or undilated, Keras' own convolution)."""
     from nets.atrous import AtrousConv2D
 
     x = np.random.default_rng(size + rate).normal(size=(2, size, size + 1, 8)).astype("float32")
@@ -205,3 +207,19 @@ def test_deeplab_pyramid_uses_the_tap_by_tap_convolution_with_conv2d_weights(tmp
         assert type(earlier.get_layer(f"aspp_conv{i}")) is keras.layers.Conv2D
     x = np.random.default_rng(0).uniform(0, 255, (1, 64, 64, 3)).astype("float32")
     np.testing.assert_allclose(model.predict(x, verbose=0), earlier.predict(x, verbose=0), atol=1e-5)
+
+
+def test_fcn8_fc6_skips_the_taps_that_see_only_padding():
+    """FCN-8s' 7x7 fc6 on pool5's small maps is AtrousConv2D: at 64 px (2 x 2 maps) it computes 9 of its 49 taps,
+    and gives Keras' Conv2D's result with the same weights."""
+    from nets.atrous import AtrousConv2D
+    from nets.fcn import build_fcn8
+
+    model = build_fcn8((64, 64, 3), 3, fc_filters=16)
+    fc6 = model.get_layer("fc6")
+    assert isinstance(fc6, AtrousConv2D) and fc6.kernel.shape[:2] == (7, 7)
+    x = np.random.default_rng(1).normal(size=(2, 2, 2, fc6.kernel.shape[2])).astype("float32")
+    reference = keras.layers.Conv2D(16, 7, padding="same", activation="relu")
+    reference.build(x.shape)
+    reference.set_weights(fc6.get_weights())
+    np.testing.assert_allclose(fc6(x).numpy(), reference(x).numpy(), atol=1e-4)
