@@ -21,7 +21,7 @@ and once, as it does not depend on the precision, the data pipeline alone at --p
 default augmentation, and again with every option on (ALL_OPTIONS: rotation, multiples of 90 degrees, vertical flip,
 shear, elastic deformation and the UNet weight map; --pipeline_only measures just these two).
 
---networks measures every model x backbone instead (utils/network_table.py; at 256², batch 4, about half an hour
+--networks measures every model x backbone instead (utils/network_table.py; at 256², batch 4, about 25 minutes
 on 2 cores): its parameters and GFLOPs per image; train.py's training step in each precision, first and later
 steps, as GFLOP/s and as a share of NumPy's float32 4096² matrix product timed in the same run (the machine's own
 rate); and the bare forward pass's images/s (the README's table), the networks taking turns call by call.

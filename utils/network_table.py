@@ -21,10 +21,10 @@ from nets.models import MODEL_BACKBONES, MODELS, build_model
 from nets.unet_classic import CLASSIC_MARGIN
 from utils.losses import build_loss
 from utils.optimizers import make_optimizer
-from utils.profiling import count_flops, seconds_of
+from utils.profiling import count_flops, numpy_matmul_gflops, seconds_of
 from utils.weights.sources import starting_weights_of
 
-# The machine's rate: a float32 matrix product of this side by NumPy (its BLAS, on every core it is given).
+# The machine's rate: NumPy's float32 matrix product of this side (utils/profiling.numpy_matmul_gflops).
 MATMUL_SIDE = 4096
 # Depthwise encoders: their convolutions move more memory per FLOP, so their goal share is lower (docs/performance.md).
 DEPTHWISE_BACKBONES = ("mobilenetv2", "efficientnetv2b0")
@@ -49,13 +49,6 @@ def table_shape(model: str, input_shape) -> tuple:
         return tuple(input_shape)
     smallest = 2 * CLASSIC_MARGIN + 4  # 188: an output of 4
     return tuple(max(smallest, side - (side - smallest) % 16) for side in input_shape)
-
-
-def matmul_gflops(side: int = MATMUL_SIDE, calls: int = 3) -> float:
-    """GFLOP/s of NumPy's float32 side x side matrix product, the fastest of `calls` (after one untimed)."""
-    matrix = np.random.default_rng(0).standard_normal((side, side), dtype=np.float32)
-    matrix @ matrix
-    return 2 * side**3 / min(seconds_of(lambda: matrix @ matrix) for _ in range(calls)) / 1e9
 
 
 def forward_function(model: keras.Model):
@@ -83,7 +76,7 @@ def measure_training(rows: list, batches: list, num_classes: int, policies: list
     median rate), and returns the matrix product's rates, timed before each network."""
     rates = []
     for row, (images, labels) in zip(rows, batches):
-        rates.append(matmul_gflops())
+        rates.append(numpy_matmul_gflops(MATMUL_SIDE))
         for policy in policies:
             keras.mixed_precision.set_global_policy(policy)
             keras.utils.set_random_seed(0)

@@ -7,6 +7,7 @@ import re
 import time
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from utils.precision import cpu_flags, cpuinfo, isa_cap
@@ -192,3 +193,11 @@ def matmul_gflops(policy: str, calls: int = 10) -> float:
     matrix = tf.cast(tf.random.uniform([size, size]), dtype)
     product = tf.function(lambda: tf.reduce_sum(tf.cast(tf.matmul(matrix, matrix)[:1], tf.float32)))
     return 2 * size**3 * calls_per_second(lambda: product().numpy(), calls, warmup=2) / 1e9
+
+
+def numpy_matmul_gflops(side: int, calls: int = 3) -> float:
+    """GFLOP/s of NumPy's float32 side x side matrix product (its BLAS, on every core it is given), the fastest of
+    `calls` after one untimed: the machine's own rate, beside matmul_gflops' TensorFlow product in a policy's dtype."""
+    matrix = np.random.default_rng(0).standard_normal((side, side), dtype=np.float32)
+    matrix @ matrix
+    return 2 * side**3 / min(seconds_of(lambda: matrix @ matrix) for _ in range(calls)) / 1e9
