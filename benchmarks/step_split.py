@@ -10,7 +10,7 @@ On one in-memory batch, the parts taking turns call by call (fastest and median 
     update, Adam            the optimizer's update of every trainable variable alone (train.py's: utils/optimizers.py)
     fit step, ...           a whole step as model.fit runs it (Keras' compiled step function: loss, gradients,
                             update, metrics; fit's callbacks aside), and with steps_per_execution 8 (Keras runs
-                            8 steps per call of its step function), and with Keras' own Adam
+                            8 steps per call of its step function)
 for DeepLabV3+ and FCN-8s also "fit step, Keras' Conv2D throughout": the same network with Keras' Conv2D where it
 uses nets/atrous.py (DeepLabV3+'s dilated pyramid, which TensorFlow computes as SpaceToBatch, convolution,
 BatchToSpace; FCN-8s' 7x7 fc6, every tap computed on small maps);
@@ -66,10 +66,9 @@ def op_type_profile(step, steps: int) -> dict:
     return dict(per_type.most_common())
 
 
-def compiled(network, loss, steps_per_execution: int, optimizer=None):
-    """The network compiled as train.py compiles it (its Adam, built before the first step), or with `optimizer`."""
-    optimizer = optimizer or make_optimizer("adam", 1e-5)
-    network.compile(optimizer=optimizer, loss=loss, steps_per_execution=steps_per_execution)
+def compiled(network, loss, steps_per_execution: int):
+    """The network compiled as train.py compiles it (its Adam, built before the first step)."""
+    network.compile(optimizer=make_optimizer("adam", 1e-5), loss=loss, steps_per_execution=steps_per_execution)
     network.optimizer.build(network.trainable_variables)
     return network
 
@@ -112,8 +111,6 @@ def main() -> None:
     twins = {}  # a compiled copy of the network per steps_per_execution, for model.fit
     for name, per_call in [("spe 1", 1), ("spe 8", 8)]:
         twins[name] = (compiled(keras.models.clone_model(model), loss, per_call), per_call)
-    keras_adam = keras.optimizers.Adam(1e-5)  # Keras' own update, element-wise ops (utils/optimizers.py)
-    twins["spe 1, Keras' Adam"] = (compiled(keras.models.clone_model(model), loss, 1, keras_adam), 1)
     if args.model in ("deeplabv3plus", "fcn8"):
         with keras_convolutions():
             twins["spe 1, Keras' Conv2D throughout"] = (
