@@ -1,8 +1,7 @@
 """train.py's optimizers: Keras' Adam and SGD (Nesterov).
 
-TensorFlow's one-kernel updates (ResourceApplyAdam, ResourceApplyKerasMomentum) were measured again in issue 35:
-they cut the first step of the deep networks by about a third, but the demo read lower over seeds (mean 83.03 %,
-minimum 81.24 % against Keras' 83.57 % and 83.04 %), so train.py keeps Keras' own update (docs/performance.md).
+Keras' own update, not TensorFlow's one-kernel updates (ResourceApplyAdam and its kin): those shorten the first
+step, but the demo's val mIoU over seeds fell with them (docs/performance.md, "The fused update again").
 """
 
 import keras
