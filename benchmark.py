@@ -21,7 +21,7 @@ and once, as it does not depend on the precision, the data pipeline alone at --p
 default augmentation, and again with every option on (ALL_OPTIONS: rotation, multiples of 90 degrees, vertical flip,
 shear, elastic deformation and the UNet weight map; --pipeline_only measures just these two).
 
---networks measures every model x backbone instead (utils/network_table.py; at 256², batch 4, about 25 minutes
+--networks measures every model x backbone instead (benchmarks/network_table.py; at 256², batch 4, about 25 minutes
 on 2 cores): its parameters and GFLOPs per image; train.py's training step in each precision, first and later
 steps, as GFLOP/s and as a share of NumPy's float32 4096² matrix product timed in the same run (the machine's own
 rate); and the bare forward pass's images/s (the README's table), the networks taking turns call by call.
@@ -54,6 +54,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from benchmarks.network_table import format_network_table, format_training_table, measure_networks, ratio
+from benchmarks.profiling import (
+    StepTimer,
+    count_flops,
+    machine_description,
+    matmul_gflops,
+    peak_gflops,
+    seconds_of,
+)
 from nets.models import build_model, check_model_settings, output_margin
 from unet import Unet
 from utils.augment import Augmentation
@@ -66,19 +75,10 @@ from utils.images import read_split, split_samples
 from utils.letterbox import letterbox
 from utils.losses import build_loss
 from utils.lr_schedule import EpochSchedule
-from utils.network_table import format_network_table, format_training_table, measure_networks, ratio
 from utils.onnx_model import OnnxModel, write_onnx
 from utils.optimizers import make_optimizer
 from utils.precision import PRECISIONS, choose_precision
 from utils.prediction import slide_image_function
-from utils.profiling import (
-    StepTimer,
-    count_flops,
-    machine_description,
-    matmul_gflops,
-    peak_gflops,
-    seconds_of,
-)
 from utils.sliding import Scale, resolve_scale_mode
 from utils.training import Phase, compile_phase
 from utils.weight_map import WeightMap

@@ -14,8 +14,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import tensorflow as tf
 
+from benchmarks.profiling import seconds_of
 from utils.prediction import class_ids
-from utils.profiling import seconds_of
 
 
 def main():

@@ -6,20 +6,20 @@ import pytest
 import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-from nets.folding import fold_batch_norms
-from nets.models import build_model
-from nets.unet import build_unet
-from tests.helpers import HAS_ONNX, MIXED, run_script
-from utils import precision
-from utils.network_table import (
+from benchmarks.network_table import (
     format_network_table,
     format_training_table,
     table_networks,
     table_shape,
     train_step_times,
 )
+from benchmarks.profiling import count_flops, cpu_flops_per_cycle, instruction_sets
+from nets.folding import fold_batch_norms
+from nets.models import build_model
+from nets.unet import build_unet
+from tests.helpers import HAS_ONNX, MIXED, run_script
+from utils import precision
 from utils.optimizers import make_optimizer
-from utils.profiling import count_flops, cpu_flops_per_cycle, instruction_sets
 
 
 def profiler_flops(model, input_shape) -> int:

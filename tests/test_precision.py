@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 import utils.precision as precision
-from utils.profiling import cpu_flops_per_cycle
+from benchmarks.profiling import cpu_flops_per_cycle
 
 AMX_CPU = "fpu sse4_2 avx avx2 fma avx512f avx512bw avx512_vnni avx512_bf16 amx_bf16 amx_tile amx_int8"
 

@@ -15,15 +15,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from benchmarks.profiling import count_flops, numpy_matmul_gflops, seconds_of
 from nets.folding import fold_batch_norms
 from nets.models import MODEL_BACKBONES, MODELS, build_model
 from nets.unet_classic import CLASSIC_MARGIN
 from utils.losses import build_loss
 from utils.optimizers import make_optimizer
-from utils.profiling import count_flops, numpy_matmul_gflops, seconds_of
 from utils.weights.sources import starting_weights_of
 
-# The machine's rate: NumPy's float32 matrix product of this side (utils/profiling.numpy_matmul_gflops).
+# The machine's rate: NumPy's float32 matrix product of this side (benchmarks/profiling.numpy_matmul_gflops).
 MATMUL_SIDE = 4096
 # Depthwise encoders: their convolutions move more memory per FLOP, so their goal share is lower (docs/performance.md).
 DEPTHWISE_BACKBONES = ("mobilenetv2", "efficientnetv2b0")

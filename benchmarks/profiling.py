@@ -67,7 +67,7 @@ def count_flops(model: keras.Model) -> int:
         elif layer.weights and not isinstance(layer, ELEMENTWISE_WITH_WEIGHTS):
             raise ValueError(
                 f"count_flops: layer {layer.name!r} ({type(layer).__name__}) has weights but no FLOP rule; "
-                "add one to utils/profiling.py."
+                "add one to benchmarks/profiling.py."
             )
     if total == 0:
         raise ValueError(f"count_flops: model {model.name!r} has no convolution or dense layer to count.")
@@ -119,7 +119,7 @@ def peak_gflops(policy: str) -> tuple:
             if key in name:
                 peak = fp32 if policy == "float32" else tensor
                 return peak * 1000, f"published dense figure for {key}: {peak:g} TFLOP/s"
-        return None, f"no published figure for {name} in utils/profiling.py"
+        return None, f"no published figure for {name} in benchmarks/profiling.py"
     cores, clock = len(os.sched_getaffinity(0)), cpu_clock_ghz()
     if not clock:
         return None, "no CPU clock in /proc/cpuinfo"
