@@ -77,26 +77,34 @@ CALLBACK_STAGES = {
 
 
 def timed_callbacks(clock, callbacks: list) -> list:
-    """A phase's callbacks for fit: its StepClock first (it sees each step end before any other callback works),
-    then each callback timed under its stage."""
-    stages = [CALLBACK_STAGES.get(type(c).__name__, type(c).__name__) for c in callbacks]
-    return [clock, *(Timed(callback, stage, clock.timeline) for callback, stage in zip(callbacks, stages))]
+    """A phase's callbacks for fit, timed: its StepClock first (it sees each step end before any other callback
+    works), then each callback followed by a Lap that books the callback's epoch-end and batch-end work under its
+    stage. Keras calls a list's callbacks one after another, so the time from one mark to the next is the work of
+    the callback between them."""
+    timed = [clock]
+    for callback in callbacks:
+        timed += [callback, Lap(clock, CALLBACK_STAGES.get(type(callback).__name__, type(callback).__name__))]
+    return timed
 
 
 class StepClock(keras.callbacks.Callback):
     """The first callback of a phase's fit, made as the phase starts: the phase's start until fit's first step
     (compile, datasets, iterator), its first step's tracing (beyond a typical step), its steps, and Keras' val loss
-    passes."""
+    passes. Its `mark` is where the next Lap's time starts."""
 
     def __init__(self, timeline: Timeline, phase: str):
         super().__init__()
         self.timeline, self.phase, self.called, self.steps, self.first = timeline, phase, time.perf_counter(), [], None
+        self.mark = self.called
 
     def on_train_begin(self, logs=None):
         self.timeline.add(f"{self.phase}: compile and start", time.perf_counter() - self.called)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.step_ended = None  # the gap before an epoch's first step is the epoch's end and start, not the loop's
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.mark = time.perf_counter()
 
     def on_train_batch_begin(self, batch, logs=None):
         self.step_started = time.perf_counter()
@@ -115,7 +123,7 @@ class StepClock(keras.callbacks.Callback):
         else:
             self.steps.append(seconds)
             self.timeline.add(f"{self.phase}: steps", seconds)
-        self.step_ended = (ended, self.timeline.counted)
+        self.step_ended, self.mark = (ended, self.timeline.counted), ended
 
     def on_train_end(self, logs=None):
         # The first step also traces the step function: what it took beyond a typical step.
@@ -130,31 +138,21 @@ class StepClock(keras.callbacks.Callback):
         self.timeline.add(f"{self.phase}: val loss", time.perf_counter() - self.test_started)
 
 
-class Timed(keras.callbacks.Callback):
-    """A callback whose epoch-end and batch-end work is added to the timeline under `name`."""
+class Lap(keras.callbacks.Callback):
+    """Books the time since the clock's mark under `stage` at each epoch and batch end, and moves the mark on:
+    placed after a callback, it times that callback's work there without wrapping it."""
 
-    def __init__(self, callback, name: str, timeline: Timeline):
+    def __init__(self, clock: StepClock, stage: str):
         super().__init__()
-        self.callback, self.name, self.timeline = callback, name, timeline
+        self.clock, self.stage = clock, stage
 
-    def set_model(self, model):
-        super().set_model(model)
-        self.callback.set_model(model)
-
-    def set_params(self, params):
-        super().set_params(params)
-        self.callback.set_params(params)
-
-    def __getattribute__(self, name):
-        # Every other hook goes to the callback; the hooks that do work at epoch and batch ends are timed.
-        if name.startswith("on_") and name not in ("on_epoch_end", "on_train_batch_end"):
-            return getattr(object.__getattribute__(self, "callback"), name)
-        return object.__getattribute__(self, name)
+    def lap(self) -> None:
+        now = time.perf_counter()
+        self.clock.timeline.add(self.stage, now - self.clock.mark)
+        self.clock.mark = time.perf_counter()  # the booking itself is no callback's
 
     def on_epoch_end(self, epoch, logs=None):
-        with self.timeline.span(self.name):
-            self.callback.on_epoch_end(epoch, logs)
+        self.lap()
 
     def on_train_batch_end(self, batch, logs=None):
-        with self.timeline.span(self.name):
-            self.callback.on_train_batch_end(batch, logs)
+        self.lap()
