@@ -4,7 +4,7 @@ Keras keeps each BN layer's moving mean and variance as an exponential average (
 statistics. Over a short run from random weights that average still holds a third of its starting values (0 and 1:
 0.99 ** 120 steps = 0.30) and the statistics of features the network has since moved away from, so a network that
 segments well with its batches' own statistics predicts one class with its moving ones (benchmarks/
-bn_statistics.py: membrane IoU 0.45 against 0.00). Before each evaluation the trainable BN layers are given the
+bn_statistics.py, docs/networks.md). Before each evaluation the trainable BN layers are given the
 mean of their statistics over a fixed set of training images instead, as fvcore's update_bn_stats and PyTorch's
 swa_utils.update_bn do.
 """

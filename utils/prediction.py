@@ -125,9 +125,8 @@ def restore_mask(probabilities, box, size):
 
 @tf.function(jit_compile=True)
 def class_ids(probabilities):
-    """uint8 argmax over the last axis of probabilities (..., C). Compiled with XLA, once per shape: several times
-    faster than TensorFlow's own argmax kernel on a CPU (benchmarks/argmax.py), where that kernel took about a
-    tenth of a bf16 forward at 256², batch 4."""
+    """uint8 argmax over the last axis of probabilities (..., C). Compiled with XLA, once per shape: faster than
+    TensorFlow's own argmax kernel on a CPU (benchmarks/argmax.py; docs/performance.md)."""
     return tf.cast(tf.argmax(probabilities, axis=-1), tf.uint8)
 
 
