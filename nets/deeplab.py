@@ -8,7 +8,7 @@ from keras import layers
 from nets.atrous import AtrousConv2D
 from nets.encoders import apply_encoder, encoder_named
 from nets.heads import apply_probabilities
-from nets.vgg16 import Preprocess
+from nets.preprocess import Preprocess
 
 OUTPUT_STRIDE = 16
 ASPP_RATES = (6, 12, 18)  # the paper's at output stride 16

@@ -24,7 +24,7 @@ BN_MOMENTUM = 0.99
 class Encoder:
     """What the networks and the weights code need to know of an encoder."""
 
-    preprocess: str  # the input its ImageNet weights expect: caffe | tf | torch (nets/vgg16.py PREPROCESSING)
+    preprocess: str  # the input its ImageNet weights expect: caffe | tf | torch (nets/preprocess.py PREPROCESSING)
     strides: tuple  # the stride of each feature map it gives, shallowest first
     first_conv: str  # its first convolution: adapted to other band counts, trainable while the rest is frozen
     prefixes: tuple  # every one of its layer names starts with one of these (what freezing freezes)

@@ -6,7 +6,8 @@ from keras import layers
 
 from nets.atrous import AtrousConv2D
 from nets.heads import apply_probabilities
-from nets.vgg16 import Preprocess, apply_vgg16_pools
+from nets.preprocess import Preprocess
+from nets.vgg16 import apply_vgg16_pools
 
 # FCN's conv6 / conv7 and the VGG16 classifier's layers they are made from (keras.applications' names): the 7x7
 # and 1x1 convolutions compute on each 7x7 window what fc1 / fc2 compute on a flattened 7x7 pool5.

@@ -9,7 +9,7 @@ from keras import layers
 
 from nets.encoders import ENCODERS, FIRST_CONVS, KERAS_BN_EPSILON, apply_encoder, encoder_named
 from nets.heads import apply_probabilities
-from nets.vgg16 import PREPROCESSING, Preprocess
+from nets.preprocess import PREPROCESSING, Preprocess
 
 # The UNet decoder's upsampling layers (apply_decoder_stage): what the variant's upsampling is read from.
 UNET_UPSAMPLING = re.compile(r"decoder\d+_upsample")

@@ -5,7 +5,7 @@ import keras
 from keras import layers
 
 from nets.heads import apply_probabilities
-from nets.vgg16 import Preprocess
+from nets.preprocess import Preprocess
 
 CLASSIC_FILTERS = (64, 128, 256, 512, 1024)  # per level, the last at the bottom, as in the paper
 SMALL_FILTERS = (16, 32, 64, 128, 256)

@@ -15,8 +15,8 @@ from nets.encoders import BN_MOMENTUM, ENCODERS, apply_encoder
 from nets.fcn import build_fcn8
 from nets.folding import fold_batch_norms, foldable_pairs
 from nets.models import build_model, set_backbone_trainable
+from nets.preprocess import Preprocess
 from nets.unet import UnetVariant, model_variant
-from nets.vgg16 import Preprocess
 from tests.helpers import ROOT
 from utils.weights.matching import load_weights, report_loading
 from utils.weights.sources import IMAGENET_FILES, VGG16_TOP_FILE, resolve_model_path

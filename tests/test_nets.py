@@ -10,9 +10,10 @@ import tensorflow as tf
 
 from nets.fcn import BilinearUpsampling
 from nets.models import build_model, check_model_settings, set_backbone_trainable
+from nets.preprocess import CAFFE_BGR_MEAN, Preprocess
 from nets.unet import build_unet
 from nets.unet_classic import classic_output_size
-from nets.vgg16 import CAFFE_BGR_MEAN, Preprocess, build_vgg16
+from nets.vgg16 import build_vgg16
 from tests.helpers import MIXED, ROOT, build_network
 from utils.precision import cpu_flags
 

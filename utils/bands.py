@@ -2,7 +2,7 @@
 channels, sample type and the per-band ranges its preprocessing stretches), and making a picture of it to look at.
 
 Nothing is clipped on the way in: 8-bit images stay uint8 (and keep the ImageNet preprocessing exactly); 16-bit,
-signed and float images become float32 with their values unchanged, and the network's first layer (nets/vgg16.py
+signed and float images become float32 with their values unchanged, and the network's first layer (nets/preprocess.py
 Preprocess) stretches each band's robust range (RANGE_PERCENTILES) to the [0, 255] its encoder knows, without
 clipping. That range is measured on the training split (survey) and recorded with the weights.
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from nets.encoders import FIRST_CONVS
 from nets.fcn import CONVOLUTIONALISED
-from nets.vgg16 import CAFFE_BGR_MEAN, CAFFE_GREY_MEAN, Preprocess
+from nets.preprocess import CAFFE_BGR_MEAN, CAFFE_GREY_MEAN, Preprocess
 from utils.weights.formats import AUTO_NAME, read_weights
 
 
@@ -35,7 +35,7 @@ def adapt_first_conv(arrays: list, channels: int, mode: str) -> tuple:
 
     1 band: the RGB kernels summed; N bands: band n gets the kernel of RGB channel n % 3, scaled by 3 / N (timm's and
     segmentation_models' rule), so that the first layer's response keeps its size. In caffe mode the file's kernels
-    take BGR minus a mean per channel while the bands take one mean (nets/vgg16.py CAFFE_GREY_MEAN): the bias takes
+    take BGR minus a mean per channel while the bands take one mean (nets/preprocess.py CAFFE_GREY_MEAN): the bias takes
     the difference, so that a grey image as 1 band (or as 3k equal bands) gives the RGB network's first-layer
     response to it (exactly, but for the zero padding at the image's border).
     """
