@@ -75,11 +75,11 @@ from utils.images import read_split, split_samples
 from utils.letterbox import letterbox
 from utils.losses import build_loss
 from utils.lr_schedule import EpochSchedule
-from utils.onnx_model import OnnxModel, write_onnx
 from utils.optimizers import make_optimizer
 from utils.precision import PRECISIONS, choose_precision
-from utils.prediction import slide_image_function
-from utils.sliding import Scale, resolve_scale_mode
+from utils.prediction.onnx_model import OnnxModel, write_onnx
+from utils.prediction.path import slide_image_function
+from utils.scale import Scale, resolve_scale_mode
 from utils.training import Phase, compile_phase
 from utils.weight_map import WeightMap
 
@@ -270,8 +270,9 @@ def slide_size(input_shape, margin: int) -> tuple:
 
 
 def onnx_model(model, policy: str, work: str):
-    """The model exported to ONNX (utils.onnx_model.write_onnx, as export.py writes it) and loaded in onnxruntime,
-    for the float32 policy when the optional export packages are installed; else None (its rows show '-')."""
+    """The model exported to ONNX (utils.prediction.onnx_model.write_onnx, as export.py writes it) and loaded in
+    onnxruntime, for the float32 policy when the optional export packages are installed; else None (its rows show
+    '-')."""
     if policy != "float32" or not all(importlib.util.find_spec(name) for name in ("tf2onnx", "onnxruntime")):
         return None
     path = os.path.join(work, "model.onnx")

@@ -32,7 +32,7 @@ from utils.config import run_main
 from utils.dataset_check import checked_split_file, refuse, survey_pairs
 from utils.images import IGNORE_LABEL, check_num_classes, load_label, read_split, split_samples
 from utils.metrics import confusion_matrix, mean_iou, per_class_iou
-from utils.miou_report import format_summary, write_report
+from utils.prediction.report import format_summary, write_report
 from utils.visualize import class_names
 
 

@@ -27,7 +27,7 @@ from unet import Unet, UnetConfig, unet_settings
 from utils.bands import read_image
 from utils.config import run_main
 from utils.images import IMAGE_SUFFIXES, image_files
-from utils.outputs import (
+from utils.prediction.outputs import (
     MASKS,
     PROBABILITIES,
     area_row,
@@ -123,8 +123,8 @@ def folder_images(folder: str) -> list:
 
 
 def predict_folder(unet: Unet, config: PredictConfig) -> None:
-    """Predicts every image file in dir_origin_path into dir_save_path (utils/outputs.py: the picture, the mask,
-    the table of areas); files that cannot be read (or do not fit the network's bands) are listed at the end. The
+    """Predicts every image file in dir_origin_path into dir_save_path (utils/prediction/outputs.py: the picture, the
+    mask, the table of areas); files that cannot be read (or do not fit the network's bands) are listed at the end. The
     folder was checked (and its other files named) by check_outputs."""
     paths = image_files(config.dir_origin_path)
     if config.save_probabilities and unet.scale.slide and unet.scale.image_scale != 1:

@@ -72,16 +72,16 @@ from utils.checkpoint import (
     settings_for,
 )
 from utils.config import format_config, given_flags, run_main
-from utils.dataloader import build_eval_dataset
 from utils.dataset_check import check_dataset
 from utils.demo_data import DEMO_CLASSES, make_demo_dataset
 from utils.distribute import check_global_batch, choose_strategy, weights_digest
 from utils.images import check_num_classes, dataset_class_names, split_samples
 from utils.losses import build_loss
 from utils.precision import set_precision
-from utils.prediction import letterbox_to
+from utils.prediction.inputs import build_eval_dataset
+from utils.prediction.path import letterbox_to
 from utils.runs import prepare_save_dir, resumed_config, run_dir_of, save_dir_lock
-from utils.sliding import check_scale_settings, describe_scale, resolve_scale_mode, scale_of
+from utils.scale import check_scale_settings, describe_scale, resolve_scale_mode, scale_of
 from utils.stopping import NonFiniteGuard, Watch, WatchRules
 from utils.timeline import Timeline
 from utils.training import fit_phase, phase_learning_rates, plan_phases

@@ -26,11 +26,11 @@ from nets.unet import UnetVariant, model_variant
 from utils.bands import Bands, display_image, image_array
 from utils.checkpoint import ModelSettings, check_recorded, read_settings
 from utils.config import format_config
-from utils.dataloader import build_predict_dataset
 from utils.images import check_num_classes
-from utils.onnx_model import OnnxModel
 from utils.precision import set_precision
-from utils.prediction import (
+from utils.prediction.inputs import build_predict_dataset
+from utils.prediction.onnx_model import OnnxModel
+from utils.prediction.path import (
     ClassScores,
     check_threshold,
     letterbox_to,
@@ -39,8 +39,8 @@ from utils.prediction import (
     segment_function,
     segment_image_function,
 )
-from utils.sliding import check_scale_settings, resolve_scale_mode, scale_of
-from utils.tta import TestTimeAugmentation
+from utils.prediction.tta import TestTimeAugmentation
+from utils.scale import check_scale_settings, resolve_scale_mode, scale_of
 from utils.visualize import MIX_TYPES, class_colours, class_names, count_table, palette_image, render_image
 from utils.weights.building import build_with_weights
 from utils.weights.mismatch import check_trained_weights_file
@@ -148,7 +148,8 @@ class Unet:
     scale_mode fit: RGB uint8 -> letterbox to input_shape -> model (compiled call; it preprocesses for its
     backbone itself) -> crop the letterbox -> resize the probabilities to the original size -> argmax.
     scale_mode slide: RGB uint8 at image_scale -> input_shape windows, `overlap` apart, through the model ->
-    blended probabilities -> argmax (utils/sliding.py); the classic UNet's overlap-tile is this with its margin.
+    blended probabilities -> argmax (utils/prediction/sliding.py); the classic UNet's overlap-tile is this with its
+    margin.
     """
 
     def __init__(self, **overrides):
@@ -237,7 +238,7 @@ class Unet:
         return display_image(image, self.bands, self.config.display_bands)
 
     def segment_files(self, paths, batch_size: int = 4):
-        """The batch entry point for image files: one compiled call per batch (dataloader.build_predict_dataset
+        """The batch entry point for image files: one compiled call per batch (prediction/inputs.build_predict_dataset
         says when the files are read ahead of the model and when in turn with it).
 
         Yields, in the order of `paths`: (path, image (h, w, bands) as the network takes it, mask uint8 (h, w), "")

@@ -1,5 +1,5 @@
 """The class-id argmax of the prediction path: TensorFlow's argmax kernel vs the XLA-compiled `class_ids` that
-utils/prediction.py uses for batches that fill the network input, taking turns call by call.
+utils/prediction/path.py uses for batches that fill the network input, taking turns call by call.
 
     $ python benchmarks/argmax.py                        # 4 x 256 x 256 x 21 probabilities, 50 calls each
     $ python benchmarks/argmax.py --shape 8 512 512 2
@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import tensorflow as tf
 
 from benchmarks.profiling import seconds_of
-from utils.prediction import class_ids
+from utils.prediction.path import class_ids
 
 
 def main():

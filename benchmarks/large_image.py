@@ -96,7 +96,7 @@ def bilinear_reference(probabilities: np.ndarray, size: tuple, rows: slice, colu
 def reference_ids(unet, image: np.ndarray, mode: str, rows: slice, columns: slice) -> np.ndarray:
     """The class ids of image[rows, columns], computed directly (module docstring)."""
     from utils.letterbox import letterbox
-    from utils.sliding import window_starts
+    from utils.prediction.sliding import window_starts
 
     height, width = image.shape[:2]
     size = tuple(unet.config.input_shape)

@@ -24,7 +24,7 @@ from unet import Unet  # noqa: E402 (after the path to the repository is set)
 from utils.bands import read_input  # noqa: E402
 from utils.images import load_label, split_samples  # noqa: E402
 from utils.metrics import confusion_matrix, mean_iou  # noqa: E402
-from utils.tta import TestTimeAugmentation  # noqa: E402
+from utils.prediction.tta import TestTimeAugmentation  # noqa: E402
 
 
 def main():

@@ -6,9 +6,10 @@ import tensorflow as tf
 from PIL import Image
 
 from utils.bands import Bands, read_input
-from utils.dataloader import augment, build_eval_dataset, build_train_dataset, build_val_dataset
+from utils.dataloader import augment, build_train_dataset, build_val_dataset
 from utils.images import IGNORE_LABEL, read_split, split_samples
 from utils.letterbox import GREY, bilinear_rows, letterbox, unletterbox_class_ids
+from utils.prediction.inputs import build_eval_dataset
 
 
 def first_batches(dataset, count=2):

@@ -18,7 +18,7 @@ from utils.metrics import (
     per_class_recall,
     pixel_accuracy,
 )
-from utils.miou_report import summarize
+from utils.prediction.report import summarize
 
 NAMES = ["background", "upper", "lower"]
 

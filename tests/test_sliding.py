@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from nets.models import build_model
-from utils.sliding import blended_rows, check_scale_settings, slide_class_ids, window_starts
+from utils.prediction.sliding import blended_rows, slide_class_ids, window_starts
+from utils.scale import check_scale_settings
 
 
 def stitched(predict, image, input_size, margin=0, overlap=0.25, batch_size=3) -> np.ndarray:

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from nets.models import build_model
-from utils.prediction import ClassScores, segment_image_function
-from utils.sliding import Scale
-from utils.tta import TestTimeAugmentation
+from utils.prediction.path import ClassScores, segment_image_function
+from utils.prediction.tta import TestTimeAugmentation
+from utils.scale import Scale
 
 
 @pytest.fixture(scope="module")

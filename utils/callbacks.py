@@ -18,8 +18,8 @@ from utils.bands import Bands, display_image
 from utils.checkpoint import RunState, copy_weights, recorded_epoch, save_resumable, save_weights
 from utils.images import IGNORE_LABEL
 from utils.metrics import evaluate_confusion, mean_iou, per_class_iou
-from utils.prediction import segment_function
-from utils.sliding import Scale
+from utils.prediction.path import segment_function
+from utils.scale import Scale
 from utils.stopping import is_better
 
 

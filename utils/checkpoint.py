@@ -21,7 +21,7 @@ import numpy as np
 from nets.unet import UnetVariant, model_variant
 from utils.atomic import check_free_space, variables_bytes, write_atomically
 from utils.bands import Bands
-from utils.sliding import resolve_scale_mode
+from utils.scale import resolve_scale_mode
 
 SETTINGS_ATTR = "unet_settings"  # ModelSettings, JSON
 STATE_ATTR = "train_state"  # a resumable checkpoint's run state, JSON
@@ -42,7 +42,7 @@ class ModelSettings:
     input_shape: tuple  # (height, width) of the training input
     variant: UnetVariant = UnetVariant()
     class_names: tuple = ()  # background first; () when the dataset named none
-    scale_mode: str = "fit"  # how images meet the network (utils/sliding.py): fit | slide
+    scale_mode: str = "fit"  # how images meet the network (utils/scale.py): fit | slide
     image_scale: float = 1.0  # slide: the scale images are seen at
     bands: Bands = Bands()  # the images' band count, sample type and ranges (utils/bands.py)
     head: str = "softmax"  # softmax | sigmoid (one output for 2 classes: nets/heads.py)

@@ -83,7 +83,7 @@ def mean_iou(matrix: np.ndarray) -> float:
 def evaluate_confusion(
     segment, eval_dataset, num_classes: int, num_batches=None, desc="mIoU", on_batch=None
 ) -> np.ndarray:
-    """Confusion matrix (C, C) over a dataset from dataloader.build_eval_dataset.
+    """Confusion matrix (C, C) over a dataset from prediction/inputs.build_eval_dataset.
 
     Args:
         segment: from utils.prediction.segment_function(model).

@@ -13,7 +13,7 @@ from utils.dataloader import build_train_dataset, build_val_dataset
 from utils.lr_schedule import EpochSchedule, clamp_note, scaled_learning_rates
 from utils.optimizers import make_optimizer
 from utils.precise_bn import PreciseBatchNorm, calibration_samples, trainable_batch_norms
-from utils.sliding import scale_of
+from utils.scale import scale_of
 from utils.timeline import StepClock, timed_callbacks
 from utils.weight_map import WeightMap
 

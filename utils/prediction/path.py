@@ -14,8 +14,9 @@ import tensorflow as tf
 from nets.models import output_margin
 from utils.bands import Bands
 from utils.letterbox import bilinear_rows, fit_input, unletterbox_class_ids
-from utils.sliding import Scale, blended_rows, scaled_size, slide_class_ids
-from utils.tta import TestTimeAugmentation, averaged, flipped, scaled_network
+from utils.prediction.sliding import blended_rows, slide_class_ids
+from utils.prediction.tta import TestTimeAugmentation, averaged, flipped, scaled_network
+from utils.scale import Scale, scaled_size
 
 # slide: pixels of windows per model call, 4 windows of 256 x 256. The activations of a call are most of slide's
 # memory (a 512 x 512 VGG16-UNet window takes about 0.4 GB in bf16 on a CPU), so larger windows go fewer a call.
