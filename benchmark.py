@@ -65,16 +65,16 @@ from benchmarks.profiling import (
 )
 from nets.models import build_model, check_model_settings, output_margin
 from unet import Unet
-from utils.augment import Augmentation
+from utils.augmentation.draws import Augmentation
 from utils.bands import Bands, image_array, read_image, read_input, survey
 from utils.checkpoint import ModelSettings, check_recorded, read_settings, save_weights
 from utils.config import format_config, given_flags, run_main
 from utils.dataloader import build_train_dataset
 from utils.demo_data import make_demo_dataset
 from utils.images import read_split, split_samples
+from utils.learning_rate import EpochSchedule
 from utils.letterbox import letterbox
 from utils.losses import build_loss
-from utils.lr_schedule import EpochSchedule
 from utils.optimizers import make_optimizer
 from utils.precision import PRECISIONS, choose_precision
 from utils.prediction.onnx_model import OnnxModel, write_onnx

@@ -60,7 +60,7 @@ from nets.models import (
     check_model_settings,
     output_margin,
 )
-from utils.augment import Augmentation
+from utils.augmentation.draws import Augmentation
 from utils.bands import survey
 from utils.callbacks import CheckpointSaver, EvalCallback, LossHistory, ValImages
 from utils.checkpoint import (

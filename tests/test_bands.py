@@ -109,7 +109,7 @@ def test_a_16_bit_grey_dataset_trains_with_one_band_from_the_pretrained_encoder(
 
 
 def test_augmentation_moves_every_band_alike_and_fills_each_with_its_own_mid_grey():
-    from utils.augment import warp_pair
+    from utils.augmentation.pixels import warp_pair
 
     rng = np.random.default_rng(0)
     ranges = tuple((float(10 * b), float(10 * b + 100)) for b in range(6))  # 6 bands: more than OpenCV's 4 at once

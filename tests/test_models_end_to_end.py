@@ -30,7 +30,7 @@ from tests.helpers import (
 )
 from train import TrainConfig
 from utils.checkpoint import OPTIMIZER_GROUP, read_settings
-from utils.lr_schedule import learning_rate, scaled_learning_rates
+from utils.learning_rate import learning_rate, scaled_learning_rates
 
 ONE_EPOCH = ["--freeze_train", "false", "--unfreeze_epoch", "1", "--unfreeze_batch_size", "2"]
 RECIPE = ["--weight_map", "true", "--elastic_alpha", "10", "--elastic_sigma", "16", "--rotation", "10"]

@@ -17,7 +17,7 @@ import tensorflow as tf
 from nets.models import build_model, output_margin
 from tests.helpers import ROOT, TINY_TRAIN, copy_run, run_inline, run_script
 from train import TrainConfig
-from utils.lr_schedule import learning_rate, scaled_learning_rates
+from utils.learning_rate import learning_rate, scaled_learning_rates
 
 
 def train_args(voc, logs, *extra):

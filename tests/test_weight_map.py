@@ -65,7 +65,10 @@ def test_weights_go_into_cross_entropy_with_the_class_weights_and_not_into_dice(
 
 def test_pipeline_gives_ids_and_weights(tiny_voc):
     samples = split_samples(tiny_voc, "train")
-    options = (__import__("utils.augment", fromlist=["Augmentation"]).Augmentation(), WeightMap(10.0, 5.0, (1, 2)))
+    options = (
+        __import__("utils.augmentation.draws", fromlist=["Augmentation"]).Augmentation(),
+        WeightMap(10.0, 5.0, (1, 2)),
+    )
     images, targets = next(iter(build_train_dataset(samples, (32, 32), 2, seed=1, options=options)))
     targets = targets.numpy()
     assert targets.shape == (2, 32, 32, 2) and targets.dtype == np.float32

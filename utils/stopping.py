@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass
 
 import keras
 
+from utils.learning_rate import lower_on_plateau
+
 
 def is_better(monitor: str, value: float, best) -> bool:
     """Whether value beats best (None: nothing yet) for the monitor: higher val_miou, lower val_loss. A value that is
@@ -91,13 +93,10 @@ class Watch(keras.callbacks.Callback):
             self.stop(done, why)
 
     def reduce_learning_rate(self, done: int, why: str) -> None:
-        optimizer = self.model.optimizer
-        current = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
-        lowered = max(current * self.rules.plateau_factor, self.rules.min_lr)
-        if lowered < current * (1 - 1e-6):
-            optimizer.learning_rate = lowered
+        lowered = lower_on_plateau(self.model.optimizer, self.rules.plateau_factor, self.rules.min_lr)
+        if lowered:
             self.state.reduced_epoch = done
-            print(f"Epoch {done}: {why}: plateau, learning rate {current:.2e} -> {lowered:.2e}")
+            print(f"Epoch {done}: {why}: plateau, learning rate {lowered[0]:.2e} -> {lowered[1]:.2e}")
 
     def stop(self, done: int, why: str) -> None:
         self.model.stop_training = True

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 import tensorflow as tf
 
 from nets.models import output_margin, set_backbone_trainable
-from utils.augment import Augmentation
+from utils.augmentation.draws import Augmentation
 from utils.bands import Bands
 from utils.checkpoint import load_optimizer_state
 from utils.dataloader import build_train_dataset, build_val_dataset
-from utils.lr_schedule import EpochSchedule, clamp_note, scaled_learning_rates
+from utils.learning_rate import clamp_note, describe_schedule, phase_schedule, scaled_learning_rates
 from utils.optimizers import make_optimizer
 from utils.precise_bn import PreciseBatchNorm, calibration_samples, trainable_batch_norms
 from utils.scale import scale_of
@@ -61,17 +61,9 @@ def phase_optimizer(config, phase: Phase, steps_per_epoch: int, initial_epoch: i
     """
     max_lr, min_lr = phase_learning_rates(config, phase)
     held = clamp_note(config.init_lr, config.min_lr, phase.batch_size, config.optimizer_type)
-    if config.lr_decay_type == "plateau":  # a variable the Watch lowers (utils/stopping.py)
-        schedule = max_lr
-        rates = (
-            f"lr {max_lr:.2e}, x {config.plateau_factor} after {config.plateau_patience} epochs without a better "
-            f"val metric, down to {min_lr:.2e} (plateau)"
-        )
-    else:
-        schedule = EpochSchedule(
-            schedule_start, steps_per_epoch, config.unfreeze_epoch, max_lr, min_lr, config.lr_decay_type
-        )
-        rates = f"lr {max_lr:.2e} -> {min_lr:.2e} ({config.lr_decay_type})"
+    decay, total = config.lr_decay_type, config.unfreeze_epoch
+    schedule = phase_schedule(decay, max_lr, min_lr, schedule_start, steps_per_epoch, total)
+    rates = describe_schedule(decay, max_lr, min_lr, config.plateau_factor, config.plateau_patience)
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
     split = f" ({phase.batch_size // replicas} on each of {replicas} replicas)" if replicas > 1 else ""
     line = (

@@ -142,7 +142,7 @@ def slide_image_function(model, scale: Scale, window_batch: int = 0):
         image = np.asarray(image)
         height, width = image.shape[:2]
         scaled = image
-        if scale.image_scale != 1:  # bilinear, as training's crops are scaled (dataloader.augment)
+        if scale.image_scale != 1:  # bilinear, as training's crops are scaled (augmentation.draws.augment)
             new_height, new_width = scaled_size(height, width, scale.image_scale)
             scaled = cv2.resize(image, (new_width, new_height), interpolation=cv2.INTER_LINEAR)
             scaled = scaled.reshape(new_height, new_width, -1)  # OpenCV drops a single band's axis

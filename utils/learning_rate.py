@@ -1,4 +1,6 @@
-"""Learning rate over the whole run (both phases): warm-up + cosine, or step decay, by fractional epoch."""
+"""The learning rate, all of it: scaled for the batch and clamped, scheduled over the whole run (both phases) as
+warm-up + cosine or step decay by fractional epoch, or held and lowered on a plateau (the Watch in utils/callbacks.py
+decides when; lower_on_plateau does it)."""
 
 import math
 
@@ -77,3 +79,32 @@ class EpochSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
     def get_config(self):
         return dict(vars(self))
+
+
+def phase_schedule(decay_type: str, max_lr: float, min_lr: float, start_epoch: int, steps_per_epoch: int, total: int):
+    """A phase optimizer's learning_rate: a number for plateau (lower_on_plateau changes it), else an EpochSchedule
+    from start_epoch (the epoch at the optimizer's step 0) over the run's `total` epochs."""
+    if decay_type == "plateau":
+        return max_lr
+    return EpochSchedule(start_epoch, steps_per_epoch, total, max_lr, min_lr, decay_type)
+
+
+def describe_schedule(decay_type: str, max_lr: float, min_lr: float, plateau_factor: float, plateau_patience: int):
+    """The phase's rates in words, for its first line."""
+    if decay_type == "plateau":
+        return (
+            f"lr {max_lr:.2e}, x {plateau_factor} after {plateau_patience} epochs without a better val metric, down "
+            f"to {min_lr:.2e} (plateau)"
+        )
+    return f"lr {max_lr:.2e} -> {min_lr:.2e} ({decay_type})"
+
+
+def lower_on_plateau(optimizer, factor: float, floor: float):
+    """The optimizer's learning rate times factor, no lower than floor: (before, after), or None when it is at the
+    floor already."""
+    current = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+    lowered = max(current * factor, floor)
+    if lowered >= current * (1 - 1e-6):
+        return None
+    optimizer.learning_rate = lowered
+    return current, lowered
