@@ -62,29 +62,25 @@ from nets.models import (
 )
 from utils.augmentation.draws import Augmentation
 from utils.bands import survey
-from utils.callbacks import CheckpointSaver, EvalCallback, LossHistory, ValImages
-from utils.checkpoint import (
-    ModelSettings,
-    find_resumable,
-    restore_seed_generators,
-    resumable_checkpoints,
-    save_weights,
-    settings_for,
-)
+from utils.callbacks import CheckpointSaver, EvalCallback, LossHistory, NonFiniteGuard, Watch
+from utils.checkpoint import EpochFiles, ModelSettings, save_weights, settings_for
 from utils.config import format_config, given_flags, run_main
 from utils.dataset_check import check_dataset
 from utils.demo_data import DEMO_CLASSES, make_demo_dataset
 from utils.distribute import check_global_batch, choose_strategy, weights_digest
+from utils.history import new_run_dir
 from utils.images import check_num_classes, dataset_class_names, split_samples
 from utils.losses import build_loss
 from utils.precision import set_precision
 from utils.prediction.inputs import build_eval_dataset
 from utils.prediction.path import letterbox_to
+from utils.resumable import find_resumable, restore_seed_generators, resumable_checkpoints
 from utils.runs import prepare_save_dir, resumed_config, run_dir_of, save_dir_lock
 from utils.scale import check_scale_settings, describe_scale, resolve_scale_mode, scale_of
-from utils.stopping import NonFiniteGuard, Watch, WatchRules
+from utils.stopping import WatchRules
 from utils.timeline import Timeline
 from utils.training import fit_phase, phase_learning_rates, plan_phases
+from utils.val_images import ValImages
 from utils.visualize import class_colours
 from utils.weight_map import WeightMap
 from utils.weights.building import build_with_weights
@@ -239,7 +235,7 @@ def make_callbacks(config: TrainConfig, val_samples, model, settings: ModelSetti
     Returns:
         (callbacks, the LossHistory, the CheckpointSaver).
     """
-    run_dir = run_dir_of(state, config.save_dir) if state else LossHistory.new_run_dir(config.save_dir)
+    run_dir = run_dir_of(state, config.save_dir) if state else new_run_dir(config.save_dir)
     history = LossHistory(run_dir, state.history if state else ())
     callbacks = [history, watch]
     if config.eval_flag:
@@ -248,15 +244,16 @@ def make_callbacks(config: TrainConfig, val_samples, model, settings: ModelSetti
         letterbox = letterbox_to(model, scale)
         eval_data = build_eval_dataset(val_samples, letterbox, eval_batch, config.num_workers, settings.bands)
         num_batches = math.ceil(len(val_samples) / eval_batch)
-        periods = (config.eval_period, config.unfreeze_epoch)
         colours = class_colours(config.num_classes)
         images = ValImages(config.tensorboard_images, os.path.join(run_dir, "images"), settings.bands, colours)
-        callbacks.insert(0, EvalCallback(eval_data, num_batches, config.num_classes, periods, scale, images))
-    run = ({**asdict(config), "resume": ""}, settings)
+        evaluation = EvalCallback(
+            eval_data, num_batches, config.num_classes, config.eval_period, config.unfreeze_epoch, scale, images
+        )
+        callbacks.insert(0, evaluation)
     best, resumed_epoch = (state.best, state.epoch) if state else ({}, 0)
-    checkpoints = CheckpointSaver(
-        config.save_dir, config.save_period, monitor_of(config), run, history, best, resumed_epoch, watch
-    )
+    files = EpochFiles(config.save_dir, settings, config.save_period)
+    run_config = {**asdict(config), "resume": ""}
+    checkpoints = CheckpointSaver(files, monitor_of(config), run_config, history, best, resumed_epoch, watch)
     callbacks += [checkpoints, keras.callbacks.TensorBoard(history.run_dir, write_graph=False)]
     print(f"Logs: {history.run_dir}; best_epoch_weights chosen by {monitor_of(config)}")
     return callbacks, history, checkpoints
@@ -358,7 +355,7 @@ def run(config: TrainConfig, held: contextlib.ExitStack) -> None:
     class_weights = config.cls_weights or [1.0] * config.num_classes
     loss = build_loss(class_weights, config.dice_loss, config.focal_loss, config.head, config.weight_map)
     watch = Watch(WatchRules.of(config, monitor_of(config)), state.watch if state else None)
-    guard = NonFiniteGuard((keras.mixed_precision.global_policy().name, config.init_lr, config.save_dir))
+    guard = NonFiniteGuard(keras.mixed_precision.global_policy().name, config.init_lr, config.save_dir)
     # Only the chief evaluates and writes logs/; the other workers train and write nothing (their Watch goes by
     # val_loss, which every worker computes alike: check_watch_settings).
     callbacks, history, checkpoints = [guard, watch], None, None

@@ -10,8 +10,10 @@ import pytest
 import tensorflow as tf
 
 from tests.helpers import history_rows, run_inline
-from utils.checkpoint import recorded_epoch, resumable_checkpoints
-from utils.stopping import NonFiniteLoss, Watch, WatchRules
+from utils.callbacks import Watch
+from utils.checkpoint import recorded_epoch
+from utils.resumable import resumable_checkpoints
+from utils.stopping import NonFiniteLoss, WatchRules
 from utils.training import Phase, plan_phases
 
 

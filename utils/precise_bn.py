@@ -67,20 +67,3 @@ class StatisticsPass:
             layer.moving_mean.assign(mean / count)
             layer.moving_variance.assign(variance / count)
         return count
-
-
-class PreciseBatchNorm(keras.callbacks.Callback):
-    """At the end of each epoch's last step, before Keras computes the val loss and the callbacks evaluate and
-    save, the trainable BN layers take their statistics over `batches` (StatisticsPass)."""
-
-    def __init__(self, batches, steps_per_epoch: int):
-        super().__init__()
-        self.batches, self.steps_per_epoch, self.statistics = batches, steps_per_epoch, None
-
-    def on_train_begin(self, logs=None):
-        self.statistics = StatisticsPass(self.model)
-
-    def on_train_batch_end(self, batch, logs=None):
-        # batch: the step within the epoch; with steps_per_execution > 1, the last step of the executed chunk.
-        if batch + 1 >= self.steps_per_epoch:
-            self.statistics(self.batches)

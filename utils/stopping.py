@@ -1,17 +1,14 @@
-"""What a run does on its own account: early stopping and the plateau learning rate, which act on the validation
-metric, and the guard that stops a run whose loss is no longer a number.
+"""What a run decides on its own account: early stopping and the plateau learning rate, which act on the validation
+metric, and the message of a run stopped because its loss is no longer a number. The callbacks that act on these
+decisions (Watch, NonFiniteGuard) are in utils/callbacks.py.
 
 Keras has EarlyStopping and ReduceLROnPlateau, but both start afresh at every fit call (train.py fits each phase
-separately) and keep their counters where no checkpoint sees them. The Watch below counts epochs in the whole run,
+separately) and keep their counters where no checkpoint sees them. The Watch counts epochs in the whole run,
 knows the phases and puts its state in the resumable checkpoint, so a resumed run decides as an uninterrupted one.
 """
 
 import math
-from dataclasses import asdict, dataclass
-
-import keras
-
-from utils.learning_rate import lower_on_plateau
+from dataclasses import dataclass
 
 
 def is_better(monitor: str, value: float, best) -> bool:
@@ -50,93 +47,44 @@ class WatchRules:
         return cls(monitor, config.early_stop_patience, plateau, config.plateau_factor)
 
 
-class Watch(keras.callbacks.Callback):
-    """Early stopping and the plateau learning rate, on the monitor of each epoch that has one.
+@dataclass(frozen=True)
+class Verdict:
+    """What an epoch's value calls for: `why` (the reason in words), and whether to lower the rate and to stop."""
 
-    Patience counts epochs (not evaluations) since the later of the best value and the phase's start; the plateau's
-    also since its last reduction. Early stopping in the frozen phase ends that phase, and the unfrozen phase starts
-    at the next epoch (unfrozen_from); in the unfrozen phase it ends the run. Each phase starts at its own peak
-    learning rate, from which the plateau rule lowers it.
-    """
+    why: str = ""
+    lower: bool = False
+    stop: bool = False
 
-    def __init__(self, rules: WatchRules, state: dict | None = None):
-        super().__init__()
-        self.rules, self.state = rules, WatchState(**(state or {}))
-        self.phase, self.last_phase = None, True  # the Phase being fitted, and whether another follows (start_phase)
 
-    def start_phase(self, phase, last_phase: bool, min_lr: float = 0.0) -> None:
-        """Before a phase's fit: its epochs, whether it is the run's last, the learning rate the plateau rule stops
-        at."""
-        self.phase, self.last_phase = phase, last_phase
-        self.rules = WatchRules(**{**asdict(self.rules), "min_lr": min_lr})
+def judge_epoch(state: WatchState, rules: WatchRules, done: int, value: float, phase_start: int) -> Verdict:
+    """Records `value` of epoch `done` in `state` when it is the best so far; otherwise says whether the plateau's
+    and early stopping's patience ran out. Patience counts epochs (not evaluations) since the later of the best
+    value and the phase's start (phase_start: the epochs done before the phase); the plateau's also since its last
+    reduction."""
+    if is_better(rules.monitor, value, state.best):
+        state.best, state.best_epoch = float(value), done
+        return Verdict()
+    since = done - max(state.best_epoch, phase_start)
+    why = f"no better {rules.monitor} for {since} epochs (best {state.best:.4f} at epoch {state.best_epoch})"
+    since_change = done - max(state.reduced_epoch, state.best_epoch, phase_start)
+    lower = bool(rules.plateau_patience) and since_change >= rules.plateau_patience
+    return Verdict(why, lower, bool(rules.early_stop_patience) and since >= rules.early_stop_patience)
 
-    def state_dict(self) -> dict:
-        return asdict(self.state)
 
-    def improved(self, value: float) -> bool:
-        return is_better(self.rules.monitor, value, self.state.best)
-
-    def on_epoch_end(self, epoch, logs=None):
-        value = (logs or {}).get(self.rules.monitor)
-        if value is None:  # an epoch without evaluation: nothing to compare
-            return
-        done, state = epoch + 1, self.state
-        if self.improved(value):
-            state.best, state.best_epoch = float(value), done
-            return
-        since = done - max(state.best_epoch, self.phase.first_epoch)
-        why = f"no better {self.rules.monitor} for {since} epochs (best {state.best:.4f} at epoch {state.best_epoch})"
-        since_change = done - max(state.reduced_epoch, state.best_epoch, self.phase.first_epoch)
-        if self.rules.plateau_patience and since_change >= self.rules.plateau_patience:
-            self.reduce_learning_rate(done, why)
-        if self.rules.early_stop_patience and since >= self.rules.early_stop_patience:
-            self.stop(done, why)
-
-    def reduce_learning_rate(self, done: int, why: str) -> None:
-        lowered = lower_on_plateau(self.model.optimizer, self.rules.plateau_factor, self.rules.min_lr)
-        if lowered:
-            self.state.reduced_epoch = done
-            print(f"Epoch {done}: {why}: plateau, learning rate {lowered[0]:.2e} -> {lowered[1]:.2e}")
-
-    def stop(self, done: int, why: str) -> None:
-        self.model.stop_training = True
-        if not self.last_phase:
-            self.state.unfrozen_from = done
-            print(
-                f"Epoch {done}: {why}: early stopping ends the frozen phase; the whole network trains from epoch "
-                f"{done + 1}"
-            )
-        else:
-            self.state.stopped = done
-            print(
-                f"Epoch {done}: {why}: early stopping ends the run; best_epoch_weights are epoch "
-                f"{self.state.best_epoch}'s"
-            )
+def early_stop(state: WatchState, done: int, why: str, last_phase: bool) -> str:
+    """Records in state that early stopping ended the frozen phase (unfrozen_from) or the run (stopped) after epoch
+    `done`, and says so."""
+    if not last_phase:
+        state.unfrozen_from = done
+        return (
+            f"Epoch {done}: {why}: early stopping ends the frozen phase; the whole network trains from epoch {done + 1}"
+        )
+    state.stopped = done
+    return f"Epoch {done}: {why}: early stopping ends the run; best_epoch_weights are epoch {state.best_epoch}'s"
 
 
 class NonFiniteLoss(ValueError):
     """The loss became NaN or inf: train.py stops with this message (run_main prints it, no traceback)."""
-
-
-class NonFiniteGuard(keras.callbacks.Callback):
-    """Stops training at the first step whose loss is NaN or inf, before the epoch's end could write its weights:
-    the checkpoints of the last complete epoch stay as they are.
-
-    Args:
-        hints: (precision policy, init_lr, save_dir) for the message.
-    """
-
-    def __init__(self, hints: tuple):
-        super().__init__()
-        self.hints, self.epoch = hints, 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            raise NonFiniteLoss(non_finite_message(float(loss), self.epoch, batch, *self.hints))
 
 
 def non_finite_message(loss: float, epoch: int, batch: int, policy: str, init_lr: float, save_dir: str) -> str:

@@ -7,7 +7,6 @@ import os
 import time
 from contextlib import contextmanager
 
-import keras
 import numpy as np
 
 
@@ -64,6 +63,65 @@ class Timeline:
             json.dump({name: round(seconds, 3) for name, seconds in self.rows().items()}, f, indent=1)
 
 
+class PhaseClock:
+    """A phase's stages, from the hooks of its fit (utils/callbacks.py: StepClock, Lap): the phase's start until
+    fit's first step (compile, datasets, iterator), its first step's tracing (beyond a typical step), its steps,
+    Keras' val loss passes and loop between steps, and each callback's work. `mark` is where the next lap starts.
+    Made as the phase starts."""
+
+    def __init__(self, timeline: Timeline, phase: str):
+        self.timeline, self.phase, self.called, self.steps, self.first = timeline, phase, time.perf_counter(), [], None
+        self.mark, self.step_ended_at = self.called, None
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.timeline.add(f"{self.phase}: {stage}", seconds)
+
+    def fit_started(self) -> None:
+        self.add("compile and start", time.perf_counter() - self.called)
+
+    def epoch_started(self) -> None:
+        self.step_ended_at = None  # the gap before an epoch's first step is the epoch's end and start, not the loop's
+
+    def mark_now(self) -> None:
+        self.mark = time.perf_counter()
+
+    def step_started(self) -> None:
+        self.started = time.perf_counter()
+        if self.step_ended_at is not None:
+            # Between two steps: Keras' loop (logs to Python, the progress bar) and the callbacks' batch-end work,
+            # which their own stages count.
+            ended, counted = self.step_ended_at
+            self.add(
+                "between steps (Keras' loop, progress bar)", self.started - ended - (self.timeline.counted - counted)
+            )
+
+    def step_ended(self) -> None:
+        ended = time.perf_counter()
+        if self.first is None:  # the next phase compiles a new step function: a new clock
+            self.first = ended - self.started
+        else:
+            self.steps.append(ended - self.started)
+            self.add("steps", ended - self.started)
+        self.step_ended_at, self.mark = (ended, self.timeline.counted), ended
+
+    def fit_ended(self) -> None:
+        # The first step also traces the step function: what it took beyond a typical step.
+        typical = float(np.median(self.steps)) if self.steps else 0.0
+        self.add("first step's tracing", max(self.first - typical, 0.0))
+        self.add("steps", min(self.first, typical))
+
+    def test_started(self) -> None:
+        self.test_began = time.perf_counter()
+
+    def test_ended(self) -> None:
+        self.add("val loss", time.perf_counter() - self.test_began)
+
+    def lap(self, stage: str) -> None:
+        """The time since the mark is `stage`'s (a callback's work); the mark moves on."""
+        self.timeline.add(stage, time.perf_counter() - self.mark)
+        self.mark = time.perf_counter()  # the booking itself is no callback's
+
+
 # The stage a callback's work is reported under, by its class's name (others: the class's name).
 CALLBACK_STAGES = {
     "PreciseBatchNorm": "precise BN",
@@ -74,85 +132,3 @@ CALLBACK_STAGES = {
     "Watch": "early stopping and plateau",
     "NonFiniteGuard": "non-finite loss check",
 }
-
-
-def timed_callbacks(clock, callbacks: list) -> list:
-    """A phase's callbacks for fit, timed: its StepClock first (it sees each step end before any other callback
-    works), then each callback followed by a Lap that books the callback's epoch-end and batch-end work under its
-    stage. Keras calls a list's callbacks one after another, so the time from one mark to the next is the work of
-    the callback between them."""
-    timed = [clock]
-    for callback in callbacks:
-        timed += [callback, Lap(clock, CALLBACK_STAGES.get(type(callback).__name__, type(callback).__name__))]
-    return timed
-
-
-class StepClock(keras.callbacks.Callback):
-    """The first callback of a phase's fit, made as the phase starts: the phase's start until fit's first step
-    (compile, datasets, iterator), its first step's tracing (beyond a typical step), its steps, and Keras' val loss
-    passes. Its `mark` is where the next Lap's time starts."""
-
-    def __init__(self, timeline: Timeline, phase: str):
-        super().__init__()
-        self.timeline, self.phase, self.called, self.steps, self.first = timeline, phase, time.perf_counter(), [], None
-        self.mark = self.called
-
-    def on_train_begin(self, logs=None):
-        self.timeline.add(f"{self.phase}: compile and start", time.perf_counter() - self.called)
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.step_ended = None  # the gap before an epoch's first step is the epoch's end and start, not the loop's
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.mark = time.perf_counter()
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self.step_started = time.perf_counter()
-        if self.step_ended is not None:
-            # Between two steps: Keras' loop (logs to Python, the progress bar) and the callbacks' batch-end work,
-            # which their own stages count.
-            ended, counted = self.step_ended
-            gap = self.step_started - ended - (self.timeline.counted - counted)
-            self.timeline.add(f"{self.phase}: between steps (Keras' loop, progress bar)", gap)
-
-    def on_train_batch_end(self, batch, logs=None):
-        ended = time.perf_counter()
-        seconds = ended - self.step_started
-        if self.first is None:  # the next phase compiles a new step function: a new clock
-            self.first = seconds
-        else:
-            self.steps.append(seconds)
-            self.timeline.add(f"{self.phase}: steps", seconds)
-        self.step_ended, self.mark = (ended, self.timeline.counted), ended
-
-    def on_train_end(self, logs=None):
-        # The first step also traces the step function: what it took beyond a typical step.
-        typical = float(np.median(self.steps)) if self.steps else 0.0
-        self.timeline.add(f"{self.phase}: first step's tracing", max(self.first - typical, 0.0))
-        self.timeline.add(f"{self.phase}: steps", min(self.first, typical))
-
-    def on_test_begin(self, logs=None):
-        self.test_started = time.perf_counter()
-
-    def on_test_end(self, logs=None):
-        self.timeline.add(f"{self.phase}: val loss", time.perf_counter() - self.test_started)
-
-
-class Lap(keras.callbacks.Callback):
-    """Books the time since the clock's mark under `stage` at each epoch and batch end, and moves the mark on:
-    placed after a callback, it times that callback's work there without wrapping it."""
-
-    def __init__(self, clock: StepClock, stage: str):
-        super().__init__()
-        self.clock, self.stage = clock, stage
-
-    def lap(self) -> None:
-        now = time.perf_counter()
-        self.clock.timeline.add(self.stage, now - self.clock.mark)
-        self.clock.mark = time.perf_counter()  # the booking itself is no callback's
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.lap()
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.lap()

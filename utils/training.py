@@ -8,13 +8,14 @@ import tensorflow as tf
 from nets.models import output_margin, set_backbone_trainable
 from utils.augmentation.draws import Augmentation
 from utils.bands import Bands
-from utils.checkpoint import load_optimizer_state
+from utils.callbacks import Lap, PreciseBatchNorm, StepClock
 from utils.dataloader import build_train_dataset, build_val_dataset
 from utils.learning_rate import clamp_note, describe_schedule, phase_schedule, scaled_learning_rates
 from utils.optimizers import make_optimizer
-from utils.precise_bn import PreciseBatchNorm, calibration_samples, trainable_batch_norms
+from utils.precise_bn import calibration_samples, trainable_batch_norms
+from utils.resumable import load_optimizer_state
 from utils.scale import scale_of
-from utils.timeline import StepClock, timed_callbacks
+from utils.timeline import CALLBACK_STAGES, PhaseClock
 from utils.weight_map import WeightMap
 
 
@@ -105,7 +106,7 @@ def fit_phase(
             optimizer state and dropout RNG are restored, so the phase goes on as if it had never stopped.
     """
     name = "frozen phase" if phase.frozen else "unfrozen phase"
-    clock = StepClock(timeline, name) if timeline else None  # the phase's start: compile and datasets from here
+    clock = PhaseClock(timeline, name) if timeline else None  # the phase's start: compile and datasets from here
     train_samples, val_samples = samples
     start_epoch, checkpoint = start
     initial_epoch = max(phase.first_epoch, start_epoch)
@@ -150,3 +151,13 @@ def fit_phase(
         callbacks=callbacks,
         shuffle=False,  # the tf.data pipeline shuffles
     )
+
+
+def timed_callbacks(clock: PhaseClock, callbacks: list) -> list:
+    """A phase's callbacks for fit, timed: its StepClock first (it sees each step end before any other callback
+    works), then each callback followed by a Lap that books the callback's epoch-end and batch-end work under its
+    stage (Keras calls a list's callbacks one after another)."""
+    timed = [StepClock(clock)]
+    for callback in callbacks:
+        timed += [callback, Lap(clock, CALLBACK_STAGES.get(type(callback).__name__, type(callback).__name__))]
+    return timed
