@@ -78,7 +78,8 @@ from utils.losses import build_loss
 from utils.optimizers import make_optimizer
 from utils.precision import PRECISIONS, choose_precision
 from utils.prediction.onnx_model import OnnxModel, write_onnx
-from utils.prediction.path import slide_image_function
+from utils.prediction.path import SlidePath
+from utils.prediction.scores import class_scores
 from utils.scale import Scale, resolve_scale_mode
 from utils.training import Phase, compile_phase
 from utils.weight_map import WeightMap
@@ -229,7 +230,7 @@ def inference_rates(model, config: BenchmarkConfig, policy: str, voc: str, work:
     # building the pipeline) is paid once, as in a get_miou.py run.
     predictions = unet.write_masks(ids, images, out, config.batch_size)
     # slide mode's path on the same model: an image of 4 x 4 windows (overlap 0.25), batch_size windows a call.
-    slide = slide_image_function(unet.network, Scale("slide", 1.0, 0.25), config.batch_size)
+    slide = SlidePath(class_scores(unet.network), Scale("slide", 1.0, 0.25), config.batch_size).image_mask
     large = cv2.resize(image_array(image, bands), slide_size(config.input_shape, output_margin(model)))
     large = large.reshape(*large.shape[:2], bands.channels)  # OpenCV drops a single band's axis
     calls = {  # name: (function, images per call)

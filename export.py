@@ -41,7 +41,7 @@ from utils.config import run_main
 from utils.images import IMAGE_SUFFIXES, image_files
 from utils.letterbox import letterbox
 from utils.prediction.onnx_model import OnnxModel, write_onnx
-from utils.prediction.path import output_class_ids
+from utils.prediction.scores import output_class_ids
 
 # TF 2.21 still ships tf.lite's interpreter; its successor is the ai_edge_litert package.
 warnings.filterwarnings("ignore", message=r"\s*Warning: tf.lite.Interpreter is deprecated")

@@ -127,11 +127,8 @@ def predict_folder(unet: Unet, config: PredictConfig) -> None:
     mask, the table of areas); files that cannot be read (or do not fit the network's bands) are listed at the end. The
     folder was checked (and its other files named) by check_outputs."""
     paths = image_files(config.dir_origin_path)
-    if config.save_probabilities and unet.scale.slide and unet.scale.image_scale != 1:
-        raise ValueError(
-            f"save_probabilities with image_scale={unet.scale.image_scale}: the probabilities are written at the "
-            "images' own resolution, which this network does not predict at. Save masks (--save_mask) instead."
-        )
+    if config.save_probabilities and unet.path.probabilities_refused():
+        raise ValueError(f"save_probabilities: {unet.path.probabilities_refused()}")
     folder, names = config.dir_save_path, dict(zip(paths, output_names(paths)))
     for kind, on in ((MASKS, config.save_mask), (PROBABILITIES, config.save_probabilities)):
         if on:

@@ -73,7 +73,7 @@ from utils.images import check_num_classes, dataset_class_names, split_samples
 from utils.losses import build_loss
 from utils.precision import set_precision
 from utils.prediction.inputs import build_eval_dataset
-from utils.prediction.path import letterbox_to
+from utils.prediction.path import prediction_path
 from utils.resumable import find_resumable, restore_seed_generators, resumable_checkpoints
 from utils.runs import prepare_save_dir, resumed_config, run_dir_of, save_dir_lock
 from utils.scale import check_scale_settings, describe_scale, resolve_scale_mode, scale_of
@@ -240,14 +240,13 @@ def make_callbacks(config: TrainConfig, val_samples, model, settings: ModelSetti
     callbacks = [history, watch]
     if config.eval_flag:
         eval_batch = config.unfreeze_batch_size
-        scale = scale_of(config)
-        letterbox = letterbox_to(model, scale)
-        eval_data = build_eval_dataset(val_samples, letterbox, eval_batch, config.num_workers, settings.bands)
+        path = prediction_path(model, scale_of(config))
+        eval_data = build_eval_dataset(val_samples, path.letterbox, eval_batch, config.num_workers, settings.bands)
         num_batches = math.ceil(len(val_samples) / eval_batch)
         colours = class_colours(config.num_classes)
         images = ValImages(config.tensorboard_images, os.path.join(run_dir, "images"), settings.bands, colours)
         evaluation = EvalCallback(
-            eval_data, num_batches, config.num_classes, config.eval_period, config.unfreeze_epoch, scale, images
+            eval_data, num_batches, config.num_classes, config.eval_period, config.unfreeze_epoch, path, images
         )
         callbacks.insert(0, evaluation)
     best, resumed_epoch = (state.best, state.epoch) if state else ({}, 0)

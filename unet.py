@@ -30,15 +30,8 @@ from utils.images import check_num_classes
 from utils.precision import set_precision
 from utils.prediction.inputs import build_predict_dataset
 from utils.prediction.onnx_model import OnnxModel
-from utils.prediction.path import (
-    ClassScores,
-    check_threshold,
-    letterbox_to,
-    predict_function,
-    probability_function,
-    segment_function,
-    segment_image_function,
-)
+from utils.prediction.path import prediction_path
+from utils.prediction.scores import ClassScores, check_threshold, predict_function
 from utils.prediction.tta import TestTimeAugmentation
 from utils.scale import check_scale_settings, resolve_scale_mode, scale_of
 from utils.visualize import MIX_TYPES, class_colours, class_names, count_table, palette_image, render_image
@@ -211,9 +204,7 @@ class Unet:
         2 classes at the threshold; the copies of test-time augmentation)."""
         self.scores = scores
         self.predict = predict_function(scores)  # the bare model call, for benchmarks
-        self._segment_batch = segment_function(scores, self.scale)
-        self._segment_image = segment_image_function(scores, self.scale, self.bands)
-        self._probabilities = probability_function(scores, self.scale, self.bands)
+        self.path = prediction_path(scores, self.scale, self.bands)
 
     def set_threshold(self, threshold: float) -> None:
         """Class 1 where its probability > threshold, from the next call on (2-class networks): new compiled
@@ -225,12 +216,12 @@ class Unet:
         """The prediction path for images in memory: arrays (h, w, bands) of any sizes, as the network takes them
         (image_array) -> class-id masks uint8 (h, w) at those sizes. One compiled call per image (letterbox, model,
         restore); for many files, segment_files batches them."""
-        return [np.asarray(self._segment_image(image)) for image in images]
+        return [np.asarray(self.path.image_mask(image)) for image in images]
 
     def probabilities(self, image):
         """The class probabilities of an image (h, w, bands) as the network takes it, at its size, a band of rows
-        at a time: yields (top, float32 (rows, w, C)), summing to 1 over C (prediction.probability_function)."""
-        return self._probabilities(image)
+        at a time: yields (top, float32 (rows, w, C)), summing to 1 over C (prediction/path.py)."""
+        return self.path.probabilities(image)
 
     def picture(self, image: np.ndarray) -> np.ndarray:
         """uint8 (h, w, 3) to draw a prediction on, of an image as the network takes it: display_bands as R, G, B,
@@ -248,12 +239,11 @@ class Unet:
         paths = [os.fspath(path) for path in paths]  # str or pathlib.Path
         if not paths:
             return
-        # slide: one image a read (its windows are what is batched), not several large images padded together
-        reads = 1 if self.scale.slide else batch_size
-        batches = build_predict_dataset(paths, letterbox_to(self.model, self.scale), reads, bands=self.bands)
+        reads = self.path.reads_per_batch(batch_size)
+        batches = build_predict_dataset(paths, self.path.letterbox, reads, bands=self.bands)
         queue = iter(paths)
         for canvases, boxes, sizes, images, errors in batches:
-            masks = np.asarray(self._segment_batch(images if self.scale.slide else canvases, boxes, sizes))
+            masks = np.asarray(self.path.masks(self.path.batch_input(canvases, images), boxes, sizes))
             for image, mask, (height, width), error in zip(images.numpy(), masks, sizes.numpy(), errors.numpy()):
                 path = next(queue)
                 if error:

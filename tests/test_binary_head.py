@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from utils.losses import build_loss
-from utils.prediction.path import check_threshold
+from utils.prediction.scores import check_threshold
 
 
 def test_binary_cross_entropy_of_the_sigmoid_head_by_hand():

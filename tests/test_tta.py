@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from nets.models import build_model
-from utils.prediction.path import ClassScores, segment_image_function
+from utils.prediction.path import prediction_path
+from utils.prediction.scores import ClassScores
 from utils.prediction.tta import TestTimeAugmentation
 from utils.scale import Scale
 
@@ -26,7 +27,7 @@ def image(width: int = 40, symmetric: bool = False) -> np.ndarray:
 def test_identity_tta_is_no_tta_and_hflip_makes_a_symmetric_image_symmetric(network, scale):
     def segment(words, picture):
         tta = TestTimeAugmentation.parse(words)
-        return np.asarray(segment_image_function(ClassScores(network, tta=tta), scale)(picture))
+        return np.asarray(prediction_path(ClassScores(network, tta=tta), scale).image_mask(picture))
 
     plain = segment([], image())
     np.testing.assert_array_equal(segment(["1"], image()), plain)

@@ -16,7 +16,6 @@ from utils.history import write_history
 from utils.learning_rate import lower_on_plateau
 from utils.metrics import evaluate_confusion, mean_iou, per_class_iou
 from utils.precise_bn import StatisticsPass
-from utils.prediction.path import segment_function
 from utils.resumable import RunState, save_resumable
 from utils.stopping import NonFiniteLoss, WatchRules, WatchState, early_stop, is_better, judge_epoch, non_finite_message
 from utils.timeline import PhaseClock
@@ -59,18 +58,15 @@ class PreciseBatchNorm(keras.callbacks.Callback):
 
 class EvalCallback(keras.callbacks.Callback):
     """Every `eval_period` epochs (and at the last), val mIoU at original resolution as get_miou.py computes it, by
-    the prediction path of `scale` (a Scale), into the epoch logs as `val_miou` (percent) for the callbacks after it;
-    with `images` (a ValImages), the first val images to TensorBoard."""
+    the model's prediction path (prediction/path.py) on `data` (build_eval_dataset's, read for that path), into the
+    epoch logs as `val_miou` (percent) for the callbacks after it; with `images` (a ValImages), the first val images
+    to TensorBoard."""
 
-    def __init__(self, data, num_batches: int, num_classes: int, eval_period: int, total_epochs: int, scale, images):
+    def __init__(self, data, num_batches: int, num_classes: int, eval_period: int, total_epochs: int, path, images):
         super().__init__()
         self.data, self.num_batches, self.num_classes = data, num_batches, num_classes
         self.eval_period, self.total_epochs = eval_period, total_epochs
-        self.scale, self.segment, self.images = scale, None, images
-
-    def set_model(self, model):
-        super().set_model(model)
-        self.segment = segment_function(model, self.scale)
+        self.segment, self.images = path.masks, images
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_started = time.perf_counter()

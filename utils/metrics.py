@@ -86,7 +86,7 @@ def evaluate_confusion(
     """Confusion matrix (C, C) over a dataset from prediction/inputs.build_eval_dataset.
 
     Args:
-        segment: from utils.prediction.segment_function(model).
+        segment: a prediction path's masks (utils/prediction/path.py).
         on_batch: called with each batch as numpy arrays (images, labels, boxes, sizes, masks), or None.
     """
     matrix = np.zeros((num_classes, num_classes), np.int64)
