@@ -60,6 +60,7 @@ from nets.models import (
     check_model_settings,
     output_margin,
 )
+from nets.unet import model_variant
 from utils.augmentation.draws import Augmentation
 from utils.bands import survey
 from utils.callbacks import CheckpointSaver, EvalCallback, LossHistory, NonFiniteGuard, Watch
@@ -349,7 +350,7 @@ def run(config: TrainConfig, held: contextlib.ExitStack) -> None:
         print(f"Note: model={config.model} has no pretrained encoder; the freeze phase trains the whole network.")
     print(describe_scale(config, output_margin(model)))
     names = class_names_for(config)
-    settings = settings_for(model, config, names, bands)
+    settings = settings_for(config, model_variant(model), names, bands, config.head)
 
     class_weights = config.cls_weights or [1.0] * config.num_classes
     loss = build_loss(class_weights, config.dice_loss, config.focal_loss, config.head, config.weight_map)

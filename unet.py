@@ -24,7 +24,7 @@ from nets.folding import fold_batch_norms
 from nets.models import check_model_settings, output_shape
 from nets.unet import UnetVariant, model_variant
 from utils.bands import Bands, display_image, image_array
-from utils.checkpoint import ModelSettings, check_recorded, read_settings
+from utils.checkpoint import ModelSettings, check_recorded, read_settings, settings_for
 from utils.config import format_config
 from utils.images import check_num_classes
 from utils.precision import set_precision
@@ -175,20 +175,8 @@ class Unet:
         else:
             raise ValueError(f"backend={config.backend!r}: expected keras or onnx.")
         variant = model_variant(self.model) if config.backend == "keras" else UnetVariant()
-        shape = tuple(config.input_shape)
         # What the network is, as a weights file records it (export.py writes it into model.onnx too).
-        self.settings = ModelSettings(
-            config.model,
-            config.backbone,
-            config.num_classes,
-            shape,
-            variant,
-            tuple(self.class_names),
-            config.scale_mode,
-            config.image_scale,
-            self.bands,
-            head,
-        )
+        self.settings = settings_for(config, variant, self.class_names, self.bands, head)
         self.scale = scale_of(config)
         # What every prediction runs: the network with its batch normalisations folded into its convolutions
         # (nets/folding.py; the network itself when it has none, and the ONNX model as it is).

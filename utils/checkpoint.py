@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 import h5py
 import keras
 
-from nets.unet import UnetVariant, model_variant
+from nets.unet import UnetVariant
 from utils.atomic import check_free_space, variables_bytes, write_atomically, write_json
 from utils.bands import Bands
 from utils.scale import resolve_scale_mode
@@ -130,19 +130,21 @@ def recorded_variant(h5: h5py.File):
     return UnetVariant(**json.loads(h5.attrs[VARIANT_ATTR])).relative_to("vgg")  # caffe, as VGG16's and ResNet50's
 
 
-def settings_for(model, config, class_names, bands: Bands) -> ModelSettings:
-    """The ModelSettings of a model built from train.py's config for images of `bands`."""
+def settings_for(config, variant: UnetVariant, class_names, bands: Bands, head: str) -> ModelSettings:
+    """The ModelSettings of a network that a script's config describes (its model, backbone, num_classes,
+    input_shape, scale_mode and image_scale: train.py's TrainConfig, unet.py's UnetConfig), of `variant`, for images
+    of `bands`."""
     return ModelSettings(
         model=config.model,
         backbone=config.backbone,
         num_classes=config.num_classes,
         input_shape=tuple(config.input_shape),
-        variant=model_variant(model),
+        variant=variant,
         class_names=tuple(class_names),
         scale_mode=config.scale_mode,
         image_scale=config.image_scale,
         bands=bands,
-        head=config.head,
+        head=head,
     )
 
 
