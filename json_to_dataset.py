@@ -23,7 +23,7 @@ from tqdm import tqdm
 from utils.atomic import check_writable
 from utils.config import run_main
 from utils.images import IGNORE_LABEL, IMAGE_SUFFIXES
-from utils.label_fix import save_label
+from utils.labels.fix import save_label
 
 BACKGROUND = "_background_"
 AREA_SHAPES = ("polygon", "rectangle", "circle", "mask")

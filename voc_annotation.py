@@ -40,8 +40,8 @@ from utils.images import (
     read_split,
     same_id_files,
 )
-from utils.label_fix import FIXED_DIR, check_fix_target, use_fixed_labels, write_fixed_labels
-from utils.label_formats import Problem, class_advice
+from utils.labels.fix import FIXED_DIR, check_fix_target, use_fixed_labels, write_fixed_labels
+from utils.labels.formats import Problem, class_advice
 from utils.visualize import class_colours, contact_sheet, hex_colour, parse_colour, tile_picture
 
 IN_FULL = 3  # problems of a kind shown with their whole message

@@ -10,8 +10,8 @@ from PIL import Image
 from tests import label_writers
 from tests.helpers import digest, run_inline
 from utils.dataset_check import survey_pairs
-from utils.label_facts import facts_of, read_label
-from utils.label_formats import judge_labels
+from utils.labels.facts import facts_of, read_label
+from utils.labels.formats import judge_labels
 
 
 def fixed_labels(voc) -> dict:

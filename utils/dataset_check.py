@@ -14,8 +14,8 @@ from tqdm import tqdm
 
 from utils.bands import TRANSPOSED_ORIENTATIONS, ImageHeader, image_header
 from utils.images import IGNORE_LABEL, read_split, split_samples
-from utils.label_facts import LabelFacts, UnusableLabel, facts_of, read_label
-from utils.label_formats import Judgement, Problem, judge_labels
+from utils.labels.facts import LabelFacts, UnusableLabel, facts_of, read_label
+from utils.labels.formats import Judgement, Problem, judge_labels
 
 MAX_LISTED = 5
 MIN_SIDE = 8  # px: a smaller image has nothing to segment (and no scale to fit it into the network)

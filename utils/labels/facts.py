@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from utils.colour_masks import pack_colours, rgb_channels
+from utils.labels.colour_masks import pack_colours, rgb_channels
 
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I")
 FULL_SCALE_16 = 65535  # a 16-bit mask of 0 and 65535 is a 0/255 mask at 16 bits

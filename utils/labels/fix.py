@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from tqdm import tqdm
 
-from utils.label_facts import read_label
+from utils.labels.facts import read_label
 from utils.visualize import class_colours, palette_image
 
 FIXED_DIR = "SegmentationClass_fixed"
