@@ -160,7 +160,7 @@ class Survey:
 
 def survey_pairs(pairs, num_classes: int = 0, palette=(), ignore_colours=(), desc: str = "Checking") -> Survey:
     """Checks every (image, label) pair, reading each file once (in threads: decoding releases the GIL), then
-    judges the labels' formats over all of them (utils/label_formats.py)."""
+    judges the labels' formats over all of them (utils/labels/formats.py)."""
     with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) * 2)) as pool:
         checks = list(
             tqdm(
