@@ -24,7 +24,6 @@ from nets.folding import fold_batch_norms
 from nets.models import check_model_settings, output_shape
 from nets.unet import UnetVariant, model_variant
 from utils.bands import Bands, display_image, image_array
-from utils.checkpoint import ModelSettings, check_recorded, read_settings, settings_for
 from utils.config import format_config
 from utils.images import check_num_classes
 from utils.precision import set_precision
@@ -36,6 +35,7 @@ from utils.prediction.tta import TestTimeAugmentation
 from utils.scale import check_scale_settings, resolve_scale_mode, scale_of
 from utils.visualize import MIX_TYPES, class_colours, class_names, count_table, palette_image, render_image
 from utils.weights.building import build_with_weights
+from utils.weights.checkpoint import ModelSettings, check_recorded, read_settings, settings_for
 from utils.weights.mismatch import check_trained_weights_file
 
 

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 
-OPTIMIZERS = ("train.py", "keras")  # utils/optimizers.py's Adam; keras.optimizers.Adam
+OPTIMIZERS = ("train.py", "keras")  # utils/training/optimizers.py's Adam; keras.optimizers.Adam
 
 
 def child(args) -> None:
@@ -31,8 +31,8 @@ def child(args) -> None:
 
     from nets.models import build_model
     from utils.losses import build_loss
-    from utils.optimizers import make_optimizer
     from utils.precision import set_precision
+    from utils.training.optimizers import make_optimizer
 
     set_precision(args.precision)
     keras.utils.set_random_seed(0)

@@ -134,8 +134,8 @@ def main(config: LargeImageConfig) -> None:
     from nets.models import build_model
     from unet import Unet
     from utils.bands import Bands, read_input
-    from utils.checkpoint import ModelSettings, save_weights
     from utils.visualize import class_colours
+    from utils.weights.checkpoint import ModelSettings, save_weights
 
     os.makedirs(config.work_dir, exist_ok=True)
     work = os.path.abspath(config.work_dir)

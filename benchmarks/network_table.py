@@ -20,7 +20,7 @@ from nets.folding import fold_batch_norms
 from nets.models import MODEL_BACKBONES, MODELS, build_model
 from nets.unet_classic import CLASSIC_MARGIN
 from utils.losses import build_loss
-from utils.optimizers import make_optimizer
+from utils.training.optimizers import make_optimizer
 from utils.weights.sources import starting_weights_of
 
 # The machine's rate: NumPy's float32 matrix product of this side (benchmarks/profiling.numpy_matmul_gflops).

@@ -7,7 +7,7 @@
 On one in-memory batch, the parts taking turns call by call (fastest and median of --calls calls, ms):
     forward                 the network in training mode
     forward + backward      the same and every gradient (each summed, so that none is pruned from the graph)
-    update, Adam            the optimizer's update of every trainable variable alone (train.py's: utils/optimizers.py)
+    update, Adam            the optimizer's update of every trainable variable alone (utils/training/optimizers.py)
     fit step, ...           a whole step as model.fit runs it (Keras' compiled step function: loss, gradients,
                             update, metrics; fit's callbacks aside), and with steps_per_execution 8 (Keras runs
                             8 steps per call of its step function)
@@ -41,8 +41,8 @@ import nets.deeplab  # noqa: E402
 import nets.fcn  # noqa: E402
 from nets.models import build_model  # noqa: E402
 from utils.losses import build_loss  # noqa: E402
-from utils.optimizers import make_optimizer  # noqa: E402
 from utils.precision import set_precision  # noqa: E402
+from utils.training.optimizers import make_optimizer  # noqa: E402
 
 
 def op_type_profile(step, steps: int) -> dict:

@@ -12,8 +12,8 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
 import train
-import utils.distribute
+import utils.training.distribute
 from utils.config import run_main
 
-utils.distribute.replica_devices = lambda train_gpu: [f"/cpu:{gpu}" for gpu in train_gpu]
+utils.training.distribute.replica_devices = lambda train_gpu: [f"/cpu:{gpu}" for gpu in train_gpu]
 run_main(train.train, train.TrainConfig, train.__doc__)

@@ -19,7 +19,7 @@ from nets.models import build_model
 from nets.unet import build_unet
 from tests.helpers import HAS_ONNX, MIXED, run_script
 from utils import precision
-from utils.optimizers import make_optimizer
+from utils.training.optimizers import make_optimizer
 
 
 def profiler_flops(model, input_shape) -> int:

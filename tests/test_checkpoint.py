@@ -10,8 +10,8 @@ import pytest
 from nets.models import build_model
 from nets.unet import build_unet
 from utils.atomic import deferred_interrupt
-from utils.checkpoint import ModelSettings, read_settings, save_weights
-from utils.resumable import RunState, load_optimizer_state, save_resumable
+from utils.training.resumable import RunState, load_optimizer_state, save_resumable
+from utils.weights.checkpoint import ModelSettings, read_settings, save_weights
 
 
 def test_ctrl_c_waits_for_the_block_then_raises():

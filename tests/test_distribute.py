@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import MIXED, ROOT, TINY_TRAIN, run_inline
-from utils.distribute import Cluster, read_tf_config
+from utils.training.distribute import Cluster, read_tf_config
 
 
 def weights_of(path) -> list:

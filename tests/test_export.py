@@ -117,7 +117,7 @@ def test_the_default_network_exports_to_onnx_with_its_preprocessing(trained, tmp
 
 
 def test_an_onnx_file_given_to_the_keras_backend_points_to_backend_onnx(tmp_path):
-    from utils.checkpoint import read_settings
+    from utils.weights.checkpoint import read_settings
 
     fake = tmp_path / "model.onnx"
     fake.write_bytes(b"\x08\x07\x12\x07tf2onnx")  # protobuf, not HDF5

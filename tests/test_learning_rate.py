@@ -1,6 +1,6 @@
 import pytest
 
-from utils.learning_rate import EpochSchedule, learning_rate, scaled_learning_rates
+from utils.training.learning_rate import EpochSchedule, learning_rate, scaled_learning_rates
 
 
 def lr(epoch, decay="cos", total=20):

@@ -14,7 +14,7 @@ from PIL import Image
 from nets.unet import UnetVariant, build_unet
 from tests.helpers import ROOT, run_inline, run_script
 from tests.legacy_unet import write_keras2_weights
-from utils.checkpoint import read_settings
+from utils.weights.checkpoint import read_settings
 from utils.weights.formats import weights_variant
 from utils.weights.matching import load_weights, report_loading
 from utils.weights.sources import resolve_model_path

@@ -12,8 +12,8 @@ from PIL import Image
 
 from tests.helpers import TINY_TRAIN, digest, make_tiny_voc, run_inline
 from utils.dataset_check import check_dataset
-from utils.runs import LOCK_FILE, save_dir_lock
-from utils.stopping import is_better
+from utils.training.runs import LOCK_FILE, save_dir_lock
+from utils.training.stopping import is_better
 
 TRAIN = [*TINY_TRAIN, "--freeze_train", "false", "--unfreeze_epoch", "1", "--unfreeze_batch_size", "2"]
 

@@ -29,9 +29,9 @@ from tests.helpers import (
     write_band_voc,
 )
 from train import TrainConfig
-from utils.checkpoint import read_settings
-from utils.learning_rate import learning_rate, scaled_learning_rates
-from utils.resumable import OPTIMIZER_GROUP
+from utils.training.learning_rate import learning_rate, scaled_learning_rates
+from utils.training.resumable import OPTIMIZER_GROUP
+from utils.weights.checkpoint import read_settings
 
 ONE_EPOCH = ["--freeze_train", "false", "--unfreeze_epoch", "1", "--unfreeze_batch_size", "2"]
 RECIPE = ["--weight_map", "true", "--elastic_alpha", "10", "--elastic_sigma", "16", "--rotation", "10"]

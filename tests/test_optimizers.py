@@ -1,4 +1,4 @@
-"""utils/optimizers.py: train.py's Adam computes Keras' Adam bit for bit, keeps Keras' variables, and traces a
+"""utils/training/optimizers.py: train.py's Adam computes Keras' Adam bit for bit, keeps Keras' variables, and traces a
 smaller step."""
 
 import keras
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from utils.optimizers import Adam, make_optimizer
+from utils.training.optimizers import Adam, make_optimizer
 
 
 def small_network(seed: int) -> keras.Model:

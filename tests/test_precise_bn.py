@@ -1,4 +1,4 @@
-"""Precise BN (utils/precise_bn.py): the trainable BN layers take the mean of their batch statistics over the
+"""Precise BN (utils/training/precise_bn.py): the trainable BN layers take the mean of their batch statistics over the
 training images, on one device and over two replicas."""
 
 import subprocess
@@ -8,7 +8,7 @@ import keras
 import numpy as np
 
 from tests.helpers import ROOT
-from utils.precise_bn import StatisticsPass, calibration_samples, trainable_batch_norms
+from utils.training.precise_bn import StatisticsPass, calibration_samples, trainable_batch_norms
 
 
 def two_norms():
@@ -52,7 +52,7 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras, numpy as np
-from utils.precise_bn import StatisticsPass
+from utils.training.precise_bn import StatisticsPass
 with tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]).scope():
     inputs = keras.Input((8, 8, 3))
     model = keras.Model(inputs, keras.layers.BatchNormalization()(inputs))

@@ -8,8 +8,8 @@ import pytest
 
 from tests.helpers import TINY_TRAIN, copy_run, run_inline, run_script
 from train import TrainConfig, validate_config
-from utils.resumable import find_resumable
-from utils.runs import prepare_save_dir, resumed_config
+from utils.training.resumable import find_resumable
+from utils.training.runs import prepare_save_dir, resumed_config
 
 # A small network with batch normalisation and dropout, two phases: what must survive a kill is all there.
 RESUME_RUN = ["--model", "unet_small", "--input_shape", "32", "32", "--num_classes", "3", "--model_path", ""]
@@ -99,7 +99,7 @@ def test_a_full_disk_stops_with_a_message_and_the_last_checkpoint_intact(tiny_vo
         assert "the disk is full" in result.stderr and "Traceback" not in result.stderr
         assert sorted(n for n in os.listdir(disk) if n.startswith(".tmp-")) == []
         assert os.path.isfile(os.path.join(disk, "resume_epoch001.weights.h5"))
-        from utils.resumable import read_state
+        from utils.training.resumable import read_state
 
         assert read_state(os.path.join(disk, "resume_epoch001.weights.h5")).epoch == 1
     finally:

@@ -11,10 +11,10 @@ import tensorflow as tf
 
 from tests.helpers import history_rows, run_inline
 from utils.callbacks import Watch
-from utils.checkpoint import recorded_epoch
-from utils.resumable import resumable_checkpoints
-from utils.stopping import NonFiniteLoss, WatchRules
-from utils.training import Phase, plan_phases
+from utils.training.phases import Phase, plan_phases
+from utils.training.resumable import resumable_checkpoints
+from utils.training.stopping import NonFiniteLoss, WatchRules
+from utils.weights.checkpoint import recorded_epoch
 
 
 def watched(rules: WatchRules, state=None, learning_rate: float = 1e-3) -> Watch:

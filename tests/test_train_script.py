@@ -17,7 +17,7 @@ import tensorflow as tf
 from nets.models import build_model, output_margin
 from tests.helpers import ROOT, TINY_TRAIN, copy_run, run_inline, run_script
 from train import TrainConfig
-from utils.learning_rate import learning_rate, scaled_learning_rates
+from utils.training.learning_rate import learning_rate, scaled_learning_rates
 
 
 def train_args(voc, logs, *extra):
@@ -158,7 +158,8 @@ def test_a_classic_input_shape_that_does_not_fit_stops_train_py_before_training(
 
 
 def test_the_run_says_where_its_time_went(trained):
-    """train.py's timeline (utils/timeline.py): every stage once, none counted twice, the whole run accounted for."""
+    """train.py's timeline (utils/training/timeline.py): every stage once, none counted twice, the whole run
+    accounted for."""
     (run_dir,) = glob.glob(os.path.join(trained["logs"], "loss_*"))
     with open(os.path.join(run_dir, "timing.json")) as f:
         seconds = json.load(f)

@@ -1,7 +1,8 @@
 """Every callback of a train.py run, in the order fit calls them: the phase's StepClock and a Lap after each callback
-(utils/timeline.py: where the time goes), the non-finite loss guard, precise BN (utils/precise_bn.py), val mIoU,
-the loss history (utils/history.py), the Watch (utils/stopping.py: early stopping and the plateau), the
-checkpoints (utils/checkpoint.py, utils/resumable.py). Each is the Keras hook that calls its concept's module.
+(utils/training/timeline.py: where the time goes), the non-finite loss guard, precise BN (utils/training/precise_bn.py),
+val mIoU, the loss history (utils/training/history.py), the Watch (utils/training/stopping.py: early stopping and the
+plateau), the checkpoints (utils/weights/checkpoint.py, utils/training/resumable.py). Each is the Keras hook that calls
+its concept's module.
 """
 
 import math
@@ -12,13 +13,13 @@ from dataclasses import asdict
 import keras
 
 from utils.atomic import deferred_interrupt
-from utils.history import write_history
-from utils.learning_rate import lower_on_plateau
 from utils.metrics import evaluate_confusion, mean_iou, per_class_iou
-from utils.precise_bn import StatisticsPass
-from utils.resumable import RunState, save_resumable
-from utils.stopping import NonFiniteLoss, WatchRules, WatchState, early_stop, is_better, judge_epoch, non_finite_message
-from utils.timeline import PhaseClock
+from utils.training import stopping
+from utils.training.history import write_history
+from utils.training.learning_rate import lower_on_plateau
+from utils.training.precise_bn import StatisticsPass
+from utils.training.resumable import RunState, save_resumable
+from utils.training.timeline import PhaseClock
 
 
 class NonFiniteGuard(keras.callbacks.Callback):
@@ -36,7 +37,7 @@ class NonFiniteGuard(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
-            raise NonFiniteLoss(non_finite_message(float(loss), self.epoch, batch, *self.hints))
+            raise stopping.NonFiniteLoss(stopping.non_finite_message(float(loss), self.epoch, batch, *self.hints))
 
 
 class PreciseBatchNorm(keras.callbacks.Callback):
@@ -84,8 +85,9 @@ class EvalCallback(keras.callbacks.Callback):
 
 class LossHistory(keras.callbacks.Callback):
     """One row per epoch (loss, val_loss, val_mIoU, learning rate), and the run folder's files made from them
-    (utils/history.py). on_epoch_end only records the row; the CheckpointSaver writes the files after the epoch's
-    checkpoint, so the history never runs ahead of the weights. A resumed run starts from the checkpoint's rows."""
+    (utils/training/history.py). on_epoch_end only records the row; the CheckpointSaver writes the files after the
+    epoch's checkpoint, so the history never runs ahead of the weights. A resumed run starts from the checkpoint's
+    rows."""
 
     def __init__(self, run_dir: str, rows=()):
         super().__init__()
@@ -104,21 +106,21 @@ class LossHistory(keras.callbacks.Callback):
 
 
 class Watch(keras.callbacks.Callback):
-    """Early stopping and the plateau learning rate, on the monitor of each epoch that has one (utils/stopping.py
-    judges each epoch; utils/learning_rate.py lowers the rate). Early stopping in the frozen phase ends that phase,
-    and the unfrozen phase starts at the next epoch (unfrozen_from); in the unfrozen phase it ends the run. Each
-    phase starts at its own peak learning rate, from which the plateau rule lowers it."""
+    """Early stopping and the plateau learning rate, on the monitor of each epoch that has one
+    (utils/training/stopping.py judges each epoch; utils/training/learning_rate.py lowers the rate). Early stopping in
+    the frozen phase ends that phase, and the unfrozen phase starts at the next epoch (unfrozen_from); in the unfrozen
+    phase it ends the run. Each phase starts at its own peak learning rate, from which the plateau rule lowers it."""
 
-    def __init__(self, rules: WatchRules, state: dict | None = None):
+    def __init__(self, rules: stopping.WatchRules, state: dict | None = None):
         super().__init__()
-        self.rules, self.state = rules, WatchState(**(state or {}))
+        self.rules, self.state = rules, stopping.WatchState(**(state or {}))
         self.phase, self.last_phase = None, True  # the Phase being fitted, and whether another follows (start_phase)
 
     def start_phase(self, phase, last_phase: bool, min_lr: float = 0.0) -> None:
         """Before a phase's fit: its epochs, whether it is the run's last, the learning rate the plateau rule stops
         at."""
         self.phase, self.last_phase = phase, last_phase
-        self.rules = WatchRules(**{**asdict(self.rules), "min_lr": min_lr})
+        self.rules = stopping.WatchRules(**{**asdict(self.rules), "min_lr": min_lr})
 
     def state_dict(self) -> dict:
         return asdict(self.state)
@@ -127,7 +129,7 @@ class Watch(keras.callbacks.Callback):
         value = (logs or {}).get(self.rules.monitor)
         if value is None:  # an epoch without evaluation: nothing to compare
             return
-        verdict = judge_epoch(self.state, self.rules, epoch + 1, value, self.phase.first_epoch)
+        verdict = stopping.judge_epoch(self.state, self.rules, epoch + 1, value, self.phase.first_epoch)
         if verdict.lower:
             self.lower_learning_rate(epoch + 1, verdict.why)
         if verdict.stop:
@@ -141,14 +143,14 @@ class Watch(keras.callbacks.Callback):
 
     def stop(self, done: int, why: str) -> None:
         self.model.stop_training = True
-        print(early_stop(self.state, done, why, self.last_phase))
+        print(stopping.early_stop(self.state, done, why, self.last_phase))
 
 
 class CheckpointSaver(keras.callbacks.Callback):
     """At each epoch's end, in this order: the resumable checkpoint (the commit point: a run resumes from the newest
-    one; utils/resumable.py), the epoch's weights files (utils/checkpoint.py: EpochFiles), then the history files.
-    Every file is written atomically, and Ctrl-C waits for the whole sequence. A kill in the middle leaves the
-    resumable checkpoint whole; the files after it that it did not reach are written when the run resumes
+    one; utils/training/resumable.py), the epoch's weights files (utils/weights/checkpoint.py: EpochFiles), then the
+    history files. Every file is written atomically, and Ctrl-C waits for the whole sequence. A kill in the middle
+    leaves the resumable checkpoint whole; the files after it that it did not reach are written when the run resumes
     (repair), from the same weights.
 
     Args:
@@ -183,7 +185,7 @@ class CheckpointSaver(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         with deferred_interrupt():  # Ctrl-C lands after the epoch's files are all written, never between them
             value = logs.get(self.monitor)
-            improved = value is not None and is_better(self.monitor, value, self.best.get("value"))
+            improved = value is not None and stopping.is_better(self.monitor, value, self.best.get("value"))
             if improved:
                 self.best = {"monitor": self.monitor, "value": float(value), "epoch": epoch + 1}
                 print(f"Epoch {epoch + 1}: {self.monitor} improved to {value:.4f}, saving best_epoch_weights")
@@ -199,8 +201,8 @@ class CheckpointSaver(keras.callbacks.Callback):
 
 
 class StepClock(keras.callbacks.Callback):
-    """fit's hooks to a phase's PhaseClock (utils/timeline.py): compile and start, steps, the first step's tracing,
-    the val loss, Keras' loop between steps."""
+    """fit's hooks to a phase's PhaseClock (utils/training/timeline.py): compile and start, steps, the first step's
+    tracing, the val loss, Keras' loop between steps."""
 
     def __init__(self, clock: PhaseClock):
         super().__init__()

@@ -99,7 +99,7 @@ def run_main(main, cls, description: str = "") -> None:
         main(parse_config(cls, description=description))
     except ValueError as error:
         print(f"\nerror: {error}", file=sys.stderr)
-        if getattr(error, "skip_teardown", False):  # utils.checkpoint.WriteFailed: HDF5 would crash at exit
+        if getattr(error, "skip_teardown", False):  # utils.weights.checkpoint.WriteFailed: HDF5 would crash at exit
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(2)

@@ -4,8 +4,8 @@ model for the prediction path."""
 import numpy as np
 import tensorflow as tf
 
-from utils.checkpoint import SETTINGS_ATTR, ModelSettings
 from utils.paths import check_file
+from utils.weights.checkpoint import SETTINGS_ATTR, ModelSettings
 
 ONNX_OPSET = 17
 

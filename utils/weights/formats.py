@@ -16,7 +16,7 @@ import re
 import h5py
 
 from nets.unet import UnetVariant
-from utils.checkpoint import recorded_variant
+from utils.weights.checkpoint import recorded_variant
 
 # Keras' automatic names (conv2d, conv2d_7, batch_normalization_3, ...): layers their author never named,
 # matched by their place in the network instead.

@@ -3,8 +3,8 @@
 Two kinds of checkpoint, both HDF5 `.weights.h5` files written atomically (utils/atomic.py):
 - weights files (best_epoch_weights, last_epoch_weights, ep...), here: the network's weights and, as an
   attribute, the ModelSettings that describe it, so that prediction needs no settings typed in again;
-- resumable checkpoints (resume_epoch012.weights.h5), in utils/resumable.py: a weights file plus the optimizer's
-  state and the run's state, all that `train.py --resume` needs to continue exactly.
+- resumable checkpoints (resume_epoch012.weights.h5), in utils/training/resumable.py: a weights file plus the
+  optimizer's state and the run's state, all that `train.py --resume` needs to continue exactly.
 """
 
 import json

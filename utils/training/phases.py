@@ -10,13 +10,13 @@ from utils.augmentation.draws import Augmentation
 from utils.bands import Bands
 from utils.callbacks import Lap, PreciseBatchNorm, StepClock
 from utils.dataloader import build_train_dataset, build_val_dataset
-from utils.learning_rate import clamp_note, describe_schedule, phase_schedule, scaled_learning_rates
-from utils.optimizers import make_optimizer
-from utils.precise_bn import calibration_samples, trainable_batch_norms
-from utils.resumable import load_optimizer_state
 from utils.scale import scale_of
-from utils.timeline import CALLBACK_STAGES, PhaseClock
-from utils.weight_map import WeightMap
+from utils.training.learning_rate import clamp_note, describe_schedule, phase_schedule, scaled_learning_rates
+from utils.training.optimizers import make_optimizer
+from utils.training.precise_bn import calibration_samples, trainable_batch_norms
+from utils.training.resumable import load_optimizer_state
+from utils.training.timeline import CALLBACK_STAGES, PhaseClock
+from utils.training.weight_map import WeightMap
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ def plan_phases(config, unfrozen_from=None) -> list:
     phase to unfreeze_epoch. A run that starts later (init_epoch, --resume) skips what lies before.
 
     Args:
-        unfrozen_from: the epoch early stopping ended the frozen phase after (utils/stopping.py), or None.
+        unfrozen_from: the epoch early stopping ended the frozen phase after (utils/training/stopping.py), or None.
     """
     split = config.freeze_epoch if config.freeze_train else 0
     split = split if unfrozen_from is None else unfrozen_from
@@ -97,7 +97,7 @@ def fit_phase(
     timeline=None,
 ) -> None:
     """One phase of train.py's config: compile, then fit its epochs from where the run starts, on images of `bands`.
-    With a Timeline (utils/timeline.py), the phase's stages are timed into it.
+    With a Timeline (utils/training/timeline.py), the phase's stages are timed into it.
 
     Args:
         samples: (train samples, val samples), (image path, label path) each.

@@ -9,7 +9,7 @@ import socket
 import time
 
 from utils.atomic import check_writable, remove_stray_temporaries
-from utils.resumable import resumable_checkpoints
+from utils.training.resumable import resumable_checkpoints
 
 # Settings that may change when a run is resumed: they change neither the network nor what an epoch computes.
 # unfreeze_epoch extends (or shortens) the run, and with it the learning-rate schedule's end.

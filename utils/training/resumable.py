@@ -1,4 +1,4 @@
-"""Resumable checkpoints (resume_epoch012.weights.h5): a weights file (utils/checkpoint.py) plus the optimizer's
+"""Resumable checkpoints (resume_epoch012.weights.h5): a weights file (utils/weights/checkpoint.py) plus the optimizer's
 state and, as attributes, the settings and the run's state (epoch, config, best value, history, dropout's RNG):
 all that `train.py --resume` needs to continue exactly as an uninterrupted run would. Written atomically; the
 KEEP_RESUMABLE newest are kept.
@@ -14,7 +14,7 @@ import keras
 import numpy as np
 
 from utils.atomic import check_free_space, variables_bytes, write_atomically
-from utils.checkpoint import SETTINGS_ATTR, ModelSettings
+from utils.weights.checkpoint import SETTINGS_ATTR, ModelSettings
 
 STATE_ATTR = "train_state"  # a resumable checkpoint's run state, JSON
 OPTIMIZER_GROUP = "optimizer_state"  # a resumable checkpoint's optimizer variables, by index
@@ -32,7 +32,7 @@ class RunState:
     history: list = field(default_factory=list)  # one row per completed epoch
     best: dict = field(default_factory=dict)  # {"monitor", "value", "epoch"} of best_epoch_weights
     seed_generators: list = field(default_factory=list)  # dropout's RNG states, in the model's order
-    watch: dict = field(default_factory=dict)  # early stopping's and the plateau's state (utils/stopping.py)
+    watch: dict = field(default_factory=dict)  # early stopping's and the plateau's state (utils/training/stopping.py)
 
 
 def seed_generators(model) -> list:
