@@ -66,11 +66,11 @@ from benchmarks.profiling import (
 from nets.models import build_model, check_model_settings, output_margin
 from unet import Unet
 from utils.augmentation.draws import Augmentation
-from utils.bands import Bands, image_array, read_image, read_input, survey
 from utils.config import format_config, given_flags, run_main
 from utils.dataloader import build_train_dataset
 from utils.demo_data import make_demo_dataset
-from utils.images import read_split, split_samples
+from utils.files.bands import Bands, image_array, read_image, read_input, survey
+from utils.files.images import read_split, split_samples
 from utils.letterbox import letterbox
 from utils.losses import build_loss
 from utils.precision import PRECISIONS, choose_precision

@@ -35,10 +35,10 @@ import numpy as np
 import tensorflow as tf
 
 from unet import Unet, UnetConfig, unet_settings
-from utils.atomic import check_writable
-from utils.bands import Bands, read_input
 from utils.config import run_main
-from utils.images import IMAGE_SUFFIXES, image_files
+from utils.files.atomic import check_writable
+from utils.files.bands import Bands, read_input
+from utils.files.images import IMAGE_SUFFIXES, image_files
 from utils.letterbox import letterbox
 from utils.prediction.onnx_model import OnnxModel, write_onnx
 from utils.prediction.scores import output_class_ids

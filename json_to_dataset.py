@@ -20,9 +20,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 from tqdm import tqdm
 
-from utils.atomic import check_writable
 from utils.config import run_main
-from utils.images import IGNORE_LABEL, IMAGE_SUFFIXES
+from utils.files.atomic import check_writable
+from utils.files.images import IGNORE_LABEL, IMAGE_SUFFIXES
 from utils.labels.fix import save_label
 
 BACKGROUND = "_background_"

@@ -24,9 +24,9 @@ import numpy as np
 from tqdm import tqdm
 
 from unet import Unet, UnetConfig, unet_settings
-from utils.bands import read_image
 from utils.config import run_main
-from utils.images import IMAGE_SUFFIXES, image_files
+from utils.files.bands import read_image
+from utils.files.images import IMAGE_SUFFIXES, image_files
 from utils.prediction.outputs import (
     MASKS,
     PROBABILITIES,

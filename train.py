@@ -62,12 +62,12 @@ from nets.models import (
 )
 from nets.unet import model_variant
 from utils.augmentation.draws import Augmentation
-from utils.bands import survey
 from utils.callbacks import CheckpointSaver, EvalCallback, LossHistory, NonFiniteGuard, Watch
 from utils.config import format_config, given_flags, run_main
 from utils.dataset_check import check_dataset
 from utils.demo_data import DEMO_CLASSES, make_demo_dataset
-from utils.images import check_num_classes, dataset_class_names, split_samples
+from utils.files.bands import survey
+from utils.files.images import check_num_classes, dataset_class_names, split_samples
 from utils.losses import build_loss
 from utils.precision import set_precision
 from utils.prediction.inputs import build_eval_dataset

@@ -23,9 +23,9 @@ from PIL import Image
 from nets.folding import fold_batch_norms
 from nets.models import check_model_settings, output_shape
 from nets.unet import UnetVariant, model_variant
-from utils.bands import Bands, display_image, image_array
 from utils.config import format_config
-from utils.images import check_num_classes
+from utils.files.bands import Bands, display_image, image_array
+from utils.files.images import check_num_classes
 from utils.precision import set_precision
 from utils.prediction.inputs import build_predict_dataset
 from utils.prediction.onnx_model import OnnxModel

@@ -26,11 +26,11 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from utils.atomic import write_atomically
-from utils.bands import as_input, display_image, read_image, survey
 from utils.config import run_main
 from utils.dataset_check import Survey, survey_pairs
-from utils.images import (
+from utils.files.atomic import write_atomically
+from utils.files.bands import as_input, display_image, read_image, survey
+from utils.files.images import (
     IGNORE_LABEL,
     check_num_classes,
     dataset_class_names,

@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 
 from nets.models import build_model  # noqa: E402
 from utils.dataloader import build_train_dataset, build_val_dataset  # noqa: E402
-from utils.images import split_samples  # noqa: E402
+from utils.files.images import split_samples  # noqa: E402
 from utils.losses import build_loss  # noqa: E402
 from utils.metrics import confusion_matrix, per_class_iou  # noqa: E402
 from utils.precision import set_precision  # noqa: E402

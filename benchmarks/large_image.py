@@ -133,7 +133,7 @@ def main(config: LargeImageConfig) -> None:
 
     from nets.models import build_model
     from unet import Unet
-    from utils.bands import Bands, read_input
+    from utils.files.bands import Bands, read_input
     from utils.visualize import class_colours
     from utils.weights.checkpoint import ModelSettings, save_weights
 

@@ -21,8 +21,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from unet import Unet  # noqa: E402 (after the path to the repository is set)
-from utils.bands import read_input  # noqa: E402
-from utils.images import load_label, split_samples  # noqa: E402
+from utils.files.bands import read_input  # noqa: E402
+from utils.files.images import load_label, split_samples  # noqa: E402
 from utils.metrics import confusion_matrix, mean_iou  # noqa: E402
 from utils.prediction.tta import TestTimeAugmentation  # noqa: E402
 

@@ -13,7 +13,7 @@ from nets.unet_classic import (
     build_unet_small,
     check_classic_input_shape,
 )
-from utils.bands import Bands
+from utils.files.bands import Bands
 
 MODELS = ("unet", "deeplabv3plus", "fcn8", "unet_classic", "unet_small")
 # Models on an encoder of nets/encoders.py, which starts from pretrained weights; the others train from scratch.
@@ -59,7 +59,7 @@ def build_model(
     """The network `model` for images (H, W) -> probabilities (B, H', W', num_classes), float32 softmax, or
     (B, H', W', 1) P(class 1) for head sigmoid (nets/heads.py); H' = H except for unet_classic (H - 184).
     `variant` (the weights file's, utils.weights.formats.weights_variant) is for model=unet; the other models have
-    one variant. `bands`: the images' band count and ranges (utils/bands.py), which the preprocessing applies."""
+    one variant. `bands`: the images' band count and ranges (utils/files/bands.py), which the preprocessing applies."""
     check_model_settings(model, input_shape, backbone)
     if model != "unet" and variant != UnetVariant():
         raise ValueError(f"The weights were trained as a UNet with {variant.describe()}: set model=unet.")

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from utils.augmentation.draws import Augmentation, augment
 from utils.augmentation.pixels import elastic_field, remap_maps, warp_pair
-from utils.images import IGNORE_LABEL
+from utils.files.images import IGNORE_LABEL
 
 EVERY_OPTION = Augmentation(
     rotation=40, rotate_90=True, vertical_flip=True, shear=15, elastic_alpha=6, elastic_sigma=16

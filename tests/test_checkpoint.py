@@ -9,7 +9,7 @@ import pytest
 
 from nets.models import build_model
 from nets.unet import build_unet
-from utils.atomic import deferred_interrupt
+from utils.files.atomic import deferred_interrupt
 from utils.training.resumable import RunState, load_optimizer_state, save_resumable
 from utils.weights.checkpoint import ModelSettings, read_settings, save_weights
 

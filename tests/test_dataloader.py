@@ -6,9 +6,9 @@ import tensorflow as tf
 from PIL import Image
 
 from utils.augmentation.draws import augment
-from utils.bands import Bands, read_input
 from utils.dataloader import build_train_dataset, build_val_dataset
-from utils.images import IGNORE_LABEL, read_split, split_samples
+from utils.files.bands import Bands, read_input
+from utils.files.images import IGNORE_LABEL, read_split, split_samples
 from utils.letterbox import GREY, bilinear_rows, letterbox, unletterbox_class_ids
 from utils.prediction.inputs import build_eval_dataset
 

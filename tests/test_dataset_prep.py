@@ -186,7 +186,7 @@ def test_fix_writes_corrected_labels_into_a_new_folder_and_use_fixed_switches(tm
 
 
 def test_the_label_preview_has_one_tile_per_sampled_image(tmp_path):
-    from utils.bands import Bands
+    from utils.files.bands import Bands
     from voc_annotation import AnnotationConfig, write_preview
 
     voc = make_tiny_voc(tmp_path)
@@ -237,8 +237,8 @@ def test_valid_but_awkward_data_trains(tmp_path):
         )
     import tensorflow as tf
 
-    from utils.bands import Bands
     from utils.dataloader import decode_pair
+    from utils.files.bands import Bands
 
     pairs = tf.data.Dataset.from_tensors(paths(voc, "img 07")[:2])
     pair = pairs.map(lambda image, label: decode_pair(image, label, Bands()))  # as the pipelines read

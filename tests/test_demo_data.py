@@ -5,7 +5,7 @@ from PIL import Image
 
 from utils.dataset_check import check_dataset
 from utils.demo_data import DEMO_CLASSES, make_demo_dataset
-from utils.images import split_samples
+from utils.files.images import split_samples
 
 
 def read_all(root):

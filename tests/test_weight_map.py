@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from utils.dataloader import build_train_dataset
-from utils.images import IGNORE_LABEL, split_samples
+from utils.files.images import IGNORE_LABEL, split_samples
 from utils.losses import build_loss, cross_entropy, dice
 from utils.training.weight_map import NEGLIGIBLE, WeightMap, border_weights
 

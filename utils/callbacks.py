@@ -12,7 +12,7 @@ from dataclasses import asdict
 
 import keras
 
-from utils.atomic import deferred_interrupt
+from utils.files.atomic import deferred_interrupt
 from utils.metrics import evaluate_confusion, mean_iou, per_class_iou
 from utils.training import stopping
 from utils.training.history import write_history

@@ -4,8 +4,8 @@ import cv2
 import tensorflow as tf
 
 from utils.augmentation.draws import Augmentation, augment
-from utils.bands import Bands, read_input
-from utils.images import IGNORE_LABEL, load_label
+from utils.files.bands import Bands, read_input
+from utils.files.images import IGNORE_LABEL, load_label
 from utils.letterbox import letterbox, place_on_canvas, resize_image, resize_label
 from utils.training.weight_map import weighted_targets
 

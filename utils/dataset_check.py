@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from PIL import UnidentifiedImageError
 from tqdm import tqdm
 
-from utils.bands import TRANSPOSED_ORIENTATIONS, ImageHeader, image_header
-from utils.images import IGNORE_LABEL, read_split, split_samples
+from utils.files.bands import TRANSPOSED_ORIENTATIONS, ImageHeader, image_header
+from utils.files.images import IGNORE_LABEL, read_split, split_samples
 from utils.labels.facts import LabelFacts, UnusableLabel, facts_of, read_label
 from utils.labels.formats import Judgement, Problem, judge_labels
 

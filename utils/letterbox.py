@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from utils.bands import GREY
+from utils.files.bands import GREY
 
 
 def place_on_canvas(x, top, left, height: int, width: int, fill):

@@ -12,7 +12,7 @@ build_loss also serves the two variants train.py can switch on:
 
 from keras import ops
 
-from utils.images import IGNORE_LABEL
+from utils.files.images import IGNORE_LABEL
 
 EPSILON = 1e-7
 

@@ -3,7 +3,7 @@
 import numpy as np
 from tqdm import tqdm
 
-from utils.images import IGNORE_LABEL
+from utils.files.images import IGNORE_LABEL
 
 
 def confusion_matrix(label: np.ndarray, prediction: np.ndarray, num_classes: int) -> np.ndarray:

@@ -5,7 +5,7 @@ import colorsys
 import numpy as np
 from PIL import Image
 
-from utils.images import IGNORE_LABEL
+from utils.files.images import IGNORE_LABEL
 
 VOC_CLASSES_WITH_PALETTE = 21  # the VOC palette's colours are well apart for the 21 VOC classes
 MIX_TYPES = {0: "mask blended with the image", 1: "mask only", 2: "image with the background removed"}

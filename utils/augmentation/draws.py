@@ -13,8 +13,8 @@ import numpy as np
 import tensorflow as tf
 
 from utils.augmentation.pixels import HSV_JITTER, warp_pair
-from utils.bands import Bands
-from utils.images import IGNORE_LABEL
+from utils.files.bands import Bands
+from utils.files.images import IGNORE_LABEL
 
 # Augmentation strengths of the VOC UNet platforms.
 SCALE_RANGE = (0.25, 2.0)  # fit: size relative to the input, before the aspect jitter

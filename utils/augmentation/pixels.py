@@ -11,8 +11,8 @@ import math
 import cv2
 import numpy as np
 
-from utils.bands import Bands
-from utils.images import IGNORE_LABEL
+from utils.files.bands import Bands
+from utils.files.images import IGNORE_LABEL
 
 # 8-bit RGB: hue, saturation, value, each multiplied by 1 + uniform(-j, j). Other images (grey, N bands, 16-bit,
 # float): the value gain only, the same for every band, as brightness about each band's low end (jitter_bands).

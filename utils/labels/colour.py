@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from utils.images import IGNORE_LABEL
+from utils.files.images import IGNORE_LABEL
 from utils.labels.colour_masks import BLACK_WHITE, unpack_colour, unpack_colours
 from utils.labels.facts import LabelFacts
 from utils.labels.judgement import (

@@ -19,7 +19,7 @@ produce, so the report and the advice on num_classes come from the labels as the
 
 import numpy as np
 
-from utils.images import IGNORE_LABEL
+from utils.files.images import IGNORE_LABEL
 from utils.labels.colour import judge_colour
 from utils.labels.facts import LabelFacts
 from utils.labels.grey import grey_palette, judge_grey

@@ -4,7 +4,7 @@ the nearest class value. A dataset whose classes are 0 and 255 alone is a set of
 
 import numpy as np
 
-from utils.images import IGNORE_LABEL
+from utils.files.images import IGNORE_LABEL
 from utils.labels.facts import LabelFacts
 from utils.labels.judgement import (
     JPEG_DISTANCE,

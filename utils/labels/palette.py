@@ -5,7 +5,7 @@ from collections import Counter
 
 import numpy as np
 
-from utils.images import IGNORE_LABEL
+from utils.files.images import IGNORE_LABEL
 from utils.labels.colour import listed_ids, unlisted_problem
 from utils.labels.colour_masks import BLACK_WHITE, pack_colours, unpack_colour
 from utils.labels.judgement import NO_CLASS, Conversion, Problem

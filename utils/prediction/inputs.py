@@ -7,9 +7,9 @@ import os
 
 import tensorflow as tf
 
-from utils.bands import Bands, read_input_or_error
 from utils.dataloader import decode_pair, parallelism, sample_paths
-from utils.images import IGNORE_LABEL
+from utils.files.bands import Bands, read_input_or_error
+from utils.files.images import IGNORE_LABEL
 from utils.letterbox import fit_input
 
 

@@ -4,7 +4,7 @@ model for the prediction path."""
 import numpy as np
 import tensorflow as tf
 
-from utils.paths import check_file
+from utils.files.paths import check_file
 from utils.weights.checkpoint import SETTINGS_ATTR, ModelSettings
 
 ONNX_OPSET = 17

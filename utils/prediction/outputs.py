@@ -22,7 +22,7 @@ import os
 
 import numpy as np
 
-from utils.atomic import check_writable, write_atomically, write_text
+from utils.files.atomic import check_writable, write_atomically, write_text
 
 MASKS = "masks"
 PROBABILITIES = "probabilities"

@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from nets.models import output_margin
-from utils.bands import Bands
+from utils.files.bands import Bands
 from utils.letterbox import bilinear_rows, fit_input, unletterbox_class_ids
 from utils.prediction.scores import ClassScores, class_scores, predict_function
 from utils.prediction.sliding import blended_rows, slide_class_ids

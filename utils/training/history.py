@@ -10,7 +10,7 @@ import os
 import numpy as np
 from matplotlib.figure import Figure
 
-from utils.atomic import write_atomically, write_text
+from utils.files.atomic import write_atomically, write_text
 
 
 def smooth(values, window: int = 5) -> np.ndarray:

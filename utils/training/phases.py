@@ -7,9 +7,9 @@ import tensorflow as tf
 
 from nets.models import output_margin, set_backbone_trainable
 from utils.augmentation.draws import Augmentation
-from utils.bands import Bands
 from utils.callbacks import Lap, PreciseBatchNorm, StepClock
 from utils.dataloader import build_train_dataset, build_val_dataset
+from utils.files.bands import Bands
 from utils.scale import scale_of
 from utils.training.learning_rate import clamp_note, describe_schedule, phase_schedule, scaled_learning_rates
 from utils.training.optimizers import make_optimizer

@@ -13,7 +13,7 @@ import h5py
 import keras
 import numpy as np
 
-from utils.atomic import check_free_space, variables_bytes, write_atomically
+from utils.files.atomic import check_free_space, variables_bytes, write_atomically
 from utils.weights.checkpoint import SETTINGS_ATTR, ModelSettings
 
 STATE_ATTR = "train_state"  # a resumable checkpoint's run state, JSON

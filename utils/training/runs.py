@@ -8,7 +8,7 @@ import os
 import socket
 import time
 
-from utils.atomic import check_writable, remove_stray_temporaries
+from utils.files.atomic import check_writable, remove_stray_temporaries
 from utils.training.resumable import resumable_checkpoints
 
 # Settings that may change when a run is resumed: they change neither the network nor what an epoch computes.

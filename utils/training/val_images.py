@@ -6,8 +6,8 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from utils.bands import Bands, display_image
-from utils.images import IGNORE_LABEL
+from utils.files.bands import Bands, display_image
+from utils.files.images import IGNORE_LABEL
 
 
 class ValImages:

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
-from utils.images import IGNORE_LABEL
+from utils.files.images import IGNORE_LABEL
 
 # Border terms smaller than this are dropped: each object's distances are computed only within the reach where the
 # term can exceed it (a window around the object), which keeps the cost to a few small distance transforms.

@@ -5,7 +5,7 @@ import contextlib
 
 from nets.models import build_model
 from nets.unet import UnetVariant
-from utils.bands import Bands
+from utils.files.bands import Bands
 from utils.weights.formats import weights_variant
 from utils.weights.matching import Loading, load_weights, report_loading
 from utils.weights.mismatch import check_loading

@@ -1,6 +1,6 @@
 """Weights files: the one module that writes train.py's weights files and reads what they record.
 
-Two kinds of checkpoint, both HDF5 `.weights.h5` files written atomically (utils/atomic.py):
+Two kinds of checkpoint, both HDF5 `.weights.h5` files written atomically (utils/files/atomic.py):
 - weights files (best_epoch_weights, last_epoch_weights, ep...), here: the network's weights and, as an
   attribute, the ModelSettings that describe it, so that prediction needs no settings typed in again;
 - resumable checkpoints (resume_epoch012.weights.h5), in utils/training/resumable.py: a weights file plus the
@@ -17,8 +17,8 @@ import h5py
 import keras
 
 from nets.unet import UnetVariant
-from utils.atomic import check_free_space, variables_bytes, write_atomically, write_json
-from utils.bands import Bands
+from utils.files.atomic import check_free_space, variables_bytes, write_atomically, write_json
+from utils.files.bands import Bands
 from utils.scale import resolve_scale_mode
 
 SETTINGS_ATTR = "unet_settings"  # ModelSettings, JSON
@@ -38,7 +38,7 @@ class ModelSettings:
     class_names: tuple = ()  # background first; () when the dataset named none
     scale_mode: str = "fit"  # how images meet the network (utils/scale.py): fit | slide
     image_scale: float = 1.0  # slide: the scale images are seen at
-    bands: Bands = Bands()  # the images' band count, sample type and ranges (utils/bands.py)
+    bands: Bands = Bands()  # the images' band count, sample type and ranges (utils/files/bands.py)
     head: str = "softmax"  # softmax | sigmoid (one output for 2 classes: nets/heads.py)
 
     def to_json(self) -> str:

@@ -3,7 +3,7 @@ trained as, and the message names the setting to change."""
 
 from nets.deeplab import LOW_LEVEL_FILTERS
 from nets.encoders import ENCODER_PREFIXES
-from utils.paths import check_file
+from utils.files.paths import check_file
 from utils.weights.formats import kernel_shapes
 from utils.weights.matching import Loading, abbreviate
 

@@ -7,7 +7,7 @@ import os
 import keras
 
 from nets.models import PRETRAINED_ENCODER
-from utils.paths import check_file
+from utils.files.paths import check_file
 
 KERAS_WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
 

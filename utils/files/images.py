@@ -1,4 +1,4 @@
-"""Dataset files without TensorFlow: split files, image ids, and labels read with PIL (images: utils/bands.py)."""
+"""Dataset files without TensorFlow: split files, image ids, and labels read with PIL (images: utils/files/bands.py)."""
 
 import os
 from collections import Counter
