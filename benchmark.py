@@ -73,6 +73,7 @@ from utils.files.bands import Bands, image_array, read_image, read_input, survey
 from utils.files.images import read_split, split_samples
 from utils.letterbox import letterbox
 from utils.losses import build_loss
+from utils.phases import Phase, compile_phase
 from utils.precision import PRECISIONS, choose_precision
 from utils.prediction.onnx_model import OnnxModel, write_onnx
 from utils.prediction.path import SlidePath
@@ -80,8 +81,7 @@ from utils.prediction.scores import class_scores
 from utils.scale import Scale, resolve_scale_mode
 from utils.training.learning_rate import EpochSchedule
 from utils.training.optimizers import make_optimizer
-from utils.training.phases import Phase, compile_phase
-from utils.training.weight_map import WeightMap
+from utils.weight_map import WeightMap
 from utils.weights.checkpoint import ModelSettings, check_recorded, read_settings, save_weights
 
 # Rows of the table: (key, label, format); rates are per second.
@@ -161,7 +161,7 @@ def random_images(rng, shape: tuple, bands: Bands) -> np.ndarray:
 def train_rates(model, config: BenchmarkConfig, loss, voc: str, bands: Bands) -> dict:
     """Images/s of training steps on one in-memory batch (bare) and through train.py's pipeline from files.
 
-    Both run on the same model, compiled once by utils.training.phases.compile_phase as train.py compiles a phase;
+    Both run on the same model, compiled once by utils.phases.compile_phase as train.py compiles a phase;
     the end-to-end steps read the generated VOC tree through build_train_dataset exactly as fit_phase does. The
     two take turns, `repeats` rounds each (the first step of every round, which starts the iterator, is not
     timed). Each rate is total images over total time; the share compares the fastest rounds (module docstring).

@@ -69,20 +69,20 @@ from utils.demo_data import DEMO_CLASSES, make_demo_dataset
 from utils.files.bands import survey
 from utils.files.images import check_num_classes, dataset_class_names, split_samples
 from utils.losses import build_loss
+from utils.phases import fit_phase, phase_learning_rates, plan_phases
 from utils.precision import set_precision
 from utils.prediction.inputs import build_eval_dataset
 from utils.prediction.path import prediction_path
 from utils.scale import check_scale_settings, describe_scale, resolve_scale_mode, scale_of
 from utils.training.distribute import check_global_batch, choose_strategy, weights_digest
 from utils.training.history import new_run_dir
-from utils.training.phases import fit_phase, phase_learning_rates, plan_phases
 from utils.training.resumable import find_resumable, restore_seed_generators, resumable_checkpoints
 from utils.training.runs import prepare_save_dir, resumed_config, run_dir_of, save_dir_lock
 from utils.training.stopping import WatchRules
 from utils.training.timeline import Timeline
 from utils.training.val_images import ValImages
-from utils.training.weight_map import WeightMap
 from utils.visualize import class_colours
+from utils.weight_map import WeightMap
 from utils.weights.building import build_with_weights
 from utils.weights.checkpoint import EpochFiles, ModelSettings, save_weights, settings_for
 from utils.weights.sources import resolve_model_path

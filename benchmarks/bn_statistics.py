@@ -24,9 +24,9 @@ from utils.dataloader import build_train_dataset, build_val_dataset  # noqa: E40
 from utils.files.images import split_samples  # noqa: E402
 from utils.losses import build_loss  # noqa: E402
 from utils.metrics import confusion_matrix, per_class_iou  # noqa: E402
+from utils.phases import Phase, compile_phase  # noqa: E402
 from utils.precision import set_precision  # noqa: E402
 from utils.training.optimizers import make_optimizer  # noqa: E402
-from utils.training.phases import Phase, compile_phase  # noqa: E402
 from utils.training.precise_bn import StatisticsPass, calibration_samples  # noqa: E402
 
 MEMBRANE = os.path.join(ROOT, "..", "shared", "datasets", "membrane")

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from tests.helpers import history_rows, run_inline
 from utils.callbacks import Watch
-from utils.training.phases import Phase, plan_phases
+from utils.phases import Phase, plan_phases
 from utils.training.resumable import resumable_checkpoints
 from utils.training.stopping import NonFiniteLoss, WatchRules
 from utils.weights.checkpoint import recorded_epoch

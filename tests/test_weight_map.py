@@ -8,7 +8,7 @@ import pytest
 from utils.dataloader import build_train_dataset
 from utils.files.images import IGNORE_LABEL, split_samples
 from utils.losses import build_loss, cross_entropy, dice
-from utils.training.weight_map import NEGLIGIBLE, WeightMap, border_weights
+from utils.weight_map import NEGLIGIBLE, WeightMap, border_weights
 
 
 def formula(label: np.ndarray, objects: list, w0: float, sigma: float) -> np.ndarray:

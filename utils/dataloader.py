@@ -7,7 +7,7 @@ from utils.augmentation.draws import Augmentation, augment
 from utils.files.bands import Bands, read_input
 from utils.files.images import IGNORE_LABEL, load_label
 from utils.letterbox import letterbox, place_on_canvas, resize_image, resize_label
-from utils.training.weight_map import weighted_targets
+from utils.weight_map import weighted_targets
 
 # tf.data runs samples in parallel; OpenCV's own threads on top would oversubscribe the cores.
 cv2.setNumThreads(1)
@@ -89,7 +89,7 @@ def build_train_dataset(
         shard: (index, count): this worker's share of the files, for multi-worker training; batch_size stays the
             global batch, which tf.distribute splits over all replicas.
         options: (Augmentation, WeightMap or None): the geometric options (utils/augmentation/) and the UNet weight
-            map (utils/training/weight_map.py), computed on each augmented label before the margin is cropped.
+            map (utils/weight_map.py), computed on each augmented label before the margin is cropped.
     """
     augmentation, weight_map = options
     index, count = shard
@@ -124,7 +124,7 @@ def build_val_dataset(
 ):
     """Batches for the validation loss: (images (B, H, W, C), labels uint8 (B, H - 2m, W - 2m)), letterboxed; in slide
     mode (image_scale not None, see build_train_dataset) the centre window of the image at image_scale. With a weight
-    map (utils/training/weight_map.py), the targets are as build_train_dataset's, so the loss means the same."""
+    map (utils/weight_map.py), the targets are as build_train_dataset's, so the loss means the same."""
 
     def prepare(image_path, label_path):
         image, label = decode_pair(image_path, label_path, bands)

@@ -6,7 +6,7 @@ over the pixels that are not ignored, so ignored pixels change neither the value
 build_loss also serves the two variants train.py can switch on:
 - a sigmoid head (y_pred (B, H, W, 1), p = P(class 1)): its binary cross-entropy is the cross-entropy of the two
   probabilities (1 - p, p), so every piece below takes them as a 2-class softmax's (binary_probabilities);
-- the UNet weight map (utils/training/weight_map.py): y_true is then float32 (B, H, W, 2), the class ids and the border
+- the UNet weight map (utils/weight_map.py): y_true is then float32 (B, H, W, 2), the class ids and the border
   term, which cross-entropy and focal add to each pixel's class weight.
 """
 

@@ -16,7 +16,7 @@ from utils.training.optimizers import make_optimizer
 from utils.training.precise_bn import calibration_samples, trainable_batch_norms
 from utils.training.resumable import load_optimizer_state
 from utils.training.timeline import CALLBACK_STAGES, PhaseClock
-from utils.training.weight_map import WeightMap
+from utils.weight_map import WeightMap
 
 
 @dataclass(frozen=True)
