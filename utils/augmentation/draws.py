@@ -135,42 +135,16 @@ def augment(image, label, input_shape, seed, image_scale=None, bands: Bands = Ba
     height, width = input_shape
     native = image_scale is not None
     seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 6 if native else 5))
-    low, high = 1.0 - ASPECT_JITTER, 1.0 + ASPECT_JITTER
-    jitters = tf.random.stateless_uniform([2], seeds[0], low, high)
     image_height, image_width = tf.unstack(tf.cast(tf.shape(image)[:2], tf.float32))
-    aspect = image_width / image_height * jitters[0] / jitters[1]
-    scale_range = [side * image_scale for side in NATIVE_SCALE_RANGE] if native else SCALE_RANGE
-    scale = tf.random.stateless_uniform([], seeds[1], *scale_range)
-    if native:  # the image's own size times scale, with the jittered aspect
-        new_height = tf.floor(tf.maximum(scale * image_height / jitters[1], 1.0))
-        new_width = tf.floor(tf.maximum(scale * image_width * jitters[0], 1.0))
-    else:  # the longer side gets scale * the input's side; the other follows the jittered aspect
-        new_height = tf.floor(tf.maximum(tf.where(aspect < 1, scale * height, scale * width / aspect), 1.0))
-        new_width = tf.floor(tf.maximum(tf.where(aspect < 1, scale * height * aspect, scale * width), 1.0))
+    new_height, new_width = drawn_size((image_height, image_width), input_shape, seeds, image_scale)
     # Offsets in [0, free space]; negative when the resized image is larger than the canvas (a crop).
     offsets = tf.random.stateless_uniform([2], seeds[3]) * ([height, width] - tf.stack([new_height, new_width]))
-    scale_y, scale_x = new_height / image_height, new_width / image_width
+    scales = (new_height / image_height, new_width / image_width)
     flip = tf.random.stateless_uniform([], seeds[2]) < 0.5
     if native:
-        new_size = (new_height, new_width)
-        offsets = aim_at_class(label, offsets, seeds[5], (height, width), (scale_y, scale_x), flip, new_size)
-    top, left = tf.unstack(tf.floor(offsets))
-    # Pixel centres map to pixel centres, x_out + 0.5 = scale_x * (x_in + 0.5) + left, mirrored when flipped.
-    row_x = tf.where(
-        flip,
-        tf.stack([-scale_x, 0.0, left + new_width - 0.5 - 0.5 * scale_x]),
-        tf.stack([scale_x, 0.0, left - 0.5 + 0.5 * scale_x]),
-    )
-    row_y = tf.stack([0.0, scale_y, top - 0.5 + 0.5 * scale_y])
-    matrix = tf.stack([row_x, row_y])  # (2, 3) input -> canvas
-    if options.affine:  # rotation, shear, vertical flip about the canvas centre, after the placement
-        placed = tf.concat([matrix, [[0.0, 0.0, 1.0]]], 0)
-        options_seed = tf.random.experimental.stateless_fold_in(seed, 1)
-        matrix = tf.matmul(canvas_transform(options_seed, options, (height, width)), placed)[:2]
-    elastic_seed = tf.constant(0, tf.int64)
-    if options.elastic:
-        field_seed = tf.random.experimental.stateless_fold_in(seed, 2)
-        elastic_seed = tf.random.stateless_uniform([], field_seed, 0, 2**31 - 1, tf.int64)
+        offsets = aim_at_class(label, offsets, seeds[5], (height, width), scales, flip, (new_height, new_width))
+    matrix = placement(scales, tf.floor(offsets), flip, new_width)
+    matrix, elastic_seed = option_draws(seed, options, matrix, input_shape)
     gains = 1.0 + tf.random.stateless_uniform([3], seeds[4], -1.0, 1.0) * HSV_JITTER
     warp = functools.partial(
         warp_pair, bands=bands, elastic_alpha=options.elastic_alpha, elastic_sigma=options.elastic_sigma
@@ -182,6 +156,54 @@ def augment(image, label, input_shape, seed, image_scale=None, bands: Bands = Ba
         stateful=False,
     )
     return tf.ensure_shape(image, [height, width, bands.channels]), tf.ensure_shape(label, [height, width])
+
+
+def drawn_size(image_size, input_shape, seeds, image_scale):
+    """(new height, new width), floats: the image's size after the random rescale with aspect jitter (seeds 0 and 1).
+    fit (image_scale None): the longer side gets scale x the input's side; slide: the image's own size x scale."""
+    (image_height, image_width), (height, width) = image_size, input_shape
+    low, high = 1.0 - ASPECT_JITTER, 1.0 + ASPECT_JITTER
+    jitters = tf.random.stateless_uniform([2], seeds[0], low, high)
+    aspect = image_width / image_height * jitters[0] / jitters[1]
+    native = image_scale is not None
+    scale_range = [side * image_scale for side in NATIVE_SCALE_RANGE] if native else SCALE_RANGE
+    scale = tf.random.stateless_uniform([], seeds[1], *scale_range)
+    if native:  # the image's own size times scale, with the jittered aspect
+        new_height = tf.floor(tf.maximum(scale * image_height / jitters[1], 1.0))
+        new_width = tf.floor(tf.maximum(scale * image_width * jitters[0], 1.0))
+    else:  # the longer side gets scale * the input's side; the other follows the jittered aspect
+        new_height = tf.floor(tf.maximum(tf.where(aspect < 1, scale * height, scale * width / aspect), 1.0))
+        new_width = tf.floor(tf.maximum(tf.where(aspect < 1, scale * height * aspect, scale * width), 1.0))
+    return new_height, new_width
+
+
+def placement(scales, offsets, flip, new_width) -> tf.Tensor:
+    """float32 (2, 3): the input -> canvas matrix of the rescale by scales (y, x), the horizontal flip and the
+    placement at offsets (top, left)."""
+    (scale_y, scale_x), (top, left) = scales, tf.unstack(offsets)
+    # Pixel centres map to pixel centres, x_out + 0.5 = scale_x * (x_in + 0.5) + left, mirrored when flipped.
+    row_x = tf.where(
+        flip,
+        tf.stack([-scale_x, 0.0, left + new_width - 0.5 - 0.5 * scale_x]),
+        tf.stack([scale_x, 0.0, left - 0.5 + 0.5 * scale_x]),
+    )
+    row_y = tf.stack([0.0, scale_y, top - 0.5 + 0.5 * scale_y])
+    return tf.stack([row_x, row_y])
+
+
+def option_draws(seed, options: Augmentation, matrix, canvas_shape):
+    """(matrix, elastic seed): the placement matrix followed by the options' rotation, shear and vertical flip about
+    the canvas centre, and the sample's draw of the elastic field (0 when off). The options draw from seeds of their
+    own, so switching them off gives exactly the batches of before."""
+    if options.affine:
+        placed = tf.concat([matrix, [[0.0, 0.0, 1.0]]], 0)
+        options_seed = tf.random.experimental.stateless_fold_in(seed, 1)
+        matrix = tf.matmul(canvas_transform(options_seed, options, canvas_shape), placed)[:2]
+    elastic_seed = tf.constant(0, tf.int64)
+    if options.elastic:
+        field_seed = tf.random.experimental.stateless_fold_in(seed, 2)
+        elastic_seed = tf.random.stateless_uniform([], field_seed, 0, 2**31 - 1, tf.int64)
+    return matrix, elastic_seed
 
 
 def aim_at_class(label, offsets, seed, input_shape, scales, flip, new_size):
