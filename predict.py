@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from unet import Unet, UnetConfig, unet_settings
 from utils.config import run_main
-from utils.files.bands import read_image
+from utils.files.image_files import read_image
 from utils.files.images import IMAGE_SUFFIXES, image_files
 from utils.prediction.outputs import (
     MASKS,

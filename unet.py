@@ -257,7 +257,7 @@ class Unet:
         """The prediction drawn as mix_type says, at the image's size. With count, prints pixels and area % per class.
 
         Args:
-            image: PIL image, or an array (h, w[, bands]) as bands.read_image gives it.
+            image: PIL image, or an array (h, w[, bands]) as image_files.read_image gives it.
         """
         array = image_array(image, self.bands)
         mask = self.segment([array])[0]

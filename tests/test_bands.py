@@ -10,7 +10,8 @@ from PIL import Image
 
 from nets.models import build_model, set_backbone_trainable
 from tests.helpers import TINY_TRAIN, run_script, write_band_voc
-from utils.files.bands import Bands, as_input, display_image, read_image, survey
+from utils.files.bands import Bands, as_input, display_image, survey
+from utils.files.image_files import read_image
 from utils.weights.building import build_with_weights
 
 

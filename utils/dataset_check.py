@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from PIL import UnidentifiedImageError
 from tqdm import tqdm
 
-from utils.files.bands import TRANSPOSED_ORIENTATIONS, ImageHeader, image_header
+from utils.files.image_files import TRANSPOSED_ORIENTATIONS, ImageHeader, image_header
 from utils.files.images import IGNORE_LABEL, read_split, split_samples
 from utils.labels.facts import LabelFacts, UnusableLabel, facts_of, read_label
 from utils.labels.formats import Judgement, Problem, judge_labels
@@ -50,7 +50,7 @@ def unreadable(path: str, what: str, error) -> Problem:
 
 def image_info(path: str):
     """An image's ImageHeader, the file read fully so that a truncated file is found now rather than hours into
-    training (bands.image_header). Returns (header or None, Problem or None)."""
+    training (image_files.image_header). Returns (header or None, Problem or None)."""
     problem = file_problem(path, "image")
     if problem:
         return None, problem

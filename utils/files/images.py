@@ -1,4 +1,5 @@
-"""Dataset files without TensorFlow: split files, image ids, and labels read with PIL (images: utils/files/bands.py)."""
+"""Dataset files without TensorFlow: split files, image ids, and labels read with PIL (images:
+utils/files/image_files.py)."""
 
 import os
 from collections import Counter
