@@ -67,9 +67,10 @@ from nets.models import build_model, check_model_settings, output_margin
 from unet import Unet
 from utils.augmentation.draws import Augmentation
 from utils.config import format_config, given_flags, run_main
-from utils.dataloader import build_train_dataset
+from utils.dataloader import Pipeline, build_train_dataset
 from utils.demo_data import make_demo_dataset
-from utils.files.bands import Bands, image_array, read_image, read_input, survey
+from utils.files.bands import Bands, image_array, read_input, survey
+from utils.files.image_files import read_image
 from utils.files.images import read_split, split_samples
 from utils.letterbox import letterbox
 from utils.losses import build_loss
@@ -176,9 +177,7 @@ def train_rates(model, config: BenchmarkConfig, loss, voc: str, bands: Bands) ->
     schedule = EpochSchedule(0, len(samples) // config.batch_size, 1, 4e-4, 1e-6, "cos")  # as train.py's default
     compile_phase(model, loss, phase, make_optimizer(config.optimizer_type, schedule))
     scale = Scale(resolve_scale_mode("auto", config.model)).crop_scale  # train.py's default mode
-    pipeline = build_train_dataset(
-        samples, (height, width), config.batch_size, seed=0, margin=margin, image_scale=scale, bands=bands
-    )
+    pipeline = build_train_dataset(samples, Pipeline((height, width), margin, scale, bands), config.batch_size, seed=0)
     in_memory = tf.data.Dataset.from_tensors((images, labels)).repeat()
     sources = {
         "train_bare": (model, in_memory),
@@ -207,12 +206,7 @@ def inference_rates(model, config: BenchmarkConfig, policy: str, voc: str, work:
     all four alike. Each rate is total images over total time; each share of the bare call compares the
     fastest calls (module docstring).
     """
-    weights = os.path.join(work, f"{policy}.weights.h5")
-    shape, scale_mode = tuple(config.input_shape), resolve_scale_mode("auto", config.model)  # as train.py's
-    settings = ModelSettings(
-        config.model, config.backbone, config.num_classes, shape, scale_mode=scale_mode, bands=bands
-    )
-    save_weights(model, weights, settings, epoch=0)
+    weights = saved_weights(model, config, os.path.join(work, f"{policy}.weights.h5"), bands)
     precision = {"float32": "fp32"}.get(policy, policy)
     unet = Unet(model_path=weights, precision=precision)
     augmented = Unet(model_path=weights, precision=precision, tta=TTA_WORDS)  # test-time augmentation
@@ -244,13 +238,7 @@ def inference_rates(model, config: BenchmarkConfig, policy: str, voc: str, work:
     onnx = onnx_model(model, policy, work)
     if onnx:
         calls["forward_onnx"] = (lambda: onnx.run(batch.numpy()), config.batch_size)
-    for name, (function, _) in calls.items():
-        if name != "get_miou_path":  # its pass was warmed up above and must not lose a batch
-            function()  # traces the compiled calls
-    seconds = {name: [] for name in calls}  # per call
-    for _ in range(config.calls):
-        for name, (function, _) in calls.items():
-            seconds[name].append(seconds_of(function))
+    seconds = taking_turns(calls, config.calls, warmed=("get_miou_path",))
     rates = {name: images * config.calls / sum(seconds[name]) for name, (_, images) in calls.items()}
     shares = {"detect_image": "forward_bare_single", "get_miou_path": "forward_bare", "forward_onnx": "forward_bare"}
     shares["detect_image_tta"] = "detect_image"
@@ -261,6 +249,29 @@ def inference_rates(model, config: BenchmarkConfig, policy: str, voc: str, work:
     # The pass's start (building the pipeline, reading the split) is in its first call: reported on its own.
     rates["get_miou_start_s"] = seconds["get_miou_path"][0] - min(seconds["get_miou_path"])
     return rates
+
+
+def saved_weights(model, config: BenchmarkConfig, path: str, bands: Bands) -> str:
+    """The model saved as train.py saves weights (its settings recorded, in train.py's default scale mode)."""
+    shape, scale_mode = tuple(config.input_shape), resolve_scale_mode("auto", config.model)
+    settings = ModelSettings(
+        config.model, config.backbone, config.num_classes, shape, scale_mode=scale_mode, bands=bands
+    )
+    save_weights(model, path, settings, epoch=0)
+    return path
+
+
+def taking_turns(calls: dict, rounds: int, warmed=()) -> dict:
+    """{name: seconds of each call}: every function called once untimed (tracing; not those `warmed` already), then
+    `rounds` rounds, each calling every function once, so that a neighbour's load weighs on all alike."""
+    for name, (function, _) in calls.items():
+        if name not in warmed:  # a warmed pass must not lose a batch
+            function()
+    seconds = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, (function, _) in calls.items():
+            seconds[name].append(seconds_of(function))
+    return seconds
 
 
 def slide_size(input_shape, margin: int) -> tuple:
@@ -281,13 +292,14 @@ def onnx_model(model, policy: str, work: str):
     return OnnxModel(path)
 
 
-def pipeline_rate(config: BenchmarkConfig, voc: str, options=(Augmentation(), None)) -> dict:
-    """Samples/s of build_train_dataset alone (decode + augmentation with `options`: (Augmentation, WeightMap or
-    None)) and the bytes of a batch's targets."""
+def pipeline_rate(config: BenchmarkConfig, voc: str, augmentation=Augmentation(), weight_map=None) -> dict:
+    """Samples/s of build_train_dataset alone (decode + augmentation, with the weight map when given) and the bytes of
+    a batch's targets."""
     samples = split_samples(voc, "trainval")
     bands = survey([image for image, _ in samples])
     shape = tuple(config.pipeline_shape)
-    dataset = build_train_dataset(samples, shape, config.batch_size, seed=0, bands=bands, options=options)
+    pipeline = Pipeline(shape, bands=bands, augmentation=augmentation, weight_map=weight_map)
+    dataset = build_train_dataset(samples, pipeline, config.batch_size, seed=0)
     batches = iter(dataset)
     for _ in range(config.warmup):
         images, labels = next(batches)
@@ -412,8 +424,8 @@ def network_table(config: BenchmarkConfig, policies: list) -> dict:
     return {"machine": machine_description(), "networks": rows, "matmul_gflops": measured["matmul_gflops"]}
 
 
-def main(config: BenchmarkConfig) -> None:
-    config = network_of(config)
+def check_config(config: BenchmarkConfig) -> None:
+    """Raises ValueError for settings that cannot work, before anything is measured."""
     check_model_settings(config.model, config.input_shape, config.backbone)
     check_model_settings("unet", config.pipeline_shape)  # the pipeline alone: train.py's default augmentation
     if config.steps < 2 or config.warmup < 1 or config.calls < 1 or config.repeats < 1 or config.network_steps < 0:
@@ -428,6 +440,17 @@ def main(config: BenchmarkConfig) -> None:
     unknown = [p for p in config.precision if p not in PRECISIONS]
     if unknown:
         raise ValueError(f"precision {unknown}: expected some of {', '.join(PRECISIONS)}.")
+
+
+def write_json(report: dict, path: str) -> None:
+    if path:
+        with open(path, "w") as f:
+            json.dump(report, f, indent=2)
+
+
+def main(config: BenchmarkConfig) -> None:
+    config = network_of(config)
+    check_config(config)
     print("Benchmark:\n" + format_config(config))
     choices = {}
     for precision in config.precision:
@@ -435,10 +458,7 @@ def main(config: BenchmarkConfig) -> None:
         choices.setdefault(policy, reason)
     print("Precisions: " + "; ".join(f"{policy} ({why})" for policy, why in choices.items()))
     if config.networks:
-        report = network_table(config, list(choices))
-        if config.json:
-            with open(config.json, "w") as f:
-                json.dump(report, f, indent=2)
+        write_json(network_table(config, list(choices)), config.json)
         return
 
     bands = Bands(
@@ -470,13 +490,20 @@ def main(config: BenchmarkConfig) -> None:
         pipeline_voc = os.path.join(work, "pipeline")
         make_demo_dataset(pipeline_voc, 32, max(config.pipeline_shape), bands=bands)
         report["pipeline"] = pipeline_rate(config, pipeline_voc)
-        report["pipeline_all_options"] = pipeline_rate(config, pipeline_voc, ALL_OPTIONS)
+        report["pipeline_all_options"] = pipeline_rate(config, pipeline_voc, *ALL_OPTIONS)
         if config.pipeline_only:
             print(format_pipeline(report, config.batch_size))
             return
         bands = survey([image for image, _ in split_samples(voc, "train")])  # as train.py finds them, once
         report["results"] = {policy: measure_precision(config, policy, flops, voc, work, bands) for policy in choices}
 
+    print_report(report, config, flops)
+    write_json(report, config.json)
+    if config.json:
+        print(f"Results in {config.json}")
+
+
+def print_report(report: dict, config: BenchmarkConfig, flops: int) -> None:
     print(f"\n{report['date']}, {report['machine']}, TensorFlow {report['tensorflow']}, Keras {report['keras']}")
     name = f"{config.backbone} UNet" if config.model == "unet" else config.model
     print(f"{name}, {config.input_shape}, batch {config.batch_size}, {flops / 1e9:.1f} GFLOPs/image\n")
@@ -484,10 +511,6 @@ def main(config: BenchmarkConfig) -> None:
     print(format_pipeline(report, config.batch_size))
     for policy, result in report["results"].items():
         print(f"peak {policy}: {result['peak_basis']}")
-    if config.json:
-        with open(config.json, "w") as f:
-            json.dump(report, f, indent=2)
-        print(f"Results in {config.json}")
 
 
 if __name__ == "__main__":

@@ -64,12 +64,13 @@ from nets.unet import model_variant
 from utils.augmentation.draws import Augmentation
 from utils.callbacks import CheckpointSaver, EvalCallback, LossHistory, NonFiniteGuard, Watch
 from utils.config import format_config, given_flags, run_main
+from utils.dataloader import Shard
 from utils.dataset_check import check_dataset
 from utils.demo_data import DEMO_CLASSES, make_demo_dataset
 from utils.files.bands import survey
 from utils.files.images import check_num_classes, dataset_class_names, split_samples
 from utils.losses import build_loss
-from utils.phases import fit_phase, phase_learning_rates, plan_phases
+from utils.phases import Run, fit_phase, phase_learning_rates, plan_phases
 from utils.precision import set_precision
 from utils.prediction.inputs import build_eval_dataset
 from utils.prediction.path import prediction_path
@@ -234,7 +235,7 @@ def make_callbacks(config: TrainConfig, val_samples, model, settings: ModelSetti
     its run folder, history and best value.
 
     Returns:
-        (callbacks, the LossHistory, the CheckpointSaver).
+        (callbacks, the LossHistory).
     """
     run_dir = run_dir_of(state, config.save_dir) if state else new_run_dir(config.save_dir)
     history = LossHistory(run_dir, state.history if state else ())
@@ -256,7 +257,7 @@ def make_callbacks(config: TrainConfig, val_samples, model, settings: ModelSetti
     checkpoints = CheckpointSaver(files, monitor_of(config), run_config, history, best, resumed_epoch, watch)
     callbacks += [checkpoints, keras.callbacks.TensorBoard(history.run_dir, write_graph=False)]
     print(f"Logs: {history.run_dir}; best_epoch_weights chosen by {monitor_of(config)}")
-    return callbacks, history, checkpoints
+    return callbacks, history
 
 
 def monitor_of(config: TrainConfig) -> str:
@@ -315,78 +316,123 @@ def train(config: TrainConfig) -> None:
         run(config, held)
 
 
+@dataclass
+class Setup:
+    """A run's settings and devices, before any data is read: the config to train with, the resumable checkpoint
+    and its RunState (a resumed run), the tf.distribute strategy, this process's Cluster and the devices in words,
+    and the starting weights (file or None, where from)."""
+
+    config: TrainConfig
+    checkpoint: str | None
+    state: object
+    strategy: object
+    cluster: object
+    placement: str
+    weights: tuple
+
+
+def set_up(config: TrainConfig, held: contextlib.ExitStack) -> Setup:
+    """The run's Setup; the chief holds the save_dir (its lock) from here to the run's end."""
+    config, checkpoint, state = starting_config(config)  # reads files only: before any TensorFlow op
+    strategy, cluster, placement = choose_strategy(config.train_gpu)
+    validate_config(config)
+    weights, config = starting_weights(config, checkpoint)
+    config = replace(config, scale_mode=resolve_scale_mode(config.scale_mode, config.model))
+    print("Config:\n" + format_config(config))
+    if cluster.is_chief:
+        # held before anything there is touched: another run's temporaries are not strays
+        held.enter_context(save_dir_lock(config.save_dir))
+        prepare_save_dir(config.save_dir, continuing=state is not None or config.init_epoch > 0)
+    return Setup(config, checkpoint, state, strategy, cluster, placement, weights)
+
+
+def batch_sizes_of(config: TrainConfig) -> list:
+    return [config.unfreeze_batch_size] + ([config.freeze_batch_size] if config.freeze_train else [])
+
+
+def read_dataset(config: TrainConfig):
+    """The checked dataset: (train samples, val samples, the images' Bands)."""
+    kinds = check_dataset(config.vocdevkit_path, config.num_classes, min_train=max(batch_sizes_of(config)), min_val=1)
+    train_samples, val_samples = (split_samples(config.vocdevkit_path, split) for split in ("train", "val"))
+    print(f"Data: {len(train_samples)} train, {len(val_samples)} val samples in {config.vocdevkit_path}")
+    return train_samples, val_samples, survey([image for image, _ in train_samples], config.input_channels, kinds)
+
+
 def run(config: TrainConfig, held: contextlib.ExitStack) -> None:
     timeline = Timeline()  # where the run's time goes: printed at the end, and timing.json in the run folder
     with timeline.span("settings and devices"):
-        config, checkpoint, state = starting_config(config)  # reads files only: before any TensorFlow op
-        strategy, cluster, placement = choose_strategy(config.train_gpu)
-        validate_config(config)
-        weights, config = starting_weights(config, checkpoint)
-        config = replace(config, scale_mode=resolve_scale_mode(config.scale_mode, config.model))
-        print("Config:\n" + format_config(config))
-        if cluster.is_chief:
-            # held before anything there is touched: another run's temporaries are not strays
-            held.enter_context(save_dir_lock(config.save_dir))
-            prepare_save_dir(config.save_dir, continuing=state is not None or config.init_epoch > 0)
+        setup = set_up(config, held)
+    config, cluster, state = setup.config, setup.cluster, setup.state
     with timeline.span("demo data"):
         ensure_demo_data(config.vocdevkit_path)
     with timeline.span("dataset check"):
-        batch_sizes = [config.unfreeze_batch_size] + ([config.freeze_batch_size] if config.freeze_train else [])
-        kinds = check_dataset(config.vocdevkit_path, config.num_classes, min_train=max(batch_sizes), min_val=1)
-        train_samples, val_samples = (split_samples(config.vocdevkit_path, split) for split in ("train", "val"))
-        print(f"Data: {len(train_samples)} train, {len(val_samples)} val samples in {config.vocdevkit_path}")
-        bands = survey([image for image, _ in train_samples], config.input_channels, kinds)
+        train_samples, val_samples, bands = read_dataset(config)
     print(f"Images: {bands.describe()}")
-    print(f"Devices: {placement}")
-    for batch_size in batch_sizes:
-        check_global_batch(batch_size, strategy)
+    print(f"Devices: {setup.placement}")
+    for batch_size in batch_sizes_of(config):
+        check_global_batch(batch_size, setup.strategy)
     check_watch_settings(config, cluster.count)
 
     print(set_precision(config.precision))
     keras.utils.set_random_seed(config.seed)
     with timeline.span("model and weights"):
-        model = build_starting_model(config, strategy, checkpoint, weights, bands)
+        model = build_starting_model(config, setup.strategy, setup.checkpoint, setup.weights, bands)
     if config.freeze_train and config.model not in PRETRAINED_ENCODER:
         print(f"Note: model={config.model} has no pretrained encoder; the freeze phase trains the whole network.")
     print(describe_scale(config, output_margin(model)))
-    names = class_names_for(config)
-    settings = settings_for(config, model_variant(model), names, bands, config.head)
+    settings = settings_for(config, model_variant(model), class_names_for(config), bands, config.head)
 
     class_weights = config.cls_weights or [1.0] * config.num_classes
     loss = build_loss(class_weights, config.dice_loss, config.focal_loss, config.head, config.weight_map)
     watch = Watch(WatchRules.of(config, monitor_of(config)), state.watch if state else None)
-    guard = NonFiniteGuard(keras.mixed_precision.global_policy().name, config.init_lr, config.save_dir)
-    # Only the chief evaluates and writes logs/; the other workers train and write nothing (their Watch goes by
-    # val_loss, which every worker computes alike: check_watch_settings).
-    callbacks, history, checkpoints = [guard, watch], None, None
-    if cluster.is_chief:
-        callbacks, history, checkpoints = make_callbacks(config, val_samples, model, settings, state, watch)
-        callbacks.insert(0, guard)
+    callbacks, history = run_callbacks(config, val_samples, model, settings, setup, watch)
     start_epoch = state.epoch if state else config.init_epoch
+    shard = Shard(cluster.index, cluster.count)
+    work = Run(config, loss, train_samples, val_samples, bands, start_epoch, setup.checkpoint, shard, timeline)
     started = time.time()
     try:
-        with strategy.scope():
-            for frozen in (True, False):  # planned again after the frozen phase: early stopping may have ended it
-                phases = plan_phases(config, watch.state.unfrozen_from)
-                for phase in [p for p in phases if p.frozen == frozen and p.end_epoch > start_epoch]:
-                    watch.start_phase(phase, phase is phases[-1], phase_learning_rates(config, phase)[1])
-                    shard, start = (cluster.index, cluster.count), (start_epoch, checkpoint)
-                    samples = (train_samples, val_samples)
-                    fit_phase(model, config, loss, phase, samples, callbacks, shard, start, bands, timeline)
-                if watch.state.stopped:
-                    break
+        with setup.strategy.scope():
+            train_phases(model, work, watch, callbacks)
     except KeyboardInterrupt:
         if cluster.is_chief:
             report_interrupt(model, config, settings, history.rows[-1]["epoch"] if history.rows else start_epoch)
         sys.exit(130)
+    report_end(model, work, cluster, watch, history, started)
+
+
+def run_callbacks(config: TrainConfig, val_samples, model, settings: ModelSettings, setup: Setup, watch):
+    """The run's callbacks and its LossHistory (None off the chief). Only the chief evaluates and writes logs/;
+    the other workers train and write nothing (their Watch goes by val_loss, which every worker computes alike:
+    check_watch_settings)."""
+    guard = NonFiniteGuard(keras.mixed_precision.global_policy().name, config.init_lr, config.save_dir)
+    if not setup.cluster.is_chief:
+        return [guard, watch], None
+    callbacks, history = make_callbacks(config, val_samples, model, settings, setup.state, watch)
+    return [guard, *callbacks], history
+
+
+def train_phases(model, run: Run, watch, callbacks: list) -> None:
+    """The run's phases from where it starts, each fitted in turn (utils/phases.py)."""
+    for frozen in (True, False):  # planned again after the frozen phase: early stopping may have ended it
+        phases = plan_phases(run.config, watch.state.unfrozen_from)
+        for phase in [p for p in phases if p.frozen == frozen and p.end_epoch > run.start_epoch]:
+            watch.start_phase(phase, phase is phases[-1], phase_learning_rates(run.config, phase)[1])
+            fit_phase(model, run, phase, callbacks)
+        if watch.state.stopped:
+            break
+
+
+def report_end(model, run: Run, cluster, watch, history, started: float) -> None:
+    """What the run did and where its time went (timing.json in the run folder, on the chief)."""
+    config = run.config
     if cluster.count > 1:
         print(f"Worker {cluster.index}: weights digest {weights_digest(model)} (the same on every worker)")
     where = f"Weights in {config.save_dir}/" if cluster.is_chief else "The chief writes the weights."
     last = watch.state.stopped or config.unfreeze_epoch
-    print(f"Done: epochs {start_epoch + 1}-{last} in {(time.time() - started) / 60:.1f} min. {where}")
-    print(timeline.format())
+    print(f"Done: epochs {run.start_epoch + 1}-{last} in {(time.time() - started) / 60:.1f} min. {where}")
+    print(run.timeline.format())
     if cluster.is_chief:
-        timeline.write(os.path.join(history.run_dir, "timing.json"))
+        run.timeline.write(os.path.join(history.run_dir, "timing.json"))
 
 
 def class_names_for(config: TrainConfig) -> list:

@@ -20,7 +20,7 @@ import keras  # noqa: E402 (after the path to the repository is set)
 import numpy as np  # noqa: E402
 
 from nets.models import build_model  # noqa: E402
-from utils.dataloader import build_train_dataset, build_val_dataset  # noqa: E402
+from utils.dataloader import Pipeline, build_train_dataset, build_val_dataset  # noqa: E402
 from utils.files.images import split_samples  # noqa: E402
 from utils.losses import build_loss  # noqa: E402
 from utils.metrics import confusion_matrix, per_class_iou  # noqa: E402
@@ -49,9 +49,11 @@ def main() -> None:
     args = parser.parse_args()
     print(set_precision("auto"))
     train_samples = split_samples(args.vocdevkit_path, "train")
-    train = build_train_dataset(train_samples, (256, 256), 2, seed=0)
-    calibration = build_val_dataset(calibration_samples(train_samples), (256, 256), 2)
-    images, labels = next(iter(build_train_dataset(split_samples(args.vocdevkit_path, "val"), (256, 256), 5, 1)))
+    train = build_train_dataset(train_samples, Pipeline((256, 256)), 2, seed=0)
+    calibration = build_val_dataset(calibration_samples(train_samples), Pipeline((256, 256)), 2)
+    images, labels = next(
+        iter(build_train_dataset(split_samples(args.vocdevkit_path, "val"), Pipeline((256, 256)), 5, 1))
+    )
     keras.utils.set_random_seed(0)
     model = build_model(args.model, (256, 256), 2, args.backbone)
     loss = build_loss([1.0, 1.0], dice_loss=True)

@@ -6,7 +6,7 @@ import tensorflow as tf
 from PIL import Image
 
 from utils.augmentation.draws import augment
-from utils.dataloader import build_train_dataset, build_val_dataset
+from utils.dataloader import Pipeline, build_train_dataset, build_val_dataset
 from utils.files.bands import Bands, read_input
 from utils.files.images import IGNORE_LABEL, read_split, split_samples
 from utils.letterbox import GREY, bilinear_rows, letterbox, unletterbox_class_ids
@@ -19,7 +19,7 @@ def first_batches(dataset, count=2):
 
 def test_train_batches_are_uint8_class_ids_of_input_shape(tiny_voc):
     samples = split_samples(tiny_voc, "train")
-    images, labels = first_batches(build_train_dataset(samples, (32, 64), 4, seed=1), 1)[0]
+    images, labels = first_batches(build_train_dataset(samples, Pipeline((32, 64)), 4, seed=1), 1)[0]
     assert images.shape == (4, 32, 64, 3) and images.dtype == np.uint8
     assert labels.shape == (4, 32, 64) and labels.dtype == np.uint8
     assert set(np.unique(labels)) <= {0, 1, 2, IGNORE_LABEL}
@@ -27,9 +27,9 @@ def test_train_batches_are_uint8_class_ids_of_input_shape(tiny_voc):
 
 def test_same_seed_same_batches_other_seed_other_batches(tiny_voc):
     samples = split_samples(tiny_voc, "train")
-    run_a = first_batches(build_train_dataset(samples, (32, 32), 2, seed=7, num_workers=2), 3)
-    run_b = first_batches(build_train_dataset(samples, (32, 32), 2, seed=7, num_workers=1), 3)
-    run_c = first_batches(build_train_dataset(samples, (32, 32), 2, seed=8), 3)
+    run_a = first_batches(build_train_dataset(samples, Pipeline((32, 32), num_workers=2), 2, seed=7), 3)
+    run_b = first_batches(build_train_dataset(samples, Pipeline((32, 32), num_workers=1), 2, seed=7), 3)
+    run_c = first_batches(build_train_dataset(samples, Pipeline((32, 32)), 2, seed=8), 3)
     for (images_a, labels_a), (images_b, labels_b) in zip(run_a, run_b):
         np.testing.assert_array_equal(images_a, images_b)
         np.testing.assert_array_equal(labels_a, labels_b)
@@ -73,7 +73,7 @@ def test_bilinear_rows_are_tensorflows_resize_a_band_at_a_time(shape, size):
 
 def test_val_labels_are_ignored_outside_the_letterbox(tiny_voc):
     samples = split_samples(tiny_voc, "val")
-    images, labels = first_batches(build_val_dataset(samples, (64, 64), 4), 1)[0]
+    images, labels = first_batches(build_val_dataset(samples, Pipeline((64, 64)), 4), 1)[0]
     # 48x40 images: 64 high, 53 wide in the box, so columns 0-4 and 58-63 are fill.
     assert (labels[:, :, :5] == IGNORE_LABEL).all() and (labels[:, :, -5:] == IGNORE_LABEL).all()
     assert (images[:, :, :5] == GREY).all()
@@ -131,9 +131,9 @@ def test_augmentation_moves_image_and_label_together():
 
 def test_classic_training_data_crops_labels_to_the_output_window(tiny_voc):
     samples = split_samples(tiny_voc, "train")
-    images, labels = next(iter(build_train_dataset(samples, (188, 188), 2, seed=0, margin=92, image_scale=1.0)))
+    images, labels = next(iter(build_train_dataset(samples, Pipeline((188, 188), 92, 1.0), 2, seed=0)))
     assert images.shape == (2, 188, 188, 3) and labels.shape == (2, 4, 4)
-    images, labels = next(iter(build_val_dataset(samples, (188, 204), 2, margin=92, image_scale=1.0)))
+    images, labels = next(iter(build_val_dataset(samples, Pipeline((188, 204), 92, 1.0), 2)))
     assert images.shape == (2, 188, 204, 3) and labels.shape == (2, 4, 20)
     # at the image's own scale: a 48 x 40 label's centre lands in the 4 x 20 window, not ignore
     assert (labels.numpy() != 255).mean() > 0.5

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from utils.dataloader import build_train_dataset
+from utils.dataloader import Pipeline, build_train_dataset
 from utils.files.images import IGNORE_LABEL, split_samples
 from utils.losses import build_loss, cross_entropy, dice
 from utils.weight_map import NEGLIGIBLE, WeightMap, border_weights
@@ -65,11 +65,8 @@ def test_weights_go_into_cross_entropy_with_the_class_weights_and_not_into_dice(
 
 def test_pipeline_gives_ids_and_weights(tiny_voc):
     samples = split_samples(tiny_voc, "train")
-    options = (
-        __import__("utils.augmentation.draws", fromlist=["Augmentation"]).Augmentation(),
-        WeightMap(10.0, 5.0, (1, 2)),
-    )
-    images, targets = next(iter(build_train_dataset(samples, (32, 32), 2, seed=1, options=options)))
+    pipeline = Pipeline((32, 32), weight_map=WeightMap(10.0, 5.0, (1, 2)))
+    images, targets = next(iter(build_train_dataset(samples, pipeline, 2, seed=1)))
     targets = targets.numpy()
     assert targets.shape == (2, 32, 32, 2) and targets.dtype == np.float32
     ids, weights = targets[..., 0], targets[..., 1]

@@ -1,5 +1,7 @@
 """tf.data pipelines over a VOC-format dataset: images and class-index PNG labels (255 = ignore)."""
 
+from dataclasses import dataclass
+
 import cv2
 import tensorflow as tf
 
@@ -7,7 +9,7 @@ from utils.augmentation.draws import Augmentation, augment
 from utils.files.bands import Bands, read_input
 from utils.files.images import IGNORE_LABEL, load_label
 from utils.letterbox import letterbox, place_on_canvas, resize_image, resize_label
-from utils.weight_map import weighted_targets
+from utils.weight_map import WeightMap, weighted_targets
 
 # tf.data runs samples in parallel; OpenCV's own threads on top would oversubscribe the cores.
 cv2.setNumThreads(1)
@@ -61,50 +63,55 @@ def parallelism(num_workers: int):
     return num_workers if num_workers > 0 else tf.data.AUTOTUNE
 
 
-def build_train_dataset(
-    samples,
-    input_shape,
-    batch_size: int,
-    seed: int,
-    num_workers: int = 0,
-    margin: int = 0,
-    shard=(0, 1),
-    skip=0,
-    image_scale=None,
-    bands: Bands = Bands(),
-    options: tuple = (Augmentation(), None),
-):
+@dataclass(frozen=True)
+class Pipeline:
+    """How a run's batches are made from its samples: the network's input (H, W) and output margin m (a
+    valid-padding model's, the classic UNet's 92: the labels are cropped to the output window), the scale slide's
+    crops are cut at (None: fit, each image letterboxed), the images' bands, the reading threads (0: chosen by
+    tf.data), the augmentation (utils/augmentation/) and the UNet weight map (utils/weight_map.py, computed on each
+    augmented label before the margin is cropped; None: off)."""
+
+    input_shape: tuple
+    margin: int = 0
+    image_scale: float | None = None
+    bands: Bands = Bands()
+    num_workers: int = 0
+    augmentation: Augmentation = Augmentation()
+    weight_map: WeightMap | None = None
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This worker's share of the training files in multi-worker training: worker `index` of `count`."""
+
+    index: int = 0
+    count: int = 1
+
+
+def build_train_dataset(samples, pipeline: Pipeline, batch_size: int, seed: int, shard=Shard(), skip: int = 0):
     """Endless shuffled, augmented batches: (images (B, H, W, C) of bands.input_dtype, labels uint8
     (B, H - 2m, W - 2m); with a weight map, targets float32 (B, H - 2m, W - 2m, 2): ids and border term).
 
     Every sample draws its augmentation from its own stateless seed taken from a stream seeded by `seed`, so the
     batches are the same from run to run whatever the number of workers. `skip` batches are passed over before
     anything is read (only their file names and seeds are drawn): a run resumed after k epochs of a phase skips
-    k epochs' batches and goes on with exactly the batches an uninterrupted run would see.
-
-    Args:
-        margin: m, for a model whose output is smaller than its input (the classic UNet's 92): the labels
-            are cropped to the output window.
-        image_scale: None for scale mode fit; for slide, the scale images are cropped at (augment).
-        shard: (index, count): this worker's share of the files, for multi-worker training; batch_size stays the
-            global batch, which tf.distribute splits over all replicas.
-        options: (Augmentation, WeightMap or None): the geometric options (utils/augmentation/) and the UNet weight
-            map (utils/weight_map.py), computed on each augmented label before the margin is cropped.
+    k epochs' batches and goes on with exactly the batches an uninterrupted run would see. batch_size is the global
+    batch, which tf.distribute splits over all replicas; each worker reads its shard of the files.
     """
-    augmentation, weight_map = options
-    index, count = shard
-    pairs = sample_paths(samples).shard(count, index)
+    bands, input_shape = pipeline.bands, pipeline.input_shape
+    pairs = sample_paths(samples).shard(shard.count, shard.index)
     pairs = pairs.shuffle(len(samples), seed=seed, reshuffle_each_iteration=True).repeat()
     seeds = tf.data.Dataset.random(seed=seed).batch(2)
 
     def prepare(paths, pair_seed):
-        image, label = augment(*decode_pair(*paths, bands), input_shape, pair_seed, image_scale, bands, augmentation)
-        if weight_map:
-            label = weighted_targets(label, weight_map)  # (H, W, 2)
-        return crop_margin(image, label, margin)
+        image, label = decode_pair(*paths, bands)
+        image, label = augment(image, label, input_shape, pair_seed, pipeline.image_scale, bands, pipeline.augmentation)
+        if pipeline.weight_map:
+            label = weighted_targets(label, pipeline.weight_map)  # (H, W, 2)
+        return crop_margin(image, label, pipeline.margin)
 
     drawn = tf.data.Dataset.zip(pairs, seeds).skip(skip * batch_size)  # before the map: nothing is decoded
-    dataset = drawn.map(prepare, num_parallel_calls=parallelism(num_workers), deterministic=True)
+    dataset = drawn.map(prepare, num_parallel_calls=parallelism(pipeline.num_workers), deterministic=True)
     # The files are sharded above, before decoding: tf.distribute must not shard again (its FILE policy cannot
     # split an in-memory list of paths, and DATA would decode every file on every worker).
     options = tf.data.Options()
@@ -112,31 +119,23 @@ def build_train_dataset(
     return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
-def build_val_dataset(
-    samples,
-    input_shape,
-    batch_size: int,
-    num_workers: int = 0,
-    margin: int = 0,
-    image_scale=None,
-    bands=Bands(),
-    weight_map=None,
-):
+def build_val_dataset(samples, pipeline: Pipeline, batch_size: int):
     """Batches for the validation loss: (images (B, H, W, C), labels uint8 (B, H - 2m, W - 2m)), letterboxed; in slide
-    mode (image_scale not None, see build_train_dataset) the centre window of the image at image_scale. With a weight
-    map (utils/weight_map.py), the targets are as build_train_dataset's, so the loss means the same."""
+    mode (pipeline.image_scale not None) the centre window of the image at image_scale. With a weight map, the targets
+    are as build_train_dataset's, so the loss means the same. No augmentation."""
+    bands, input_shape = pipeline.bands, pipeline.input_shape
 
     def prepare(image_path, label_path):
         image, label = decode_pair(image_path, label_path, bands)
-        if image_scale is None:
+        if pipeline.image_scale is None:
             image, label = letterbox_pair(image, label, input_shape, bands.fill)
         else:
-            image, label = centre_pair(image, label, input_shape, image_scale, bands.fill)
-        if weight_map:
-            label = weighted_targets(label, weight_map)
-        return crop_margin(image, label, margin)
+            image, label = centre_pair(image, label, input_shape, pipeline.image_scale, bands.fill)
+        if pipeline.weight_map:
+            label = weighted_targets(label, pipeline.weight_map)
+        return crop_margin(image, label, pipeline.margin)
 
-    dataset = sample_paths(samples).map(prepare, num_parallel_calls=parallelism(num_workers))
+    dataset = sample_paths(samples).map(prepare, num_parallel_calls=parallelism(pipeline.num_workers))
     # Multi-worker: every worker reads the (small) val split and takes its share of each batch, so all take the
     # same number of steps, as their collectives need.
     options = tf.data.Options()

@@ -1,14 +1,14 @@
 """Training phases: the encoder frozen, then the whole network. Each phase is compiled for its trainable set and
 learning rates and fitted from its first epoch (Keras' initial_epoch), so that a run can start at any epoch."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import tensorflow as tf
 
 from nets.models import output_margin, set_backbone_trainable
 from utils.augmentation.draws import Augmentation
 from utils.callbacks import Lap, PreciseBatchNorm, StepClock
-from utils.dataloader import build_train_dataset, build_val_dataset
+from utils.dataloader import Pipeline, Shard, build_train_dataset, build_val_dataset
 from utils.files.bands import Bands
 from utils.scale import scale_of
 from utils.training.learning_rate import clamp_note, describe_schedule, phase_schedule, scaled_learning_rates
@@ -84,71 +84,76 @@ def compile_phase(model, loss, phase: Phase, optimizer) -> None:
     model.optimizer.build(model.trainable_variables)
 
 
-def fit_phase(
-    model,
-    config,
-    loss,
-    phase: Phase,
-    samples: tuple,
-    callbacks,
-    shard: tuple,
-    start: tuple,
-    bands: Bands = Bands(),
-    timeline=None,
-) -> None:
-    """One phase of train.py's config: compile, then fit its epochs from where the run starts, on images of `bands`.
-    With a Timeline (utils/training/timeline.py), the phase's stages are timed into it.
+@dataclass(frozen=True)
+class Run:
+    """What every phase of a train.py run shares: its config (train.py's TrainConfig), loss, samples ((image path,
+    label path) each), the images' bands, where it starts (an epoch, and the resumable checkpoint or None: inside
+    the phase it stopped in, the checkpoint's optimizer state is restored, so the phase goes on as if it had never
+    stopped), this worker's shard of the training files, and the Timeline its stages are timed into (or None)."""
 
-    Args:
-        samples: (train samples, val samples), (image path, label path) each.
-        shard: (this worker's index, number of workers): the worker reads its share of the training files.
-        start: (epoch the run starts at, resumable checkpoint or None). Inside the phase, the checkpoint's
-            optimizer state and dropout RNG are restored, so the phase goes on as if it had never stopped.
-    """
+    config: object
+    loss: object
+    train: list
+    val: list
+    bands: Bands = Bands()
+    start_epoch: int = 0
+    checkpoint: str | None = None
+    shard: Shard = Shard()
+    timeline: object = None
+
+
+def pipeline_of(run: Run, model) -> Pipeline:
+    """How the run's batches are made for the model (utils/dataloader.py)."""
+    config = run.config
+    image_scale = scale_of(config).crop_scale
+    augmentation, weight_map = Augmentation.of(config), WeightMap.of(config)
+    shape, margin = tuple(config.input_shape), output_margin(model)
+    return Pipeline(shape, margin, image_scale, run.bands, config.num_workers, augmentation, weight_map)
+
+
+def precise_bn(model, run: Run, pipeline: Pipeline, phase: Phase, steps_per_epoch: int) -> list:
+    """[PreciseBatchNorm] when the phase trains batch normalisation layers, else []."""
+    norms = trainable_batch_norms(model)
+    if not norms:
+        return []
+    # Every worker computes the same statistics from the same images, so their copies stay equal.
+    chosen = calibration_samples(run.train)
+    calibration = build_val_dataset(chosen, replace(pipeline, weight_map=None), phase.batch_size)
+    print(
+        f"Batch normalisation: {len(norms)} layers take their statistics from {len(chosen)} training images "
+        "after each epoch (precise BN)"
+    )
+    return [PreciseBatchNorm(calibration, steps_per_epoch)]
+
+
+def fit_phase(model, run: Run, phase: Phase, callbacks: list) -> None:
+    """One phase of the run: compile, then fit its epochs from where the run starts."""
     name = "frozen phase" if phase.frozen else "unfrozen phase"
-    clock = PhaseClock(timeline, name) if timeline else None  # the phase's start: compile and datasets from here
-    train_samples, val_samples = samples
-    start_epoch, checkpoint = start
-    initial_epoch = max(phase.first_epoch, start_epoch)
-    restore = checkpoint is not None and initial_epoch > phase.first_epoch
-    steps_per_epoch = len(train_samples) // phase.batch_size
+    clock = PhaseClock(run.timeline, name) if run.timeline else None  # the phase's start: compile and datasets
+    initial_epoch = max(phase.first_epoch, run.start_epoch)
+    restore = run.checkpoint is not None and initial_epoch > phase.first_epoch
+    steps_per_epoch = len(run.train) // phase.batch_size
     # A fresh optimizer's step 0 is the epoch it starts at; a restored one counts its steps from the phase's start.
     schedule_start = phase.first_epoch if restore else initial_epoch
-    optimizer, line = phase_optimizer(config, phase, steps_per_epoch, initial_epoch, schedule_start)
-    compile_phase(model, loss, phase, optimizer)
+    optimizer, line = phase_optimizer(run.config, phase, steps_per_epoch, initial_epoch, schedule_start)
+    compile_phase(model, run.loss, phase, optimizer)
     if restore:
-        load_optimizer_state(model, checkpoint)
+        load_optimizer_state(model, run.checkpoint)
     print(f"\n{line}" + (f"; resumed after epoch {initial_epoch} with the optimizer's state" if restore else ""))
-    shape, margin, workers = tuple(config.input_shape), output_margin(model), config.num_workers
-    image_scale = scale_of(config).crop_scale
     # The phase's stream of batches from its first epoch on (seeded per phase); a resumed phase skips the epochs
     # it has done, so each epoch sees what it would have seen in an uninterrupted run.
-    seed, skip = config.seed + phase.first_epoch, (initial_epoch - phase.first_epoch) * steps_per_epoch
-    options = (Augmentation.of(config), WeightMap.of(config))
-    batches = build_train_dataset(
-        train_samples, shape, phase.batch_size, seed, workers, margin, shard, skip, image_scale, bands, options
-    )
-    val_batches = build_val_dataset(
-        val_samples, shape, phase.batch_size, workers, margin, image_scale, bands, options[1]
-    )
-    if norms := trainable_batch_norms(model):
-        # Every worker computes the same statistics from the same images, so their copies stay equal.
-        chosen = calibration_samples(train_samples)
-        calibration = build_val_dataset(chosen, shape, phase.batch_size, workers, margin, image_scale, bands)
-        callbacks = [PreciseBatchNorm(calibration, steps_per_epoch), *callbacks]
-        print(
-            f"Batch normalisation: {len(norms)} layers take their statistics from {len(chosen)} training images "
-            "after each epoch (precise BN)"
-        )
-    if timeline:
-        callbacks = timed_callbacks(clock, callbacks)
+    pipeline = pipeline_of(run, model)
+    seed, skip = run.config.seed + phase.first_epoch, (initial_epoch - phase.first_epoch) * steps_per_epoch
+    batches = build_train_dataset(run.train, pipeline, phase.batch_size, seed, run.shard, skip)
+    val_batches = build_val_dataset(run.val, pipeline, phase.batch_size)
+    callbacks = precise_bn(model, run, pipeline, phase, steps_per_epoch) + list(callbacks)
     model.fit(
         batches,
         epochs=phase.end_epoch,
         initial_epoch=initial_epoch,
         steps_per_epoch=steps_per_epoch,
         validation_data=val_batches,
-        callbacks=callbacks,
+        callbacks=timed_callbacks(clock, callbacks) if clock else callbacks,
         shuffle=False,  # the tf.data pipeline shuffles
     )
 
