@@ -1,5 +1,5 @@
 """Colour masks (labels drawn as RGB colours rather than class ids): colours as numbers and back. The dataset check
-judges such masks (utils/label_formats.py); --fix converts them (utils/label_fix.py)."""
+judges such masks (utils/labels/formats.py); --fix converts them (utils/labels/fix.py)."""
 
 import numpy as np
 

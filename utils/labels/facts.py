@@ -2,7 +2,7 @@
 
 A label arrives as class ids (a PNG of mode L or P, as VOC has it), as grey values that stand for classes (a 0/255
 mask, perhaps resampled or JPEG-compressed), as palette indices whose colours are the classes, or as RGB colours.
-No file alone says which: utils/label_formats.py judges that over the whole dataset, from the facts gathered here.
+No file alone says which: utils/labels/formats.py judges that over the whole dataset, from the facts gathered here.
 
 The facts of a value (or colour) are its pixels, how many of them are *interior* (all 4 neighbours share it: a value
 that forms regions) and how many lie *between* their neighbours' values (smaller than one neighbour, larger than

@@ -1,4 +1,4 @@
-"""Corrected class-id labels for voc_annotation.py --fix: each file converted as utils/label_formats.py judged.
+"""Corrected class-id labels for voc_annotation.py --fix: each file converted as utils/labels/formats.py judged.
 
 The originals are only read: corrected labels go to a new folder, written whole and then renamed into place.
 """

@@ -33,7 +33,7 @@ class ClassScores:
                 f"tta scales {list(tta.scales)}: this network's output is smaller than its input (valid convolutions), "
                 "so it takes no rescaled input. Use the flips alone (--tta hflip vflip)."
             )
-        # The network at each scale; the others share its layers (utils/tta.py).
+        # The network at each scale; the others share its layers (utils/prediction/tta.py).
         self.networks = [(1.0, model)] + [(s, scaled_network(model, s)) for s in tta.scales if s != 1]
         self.sigmoid = model.output_shape[-1] == 1
         self.input_shape = model.input_shape
@@ -49,7 +49,7 @@ class ClassScores:
 
     def probabilities(self, images):
         """float32 (B, H', W', C) class probabilities, summing to 1; with test-time augmentation, the mean over the
-        copies (utils/tta.py), each mapped back to the input's frame."""
+        copies (utils/prediction/tta.py), each mapped back to the input's frame."""
         if self.tta.copies == 1:
             return self.network_probabilities(self.model, images)
         size, total = tf.shape(images)[1:3], 0.0
