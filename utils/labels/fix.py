@@ -35,7 +35,7 @@ def check_fix_target(voc: str) -> str:
 
 
 def write_fixed_labels(voc: str, label_paths: dict, conversions: dict, dry_run: bool = False) -> list:
-    """Writes every label into VOC2007/SegmentationClass_fixed: those with a conversion (label_formats.Conversion)
+    """Writes every label into VOC2007/SegmentationClass_fixed: those with a conversion (labels/judgement.Conversion)
     converted (always as .png), the others copied byte for byte. The folder is built under a temporary name and
     renamed when complete.
 
