@@ -68,7 +68,7 @@ from unet import Unet
 from utils.augmentation.draws import Augmentation
 from utils.config import format_config, given_flags, run_main
 from utils.dataloader import Pipeline, build_train_dataset
-from utils.demo_data import make_demo_dataset
+from utils.dataset.demo import make_demo_dataset
 from utils.files.bands import Bands, image_array, read_input, survey
 from utils.files.image_files import read_image
 from utils.files.images import read_split, split_samples

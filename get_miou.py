@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from unet import Unet, UnetConfig, recorded_settings, resolve_settings, unet_settings
 from utils.config import run_main
-from utils.dataset_check import checked_split_file, refuse, survey_pairs
+from utils.dataset.check import checked_split_file, refuse, survey_pairs
 from utils.files.atomic import check_writable
 from utils.files.images import IGNORE_LABEL, check_num_classes, load_label, read_split, split_samples
 from utils.metrics import confusion_matrix, mean_iou, per_class_iou

@@ -65,8 +65,8 @@ from utils.augmentation.draws import Augmentation
 from utils.callbacks import CheckpointSaver, EvalCallback, LossHistory, NonFiniteGuard, Watch
 from utils.config import format_config, given_flags, run_main
 from utils.dataloader import Shard
-from utils.dataset_check import check_dataset
-from utils.demo_data import DEMO_CLASSES, make_demo_dataset
+from utils.dataset.check import check_dataset
+from utils.dataset.demo import DEMO_CLASSES, make_demo_dataset
 from utils.files.bands import survey
 from utils.files.images import check_num_classes, dataset_class_names, split_samples
 from utils.losses import build_loss

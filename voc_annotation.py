@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from utils.config import run_main
-from utils.dataset_check import Survey, survey_pairs
+from utils.dataset.check import Survey, survey_pairs
 from utils.files.atomic import write_atomically
 from utils.files.bands import as_input, display_image, survey
 from utils.files.image_files import read_image

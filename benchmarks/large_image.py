@@ -43,7 +43,7 @@ def write_image(path: str, size: int) -> None:
     """A size x size JPEG: a large-demo sample (1024 x 1024, many small shapes) mirrored out to the size."""
     from PIL import Image
 
-    from utils.demo_data import make_large_sample
+    from utils.dataset.demo import make_large_sample
 
     sample, _ = make_large_sample(np.random.default_rng(0), 1024)
     repeats = -(-size // 1024)

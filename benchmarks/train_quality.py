@@ -44,7 +44,7 @@ Cases:
                      band only, the other shapes in R, G and B only; trained on all 4 bands or on R, G, B alone (the
                      same images), the ellipse class's IoU says whether the network sees the 4th band.
     large_fit, large_slide
-                     the large-image demo (utils/demo_data.py, large: 120 images of 1024x1024, 40-100 shapes of
+                     the large-image demo (utils/dataset/demo.py, large: 120 images of 1024x1024, 40-100 shapes of
                      10-40 pixels each), 256x256 input, 20 epochs of batch 4 (480 steps), scale_mode fit against
                      slide; written to benchmarks/large_demo/ once (seeded) and reused.
 """
@@ -67,7 +67,7 @@ from PIL import Image
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from utils.demo_data import make_demo_dataset  # noqa: E402 (after the path to the repository is set)
+from utils.dataset.demo import make_demo_dataset  # noqa: E402 (after the path to the repository is set)
 from utils.files.images import index_images  # noqa: E402
 
 MEMBRANE = os.path.join(ROOT, "..", "shared", "datasets", "membrane")

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from tests.helpers import TINY_TRAIN, digest, make_tiny_voc, run_inline, run_script
-from utils.dataset_check import check_dataset
+from utils.dataset.check import check_dataset
 
 TRAIN = TINY_TRAIN + ["--freeze_train", "false", "--unfreeze_epoch", "1", "--unfreeze_batch_size", "2"]
 

@@ -3,8 +3,8 @@ import os
 import numpy as np
 from PIL import Image
 
-from utils.dataset_check import check_dataset
-from utils.demo_data import DEMO_CLASSES, make_demo_dataset
+from utils.dataset.check import check_dataset
+from utils.dataset.demo import DEMO_CLASSES, make_demo_dataset
 from utils.files.images import split_samples
 
 

@@ -9,7 +9,7 @@ from PIL import Image
 
 from tests import label_writers
 from tests.helpers import digest, run_inline
-from utils.dataset_check import survey_pairs
+from utils.dataset.check import survey_pairs
 from utils.labels.facts import facts_of, read_label
 from utils.labels.formats import judge_labels
 

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from tests.helpers import TINY_TRAIN, digest, make_tiny_voc, run_inline
-from utils.dataset_check import check_dataset
+from utils.dataset.check import check_dataset
 from utils.training.runs import LOCK_FILE, save_dir_lock
 from utils.training.stopping import is_better
 
