@@ -74,7 +74,7 @@ from utils.phases import Run, fit_phase, phase_learning_rates, plan_phases
 from utils.precision import set_precision
 from utils.prediction.inputs import build_eval_dataset
 from utils.prediction.path import prediction_path
-from utils.scale import check_scale_settings, describe_scale, resolve_scale_mode, scale_of
+from utils.scale import Scale, check_scale_settings, describe_scale, resolve_scale_mode
 from utils.training.distribute import check_global_batch, choose_strategy, weights_digest
 from utils.training.history import new_run_dir
 from utils.training.resumable import find_resumable, restore_seed_generators, resumable_checkpoints
@@ -161,9 +161,9 @@ def validate_config(config: TrainConfig) -> None:
             "give one weight per class, or none."
         )
     check_head(config.head, config.num_classes)
-    Augmentation.of(config).check()
+    augmentation_of(config).check()
     if config.weight_map:
-        WeightMap.of(config).check(config.num_classes)
+        weight_map_of(config).check(config.num_classes)
     for name in ("early_stop_patience", "plateau_patience"):
         if getattr(config, name) < 0:
             raise ValueError(
@@ -258,6 +258,30 @@ def make_callbacks(config: TrainConfig, val_samples, model, settings: ModelSetti
     callbacks += [checkpoints, keras.callbacks.TensorBoard(history.run_dir, write_graph=False)]
     print(f"Logs: {history.run_dir}; best_epoch_weights chosen by {monitor_of(config)}")
     return callbacks, history
+
+
+def scale_of(config: TrainConfig) -> Scale:
+    """How images meet the network (scale_mode resolved)."""
+    return Scale(config.scale_mode, config.image_scale, config.overlap)
+
+
+def augmentation_of(config: TrainConfig) -> Augmentation:
+    """The geometric augmentation options (fields of the same names)."""
+    return Augmentation(**{name: getattr(config, name) for name in Augmentation.__dataclass_fields__})
+
+
+def weight_map_of(config: TrainConfig):
+    """The UNet weight map (None when weight_map is off); its objects default to every class but 0."""
+    if not config.weight_map:
+        return None
+    objects = tuple(config.weight_map_objects) or tuple(range(1, config.num_classes))
+    return WeightMap(config.weight_map_w0, config.weight_map_sigma, objects)
+
+
+def watch_rules_of(config: TrainConfig) -> WatchRules:
+    """Early stopping's and the plateau's settings, on the run's monitor."""
+    plateau = config.plateau_patience if config.lr_decay_type == "plateau" else 0
+    return WatchRules(monitor_of(config), config.early_stop_patience, plateau, config.plateau_factor)
 
 
 def monitor_of(config: TrainConfig) -> str:
@@ -379,16 +403,23 @@ def run(config: TrainConfig, held: contextlib.ExitStack) -> None:
         model = build_starting_model(config, setup.strategy, setup.checkpoint, setup.weights, bands)
     if config.freeze_train and config.model not in PRETRAINED_ENCODER:
         print(f"Note: model={config.model} has no pretrained encoder; the freeze phase trains the whole network.")
-    print(describe_scale(config, output_margin(model)))
+    print(describe_scale(scale_of(config), config.input_shape, output_margin(model)))
     settings = settings_for(config, model_variant(model), class_names_for(config), bands, config.head)
 
     class_weights = config.cls_weights or [1.0] * config.num_classes
     loss = build_loss(class_weights, config.dice_loss, config.focal_loss, config.head, config.weight_map)
-    watch = Watch(WatchRules.of(config, monitor_of(config)), state.watch if state else None)
+    watch = Watch(watch_rules_of(config), state.watch if state else None)
     callbacks, history = run_callbacks(config, val_samples, model, settings, setup, watch)
     start_epoch = state.epoch if state else config.init_epoch
     shard = Shard(cluster.index, cluster.count)
-    work = Run(config, loss, train_samples, val_samples, bands, start_epoch, setup.checkpoint, shard, timeline)
+    images_meet = {
+        "scale": scale_of(config),
+        "augmentation": augmentation_of(config),
+        "weight_map": weight_map_of(config),
+    }
+    work = Run(
+        config, loss, train_samples, val_samples, bands, start_epoch, setup.checkpoint, shard, timeline, **images_meet
+    )
     started = time.time()
     try:
         with setup.strategy.scope():

@@ -32,7 +32,7 @@ from utils.prediction.onnx_model import OnnxModel
 from utils.prediction.path import prediction_path
 from utils.prediction.scores import ClassScores, check_threshold, predict_function
 from utils.prediction.tta import TestTimeAugmentation
-from utils.scale import check_scale_settings, resolve_scale_mode, scale_of
+from utils.scale import Scale, check_scale_settings, resolve_scale_mode
 from utils.visualize import MIX_TYPES, class_colours, class_names, count_table, palette_image, render_image
 from utils.weights.building import build_with_weights
 from utils.weights.checkpoint import ModelSettings, check_recorded, read_settings, settings_for
@@ -177,7 +177,7 @@ class Unet:
         variant = model_variant(self.model) if config.backend == "keras" else UnetVariant()
         # What the network is, as a weights file records it (export.py writes it into model.onnx too).
         self.settings = settings_for(config, variant, self.class_names, self.bands, head)
-        self.scale = scale_of(config)
+        self.scale = Scale(config.scale_mode, config.image_scale, config.overlap)
         # What every prediction runs: the network with its batch normalisations folded into its convolutions
         # (nets/folding.py; the network itself when it has none, and the ONNX model as it is).
         self.network = fold_batch_norms(self.model) if config.backend == "keras" else self.model

@@ -10,7 +10,7 @@ from utils.augmentation.draws import Augmentation
 from utils.callbacks import Lap, PreciseBatchNorm, StepClock
 from utils.dataloader import Pipeline, Shard, build_train_dataset, build_val_dataset
 from utils.files.bands import Bands
-from utils.scale import scale_of
+from utils.scale import Scale
 from utils.training.learning_rate import clamp_note, describe_schedule, phase_schedule, scaled_learning_rates
 from utils.training.optimizers import make_optimizer
 from utils.training.precise_bn import calibration_samples, trainable_batch_norms
@@ -89,7 +89,8 @@ class Run:
     """What every phase of a train.py run shares: its config (train.py's TrainConfig), loss, samples ((image path,
     label path) each), the images' bands, where it starts (an epoch, and the resumable checkpoint or None: inside
     the phase it stopped in, the checkpoint's optimizer state is restored, so the phase goes on as if it had never
-    stopped), this worker's shard of the training files, and the Timeline its stages are timed into (or None)."""
+    stopped), this worker's shard of the training files, the Timeline its stages are timed into (or None), and how
+    images meet the network: the Scale, the Augmentation and the WeightMap (or None)."""
 
     config: object
     loss: object
@@ -100,15 +101,16 @@ class Run:
     checkpoint: str | None = None
     shard: Shard = Shard()
     timeline: object = None
+    scale: Scale = Scale()
+    augmentation: Augmentation = Augmentation()
+    weight_map: WeightMap | None = None
 
 
 def pipeline_of(run: Run, model) -> Pipeline:
     """How the run's batches are made for the model (utils/dataloader.py)."""
-    config = run.config
-    image_scale = scale_of(config).crop_scale
-    augmentation, weight_map = Augmentation.of(config), WeightMap.of(config)
-    shape, margin = tuple(config.input_shape), output_margin(model)
-    return Pipeline(shape, margin, image_scale, run.bands, config.num_workers, augmentation, weight_map)
+    shape, margin = tuple(run.config.input_shape), output_margin(model)
+    image_scale, workers = run.scale.crop_scale, run.config.num_workers
+    return Pipeline(shape, margin, image_scale, run.bands, workers, run.augmentation, run.weight_map)
 
 
 def precise_bn(model, run: Run, pipeline: Pipeline, phase: Phase, steps_per_epoch: int) -> list:

@@ -33,24 +33,20 @@ class Scale:
         return self.image_scale if self.slide else None
 
 
-def scale_of(config) -> Scale:
-    """The Scale of a script's config (scale_mode resolved)."""
-    return Scale(config.scale_mode, config.image_scale, config.overlap)
-
-
-def describe_scale(config, margin: int) -> str:
-    """A line saying how training and val mIoU see the images."""
-    height, width = config.input_shape
-    if config.scale_mode == "fit":
+def describe_scale(scale: Scale, input_shape, margin: int) -> str:
+    """A line saying how training and val mIoU see the images, for a network of input_shape (H, W) and output
+    margin."""
+    height, width = input_shape
+    if not scale.slide:
         return (
             f"Scale: fit: each image letterboxed into {height}x{width}, its objects shrunk with it (scale_mode slide "
             "keeps the image's resolution)"
         )
-    scale = f" x {config.image_scale}" if config.image_scale != 1 else ""
+    scaled = f" x {scale.image_scale}" if scale.image_scale != 1 else ""
     output = f" (output {height - 2 * margin}x{width - 2 * margin}: labels cropped to it)" if margin else ""
     return (
-        f"Scale: slide: images at their own resolution{scale}; training on {height}x{width} crops{output}, val mIoU "
-        f"by a sliding window, overlap {config.overlap}"
+        f"Scale: slide: images at their own resolution{scaled}; training on {height}x{width} crops{output}, val mIoU "
+        f"by a sliding window, overlap {scale.overlap}"
     )
 
 

@@ -33,14 +33,6 @@ class WeightMap:
     sigma: float = 5.0
     objects: tuple = (1,)
 
-    @classmethod
-    def of(cls, config):
-        """train.py's weight map (None when weight_map is off); the objects default to every class but 0."""
-        if not config.weight_map:
-            return None
-        objects = tuple(config.weight_map_objects) or tuple(range(1, config.num_classes))
-        return cls(config.weight_map_w0, config.weight_map_sigma, objects)
-
     def check(self, num_classes: int) -> None:
         """Raises ValueError naming a setting that cannot work."""
         if self.w0 <= 0 or self.sigma <= 0:

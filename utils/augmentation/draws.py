@@ -43,11 +43,6 @@ class Augmentation:
     elastic_alpha: float = 0.0  # elastic: displacement standard deviation in px at the grid points; 0 = off
     elastic_sigma: float = 128.0  # elastic: spacing of the coarse displacement grid in px (larger: smoother)
 
-    @classmethod
-    def of(cls, config) -> "Augmentation":
-        """The Augmentation of train.py's config (fields of the same names)."""
-        return cls(**{name: getattr(config, name) for name in cls.__dataclass_fields__})
-
     @property
     def affine(self) -> bool:
         return bool(self.rotation or self.rotate_90 or self.vertical_flip or self.shear)

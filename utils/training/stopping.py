@@ -41,11 +41,6 @@ class WatchRules:
     plateau_factor: float = 0.5
     min_lr: float = 0.0  # the plateau reductions stop here (the phase's batch-scaled min_lr)
 
-    @classmethod
-    def of(cls, config, monitor: str) -> "WatchRules":
-        plateau = config.plateau_patience if config.lr_decay_type == "plateau" else 0
-        return cls(monitor, config.early_stop_patience, plateau, config.plateau_factor)
-
 
 @dataclass(frozen=True)
 class Verdict:
