@@ -55,28 +55,25 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up 
 import keras
 
 from nets.heads import check_head
-from nets.models import (
-    PRETRAINED_ENCODER,
-    check_model_settings,
-    output_margin,
-)
+from nets.models import PRETRAINED_ENCODER, Network, check_model_settings, output_margin
 from nets.unet import model_variant
 from utils.augmentation.draws import Augmentation
 from utils.callbacks import CheckpointSaver, EvalCallback, LossHistory, NonFiniteGuard, Watch
 from utils.config import format_config, given_flags, run_main
-from utils.dataloader import Shard
+from utils.dataloader import Pipeline, Shard
 from utils.dataset.check import check_dataset
 from utils.dataset.demo import DEMO_CLASSES, make_demo_dataset
 from utils.files.bands import survey
 from utils.files.images import check_num_classes, dataset_class_names, split_samples
 from utils.losses import build_loss
-from utils.phases import Run, fit_phase, phase_learning_rates, plan_phases
+from utils.phases import PhasePlan, Run, fit_phase
 from utils.precision import set_precision
 from utils.prediction.inputs import build_eval_dataset
 from utils.prediction.path import prediction_path
 from utils.scale import Scale, check_scale_settings, describe_scale, resolve_scale_mode
 from utils.training.distribute import check_global_batch, choose_strategy, weights_digest
 from utils.training.history import new_run_dir
+from utils.training.learning_rate import LearningRates
 from utils.training.resumable import find_resumable, restore_seed_generators, resumable_checkpoints
 from utils.training.runs import prepare_save_dir, resumed_config, run_dir_of, save_dir_lock
 from utils.training.stopping import WatchRules
@@ -260,9 +257,41 @@ def make_callbacks(config: TrainConfig, val_samples, model, settings: ModelSetti
     return callbacks, history
 
 
+def network_of(config: TrainConfig) -> Network:
+    """The network the run trains."""
+    return Network(config.model, config.backbone, config.num_classes, tuple(config.input_shape), config.head)
+
+
+def phase_plan_of(config: TrainConfig) -> PhasePlan:
+    """The frozen and unfrozen phases' epochs and batches (fields of the same names)."""
+    return PhasePlan(**{name: getattr(config, name) for name in PhasePlan.__dataclass_fields__})
+
+
+def learning_rates_of(config: TrainConfig) -> LearningRates:
+    """The learning rate over the run and the optimizer it drives."""
+    return LearningRates(
+        init_lr=config.init_lr,
+        min_lr=config.min_lr,
+        decay_type=config.lr_decay_type,
+        total_epochs=config.unfreeze_epoch,
+        plateau_factor=config.plateau_factor,
+        plateau_patience=config.plateau_patience,
+        optimizer_type=config.optimizer_type,
+        momentum=config.momentum,
+        weight_decay=config.weight_decay,
+    )
+
+
 def scale_of(config: TrainConfig) -> Scale:
     """How images meet the network (scale_mode resolved)."""
     return Scale(config.scale_mode, config.image_scale, config.overlap)
+
+
+def pipeline_of(config: TrainConfig, margin: int, bands) -> Pipeline:
+    """How the run's batches are made, for a network whose output is `margin` pixels smaller on each side."""
+    shape, crop_scale = tuple(config.input_shape), scale_of(config).crop_scale
+    augmentation, weight_map = augmentation_of(config), weight_map_of(config)
+    return Pipeline(shape, margin, crop_scale, bands, config.num_workers, augmentation, weight_map)
 
 
 def augmentation_of(config: TrainConfig) -> Augmentation:
@@ -299,7 +328,7 @@ def starting_config(config: TrainConfig):
         return config, None, None
     checkpoint, state = find_resumable(config.resume)
     save_dir = os.path.dirname(os.path.abspath(checkpoint))
-    config = resumed_config(TrainConfig, config, state, given_flags(TrainConfig), save_dir)
+    config = resumed_config(config, state, given_flags(TrainConfig), save_dir)
     print(f"Resuming {checkpoint}: {state.epoch} of {config.unfreeze_epoch} epochs done; the run's settings follow.")
     return config, checkpoint, state
 
@@ -328,7 +357,7 @@ def build_starting_model(config: TrainConfig, strategy, checkpoint, weights, ban
     """The network for images of `bands` with its starting weights (reported): (file or None, where from)."""
     weights_path, source = weights
     scope = strategy.scope()
-    model = build_with_weights(config, weights_path, source, complete=False, scope=scope, bands=bands, head=config.head)
+    model = build_with_weights(network_of(config), weights_path, source, complete=False, scope=scope, bands=bands)
     if checkpoint:
         restore_seed_generators(model, checkpoint)  # dropout goes on drawing as in the run that stopped
     return model
@@ -370,13 +399,11 @@ def set_up(config: TrainConfig, held: contextlib.ExitStack) -> Setup:
     return Setup(config, checkpoint, state, strategy, cluster, placement, weights)
 
 
-def batch_sizes_of(config: TrainConfig) -> list:
-    return [config.unfreeze_batch_size] + ([config.freeze_batch_size] if config.freeze_train else [])
-
-
 def read_dataset(config: TrainConfig):
     """The checked dataset: (train samples, val samples, the images' Bands)."""
-    kinds = check_dataset(config.vocdevkit_path, config.num_classes, min_train=max(batch_sizes_of(config)), min_val=1)
+    kinds = check_dataset(
+        config.vocdevkit_path, config.num_classes, min_train=max(phase_plan_of(config).batch_sizes()), min_val=1
+    )
     train_samples, val_samples = (split_samples(config.vocdevkit_path, split) for split in ("train", "val"))
     print(f"Data: {len(train_samples)} train, {len(val_samples)} val samples in {config.vocdevkit_path}")
     return train_samples, val_samples, survey([image for image, _ in train_samples], config.input_channels, kinds)
@@ -393,7 +420,7 @@ def run(config: TrainConfig, held: contextlib.ExitStack) -> None:
         train_samples, val_samples, bands = read_dataset(config)
     print(f"Images: {bands.describe()}")
     print(f"Devices: {setup.placement}")
-    for batch_size in batch_sizes_of(config):
+    for batch_size in phase_plan_of(config).batch_sizes():
         check_global_batch(batch_size, setup.strategy)
     check_watch_settings(config, cluster.count)
 
@@ -404,7 +431,7 @@ def run(config: TrainConfig, held: contextlib.ExitStack) -> None:
     if config.freeze_train and config.model not in PRETRAINED_ENCODER:
         print(f"Note: model={config.model} has no pretrained encoder; the freeze phase trains the whole network.")
     print(describe_scale(scale_of(config), config.input_shape, output_margin(model)))
-    settings = settings_for(config, model_variant(model), class_names_for(config), bands, config.head)
+    settings = settings_for(network_of(config), model_variant(model), class_names_for(config), bands, scale_of(config))
 
     class_weights = config.cls_weights or [1.0] * config.num_classes
     loss = build_loss(class_weights, config.dice_loss, config.focal_loss, config.head, config.weight_map)
@@ -412,13 +439,18 @@ def run(config: TrainConfig, held: contextlib.ExitStack) -> None:
     callbacks, history = run_callbacks(config, val_samples, model, settings, setup, watch)
     start_epoch = state.epoch if state else config.init_epoch
     shard = Shard(cluster.index, cluster.count)
-    images_meet = {
-        "scale": scale_of(config),
-        "augmentation": augmentation_of(config),
-        "weight_map": weight_map_of(config),
-    }
     work = Run(
-        config, loss, train_samples, val_samples, bands, start_epoch, setup.checkpoint, shard, timeline, **images_meet
+        phase_plan_of(config),
+        learning_rates_of(config),
+        loss,
+        train_samples,
+        val_samples,
+        pipeline_of(config, output_margin(model), bands),
+        config.seed,
+        start_epoch,
+        setup.checkpoint,
+        shard,
+        timeline,
     )
     started = time.time()
     try:
@@ -428,7 +460,7 @@ def run(config: TrainConfig, held: contextlib.ExitStack) -> None:
         if cluster.is_chief:
             report_interrupt(model, config, settings, history.rows[-1]["epoch"] if history.rows else start_epoch)
         sys.exit(130)
-    report_end(model, work, cluster, watch, history, started)
+    report_end(model, work, config.save_dir, cluster, watch, history, started)
 
 
 def run_callbacks(config: TrainConfig, val_samples, model, settings: ModelSettings, setup: Setup, watch):
@@ -445,21 +477,20 @@ def run_callbacks(config: TrainConfig, val_samples, model, settings: ModelSettin
 def train_phases(model, run: Run, watch, callbacks: list) -> None:
     """The run's phases from where it starts, each fitted in turn (utils/phases.py)."""
     for frozen in (True, False):  # planned again after the frozen phase: early stopping may have ended it
-        phases = plan_phases(run.config, watch.state.unfrozen_from)
+        phases = run.plan.phases(watch.state.unfrozen_from)
         for phase in [p for p in phases if p.frozen == frozen and p.end_epoch > run.start_epoch]:
-            watch.start_phase(phase, phase is phases[-1], phase_learning_rates(run.config, phase)[1])
+            watch.start_phase(phase, phase is phases[-1], run.rates.for_batch(phase.batch_size)[1])
             fit_phase(model, run, phase, callbacks)
         if watch.state.stopped:
             break
 
 
-def report_end(model, run: Run, cluster, watch, history, started: float) -> None:
+def report_end(model, run: Run, save_dir: str, cluster, watch, history, started: float) -> None:
     """What the run did and where its time went (timing.json in the run folder, on the chief)."""
-    config = run.config
     if cluster.count > 1:
         print(f"Worker {cluster.index}: weights digest {weights_digest(model)} (the same on every worker)")
-    where = f"Weights in {config.save_dir}/" if cluster.is_chief else "The chief writes the weights."
-    last = watch.state.stopped or config.unfreeze_epoch
+    where = f"Weights in {save_dir}/" if cluster.is_chief else "The chief writes the weights."
+    last = watch.state.stopped or run.plan.unfreeze_epoch
     print(f"Done: epochs {run.start_epoch + 1}-{last} in {(time.time() - started) / 60:.1f} min. {where}")
     print(run.timeline.format())
     if cluster.is_chief:

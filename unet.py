@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from nets.folding import fold_batch_norms
-from nets.models import check_model_settings, output_shape
+from nets.models import Network, check_model_settings, output_shape
 from nets.unet import UnetVariant, model_variant
 from utils.config import format_config
 from utils.files.bands import Bands, display_image, image_array
@@ -167,17 +167,17 @@ class Unet:
         self.colours = class_colours(config.num_classes, config.colors)
         print("Unet:\n" + format_config(config))
         print(set_precision(config.precision))
+        described = Network(config.model, config.backbone, config.num_classes, tuple(config.input_shape), head)
         if config.backend == "onnx":
             self.model = check_onnx(config, onnx, head)
         elif config.backend == "keras":
-            # the file checked above
-            self.model = build_with_weights(config, config.model_path, bands=self.bands, head=head)
+            self.model = build_with_weights(described, config.model_path, bands=self.bands)  # the file checked above
         else:
             raise ValueError(f"backend={config.backend!r}: expected keras or onnx.")
         variant = model_variant(self.model) if config.backend == "keras" else UnetVariant()
-        # What the network is, as a weights file records it (export.py writes it into model.onnx too).
-        self.settings = settings_for(config, variant, self.class_names, self.bands, head)
         self.scale = Scale(config.scale_mode, config.image_scale, config.overlap)
+        # What the network is, as a weights file records it (export.py writes it into model.onnx too).
+        self.settings = settings_for(described, variant, self.class_names, self.bands, self.scale)
         # What every prediction runs: the network with its batch normalisations folded into its convolutions
         # (nets/folding.py; the network itself when it has none, and the ONNX model as it is).
         self.network = fold_batch_norms(self.model) if config.backend == "keras" else self.model

@@ -1,5 +1,7 @@
 """The segmentation networks the scripts can train, chosen by name with the `model` setting."""
 
+from dataclasses import dataclass
+
 import keras
 
 from nets.deeplab import OUTPUT_STRIDE, build_deeplabv3plus
@@ -21,6 +23,18 @@ PRETRAINED_ENCODER = ("unet", "deeplabv3plus", "fcn8")
 # The backbones each model takes: unet and deeplabv3plus any encoder; fcn8 is VGG16's; the others have their own
 # ("vgg" is their setting's default).
 MODEL_BACKBONES = {"unet": BACKBONES, "deeplabv3plus": BACKBONES}
+
+
+@dataclass(frozen=True)
+class Network:
+    """Which network to build: the `model`, its `backbone`, the classes it tells apart, its input (height, width)
+    and its output `head` (nets/heads.py). The scripts make one from their settings of the same names."""
+
+    model: str = "unet"
+    backbone: str = "vgg"
+    num_classes: int = 2
+    input_shape: tuple = (64, 64)
+    head: str = "softmax"
 
 
 def check_model_settings(model: str, input_shape, backbone: str = "vgg") -> None:

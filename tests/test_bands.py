@@ -8,7 +8,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from nets.models import build_model, set_backbone_trainable
+from nets.models import Network, build_model, set_backbone_trainable
 from tests.helpers import TINY_TRAIN, run_script, write_band_voc
 from utils.files.bands import Bands, as_input, display_image, survey
 from utils.files.image_files import read_image
@@ -75,12 +75,13 @@ def test_the_first_layer_adapted_to_one_band_keeps_the_pretrained_response(tmp_p
     kernel, bias = conv.get_weights()
     conv.set_weights([kernel, np.random.default_rng(1).normal(0, 1, bias.shape).astype(np.float32)])
     rgb.save_weights(tmp_path / "rgb.weights.h5")  # as a pretrained RGB file holds them
-    settings = type("Settings", (), {"model": "unet", "input_shape": (32, 32), "num_classes": 3, "backbone": "vgg"})
     grey = np.random.default_rng(2).integers(0, 256, (1, 32, 32, 1)).astype(np.float32)
     first = lambda model, x: keras.Model(model.input, model.get_layer("block1_conv1").output)(x).numpy()  # noqa: E731
     expected = first(rgb, np.repeat(grey, 3, axis=-1))
     for channels in (1, 6):  # 6: the kernels repeated and scaled by 3/6 respond to 6 equal bands the same way
-        adapted = build_with_weights(settings(), str(tmp_path / "rgb.weights.h5"), bands=Bands(channels))
+        adapted = build_with_weights(
+            Network("unet", "vgg", 3, (32, 32)), str(tmp_path / "rgb.weights.h5"), bands=Bands(channels)
+        )
         found = first(adapted, np.repeat(grey, channels, axis=-1))
         np.testing.assert_allclose(found[:, 1:-1, 1:-1], expected[:, 1:-1, 1:-1], atol=1e-3 * np.abs(expected).max())
         # the freeze phase freezes the encoder but for the adapted first convolution: it learns the new bands

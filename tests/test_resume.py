@@ -71,11 +71,11 @@ def test_the_run_folder_is_guarded(trained, tmp_path):
     assert checkpoint.endswith("resume_epoch002.weights.h5") and state.epoch == 2
     config = TrainConfig(resume=str(logs))
     with pytest.raises(ValueError, match="has completed its 2 epochs"):
-        resumed_config(TrainConfig, config, state, {"resume"}, str(logs))
+        resumed_config(config, state, {"resume"}, str(logs))
     given = replace(config, unfreeze_epoch=3, num_classes=5)
     with pytest.raises(ValueError, match=r"--num_classes 5 \(the run has 3\)"):
-        resumed_config(TrainConfig, given, state, {"resume", "unfreeze_epoch", "num_classes"}, str(logs))
-    assert resumed_config(TrainConfig, given, state, {"resume", "unfreeze_epoch"}, str(logs)).num_classes == 3
+        resumed_config(given, state, {"resume", "unfreeze_epoch", "num_classes"}, str(logs))
+    assert resumed_config(given, state, {"resume", "unfreeze_epoch"}, str(logs)).num_classes == 3
     with pytest.raises(ValueError, match="not a resumable checkpoint"):
         find_resumable(str(logs / "last_epoch_weights.weights.h5"))
 

@@ -1,7 +1,6 @@
 """Early stopping, the plateau learning rate and the NaN guard."""
 
 import os
-from types import SimpleNamespace
 
 import h5py
 import keras
@@ -11,7 +10,7 @@ import tensorflow as tf
 
 from tests.helpers import history_rows, run_inline
 from utils.callbacks import Watch
-from utils.phases import Phase, plan_phases
+from utils.phases import Phase, PhasePlan
 from utils.training.resumable import resumable_checkpoints
 from utils.training.stopping import NonFiniteLoss, WatchRules
 from utils.weights.checkpoint import recorded_epoch
@@ -55,14 +54,13 @@ def test_patience_counts_epochs_not_evaluations():
 
 
 def test_early_stopping_in_the_frozen_phase_unfreezes_and_counts_afresh():
-    config = SimpleNamespace(freeze_train=True, freeze_epoch=6, unfreeze_epoch=12, freeze_batch_size=4)
-    config.unfreeze_batch_size = 2
-    frozen, unfrozen = plan_phases(config)
+    plan = PhasePlan(freeze_train=True, freeze_epoch=6, unfreeze_epoch=12, freeze_batch_size=4, unfreeze_batch_size=2)
+    frozen, unfrozen = plan.phases()
     watch = watched(WatchRules(early_stop_patience=2))
     watch.start_phase(frozen, last_phase=False)
     assert feed(watch, {1: 50, 2: 49, 3: 48}) == [3]
     assert watch.state.unfrozen_from == 3 and not watch.state.stopped
-    assert plan_phases(config, watch.state.unfrozen_from) == [Phase(0, 3, 4, True), Phase(3, 12, 2, False)]
+    assert plan.phases(watch.state.unfrozen_from) == [Phase(0, 3, 4, True), Phase(3, 12, 2, False)]
     watch.start_phase(Phase(3, 12, 2, False), last_phase=True)
     # The unfrozen phase's patience starts at its first epoch, although the best (50) is from epoch 1.
     assert feed(watch, {4: 49, 5: 49}) == [5]

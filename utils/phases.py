@@ -5,18 +5,14 @@ from dataclasses import dataclass, replace
 
 import tensorflow as tf
 
-from nets.models import output_margin, set_backbone_trainable
-from utils.augmentation.draws import Augmentation
+from nets.models import set_backbone_trainable
 from utils.callbacks import Lap, PreciseBatchNorm, StepClock
 from utils.dataloader import Pipeline, Shard, build_train_dataset, build_val_dataset
-from utils.files.bands import Bands
-from utils.scale import Scale
-from utils.training.learning_rate import clamp_note, describe_schedule, phase_schedule, scaled_learning_rates
+from utils.training.learning_rate import LearningRates
 from utils.training.optimizers import make_optimizer
 from utils.training.precise_bn import calibration_samples, trainable_batch_norms
 from utils.training.resumable import load_optimizer_state
 from utils.training.timeline import CALLBACK_STAGES, PhaseClock
-from utils.weight_map import WeightMap
 
 
 @dataclass(frozen=True)
@@ -27,30 +23,41 @@ class Phase:
     frozen: bool  # the pretrained encoder is frozen
 
 
-def plan_phases(config, unfrozen_from=None) -> list:
-    """The Phases of train.py's config: the frozen phase (when freeze_train) to freeze_epoch, then the unfrozen
-    phase to unfreeze_epoch. A run that starts later (init_epoch, --resume) skips what lies before.
+@dataclass(frozen=True)
+class PhasePlan:
+    """train.py's phase settings of the same names: with freeze_train, epochs 1..freeze_epoch train the encoder
+    frozen at freeze_batch_size; the rest, to unfreeze_epoch, the whole network at unfreeze_batch_size."""
 
-    Args:
-        unfrozen_from: the epoch early stopping ended the frozen phase after (utils/training/stopping.py), or None.
-    """
-    split = config.freeze_epoch if config.freeze_train else 0
-    split = split if unfrozen_from is None else unfrozen_from
-    planned = [
-        Phase(0, split, config.freeze_batch_size, frozen=True),
-        Phase(split, config.unfreeze_epoch, config.unfreeze_batch_size, frozen=False),
-    ]
-    return [phase for phase in planned if phase.end_epoch > phase.first_epoch]
+    freeze_train: bool = True
+    freeze_epoch: int = 3
+    unfreeze_epoch: int = 24
+    freeze_batch_size: int = 4
+    unfreeze_batch_size: int = 4
+
+    def phases(self, unfrozen_from=None) -> list:
+        """The Phases: the frozen one (when freeze_train) to freeze_epoch, then the unfrozen one to unfreeze_epoch.
+        A run that starts later (init_epoch, --resume) skips what lies before.
+
+        Args:
+            unfrozen_from: the epoch early stopping ended the frozen phase after (utils/training/stopping.py), or
+                None.
+        """
+        split = self.freeze_epoch if self.freeze_train else 0
+        split = split if unfrozen_from is None else unfrozen_from
+        planned = [
+            Phase(0, split, self.freeze_batch_size, frozen=True),
+            Phase(split, self.unfreeze_epoch, self.unfreeze_batch_size, frozen=False),
+        ]
+        return [phase for phase in planned if phase.end_epoch > phase.first_epoch]
+
+    def batch_sizes(self) -> list:
+        """The batch sizes the run trains at."""
+        return [self.unfreeze_batch_size] + ([self.freeze_batch_size] if self.freeze_train else [])
 
 
-def phase_learning_rates(config, phase: Phase) -> tuple:
-    """(max, min) learning rate of a phase: train.py's, scaled for its (global) batch."""
-    return scaled_learning_rates(config.init_lr, config.min_lr, phase.batch_size, config.optimizer_type)
-
-
-def phase_optimizer(config, phase: Phase, steps_per_epoch: int, initial_epoch: int, schedule_start: int):
-    """The phase's optimizer: train.py's learning rates scaled for the phase's (global) batch, on a schedule
-    placed in the whole run, so the curve continues across the phase switch and a resume.
+def phase_optimizer(rates: LearningRates, phase: Phase, steps_per_epoch: int, initial_epoch: int, schedule_start: int):
+    """The phase's optimizer: the run's learning rates scaled for the phase's (global) batch, on a schedule placed
+    in the whole run, so the curve continues across the phase switch and a resume.
 
     Args:
         initial_epoch: the epochs done when the phase's fit starts (its first epoch, or later on a resume).
@@ -60,18 +67,14 @@ def phase_optimizer(config, phase: Phase, steps_per_epoch: int, initial_epoch: i
     Returns:
         (optimizer, a line describing the phase).
     """
-    max_lr, min_lr = phase_learning_rates(config, phase)
-    held = clamp_note(config.init_lr, config.min_lr, phase.batch_size, config.optimizer_type)
-    decay, total = config.lr_decay_type, config.unfreeze_epoch
-    schedule = phase_schedule(decay, max_lr, min_lr, schedule_start, steps_per_epoch, total)
-    rates = describe_schedule(decay, max_lr, min_lr, config.plateau_factor, config.plateau_patience)
+    schedule = rates.schedule(phase.batch_size, schedule_start, steps_per_epoch)
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
     split = f" ({phase.batch_size // replicas} on each of {replicas} replicas)" if replicas > 1 else ""
     line = (
         f"{'Frozen' if phase.frozen else 'Unfrozen'} phase: epochs {initial_epoch + 1}-{phase.end_epoch}, "
-        f"batch {phase.batch_size}{split}, {steps_per_epoch} steps/epoch, {rates}" + (f" ({held})" if held else "")
+        f"batch {phase.batch_size}{split}, {steps_per_epoch} steps/epoch, {rates.describe(phase.batch_size)}"
     )
-    return make_optimizer(config.optimizer_type, schedule, config.momentum, config.weight_decay), line
+    return make_optimizer(rates.optimizer_type, schedule, rates.momentum, rates.weight_decay), line
 
 
 def compile_phase(model, loss, phase: Phase, optimizer) -> None:
@@ -86,41 +89,33 @@ def compile_phase(model, loss, phase: Phase, optimizer) -> None:
 
 @dataclass(frozen=True)
 class Run:
-    """What every phase of a train.py run shares: its config (train.py's TrainConfig), loss, samples ((image path,
-    label path) each), the images' bands, where it starts (an epoch, and the resumable checkpoint or None: inside
-    the phase it stopped in, the checkpoint's optimizer state is restored, so the phase goes on as if it had never
-    stopped), this worker's shard of the training files, the Timeline its stages are timed into (or None), and how
-    images meet the network: the Scale, the Augmentation and the WeightMap (or None)."""
+    """What every phase of a train.py run shares: its phases and learning rates, its loss, samples ((image path,
+    label path) each) and how they are made into batches, its seed, where it starts (an epoch, and the resumable
+    checkpoint or None: inside the phase it stopped in, the checkpoint's optimizer state is restored, so the phase
+    goes on as if it had never stopped), this worker's shard of the training files, and the Timeline its stages are
+    timed into (or None)."""
 
-    config: object
+    plan: PhasePlan
+    rates: LearningRates
     loss: object
     train: list
     val: list
-    bands: Bands = Bands()
+    pipeline: Pipeline
+    seed: int = 11
     start_epoch: int = 0
     checkpoint: str | None = None
     shard: Shard = Shard()
     timeline: object = None
-    scale: Scale = Scale()
-    augmentation: Augmentation = Augmentation()
-    weight_map: WeightMap | None = None
 
 
-def pipeline_of(run: Run, model) -> Pipeline:
-    """How the run's batches are made for the model (utils/dataloader.py)."""
-    shape, margin = tuple(run.config.input_shape), output_margin(model)
-    image_scale, workers = run.scale.crop_scale, run.config.num_workers
-    return Pipeline(shape, margin, image_scale, run.bands, workers, run.augmentation, run.weight_map)
-
-
-def precise_bn(model, run: Run, pipeline: Pipeline, phase: Phase, steps_per_epoch: int) -> list:
+def precise_bn(model, run: Run, phase: Phase, steps_per_epoch: int) -> list:
     """[PreciseBatchNorm] when the phase trains batch normalisation layers, else []."""
     norms = trainable_batch_norms(model)
     if not norms:
         return []
     # Every worker computes the same statistics from the same images, so their copies stay equal.
     chosen = calibration_samples(run.train)
-    calibration = build_val_dataset(chosen, replace(pipeline, weight_map=None), phase.batch_size)
+    calibration = build_val_dataset(chosen, replace(run.pipeline, weight_map=None), phase.batch_size)
     print(
         f"Batch normalisation: {len(norms)} layers take their statistics from {len(chosen)} training images "
         "after each epoch (precise BN)"
@@ -137,18 +132,17 @@ def fit_phase(model, run: Run, phase: Phase, callbacks: list) -> None:
     steps_per_epoch = len(run.train) // phase.batch_size
     # A fresh optimizer's step 0 is the epoch it starts at; a restored one counts its steps from the phase's start.
     schedule_start = phase.first_epoch if restore else initial_epoch
-    optimizer, line = phase_optimizer(run.config, phase, steps_per_epoch, initial_epoch, schedule_start)
+    optimizer, line = phase_optimizer(run.rates, phase, steps_per_epoch, initial_epoch, schedule_start)
     compile_phase(model, run.loss, phase, optimizer)
     if restore:
         load_optimizer_state(model, run.checkpoint)
     print(f"\n{line}" + (f"; resumed after epoch {initial_epoch} with the optimizer's state" if restore else ""))
     # The phase's stream of batches from its first epoch on (seeded per phase); a resumed phase skips the epochs
     # it has done, so each epoch sees what it would have seen in an uninterrupted run.
-    pipeline = pipeline_of(run, model)
-    seed, skip = run.config.seed + phase.first_epoch, (initial_epoch - phase.first_epoch) * steps_per_epoch
-    batches = build_train_dataset(run.train, pipeline, phase.batch_size, seed, run.shard, skip)
-    val_batches = build_val_dataset(run.val, pipeline, phase.batch_size)
-    callbacks = precise_bn(model, run, pipeline, phase, steps_per_epoch) + list(callbacks)
+    seed, skip = run.seed + phase.first_epoch, (initial_epoch - phase.first_epoch) * steps_per_epoch
+    batches = build_train_dataset(run.train, run.pipeline, phase.batch_size, seed, run.shard, skip)
+    val_batches = build_val_dataset(run.val, run.pipeline, phase.batch_size)
+    callbacks = precise_bn(model, run, phase, steps_per_epoch) + list(callbacks)
     model.fit(
         batches,
         epochs=phase.end_epoch,

@@ -3,6 +3,7 @@ warm-up + cosine or step decay by fractional epoch, or held and lowered on a pla
 decides when; lower_on_plateau does it)."""
 
 import math
+from dataclasses import dataclass
 
 import keras
 from keras import ops
@@ -108,3 +109,36 @@ def lower_on_plateau(optimizer, factor: float, floor: float):
         return None
     optimizer.learning_rate = lowered
     return current, lowered
+
+
+@dataclass(frozen=True)
+class LearningRates:
+    """A run's learning rate and the optimizer it drives (train.py's settings of the same names; decay_type is its
+    lr_decay_type, total_epochs its unfreeze_epoch). init_lr and min_lr are at batch 16: each phase scales them
+    for its batch."""
+
+    init_lr: float = 4e-4
+    min_lr: float = 1e-6
+    decay_type: str = "cos"
+    total_epochs: int = 24
+    plateau_factor: float = 0.5
+    plateau_patience: int = 3
+    optimizer_type: str = "adam"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+
+    def for_batch(self, batch_size: int) -> tuple:
+        """(max, min) learning rate at batch_size (scaled_learning_rates)."""
+        return scaled_learning_rates(self.init_lr, self.min_lr, batch_size, self.optimizer_type)
+
+    def schedule(self, batch_size: int, start_epoch: int, steps_per_epoch: int):
+        """An optimizer's learning_rate at batch_size, its step 0 at start_epoch (phase_schedule)."""
+        max_lr, min_lr = self.for_batch(batch_size)
+        return phase_schedule(self.decay_type, max_lr, min_lr, start_epoch, steps_per_epoch, self.total_epochs)
+
+    def describe(self, batch_size: int) -> str:
+        """The rates at batch_size in words, with what the clamp held, if anything."""
+        max_lr, min_lr = self.for_batch(batch_size)
+        held = clamp_note(self.init_lr, self.min_lr, batch_size, self.optimizer_type)
+        rates = describe_schedule(self.decay_type, max_lr, min_lr, self.plateau_factor, self.plateau_patience)
+        return rates + (f" ({held})" if held else "")

@@ -96,18 +96,18 @@ def prepare_save_dir(save_dir: str, continuing: bool) -> None:
         )
 
 
-def resumed_config(cls, config, state, given: set, save_dir: str):
+def resumed_config(config, state, given: set, save_dir: str):
     """The run's own settings (from its checkpoint's state) with the flags that may change on a resume.
 
     Args:
-        cls: train.py's TrainConfig; config: the settings of this invocation; given: the flags set explicitly.
+        config: the settings of this invocation (train.py's TrainConfig); given: the flags set explicitly.
         save_dir: where the checkpoint is: the run's folder, wherever it has moved to.
 
     Raises:
         ValueError: a flag that contradicts the run's settings and may not change, naming both values.
     """
-    known = {f.name for f in dataclasses.fields(cls)}
-    run = cls(**{name: value for name, value in state.config.items() if name in known})
+    known = {f.name for f in dataclasses.fields(config)}
+    run = type(config)(**{name: value for name, value in state.config.items() if name in known})
     run = dataclasses.replace(run, resume=config.resume, save_dir=save_dir, init_epoch=0)
     refused = [
         f"--{name} {getattr(config, name)} (the run has {getattr(run, name)})"

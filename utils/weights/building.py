@@ -3,7 +3,7 @@ network is built as the weights file was trained (its UnetVariant), then filled 
 
 import contextlib
 
-from nets.models import build_model
+from nets.models import Network, build_model
 from nets.unet import UnetVariant
 from utils.files.bands import Bands
 from utils.weights.formats import weights_variant
@@ -12,17 +12,15 @@ from utils.weights.mismatch import check_loading
 
 
 def build_with_weights(
-    settings,
+    network: Network,
     path: str | None,
     source: str = "",
     complete: bool = True,
     scope=None,
     bands: Bands = Bands(),
-    head: str = "softmax",
 ):
-    """The network of `settings` (anything with model, input_shape, num_classes, backbone) for images of `bands`,
-    holding path's weights (a pretrained first convolution adapted to the band count: matching.adapt_first_conv),
-    with the output `head` (nets/heads.py).
+    """The `network` for images of `bands`, holding path's weights (a pretrained first convolution adapted to the
+    band count: matching.adapt_first_conv).
 
     complete=True (prediction): every layer must load; complete=False (training's starting point): at least
     one must, the rest stays initialised and is reported. path=None: initialised weights only.
@@ -31,12 +29,12 @@ def build_with_weights(
     variant, known = weights_variant(path) if path else (UnetVariant(), "")
     with scope or contextlib.nullcontext():
         model = build_model(
-            settings.model, settings.input_shape, settings.num_classes, settings.backbone, variant, bands, head
+            network.model, network.input_shape, network.num_classes, network.backbone, variant, bands, network.head
         )
         loading = load_weights(model, path) if path else Loading()
     print(report_loading(source or path, loading))
     if path:
-        check_loading(model, path, loading, settings.model, settings.backbone, complete)
+        check_loading(model, path, loading, network.model, network.backbone, complete)
     if variant != UnetVariant():
         print(f"  trained as: {variant.describe()} ({known})")
     return model

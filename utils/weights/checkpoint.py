@@ -16,10 +16,11 @@ from dataclasses import asdict, dataclass
 import h5py
 import keras
 
+from nets.models import Network
 from nets.unet import UnetVariant
 from utils.files.atomic import check_free_space, variables_bytes, write_atomically, write_json
 from utils.files.bands import Bands
-from utils.scale import resolve_scale_mode
+from utils.scale import Scale, resolve_scale_mode
 
 SETTINGS_ATTR = "unet_settings"  # ModelSettings, JSON
 EPOCH_ATTR = "epoch"  # the epoch a weights file holds the end of
@@ -130,21 +131,19 @@ def recorded_variant(h5: h5py.File):
     return UnetVariant(**json.loads(h5.attrs[VARIANT_ATTR])).relative_to("vgg")  # caffe, as VGG16's and ResNet50's
 
 
-def settings_for(config, variant: UnetVariant, class_names, bands: Bands, head: str) -> ModelSettings:
-    """The ModelSettings of a network that a script's config describes (its model, backbone, num_classes,
-    input_shape, scale_mode and image_scale: train.py's TrainConfig, unet.py's UnetConfig), of `variant`, for images
-    of `bands`."""
+def settings_for(network: Network, variant: UnetVariant, class_names, bands: Bands, scale: Scale) -> ModelSettings:
+    """The ModelSettings of `network` built as `variant`, for images of `bands` met at `scale`."""
     return ModelSettings(
-        model=config.model,
-        backbone=config.backbone,
-        num_classes=config.num_classes,
-        input_shape=tuple(config.input_shape),
+        model=network.model,
+        backbone=network.backbone,
+        num_classes=network.num_classes,
+        input_shape=tuple(network.input_shape),
         variant=variant,
         class_names=tuple(class_names),
-        scale_mode=config.scale_mode,
-        image_scale=config.image_scale,
+        scale_mode=scale.mode,
+        image_scale=scale.image_scale,
         bands=bands,
-        head=head,
+        head=network.head,
     )
 
 
