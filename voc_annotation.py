@@ -28,6 +28,7 @@ import numpy as np
 
 from utils.config import run_main
 from utils.dataset.check import Survey, survey_pairs
+from utils.dataset.fingerprint import describe_fingerprint, train_fingerprint
 from utils.files.atomic import write_atomically
 from utils.files.bands import as_input, display_image, survey
 from utils.files.image_files import read_image
@@ -460,6 +461,9 @@ def main(config: AnnotationConfig) -> None:
         print(f"Label preview: {write_preview(config, pairs, bands, num_classes)[0]}")
     splits = make_splits(dataset.paired, config.trainval_percent, config.train_percent, config.seed)
     write_splits(voc, splits, config.keep_splits, set(dataset.paired))
+    fingerprint = train_fingerprint(config.vocdevkit_path)
+    names = dataset_class_names(config.vocdevkit_path)
+    print("\nThe train split's fingerprint (what train.py plans from):\n" + describe_fingerprint(fingerprint, names))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,9 @@ if workers := int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0")):
 # and every script it starts see an empty one of their own.
 os.environ["KERAS_HOME"] = tempfile.mkdtemp(prefix="keras_home_")
 atexit.register(shutil.rmtree, os.environ["KERAS_HOME"], ignore_errors=True)
+# fingerprints of read-only test datasets are cached here, not in the user's cache (utils/dataset/fingerprint.py)
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="cache_home_")
+atexit.register(shutil.rmtree, os.environ["XDG_CACHE_HOME"], ignore_errors=True)
 
 from tests.helpers import EXPORT_FORMATS, TINY_TRAIN, history_rows, make_tiny_voc, run_script
 
