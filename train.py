@@ -42,12 +42,15 @@ with, so prediction needs none typed in), the two newest resumable checkpoints r
 history.csv and TensorBoard events. A save_dir that holds an earlier run is refused: resume it, or choose another.
 """
 
+import time
+
+STARTED = time.time()  # the run's start, which a time budget counts from
+
 import contextlib
 import math
 import os
 import shlex
 import sys
-import time
 from dataclasses import asdict, dataclass, field, replace
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up log (e.g. no CUDA on a CPU machine)
@@ -55,25 +58,33 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up 
 import keras
 
 from nets.heads import check_head
-from nets.models import PRETRAINED_ENCODER, Network, check_model_settings, output_margin
+from nets.models import PRETRAINED_ENCODER, Network, check_model_settings, model_margin, output_margin
 from nets.unet import model_variant
 from utils.augmentation.draws import Augmentation
 from utils.callbacks import CheckpointSaver, EvalCallback, LossHistory, NonFiniteGuard, Watch
-from utils.config import format_config, given_flags, run_main
+from utils.config import format_config, given_flags, given_settings, run_main
 from utils.dataloader import Pipeline, Shard
-from utils.dataset.check import check_dataset
+from utils.dataset.check import check_count, check_dataset
 from utils.dataset.demo import DEMO_CLASSES, make_demo_dataset
+from utils.dataset.fingerprint import describe_fingerprint, train_fingerprint
+from utils.files.atomic import write_json
 from utils.files.bands import survey
 from utils.files.images import check_num_classes, dataset_class_names, split_samples
 from utils.losses import build_loss
 from utils.phases import PhasePlan, Run, fit_phase
+from utils.planning.budget import Estimate, Workload, estimate, fit_budget, phase_lengths
+from utils.planning.machine import this_machine
+from utils.planning.plan import PLAN_FILE, make_plan
+from utils.planning.speed import measure_apart
 from utils.precision import set_precision
 from utils.prediction.inputs import build_eval_dataset
 from utils.prediction.path import prediction_path
+from utils.prediction.sliding import window_starts
 from utils.scale import Scale, check_scale_settings, describe_scale, resolve_scale_mode
 from utils.training.distribute import check_global_batch, choose_strategy, weights_digest
 from utils.training.history import new_run_dir
 from utils.training.learning_rate import LearningRates
+from utils.training.precise_bn import calibration_samples
 from utils.training.resumable import find_resumable, restore_seed_generators, resumable_checkpoints
 from utils.training.runs import prepare_save_dir, resumed_config, run_dir_of, save_dir_lock
 from utils.training.stopping import WatchRules
@@ -137,6 +148,9 @@ class TrainConfig:
     num_workers: int = 0  # data-loading threads; 0 = chosen by tf.data
     seed: int = 11  # seed for shuffling, augmentation and initialisation
     train_gpu: list[int] = field(default_factory=lambda: [0])  # GPU ids; 2+ train together (docs/distribute.md)
+    plan: bool = True  # plan the settings not given from the data and this machine; false: the defaults above *
+    time_budget: float = 0.0  # minutes for the whole run: epochs and evaluation planned to fit; 0 = no budget *
+    plan_only: bool = False  # print the plan and the run's estimated time, then exit
 
 
 def validate_config(config: TrainConfig) -> None:
@@ -390,9 +404,7 @@ def set_up(config: TrainConfig, held: contextlib.ExitStack) -> Setup:
     strategy, cluster, placement = choose_strategy(config.train_gpu)
     validate_config(config)
     weights, config = starting_weights(config, checkpoint)
-    config = replace(config, scale_mode=resolve_scale_mode(config.scale_mode, config.model))
-    print("Config:\n" + format_config(config))
-    if cluster.is_chief:
+    if cluster.is_chief and not config.plan_only:
         # held before anything there is touched: another run's temporaries are not strays
         held.enter_context(save_dir_lock(config.save_dir))
         prepare_save_dir(config.save_dir, continuing=state is not None or config.init_epoch > 0)
@@ -400,13 +412,68 @@ def set_up(config: TrainConfig, held: contextlib.ExitStack) -> Setup:
 
 
 def read_dataset(config: TrainConfig):
-    """The checked dataset: (train samples, val samples, the images' Bands)."""
-    kinds = check_dataset(
-        config.vocdevkit_path, config.num_classes, min_train=max(phase_plan_of(config).batch_sizes()), min_val=1
-    )
+    """The checked dataset: (train samples, val samples, the images' Bands). A planned batch is chosen to fit the
+    train split; a given one is checked against it."""
+    given_batch = not config.plan or {"freeze_batch_size", "unfreeze_batch_size"} & given_settings(config)
+    min_train = max(phase_plan_of(config).batch_sizes()) if given_batch else 1
+    kinds = check_dataset(config.vocdevkit_path, config.num_classes, min_train=min_train, min_val=1)
     train_samples, val_samples = (split_samples(config.vocdevkit_path, split) for split in ("train", "val"))
     print(f"Data: {len(train_samples)} train, {len(val_samples)} val samples in {config.vocdevkit_path}")
     return train_samples, val_samples, survey([image for image, _ in train_samples], config.input_channels, kinds)
+
+
+def planned_config(config: TrainConfig, setup: Setup, samples: tuple, bands) -> TrainConfig:
+    """The config with the plan's settings where the user gave none (utils/planning/): the plan is printed with its
+    reasons, the run's estimated time, and plan.json in save_dir. A resumed run keeps its plan; plan false keeps
+    the defaults."""
+    if not config.plan or setup.state is not None:
+        return config
+    fingerprint = train_fingerprint(config.vocdevkit_path)
+    names = class_names_for(config)
+    print("Fingerprint of the train split:\n" + describe_fingerprint(fingerprint, names))
+    machine, given = this_machine(), {name: getattr(config, name) for name in given_settings(config)}
+    pretrained = setup.weights[0] is not None and config.model in PRETRAINED_ENCODER
+    plan = make_plan(fingerprint, machine, network_of(config), pretrained, names, given)
+    config = replace(config, **plan.settings())
+    speed = measure_apart(network_of(config), config.unfreeze_batch_size, bands, config.save_dir)
+    cost = estimate(speed, workload_of(config, samples, fingerprint))
+    if config.time_budget:
+        plan.add(fit_budget(cost, config.time_budget * 60 - (time.time() - STARTED), config.time_budget))
+        config = replace(config, **plan.settings())
+        plan.add(phase_lengths(config.unfreeze_epoch, config.freeze_train))
+        config = replace(config, **plan.settings())
+    print(f"Plan for {machine.describe()}; measured: {speed.describe(config.unfreeze_batch_size)}")
+    print(plan.describe())
+    print(describe_time(cost, config, time.time() - STARTED))
+    if not config.plan_only and setup.cluster.is_chief:
+        write_json(os.path.join(config.save_dir, PLAN_FILE), plan.to_dict())
+    return config
+
+
+def workload_of(config: TrainConfig, samples: tuple, fingerprint) -> Workload:
+    """What the run computes: its images, batch and (slide) the median val image's windows."""
+    train_samples, val_samples = samples
+    windows = 1.0
+    if scale_of(config).slide:
+        output = [side - 2 * model_margin(config.model) for side in config.input_shape]
+        median = (fingerprint.height.median, fingerprint.width.median)
+        sides = [round(length * config.image_scale) for length in median]
+        windows = math.prod(len(window_starts(s, o, config.overlap)) for s, o in zip(sides, output))
+    val_images = len(val_samples) if config.eval_flag else 0
+    calibration = len(calibration_samples(train_samples))
+    return Workload(len(train_samples), val_images, config.unfreeze_batch_size, windows, calibration)
+
+
+def describe_time(cost: Estimate, config: TrainConfig, elapsed: float) -> str:
+    """The run's estimated time, against the budget when there is one."""
+    minutes = (elapsed + cost.seconds(config.unfreeze_epoch, config.eval_period)) / 60
+    line = (
+        f"Estimated time: {minutes:.1f} min ({config.unfreeze_epoch} epochs of about {cost.epoch:.1f} s, val mIoU "
+        f"{cost.evaluation:.1f} s every {config.eval_period} epochs, {elapsed:.0f} s so far)"
+    )
+    if config.time_budget and minutes > config.time_budget:
+        line += f": over the time_budget of {config.time_budget:g} min, with the settings given"
+    return line
 
 
 def run(config: TrainConfig, held: contextlib.ExitStack) -> None:
@@ -420,11 +487,19 @@ def run(config: TrainConfig, held: contextlib.ExitStack) -> None:
         train_samples, val_samples, bands = read_dataset(config)
     print(f"Images: {bands.describe()}")
     print(f"Devices: {setup.placement}")
+    print(set_precision(config.precision))
+    with timeline.span("plan"):
+        config = planned_config(config, setup, (train_samples, val_samples), bands)
+    config = replace(config, scale_mode=resolve_scale_mode(config.scale_mode, config.model))
+    validate_config(config)  # the planned settings too
+    check_count(train_samples, max(phase_plan_of(config).batch_sizes()), "the train split (train.txt)")
+    print("Config:\n" + format_config(config))
+    if config.plan_only:
+        print("plan_only: nothing was trained.")
+        return
     for batch_size in phase_plan_of(config).batch_sizes():
         check_global_batch(batch_size, setup.strategy)
     check_watch_settings(config, cluster.count)
-
-    print(set_precision(config.precision))
     keras.utils.set_random_seed(config.seed)
     with timeline.span("model and weights"):
         model = build_starting_model(config, setup.strategy, setup.checkpoint, setup.weights, bands)

@@ -114,3 +114,14 @@ def given_flags(cls, argv=None) -> set:
         parser.add_argument(f"--{field.name}", **_flag_kwargs(hints[field.name]))
     known, _ = parser.parse_known_args(argv)
     return set(vars(known))
+
+
+def given_settings(config) -> set:
+    """The fields of a config dataclass that its user set: on the command line (given_flags), or to a value other
+    than the default (a config made in code)."""
+    changed = set()
+    for field in dataclasses.fields(config):
+        default = field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
+        if getattr(config, field.name) != default:
+            changed.add(field.name)
+    return given_flags(type(config)) | changed

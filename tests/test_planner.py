@@ -1,0 +1,175 @@
+"""The planner's rules as tables (fingerprint and machine -> plan), the budget's arithmetic, and train.py planning
+as a user runs it: --plan_only, a given flag that wins, a resume that keeps its plan, a budgeted run inside its
+budget."""
+
+import json
+import math
+import os
+import time
+
+import pytest
+
+from nets.models import Network
+from tests.helpers import history_rows, run_script
+from utils.dataset.fingerprint import ClassFacts, Fingerprint, Spread
+from utils.planning.budget import Estimate, Workload, estimate, eval_period_for, fit_budget, phase_lengths
+from utils.planning.machine import Machine
+from utils.planning.plan import Plan, make_plan
+from utils.planning.rules import (
+    PRETRAINED_LR,
+    SCRATCH_LR,
+    plan_batch,
+    plan_class_weights,
+    plan_scale,
+    plan_side,
+    plan_start,
+)
+from utils.planning.speed import Speed
+
+CPU, GPU = Machine("cpu", "CPU", 2, 24.0, False), Machine("gpu", "GPU", 8, 8.0, True)
+
+
+def facts(share: float, width: float, image_share: float = 1.0) -> ClassFacts:
+    """A class with `share` of the pixels, whose thinnest structures (5 % of its pixels) are `width` px wide."""
+    spread = Spread(width, width, 2 * width, 4 * width)
+    return ClassFacts(share, image_share, 10, Spread(), Spread(), Spread(), spread)
+
+
+def fingerprint(height: float, width: float, classes: dict, images: int = 100) -> Fingerprint:
+    sides = {"height": Spread(height, height, height, height), "width": Spread(width, width, width, width)}
+    return Fingerprint(images, **sides, bands=3, dtype="uint8", ignored_share=0.0, classes=classes)
+
+
+DEMO = fingerprint(64, 64, {0: facts(0.78, 23), 1: facts(0.08, 10.8), 2: facts(0.09, 9.8), 3: facts(0.048, 6.5)})
+MEMBRANE = fingerprint(512, 512, {0: facts(0.78, 11), 1: facts(0.22, 6.8)}, images=25)
+AERIAL = fingerprint(2000, 2000, {0: facts(0.5, 40), 1: facts(0.1, 8), 2: facts(0.0005, 1)}, images=58)
+
+
+@pytest.mark.parametrize(
+    "case, machine, model, side",
+    [
+        (DEMO, CPU, "unet", 64),  # the median image, a multiple of 32
+        (MEMBRANE, CPU, "unet", 256),  # at most MAX_SIDE on a CPU
+        (MEMBRANE, GPU, "unet", 512),  # ... and on a GPU
+        (fingerprint(72, 70, {}), CPU, "unet_small", 80),  # unet_small takes multiples of 16
+        (fingerprint(20, 30, {}), CPU, "unet", 64),  # at least two multiples
+    ],
+)
+def test_the_input_follows_the_median_image_up_to_the_device(case, machine, model, side):
+    assert plan_side(case, machine, model).value == side
+
+
+@pytest.mark.parametrize(
+    "case, side, mode, scale",
+    [
+        (DEMO, 64, "fit", 1.0),  # nothing shrinks
+        (MEMBRANE, 256, "fit", 1.0),  # 6.8 px x 0.5 = 3.4 px: still drawn
+        (MEMBRANE, 128, "slide", 0.9),  # 6.8 x 0.25 = 1.7 px: lost; slide at the scale that keeps 6 px (6 / 6.8)
+        (AERIAL, 256, "slide", 0.75),  # roads 8 px x 0.128: lost; class 2 (0.05 % of the pixels) sets nothing
+        (AERIAL, 1024, "fit", 1.0),  # 8 x 0.512 = 4.1 px
+    ],
+)
+def test_slide_where_fitting_loses_the_thinnest_structures(case, side, mode, scale):
+    planned = plan_scale(case, side)
+    assert (planned["scale_mode"].value, planned["image_scale"].value) == (mode, scale)
+
+
+@pytest.mark.parametrize(
+    "machine, side, images, batch",
+    [
+        (CPU, 64, 240, 4),  # a CPU gains nothing from more
+        (CPU, 256, 240, 4),
+        (CPU, 512, 240, 1),  # 4 x 256² pixels a step
+        (CPU, 64, 10, 2),  # an epoch of at least 4 steps
+        (GPU, 256, 1000, 16),
+        (GPU, 1024, 1000, 2),
+    ],
+)
+def test_the_batch_follows_the_device_and_the_split(machine, side, images, batch):
+    assert plan_batch(machine, side, images).value == batch
+
+
+def test_a_random_encoder_trains_faster_and_unfrozen():
+    assert plan_start(True)["init_lr"].value == PRETRAINED_LR and plan_start(True)["freeze_train"].value
+    assert plan_start(False)["init_lr"].value == SCRATCH_LR and not plan_start(False)["freeze_train"].value
+
+
+def test_class_weights_only_when_a_class_is_rare():
+    assert plan_class_weights(DEMO, 4).value == []  # the rarest has 4.8 %
+    rare = fingerprint(64, 64, {0: facts(0.90, 20), 1: facts(0.09, 5), 2: facts(0.01, 3)})
+    # shares 0.90, 0.09, 0.01; median share 0.09: sqrt(0.09 / 0.90) < 1 -> 1, 1, sqrt(0.09 / 0.01) = 3
+    assert plan_class_weights(rare, 3).value == [1.0, 1.0, 3.0]
+    very = fingerprint(64, 64, {0: facts(0.9, 20), 1: facts(0.0999, 5), 2: facts(0.0001, 3)})
+    assert plan_class_weights(very, 4).value == [1.0, 1.0, 5.0, 1.0]  # capped; class 3 never seen
+
+
+def test_a_given_setting_wins_and_the_plan_follows_it():
+    network = Network("unet", "vgg", 2, (64, 64))
+    plan = make_plan(MEMBRANE, CPU, network, True, ("cell", "membrane"), {"input_shape": [128, 128]})
+    settings = plan.settings()
+    assert settings["input_shape"] == [128, 128] and settings["scale_mode"] == "slide"  # 128 loses the membranes
+    assert "given (planned: 256 256)" in plan.describe()
+    assert Plan.from_dict(json.loads(json.dumps(plan.to_dict()))).settings() == settings
+
+
+def test_unet_classic_keeps_its_tile_and_slides():
+    plan = make_plan(DEMO, CPU, Network("unet_classic", "vgg", 4, (188, 188)), False, (), {})
+    assert plan.settings()["input_shape"] == [188, 188] and plan.settings()["scale_mode"] == "slide"
+
+
+def test_the_estimate_adds_up():
+    speed = Speed(step=0.5, forward=0.1, trace_step=4.0, trace_forward=1.0, build=1.0, write=0.2, batch_norm=True)
+    cost = estimate(speed, Workload(train_images=240, val_images=60, batch_size=4, calibration_images=32))
+    # 60 steps x 0.5 s x 1.15 + (15 val-loss calls + 8 precise-BN calls) x 0.1 s + 5 files x 0.2 s + 0.2 s
+    assert cost.epoch == pytest.approx(60 * 0.5 * 1.15 + 23 * 0.1 + 1.0 + 0.2)
+    assert cost.evaluation == pytest.approx(15 * 0.1 * 1.5 + 0.5) and cost.per_phase == 4.0 + 3 * 1.0
+    assert cost.seconds(10, 3) == pytest.approx(10 * cost.epoch + 4 * cost.evaluation + 2 * 7.0)  # 3, 6, 9, 10
+    slide = estimate(speed, Workload(240, 60, 4, windows=9, calibration_images=32))
+    assert slide.evaluation == pytest.approx(9 * 15 * 0.1 * 1.5 + 0.5)
+
+
+def test_the_budget_fits_the_epochs_and_the_evaluations():
+    cost = Estimate(epoch=10.0, evaluation=5.0, per_phase=3.0)
+    assert eval_period_for(cost) == 5  # 5 s every 5 epochs of 10 s: 9 %
+    planned = fit_budget(cost, seconds_left=600, budget_minutes=10)
+    epochs, period = planned["unfreeze_epoch"].value, planned["eval_period"].value
+    assert (epochs, period) == (49, 5)  # (600 x 0.92 - 2 x 3 - 5) // (10 + 5 / 5)
+    assert cost.seconds(epochs, period) <= 600 * 0.92 < cost.seconds(epochs + 1, period)
+    assert "freeze_epoch" not in phase_lengths(24, False)
+    assert phase_lengths(24, True)["freeze_epoch"].value == 3 and phase_lengths(24, True)["save_period"].value == 5
+    with pytest.raises(ValueError, match=r"time_budget=0.5 min: .* Give --time_budget 1 or more"):
+        fit_budget(cost, seconds_left=20, budget_minutes=0.5)
+
+
+def test_plan_only_prints_the_plan_and_trains_nothing(tiny_voc, tmp_path):
+    logs = tmp_path / "logs"
+    result = run_script(
+        "train.py", "--vocdevkit_path", tiny_voc, "--num_classes", "3", "--model", "unet_small", "--model_path", "",
+        "--save_dir", logs, "--plan_only", "--unfreeze_batch_size", "1",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert "Fingerprint of the train split" in out and "Plan for " in out and "Estimated time:" in out
+    assert "init_lr             0.008" in out and "from random weights" in out  # planned
+    assert "unfreeze_batch_size 1           given (planned: 2)" in out  # given wins: 10 train images, 4 steps
+    assert "plan_only: nothing was trained." in out and not logs.exists()
+
+
+def test_a_budgeted_run_ends_inside_its_budget_and_a_resume_keeps_its_plan(tiny_voc, tmp_path):
+    logs, budget = tmp_path / "logs", 0.75
+    flags = ["--vocdevkit_path", tiny_voc, "--num_classes", "3", "--model", "unet_small", "--model_path", ""]
+    started = time.time()
+    result = run_script("train.py", *flags, "--input_shape", "32", "32", "--save_dir", logs, "--time_budget", budget)
+    wall = time.time() - started
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert wall <= budget * 60 * 1.05, f"{wall:.1f} s for a budget of {budget * 60:.0f} s\n{result.stdout[-3000:]}"
+    plan = json.loads((logs / "plan.json").read_text())
+    epochs = plan["planned"]["unfreeze_epoch"]["value"]
+    assert epochs >= 3 and "fit the budget" in plan["planned"]["unfreeze_epoch"]["reason"]
+    assert len(history_rows(logs)) == epochs  # the schedule completed
+    resumed = run_script("train.py", "--resume", logs, "--unfreeze_epoch", epochs + 1)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert "Plan for" not in resumed.stdout  # it keeps the plan it started with
+    assert f"init_lr              {SCRATCH_LR}" in resumed.stdout and len(history_rows(logs)) == epochs + 1
+    assert math.isfinite(float(history_rows(logs)[-1]["loss"]))
+    assert os.path.isfile(logs / "best_epoch_weights.weights.h5")

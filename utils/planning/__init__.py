@@ -1,0 +1,1 @@
+"""The planner: a runs settings from the train splits fingerprint, the machine and a time budget."""

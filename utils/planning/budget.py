@@ -1,0 +1,100 @@
+"""A run's time, estimated from the measured Speed (utils/planning/speed.py), and fitted into a budget: the epochs
+and the evaluation period are chosen so that the whole learning-rate schedule completes before the budget ends,
+with evaluation a small share of the run."""
+
+import math
+from dataclasses import dataclass
+
+from utils.planning.rules import Planned
+from utils.planning.speed import Speed
+
+PIPELINE_FACTOR = 1.15  # a step fed by the tf.data pipeline against one on an in-memory batch (benchmark.py)
+EVAL_FACTOR = 1.5  # val mIoU's forward calls and their resizing, argmax and confusion matrix, against bare calls
+# An epoch's end writes the resumable checkpoint (the weights and Adam's two moments), last_epoch_weights and, when
+# it is the best, a copy: about this many weights files' worth.
+FILES_PER_EPOCH = 5
+PHASES = 2  # each phase compiles and traces its steps again
+FORWARD_TRACES = 3  # ... and its forward calls: the val loss's, val mIoU's and precise BN's
+EPOCH_OVERHEAD = 0.2  # s: Keras' epoch loop, the history and its curves, TensorBoard's scalars
+EVAL_OVERHEAD = 0.5  # s: an evaluation's start, its per-class line and its TensorBoard images
+EVAL_SHARE = 0.10  # val mIoU takes at most this share of the run
+MARGIN = 0.92  # of the remaining budget, what is planned; the rest absorbs what the measurement misses
+MIN_EPOCHS = 3
+SAVED_COPIES = 5  # save_period keeps about this many ep*.weights.h5 copies over a run
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What a run computes: its train and val images, its batch, and a val image's forward work in windows (1 in
+    fit; in slide, the windows of the median image at image_scale)."""
+
+    train_images: int
+    val_images: int
+    batch_size: int
+    windows: float = 1.0
+    calibration_images: int = 0  # precise BN's, when the network has batch normalisation
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Seconds: an epoch (its steps, its val loss, its files), one val mIoU, and what each phase pays once."""
+
+    epoch: float
+    evaluation: float
+    per_phase: float
+
+    def seconds(self, epochs: int, eval_period: int, phases: int = PHASES) -> float:
+        evaluations = epochs // eval_period + (1 if epochs % eval_period else 0)
+        return epochs * self.epoch + evaluations * self.evaluation + phases * self.per_phase
+
+
+def estimate(speed: Speed, work: Workload) -> Estimate:
+    """The run's costs on this machine."""
+    steps = work.train_images // work.batch_size
+    val_calls = math.ceil(work.val_images / work.batch_size)
+    calibration = math.ceil(work.calibration_images / work.batch_size) if speed.batch_norm else 0
+    epoch = (
+        steps * speed.step * PIPELINE_FACTOR
+        + (val_calls + calibration) * speed.forward
+        + FILES_PER_EPOCH * speed.write
+        + EPOCH_OVERHEAD
+    )
+    evaluation = math.ceil(work.val_images * work.windows / work.batch_size) * speed.forward * EVAL_FACTOR
+    evaluation += EVAL_OVERHEAD if work.val_images else 0.0
+    return Estimate(epoch, evaluation, speed.trace_step + FORWARD_TRACES * speed.trace_forward)
+
+
+def eval_period_for(cost: Estimate) -> int:
+    """The fewest epochs between evaluations that keep val mIoU within EVAL_SHARE of the run."""
+    return max(1, math.ceil((1 - EVAL_SHARE) / EVAL_SHARE * cost.evaluation / cost.epoch))
+
+
+def fit_budget(cost: Estimate, seconds_left: float, budget_minutes: float) -> dict:
+    """unfreeze_epoch and eval_period that fit seconds_left (MARGIN of it), each a Planned.
+
+    Raises:
+        ValueError: when not even MIN_EPOCHS fit, naming the budget that would.
+    """
+    period = eval_period_for(cost)
+    usable = seconds_left * MARGIN - PHASES * cost.per_phase - cost.evaluation  # the last epoch is evaluated
+    epochs = int(usable // (cost.epoch + cost.evaluation / period))
+    if epochs < MIN_EPOCHS:
+        needed = (cost.seconds(MIN_EPOCHS, period) / MARGIN + budget_minutes * 60 - seconds_left) / 60
+        raise ValueError(
+            f"time_budget={budget_minutes:g} min: an epoch takes about {cost.epoch:.0f} s on this machine, so not "
+            f"even {MIN_EPOCHS} epochs fit. Give --time_budget {math.ceil(needed)} or more, or a smaller "
+            "--input_shape, or a lighter network (e.g. --backbone mobilenetv2)."
+        )
+    minutes = cost.seconds(epochs, period) / 60
+    why = f"{epochs} epochs of about {cost.epoch:.1f} s fit the budget ({minutes:.1f} min planned)"
+    evaluation = f"val mIoU takes {cost.evaluation:.1f} s: every {period} epochs keeps it within {EVAL_SHARE:.0%}"
+    return {"unfreeze_epoch": Planned(epochs, why), "eval_period": Planned(period, evaluation)}
+
+
+def phase_lengths(epochs: int, freeze_train: bool) -> dict:
+    """freeze_epoch (an eighth of the run, at least 1, when the encoder is frozen first) and save_period (about
+    SAVED_COPIES copies)."""
+    planned = {"save_period": Planned(max(1, math.ceil(epochs / SAVED_COPIES)), f"about {SAVED_COPIES} copies")}
+    if freeze_train:
+        planned["freeze_epoch"] = Planned(max(1, round(epochs / 8)), "an eighth of the run")
+    return planned
