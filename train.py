@@ -355,7 +355,7 @@ def starting_weights(config: TrainConfig, checkpoint):
     if checkpoint:
         return (checkpoint, f"resumable checkpoint {checkpoint}"), config
     weights = resolve_model_path(config.model_path, config.backbone, config.model)
-    if weights[0] is None and config.freeze_train and config.model in PRETRAINED_ENCODER:
+    if weights[0] is None and config.freeze_train and config.model in PRETRAINED_ENCODER and not config.plan:
         if config.model_path == "auto":
             print(
                 "Note: the encoder starts from random weights, so it is not frozen: freeze_train false, one phase. "
@@ -438,6 +438,11 @@ def planned_config(config: TrainConfig, setup: Setup, samples: tuple, bands) -> 
     speed = measure_apart(network_of(config), config.unfreeze_batch_size, bands, config.save_dir)
     cost = estimate(speed, workload_of(config, samples, fingerprint))
     if config.time_budget:
+        if setup.cluster.count > 1:
+            raise ValueError(
+                f"time_budget with {setup.cluster.count} workers: each would measure its own speed and plan its own "
+                "epochs. Give --unfreeze_epoch (and --eval_period) instead, the same on every worker."
+            )
         plan.add(fit_budget(cost, config.time_budget * 60 - (time.time() - STARTED), config.time_budget))
         config = replace(config, **plan.settings())
         plan.add(phase_lengths(config.unfreeze_epoch, config.freeze_train))

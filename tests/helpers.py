@@ -34,8 +34,9 @@ ALL_FORMATS = ["savedmodel", "tflite_fp32", "tflite_fp16", "tflite_int8", "onnx"
 EXPORT_FORMATS = [name for name in ALL_FORMATS if HAS_ONNX or name != "onnx"]
 # Settings of the tiny model that conftest's `trained` fixture trains; predict.py and get_miou.py take them too.
 TINY_MODEL = ["--input_shape", "32", "32", "--num_classes", "3", "--precision", "fp32"]
-# train.py on a tiny tree: the tiny model from random initialisation (no encoder weights to find).
-TINY_TRAIN = [*TINY_MODEL, "--model_path", ""]
+# train.py on a tiny tree: the tiny model from random initialisation (no encoder weights to find), with the
+# defaults the tests are written for rather than a plan (tests/test_planner.py tests the plan).
+TINY_TRAIN = [*TINY_MODEL, "--model_path", "", "--plan", "false"]
 # The tiny tree's classes (its classes.txt): train.py records them in the weights.
 TINY_CLASSES = ["background", "upper", "lower"]
 BINARY_CLASSES = ["background", "stripe"]  # make_tiny_voc's binary variant

@@ -29,6 +29,7 @@ from tests.helpers import (
     write_band_voc,
 )
 from train import TrainConfig
+from utils.planning.rules import SCRATCH_LR
 from utils.training.learning_rate import learning_rate, scaled_learning_rates
 from utils.training.resumable import OPTIMIZER_GROUP
 from utils.weights.checkpoint import read_settings
@@ -60,7 +61,7 @@ CASES = {
         checks={"bands": "Images: RGB (3 bands), 8-bit"},
     ),
     # offline, model_path auto finds no ImageNet file for these encoders: random, and no freeze phase ...
-    "unet mobilenetv2": Case(  # freeze_train left true: train.py turns it off, and says so
+    "unet mobilenetv2": Case(  # freeze_train not given: planned off for the random encoder, and said so
         ["--input_shape", "32", "32", "--optimizer_type", "sgd", "--lr_decay_type", "step", "--freeze_epoch", "1"]
         + ["--unfreeze_epoch", "1", "--unfreeze_batch_size", "2"],
         checks={"schedule": "(step)"},
@@ -101,8 +102,8 @@ def test_train_predict_and_evaluate_each_head(name, tmp_path):
         assert line in result.stdout, line
     if backbone != "vgg" and "--model_path" not in case.flags:  # offline: no ImageNet file to fetch
         assert "random initialisation: the ImageNet" in result.stdout
-        if "--freeze_train" not in case.flags:
-            assert "so it is not frozen: freeze_train false" in result.stdout
+        if "--freeze_train" not in case.flags:  # planned (utils/planning/rules.py)
+            assert "a random encoder has nothing to keep: no frozen phase" in result.stdout
     assert "Unfrozen phase: epochs 1-1" in result.stdout and "Frozen phase" not in result.stdout
     # Networks with batch normalisation evaluate with statistics recomputed from the training images.
     assert ("(precise BN)" in result.stdout) == (name not in ("fcn8", "unet_classic"))
@@ -123,7 +124,7 @@ def test_train_predict_and_evaluate_each_head(name, tmp_path):
             slots = [name for name, array in h5[OPTIMIZER_GROUP].items() if array.shape]  # not the step, the rate
         trainable = build_model(model, (32, 32), 3, backbone, bands=recorded.bands).trainable_variables
         assert len(slots) == len(trainable)
-        rates = scaled_learning_rates(TrainConfig.init_lr, TrainConfig.min_lr, 2, "sgd")  # sgd's clamp
+        rates = scaled_learning_rates(SCRATCH_LR, TrainConfig.min_lr, 2, "sgd")  # the planned rate, sgd's clamp
         expected = float(learning_rate(1.0, 1, *rates, "step"))  # after epoch 1 of 1
         assert float(rows[0]["learning_rate"]) == pytest.approx(expected, rel=1e-4)
         assert expected != pytest.approx(float(learning_rate(1.0, 1, *rates, "cos")), rel=1e-2)
