@@ -455,6 +455,19 @@ def planned_config(config: TrainConfig, setup: Setup, samples: tuple, bands) -> 
     return config
 
 
+def settled_config(config: TrainConfig, setup: Setup, samples: tuple, bands) -> TrainConfig:
+    """The settings the run trains with, planned (planned_config), resolved and checked, then printed."""
+    config = planned_config(config, setup, samples, bands)
+    config = replace(config, scale_mode=resolve_scale_mode(config.scale_mode, config.model))
+    validate_config(config)  # the planned settings too
+    check_count(samples[0], max(phase_plan_of(config).batch_sizes()), "the train split (train.txt)")
+    for batch_size in phase_plan_of(config).batch_sizes():
+        check_global_batch(batch_size, setup.strategy)
+    check_watch_settings(config, setup.cluster.count)
+    print("Config:\n" + format_config(config))
+    return config
+
+
 def workload_of(config: TrainConfig, samples: tuple, fingerprint) -> Workload:
     """What the run computes: its images, batch and (slide) the median val image's windows."""
     train_samples, val_samples = samples
@@ -494,17 +507,10 @@ def run(config: TrainConfig, held: contextlib.ExitStack) -> None:
     print(f"Devices: {setup.placement}")
     print(set_precision(config.precision))
     with timeline.span("plan"):
-        config = planned_config(config, setup, (train_samples, val_samples), bands)
-    config = replace(config, scale_mode=resolve_scale_mode(config.scale_mode, config.model))
-    validate_config(config)  # the planned settings too
-    check_count(train_samples, max(phase_plan_of(config).batch_sizes()), "the train split (train.txt)")
-    print("Config:\n" + format_config(config))
+        config = settled_config(config, setup, (train_samples, val_samples), bands)
     if config.plan_only:
         print("plan_only: nothing was trained.")
         return
-    for batch_size in phase_plan_of(config).batch_sizes():
-        check_global_batch(batch_size, setup.strategy)
-    check_watch_settings(config, cluster.count)
     keras.utils.set_random_seed(config.seed)
     with timeline.span("model and weights"):
         model = build_starting_model(config, setup.strategy, setup.checkpoint, setup.weights, bands)

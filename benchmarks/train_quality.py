@@ -55,6 +55,7 @@ import glob
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -163,14 +164,15 @@ def threshold_sweep(work: str, args: list) -> dict:
     }
 
 
-def run_case(name: str, seed=None, sweep: bool = False) -> dict:
-    """Runs train.py for one case in a fresh folder (with --seed when seed is given); returns its wall time and
-    mIoU figures (with sweep, for a 2-class case, the best threshold's too: threshold_sweep)."""
+def run_case(name: str, seed=None, sweep: bool = False, flags=()) -> dict:
+    """Runs train.py for one case in a fresh folder (with --seed when seed is given, and `flags` after the case's
+    own); returns its wall time and mIoU figures (with sweep, for a 2-class case, the best threshold's too:
+    threshold_sweep)."""
     with tempfile.TemporaryDirectory() as work:
         os.makedirs(os.path.join(work, "VOCdevkit"))  # empty, as in a fresh clone: the demo case fills it
         args = CASES[name](work)
         command = [sys.executable, os.path.join(ROOT, "train.py"), *args, "--save_dir", work + "/logs"]
-        command += [] if seed is None else ["--seed", str(seed)]
+        command += ([] if seed is None else ["--seed", str(seed)]) + list(flags)
         print(f"[{name}] {' '.join(command)}", flush=True)
         started = time.time()
         result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
@@ -185,6 +187,10 @@ def run_case(name: str, seed=None, sweep: bool = False) -> dict:
         # Keras' progress bar: each epoch's time over its steps (the validation loss included), in ms
         steps = sorted(int(ms) for ms in re.findall(r"(\d+)ms/step", result.stdout))
         precision = [line for line in result.stdout.splitlines() if line.startswith("Precision:")]
+        lines = result.stdout.splitlines()
+        first = next((i for i, line in enumerate(lines) if line.startswith("Plan for")), None)
+        last = next((i for i, line in enumerate(lines) if line.startswith("Estimated time")), None)
+        plan = lines[first : last + 1] if first is not None and last is not None else []
         two_classes = args[args.index("--num_classes") + 1] == "2" if "--num_classes" in args else False
         thresholds = threshold_sweep(work, args) if sweep and two_classes else {}
     return {
@@ -198,6 +204,8 @@ def run_case(name: str, seed=None, sweep: bool = False) -> dict:
         "weights": weights[0] if weights else "",
         "final_per_class_iou": per_class[-1].split("per class:")[1].strip(" )") if per_class else "",
         "median_epoch_ms_per_step": steps[len(steps) // 2] if steps else None,
+        "flags": " ".join(flags),
+        "plan": plan,
         **thresholds,
     }
 
@@ -215,13 +223,14 @@ def main():
     parser.add_argument("--seeds", nargs="+", type=int, help="run each case once per seed (train.py --seed)")
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--sweep", action="store_true", help="2-class cases: get_miou.py's threshold sweep after")
+    parser.add_argument("--train_flags", default="", help='more train.py flags for every case, e.g. "--time_budget 9"')
     args = parser.parse_args()
     results, table = [], []
     for name in args.cases:
         if name.startswith("membrane") and not os.path.isdir(MEMBRANE):
             print(f"[{name}] skipped: {MEMBRANE} not found")
             continue
-        runs = [run_case(name, seed, args.sweep) for seed in args.seeds or [None]]
+        runs = [run_case(name, seed, args.sweep, shlex.split(args.train_flags)) for seed in args.seeds or [None]]
         for run in runs:
             print(json.dumps(run), flush=True)
         results += runs

@@ -34,7 +34,8 @@ from utils.training.learning_rate import learning_rate, scaled_learning_rates
 from utils.training.resumable import OPTIMIZER_GROUP
 from utils.weights.checkpoint import read_settings
 
-ONE_EPOCH = ["--freeze_train", "false", "--unfreeze_epoch", "1", "--unfreeze_batch_size", "2"]
+# one epoch of the whole network, as set (the unet mobilenetv2 case runs with the plan: tests/test_planner.py)
+ONE_EPOCH = ["--freeze_train", "false", "--unfreeze_epoch", "1", "--unfreeze_batch_size", "2", "--plan", "false"]
 RECIPE = ["--weight_map", "true", "--elastic_alpha", "10", "--elastic_sigma", "16", "--rotation", "10"]
 RECIPE += ["--rotate_90", "true", "--vertical_flip", "true", "--shear", "5"]
 

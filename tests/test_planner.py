@@ -156,7 +156,7 @@ def test_plan_only_prints_the_plan_and_trains_nothing(tiny_voc, tmp_path):
 
 
 def test_a_budgeted_run_ends_inside_its_budget_and_a_resume_keeps_its_plan(tiny_voc, tmp_path):
-    logs, budget = tmp_path / "logs", 0.75
+    logs, budget = tmp_path / "logs", 0.5
     flags = ["--vocdevkit_path", tiny_voc, "--num_classes", "3", "--model", "unet_small", "--model_path", ""]
     started = time.time()
     result = run_script("train.py", *flags, "--input_shape", "32", "32", "--save_dir", logs, "--time_budget", budget)
