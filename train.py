@@ -546,7 +546,7 @@ def run(config: TrainConfig, held: contextlib.ExitStack) -> None:
         if cluster.is_chief:
             report_interrupt(model, config, settings, history.rows[-1]["epoch"] if history.rows else start_epoch)
         sys.exit(130)
-    report_end(model, work, config.save_dir, cluster, watch, history, started)
+    report_end(model, work, config, cluster, watch, history, started)
 
 
 def run_callbacks(config: TrainConfig, val_samples, model, settings: ModelSettings, setup: Setup, watch):
@@ -571,13 +571,18 @@ def train_phases(model, run: Run, watch, callbacks: list) -> None:
             break
 
 
-def report_end(model, run: Run, save_dir: str, cluster, watch, history, started: float) -> None:
-    """What the run did and where its time went (timing.json in the run folder, on the chief)."""
+def report_end(model, run: Run, config: TrainConfig, cluster, watch, history, started: float) -> None:
+    """What the run did, in its time budget if it had one, and where its time went (timing.json in the run folder,
+    on the chief)."""
     if cluster.count > 1:
         print(f"Worker {cluster.index}: weights digest {weights_digest(model)} (the same on every worker)")
-    where = f"Weights in {save_dir}/" if cluster.is_chief else "The chief writes the weights."
+    where = f"Weights in {config.save_dir}/" if cluster.is_chief else "The chief writes the weights."
     last = watch.state.stopped or run.plan.unfreeze_epoch
     print(f"Done: epochs {run.start_epoch + 1}-{last} in {(time.time() - started) / 60:.1f} min. {where}")
+    if config.time_budget and not run.start_epoch:
+        whole = (time.time() - STARTED) / 60
+        within = "within" if whole <= config.time_budget else "over"
+        print(f"The run took {whole:.2f} min from its start, {within} its time_budget of {config.time_budget:g} min.")
     print(run.timeline.format())
     if cluster.is_chief:
         run.timeline.write(os.path.join(history.run_dir, "timing.json"))

@@ -180,6 +180,8 @@ def run_case(name: str, seed=None, sweep: bool = False, flags=()) -> dict:
         if result.returncode:
             raise SystemExit(f"[{name}] failed:\n{result.stderr[-3000:]}")
         (history,) = glob.glob(os.path.join(work, "logs", "loss_*", "history.csv"))
+        with open(os.path.join(os.path.dirname(history), "timing.json")) as f:
+            timing = json.load(f)  # where the run's time went (train.py's closing table)
         with open(history) as f:
             rows = [row for row in csv.DictReader(f) if row["val_miou"]]
         weights = [line for line in result.stdout.splitlines() if line.startswith("Weights:")]
@@ -206,6 +208,7 @@ def run_case(name: str, seed=None, sweep: bool = False, flags=()) -> dict:
         "median_epoch_ms_per_step": steps[len(steps) // 2] if steps else None,
         "flags": " ".join(flags),
         "plan": plan,
+        "timing": timing,
         **thresholds,
     }
 

@@ -120,8 +120,8 @@ def test_unet_classic_keeps_its_tile_and_slides():
 def test_the_estimate_adds_up():
     speed = Speed(step=0.5, forward=0.1, trace_step=4.0, trace_forward=1.0, build=1.0, write=0.2, batch_norm=True)
     cost = estimate(speed, Workload(train_images=240, val_images=60, batch_size=4, calibration_images=32))
-    # 60 steps x 0.5 s x 1.15 + (15 val-loss calls + 8 precise-BN calls) x 0.1 s + 5 files x 0.2 s + 0.2 s
-    assert cost.epoch == pytest.approx(60 * 0.5 * 1.15 + 23 * 0.1 + 1.0 + 0.2)
+    # 60 steps x 0.5 s x 1.05 + (15 val-loss calls + 3 x 8 precise-BN calls) x 0.1 s + 2 files x 0.2 s + 0.2 s
+    assert cost.epoch == pytest.approx(60 * 0.5 * 1.05 + 39 * 0.1 + 0.4 + 0.2)
     assert cost.evaluation == pytest.approx(15 * 0.1 * 1.5 + 0.5) and cost.per_phase == 4.0 + 3 * 1.0
     assert cost.seconds(10, 3) == pytest.approx(10 * cost.epoch + 4 * cost.evaluation + 2 * 7.0)  # 3, 6, 9, 10
     slide = estimate(speed, Workload(240, 60, 4, windows=9, calibration_images=32))
@@ -163,6 +163,7 @@ def test_a_budgeted_run_ends_inside_its_budget_and_a_resume_keeps_its_plan(tiny_
     wall = time.time() - started
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert wall <= budget * 60 * 1.05, f"{wall:.1f} s for a budget of {budget * 60:.0f} s\n{result.stdout[-3000:]}"
+    assert f"within its time_budget of {budget:g} min" in result.stdout
     plan = json.loads((logs / "plan.json").read_text())
     epochs = plan["planned"]["unfreeze_epoch"]["value"]
     assert epochs >= 3 and "fit the budget" in plan["planned"]["unfreeze_epoch"]["reason"]

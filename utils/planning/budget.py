@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from utils.planning.rules import Planned
 from utils.planning.speed import Speed
 
-PIPELINE_FACTOR = 1.15  # a step fed by the tf.data pipeline against one on an in-memory batch (benchmark.py)
+PIPELINE_FACTOR = 1.05  # a step fed by the tf.data pipeline against one on an in-memory batch (docs/planning.md)
 EVAL_FACTOR = 1.5  # val mIoU's forward calls and their resizing, argmax and confusion matrix, against bare calls
 # An epoch's end writes the resumable checkpoint (the weights and Adam's two moments), last_epoch_weights and, when
-# it is the best, a copy: about this many weights files' worth.
-FILES_PER_EPOCH = 5
+# it is the best, a copy: about this many times the measured write (a first write, slower than the run's later ones).
+FILES_PER_EPOCH = 2
 PHASES = 2  # each phase compiles and traces its steps again
 FORWARD_TRACES = 3  # ... and its forward calls: the val loss's, val mIoU's and precise BN's
+PRECISE_BN_FACTOR = 3.0  # precise BN's calls (training-mode statistics, then their mean) against forward calls
 EPOCH_OVERHEAD = 0.2  # s: Keras' epoch loop, the history and its curves, TensorBoard's scalars
 EVAL_OVERHEAD = 0.5  # s: an evaluation's start, its per-class line and its TensorBoard images
 EVAL_SHARE = 0.10  # val mIoU takes at most this share of the run
@@ -55,7 +56,7 @@ def estimate(speed: Speed, work: Workload) -> Estimate:
     calibration = math.ceil(work.calibration_images / work.batch_size) if speed.batch_norm else 0
     epoch = (
         steps * speed.step * PIPELINE_FACTOR
-        + (val_calls + calibration) * speed.forward
+        + (val_calls + PRECISE_BN_FACTOR * calibration) * speed.forward
         + FILES_PER_EPOCH * speed.write
         + EPOCH_OVERHEAD
     )
