@@ -14,8 +14,7 @@ import statistics
 import sys
 import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
 
 from nets.models import Network  # noqa: E402
 from utils.files.bands import Bands  # noqa: E402
@@ -23,7 +22,8 @@ from utils.planning.speed import measure_apart  # noqa: E402
 from utils.precision import set_precision  # noqa: E402
 
 
-def main():
+def parse_args() -> argparse.Namespace:
+    """The command line: the network, its input, the batch sizes to compare, the precision and the rounds."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="unet")
     parser.add_argument("--backbone", default="vgg")
@@ -32,7 +32,11 @@ def main():
     parser.add_argument("--batch_sizes", type=int, nargs="+", default=[2, 4, 8, 16])
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
     print(set_precision(args.precision))
     network = Network(args.model, args.backbone, args.num_classes, tuple(args.input_shape))
     steps = {batch: [] for batch in args.batch_sizes}
