@@ -349,9 +349,10 @@ def starting_config(config: TrainConfig):
 
 def starting_weights(config: TrainConfig, checkpoint):
     """(weights file or None, where from) the network starts with: the resumable checkpoint's, or model_path's; and
-    the config to train with. When model_path auto finds no pretrained weights for the encoder (offline), the model
-    trains whole from the first epoch (freeze_train false): freezing an untrained encoder would only hold the decoder
-    back. An empty model_path is the user's choice, and keeps their phases."""
+    the config to train with. With plan false, when model_path auto finds no pretrained weights for the encoder
+    (offline), the model trains whole from the first epoch (freeze_train false): freezing an untrained encoder would
+    only hold the decoder back; an empty model_path is the user's choice, and keeps their phases. With plan true the
+    plan decides it (utils/planning/rules.py: plan_start)."""
     if checkpoint:
         return (checkpoint, f"resumable checkpoint {checkpoint}"), config
     weights = resolve_model_path(config.model_path, config.backbone, config.model)
