@@ -16,7 +16,10 @@ FILES_PER_EPOCH = 2
 PHASES = 2  # each phase compiles and traces its steps again
 FORWARD_TRACES = 3  # ... and its forward calls: the val loss's, val mIoU's and precise BN's
 PRECISE_BN_FACTOR = 3.0  # precise BN's calls (training-mode statistics, then their mean) against forward calls
-EPOCH_OVERHEAD = 0.2  # s: Keras' epoch loop, the history and its curves, TensorBoard's scalars
+# s: an epoch's start and end beyond its steps: the pipelines' iterators started again, Keras' epoch loop, the
+# history, its curves and TensorBoard's scalars (train.py's timing.json: "other" 0.5-1 s an epoch)
+EPOCH_OVERHEAD = 0.6
+END_RESERVE = 3.0  # s: the process's end after the last file (TensorFlow's teardown), inside the budget too
 EVAL_OVERHEAD = 0.5  # s: an evaluation's start, its per-class line and its TensorBoard images
 EVAL_SHARE = 0.10  # val mIoU takes at most this share of the run
 MARGIN = 0.92  # of the remaining budget, what is planned; the rest absorbs what the measurement misses
@@ -77,7 +80,8 @@ def fit_budget(cost: Estimate, seconds_left: float, budget_minutes: float) -> di
         ValueError: when not even MIN_EPOCHS fit, naming the budget that would.
     """
     period = eval_period_for(cost)
-    usable = seconds_left * MARGIN - PHASES * cost.per_phase - cost.evaluation  # the last epoch is evaluated
+    # the last epoch is evaluated whatever the period
+    usable = seconds_left * MARGIN - PHASES * cost.per_phase - cost.evaluation - END_RESERVE
     epochs = int(usable // (cost.epoch + cost.evaluation / period))
     if epochs < MIN_EPOCHS:
         needed = (cost.seconds(MIN_EPOCHS, period) / MARGIN + budget_minutes * 60 - seconds_left) / 60
