@@ -41,15 +41,17 @@ class Workload:
 
 @dataclass(frozen=True)
 class Estimate:
-    """Seconds: an epoch (its steps, its val loss, its files), one val mIoU, and what each phase pays once."""
+    """Seconds: an epoch (its steps, its val loss, its files), one val mIoU, what each phase pays once (tracing),
+    and what the run pays once after the plan (building the network, the process's end)."""
 
     epoch: float
     evaluation: float
     per_phase: float
+    once: float = 0.0
 
     def seconds(self, epochs: int, eval_period: int, phases: int = PHASES) -> float:
         evaluations = epochs // eval_period + (1 if epochs % eval_period else 0)
-        return epochs * self.epoch + evaluations * self.evaluation + phases * self.per_phase
+        return epochs * self.epoch + evaluations * self.evaluation + phases * self.per_phase + self.once
 
 
 def estimate(speed: Speed, work: Workload) -> Estimate:
@@ -65,7 +67,8 @@ def estimate(speed: Speed, work: Workload) -> Estimate:
     )
     evaluation = math.ceil(work.val_images * work.windows / work.batch_size) * speed.forward * EVAL_FACTOR
     evaluation += EVAL_OVERHEAD if work.val_images else 0.0
-    return Estimate(epoch, evaluation, speed.trace_step + FORWARD_TRACES * speed.trace_forward)
+    per_phase = speed.trace_step + FORWARD_TRACES * speed.trace_forward
+    return Estimate(epoch, evaluation, per_phase, speed.build + END_RESERVE)
 
 
 def eval_period_for(cost: Estimate) -> int:
@@ -81,7 +84,7 @@ def fit_budget(cost: Estimate, seconds_left: float, budget_minutes: float) -> di
     """
     period = eval_period_for(cost)
     # the last epoch is evaluated whatever the period
-    usable = seconds_left * MARGIN - PHASES * cost.per_phase - cost.evaluation - END_RESERVE
+    usable = seconds_left * MARGIN - PHASES * cost.per_phase - cost.evaluation - cost.once
     epochs = int(usable // (cost.epoch + cost.evaluation / period))
     if epochs < MIN_EPOCHS:
         needed = (cost.seconds(MIN_EPOCHS, period) / MARGIN + budget_minutes * 60 - seconds_left) / 60

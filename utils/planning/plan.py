@@ -1,7 +1,6 @@
 """A run's plan: the settings the rules (utils/planning/rules.py) give for a train split on a machine, each with its
 reason; the settings a user gives win, and are shown as given. Saved as plan.json in the run folder."""
 
-import json
 from dataclasses import dataclass, field
 
 from nets.models import Network, model_margin
@@ -79,7 +78,3 @@ def make_plan(
     planned.update(plan_start(pretrained))
     planned["cls_weights"] = plan_class_weights(fingerprint, network.num_classes, class_names)
     return Plan(planned, dict(given))
-
-
-def plan_json(plan: Plan) -> str:
-    return json.dumps(plan.to_dict(), indent=1)
