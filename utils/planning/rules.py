@@ -93,7 +93,7 @@ def plan_batch(machine: Machine, side: int, train_images: int) -> Planned:
         why = f"{machine.memory_gib:.0f} GiB of GPU memory at {side}²"
     else:
         batch = max(1, min(MAX_CPU_BATCH, CPU_BATCH_PIXELS // pixels))
-        why = f"a CPU step of {side}² images"
+        why = f"on a CPU, {batch} images of {side}² a step (at most {MAX_CPU_BATCH}: more gain little)"
     limited = max(1, min(batch, train_images // 4))
     return Planned(limited, why + (f"; {train_images} train images" if limited < batch else ""))
 
