@@ -423,14 +423,13 @@ def read_dataset(config: TrainConfig):
     return train_samples, val_samples, survey([image for image, _ in train_samples], config.input_channels, kinds)
 
 
-def planned_config(config: TrainConfig, setup: Setup, samples: tuple, bands) -> TrainConfig:
+def planned_config(config: TrainConfig, setup: Setup, samples: tuple, bands, names: list) -> TrainConfig:
     """The config with the plan's settings where the user gave none (utils/planning/): the plan is printed with its
     reasons, the run's estimated time, and plan.json in save_dir. A resumed run keeps its plan; plan false keeps
     the defaults."""
     if not config.plan or setup.state is not None:
         return config
     fingerprint = train_fingerprint(config.vocdevkit_path)
-    names = class_names_for(config)
     print("Fingerprint of the train split:\n" + describe_fingerprint(fingerprint, names))
     machine, given = this_machine(), {name: getattr(config, name) for name in given_settings(config)}
     pretrained = setup.weights[0] is not None and config.model in PRETRAINED_ENCODER
@@ -445,8 +444,8 @@ def planned_config(config: TrainConfig, setup: Setup, samples: tuple, bands) -> 
                 "epochs. Give --unfreeze_epoch (and --eval_period) instead, the same on every worker."
             )
         plan.add(fit_budget(cost, config.time_budget * 60 - (time.time() - STARTED), config.time_budget))
-        config = replace(config, **plan.settings())
-        plan.add(phase_lengths(config.unfreeze_epoch, config.freeze_train))
+        budgeted = plan.settings()  # the epochs fitted (or given) decide the frozen phase's length
+        plan.add(phase_lengths(budgeted["unfreeze_epoch"], budgeted["freeze_train"]))
         config = replace(config, **plan.settings())
     print(f"Plan for {machine.describe()}; measured: {speed.describe(config.unfreeze_batch_size)}")
     print(plan.describe())
@@ -456,9 +455,9 @@ def planned_config(config: TrainConfig, setup: Setup, samples: tuple, bands) -> 
     return config
 
 
-def settled_config(config: TrainConfig, setup: Setup, samples: tuple, bands) -> TrainConfig:
+def settled_config(config: TrainConfig, setup: Setup, samples: tuple, bands, names: list) -> TrainConfig:
     """The settings the run trains with, planned (planned_config), resolved and checked, then printed."""
-    config = planned_config(config, setup, samples, bands)
+    config = planned_config(config, setup, samples, bands, names)
     config = replace(config, scale_mode=resolve_scale_mode(config.scale_mode, config.model))
     validate_config(config)  # the planned settings too
     check_count(samples[0], max(phase_plan_of(config).batch_sizes()), "the train split (train.txt)")
@@ -508,7 +507,8 @@ def run(config: TrainConfig, held: contextlib.ExitStack) -> None:
     print(f"Devices: {setup.placement}")
     print(set_precision(config.precision))
     with timeline.span("plan"):
-        config = settled_config(config, setup, (train_samples, val_samples), bands)
+        names = class_names_for(config)  # read once: the plan's tables and the checkpoints name the classes alike
+        config = settled_config(config, setup, (train_samples, val_samples), bands, names)
     if config.plan_only:
         print("plan_only: nothing was trained.")
         return
@@ -518,7 +518,7 @@ def run(config: TrainConfig, held: contextlib.ExitStack) -> None:
     if config.freeze_train and config.model not in PRETRAINED_ENCODER:
         print(f"Note: model={config.model} has no pretrained encoder; the freeze phase trains the whole network.")
     print(describe_scale(scale_of(config), config.input_shape, output_margin(model)))
-    settings = settings_for(network_of(config), model_variant(model), class_names_for(config), bands, scale_of(config))
+    settings = settings_for(network_of(config), model_variant(model), names, bands, scale_of(config))
 
     class_weights = config.cls_weights or [1.0] * config.num_classes
     loss = build_loss(class_weights, config.dice_loss, config.focal_loss, config.head, config.weight_map)
