@@ -65,7 +65,7 @@ from utils.callbacks import CheckpointSaver, EvalCallback, LossHistory, NonFinit
 from utils.config import format_config, given_flags, given_settings, run_main
 from utils.dataloader import Pipeline, Shard
 from utils.dataset.check import check_count, check_dataset
-from utils.dataset.demo import DEMO_CLASSES, make_demo_dataset
+from utils.dataset.demo import DEMO_CLASSES, DEMO_MINUTES, is_demo_dataset, make_demo_dataset
 from utils.dataset.fingerprint import describe_fingerprint, train_fingerprint
 from utils.files.atomic import write_json
 from utils.files.bands import survey
@@ -75,6 +75,7 @@ from utils.phases import PhasePlan, Run, fit_phase
 from utils.planning.budget import Estimate, Workload, estimate, fit_budget, phase_lengths
 from utils.planning.machine import this_machine
 from utils.planning.plan import PLAN_FILE, make_plan
+from utils.planning.rules import plan_jitter
 from utils.planning.speed import measure_apart
 from utils.precision import set_precision
 from utils.prediction.inputs import build_eval_dataset
@@ -145,6 +146,7 @@ class TrainConfig:
     shear: float = 0.0  # augmentation: random shear by up to +-shear degrees; 0 = off
     elastic_alpha: float = 0.0  # augmentation: elastic deformation, px of random displacement (paper: 10); 0 = off *
     elastic_sigma: float = 128.0  # elastic deformation: px between the points of its coarse random grid (smoothness)
+    jitter: float = 1.0  # augmentation: the share of samples jittered in scale, aspect and colour; the rest as seen *
     num_workers: int = 0  # data-loading threads; 0 = chosen by tf.data
     seed: int = 11  # seed for shuffling, augmentation and initialisation
     train_gpu: list[int] = field(default_factory=lambda: [0])  # GPU ids; 2+ train together (docs/distribute.md)
@@ -437,16 +439,20 @@ def planned_config(config: TrainConfig, setup: Setup, samples: tuple, bands, nam
     config = replace(config, **plan.settings())
     speed = measure_apart(network_of(config), config.unfreeze_batch_size, bands, config.save_dir)
     cost = estimate(speed, workload_of(config, samples, fingerprint))
-    if config.time_budget:
+    budget, ceiling = budget_of(config, set(given))
+    if budget:
         if setup.cluster.count > 1:
             raise ValueError(
                 f"time_budget with {setup.cluster.count} workers: each would measure its own speed and plan its own "
                 "epochs. Give --unfreeze_epoch (and --eval_period) instead, the same on every worker."
             )
-        plan.add(fit_budget(cost, config.time_budget * 60 - (time.time() - STARTED), config.time_budget))
-        budgeted = plan.settings()  # the epochs fitted (or given) decide the frozen phase's length
-        plan.add(phase_lengths(budgeted["unfreeze_epoch"], budgeted["freeze_train"]))
-        config = replace(config, **plan.settings())
+        most = config.unfreeze_epoch if ceiling else 0
+        plan.add(fit_budget(cost, budget * 60 - (time.time() - STARTED), budget, most))
+        config = replace(config, time_budget=budget)
+    epochs = plan.settings()["unfreeze_epoch"]  # fitted, planned or given: the phases and the jitter follow it
+    plan.add(phase_lengths(epochs, plan.settings()["freeze_train"]))
+    plan.add({"jitter": plan_jitter(epochs)})
+    config = replace(config, **plan.settings())
     print(f"Plan for {machine.describe()}; measured: {speed.describe(config.unfreeze_batch_size)}")
     print(plan.describe())
     print(describe_time(cost, config, time.time() - STARTED))
@@ -480,6 +486,15 @@ def workload_of(config: TrainConfig, samples: tuple, fingerprint) -> Workload:
     val_images = len(val_samples) if config.eval_flag else 0
     calibration = len(calibration_samples(train_samples))
     return Workload(len(train_samples), val_images, config.unfreeze_batch_size, windows, calibration)
+
+
+def budget_of(config: TrainConfig, given: set) -> tuple:
+    """(minutes, ceiling): the run's time budget, and whether it only caps the planned epochs. A budget given fills
+    itself with epochs; the demo's (DEMO_MINUTES, when the run trains on the demo data with none given) keeps the
+    planned epochs and shortens them on a machine too slow for them."""
+    if config.time_budget or not is_demo_dataset(config.vocdevkit_path) or "unfreeze_epoch" in given:
+        return config.time_budget, False
+    return DEMO_MINUTES, True
 
 
 def describe_time(cost: Estimate, config: TrainConfig, elapsed: float) -> str:

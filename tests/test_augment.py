@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from utils.augmentation.draws import Augmentation, augment
 from utils.augmentation.pixels import elastic_field, remap_maps, warp_pair
+from utils.dataloader import letterbox_pair
 from utils.files.images import IGNORE_LABEL
 
 EVERY_OPTION = Augmentation(
@@ -69,3 +70,26 @@ def test_elastic_warp_moves_labels_with_their_pixels():
     )
     assert (warped_label != label).mean() > 0.05
     assert drawn_agreement(warped, warped_label) > 0.97
+
+
+def test_jitter_is_the_share_of_samples_jittered_the_rest_as_prediction_sees_them():
+    """jitter 0: every sample is the letterboxed image (fit) up to the flip, colours untouched; jitter 1: the
+    batches of before; between: about that share jittered."""
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    label = rng.integers(0, 3, (48, 64), dtype=np.uint8)
+    canvas = letterbox_pair(image, label, (64, 64), 128)
+    expected = [(canvas[0].numpy(), canvas[1].numpy())]
+    expected.append((expected[0][0][:, ::-1], expected[0][1][:, ::-1]))  # flipped
+    plain, jittered = 0, 0
+    for seed in range(40):
+        key = tf.constant([seed, 5], tf.int64)
+        out = [t.numpy() for t in augment(image, label, (64, 64), key, options=Augmentation(jitter=0.0))]
+        assert any(np.array_equal(out[1], e[1]) and np.array_equal(out[0], e[0]) for e in expected)
+        before = [t.numpy() for t in augment(image, label, (64, 64), key)]
+        same = [t.numpy() for t in augment(image, label, (64, 64), key, options=Augmentation(jitter=1.0))]
+        assert all(np.array_equal(a, b) for a, b in zip(before, same))
+        half = [t.numpy() for t in augment(image, label, (64, 64), key, options=Augmentation(jitter=0.5))]
+        is_before = all(np.array_equal(a, b) for a, b in zip(before, half))
+        plain, jittered = plain + (not is_before), jittered + is_before
+    assert 10 <= jittered <= 30 and plain + jittered == 40

@@ -20,6 +20,8 @@ from utils.planning.rules import (
     SCRATCH_LR,
     plan_batch,
     plan_class_weights,
+    plan_epochs,
+    plan_jitter,
     plan_scale,
     plan_side,
     plan_start,
@@ -103,6 +105,14 @@ def test_class_weights_only_when_a_class_is_rare():
     assert plan_class_weights(very, 4).value == [1.0, 1.0, 5.0, 1.0]  # capped; class 3 never seen
 
 
+def test_the_run_is_planned_in_steps_and_its_jitter_by_its_length():
+    assert plan_epochs(240, 4).value == 12  # the demo: 60 steps an epoch, 720 steps
+    assert plan_epochs(25, 2).value == 60 and plan_epochs(10000, 4).value == 8  # at least 8 epochs
+    assert [plan_jitter(epochs).value for epochs in (6, 10, 17, 24, 40)] == [0.0, 0.0, 0.5, 1.0, 1.0]
+    plan = make_plan(DEMO, CPU, Network("unet", "vgg", 4, (64, 64)), True, (), {"unfreeze_epoch": 30})
+    assert plan.settings()["jitter"] == 1.0  # the jitter follows the epochs given
+
+
 def test_a_given_setting_wins_and_the_plan_follows_it():
     network = Network("unet", "vgg", 2, (64, 64))
     plan = make_plan(MEMBRANE, CPU, network, True, ("cell", "membrane"), {"input_shape": [128, 128]})
@@ -138,6 +148,9 @@ def test_the_budget_fits_the_epochs_and_the_evaluations():
     assert cost.seconds(epochs, period) <= 600 * 0.92 < cost.seconds(epochs + 2, period)  # at most 1 short
     assert "freeze_epoch" not in phase_lengths(24, False)
     assert phase_lengths(24, True)["freeze_epoch"].value == 3 and phase_lengths(24, True)["save_period"].value == 5
+    ceiling = fit_budget(cost, seconds_left=600, budget_minutes=10, most=12)["unfreeze_epoch"]
+    assert ceiling.value == 12 and "the 12 planned epochs" in ceiling.reason  # a ceiling keeps the planned epochs
+    assert fit_budget(cost, seconds_left=600, budget_minutes=10, most=60)["unfreeze_epoch"].value == 48  # ... or fewer
     with pytest.raises(ValueError, match=r"time_budget=0.5 min: .* Give --time_budget 1 or more"):
         fit_budget(cost, seconds_left=20, budget_minutes=0.5)
 

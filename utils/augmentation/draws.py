@@ -15,6 +15,7 @@ import tensorflow as tf
 from utils.augmentation.pixels import HSV_JITTER, warp_pair
 from utils.files.bands import Bands
 from utils.files.images import IGNORE_LABEL
+from utils.letterbox import letterbox_box
 
 # Augmentation strengths of the VOC UNet platforms.
 SCALE_RANGE = (0.25, 2.0)  # fit: size relative to the input, before the aspect jitter
@@ -42,6 +43,9 @@ class Augmentation:
     shear: float = 0.0  # horizontal shear by uniform(-shear, shear) degrees
     elastic_alpha: float = 0.0  # elastic: displacement standard deviation in px at the grid points; 0 = off
     elastic_sigma: float = 128.0  # elastic: spacing of the coarse displacement grid in px (larger: smoother)
+    # The share of samples that get the scale, aspect and colour jitter; the others are placed as prediction sees
+    # them (fit: letterboxed; slide: at image_scale, the crop placed at random) with their colours as they are.
+    jitter: float = 1.0
 
     @property
     def affine(self) -> bool:
@@ -57,6 +61,8 @@ class Augmentation:
             raise ValueError(f"rotation={self.rotation}: expected degrees in 0-180 (0 = off).")
         if not 0 <= self.shear < 60:
             raise ValueError(f"shear={self.shear}: expected degrees in 0-60 (0 = off); 10-20 is typical.")
+        if not 0 <= self.jitter <= 1:
+            raise ValueError(f"jitter={self.jitter}: expected the share of samples jittered, 0-1 (1: every one).")
         if self.elastic_alpha < 0 or self.elastic_sigma < 2:
             raise ValueError(
                 f"elastic_alpha={self.elastic_alpha}, elastic_sigma={self.elastic_sigma}: expected alpha >= 0 px "
@@ -132,15 +138,26 @@ def augment(image, label, input_shape, seed, image_scale=None, bands: Bands = Ba
     seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 6 if native else 5))
     image_height, image_width = tf.unstack(tf.cast(tf.shape(image)[:2], tf.float32))
     new_height, new_width = drawn_size((image_height, image_width), input_shape, seeds, image_scale)
+    # A share `jitter` of the samples (drawn from a seed of its own) is jittered in scale, aspect and colour; the
+    # others keep the size prediction sees them at (fit: centred, as letterboxed) and their colours.
+    jittered = tf.random.stateless_uniform([], tf.random.experimental.stateless_fold_in(seed, 3)) < options.jitter
+    if options.jitter < 1:
+        plain_height, plain_width = unjittered_size((image_height, image_width), input_shape, image_scale)
+        new_height = tf.where(jittered, new_height, plain_height)
+        new_width = tf.where(jittered, new_width, plain_width)
     # Offsets in [0, free space]; negative when the resized image is larger than the canvas (a crop).
-    offsets = tf.random.stateless_uniform([2], seeds[3]) * ([height, width] - tf.stack([new_height, new_width]))
+    free = [height, width] - tf.stack([new_height, new_width])
+    offsets = tf.random.stateless_uniform([2], seeds[3]) * free
+    if options.jitter < 1 and not native:
+        offsets = tf.where(jittered, offsets, tf.floor(free / 2))
     scales = (new_height / image_height, new_width / image_width)
     flip = tf.random.stateless_uniform([], seeds[2]) < 0.5
     if native:
         offsets = aim_at_class(label, offsets, seeds[5], (height, width), scales, flip, (new_height, new_width))
+    gains = 1.0 + tf.random.stateless_uniform([3], seeds[4], -1.0, 1.0) * HSV_JITTER
+    gains = tf.where(jittered, gains, tf.ones_like(gains))
     matrix = placement(scales, tf.floor(offsets), flip, new_width)
     matrix, elastic_seed = option_draws(seed, options, matrix, input_shape)
-    gains = 1.0 + tf.random.stateless_uniform([3], seeds[4], -1.0, 1.0) * HSV_JITTER
     warp = functools.partial(
         warp_pair, bands=bands, elastic_alpha=options.elastic_alpha, elastic_sigma=options.elastic_sigma
     )
@@ -151,6 +168,16 @@ def augment(image, label, input_shape, seed, image_scale=None, bands: Bands = Ba
         stateful=False,
     )
     return tf.ensure_shape(image, [height, width, bands.channels]), tf.ensure_shape(label, [height, width])
+
+
+def unjittered_size(image_size, input_shape, image_scale):
+    """(height, width), floats: the image's size as prediction sees it: fit, letterboxed (the longer side the
+    input's); slide, at image_scale."""
+    (image_height, image_width), (height, width) = image_size, input_shape
+    if image_scale is None:
+        box = tf.cast(letterbox_box(image_height, image_width, height, width), tf.float32)
+        return box[2], box[3]
+    return tf.floor(image_height * image_scale), tf.floor(image_width * image_scale)
 
 
 def drawn_size(image_size, input_shape, seeds, image_scale):

@@ -100,6 +100,8 @@ def warp_pair(
     ]
     image = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
     label = resample(label, matrix, maps, canvas_shape, cv2.INTER_NEAREST, IGNORE_LABEL)
+    if np.all(gains == 1):  # a sample left unjittered (Augmentation.jitter): its colours as they are, not round-tripped
+        return image, label
     if bands.eight_bit and bands.channels == 3:
         return jitter_hsv(image, gains), label
     return jitter_bands(image, gains[2], bands), label

@@ -102,10 +102,13 @@ def load_label(path: str) -> np.ndarray:
         return np.asarray(label, dtype=np.uint8)
 
 
+DEMO_CLASSES_FILE = "demo_classes.txt"  # the demo's class names (utils/dataset/demo.py), and the mark of its data
+
+
 def dataset_class_names(vocdevkit_path: str) -> list:
     """The dataset's class names, background first, one a line in VOCdevkit/classes.txt (json_to_dataset.py writes
     it) or demo_classes.txt (the demo's); [] when it has neither."""
-    for name in ("classes.txt", "demo_classes.txt"):
+    for name in ("classes.txt", DEMO_CLASSES_FILE):
         path = os.path.join(vocdevkit_path, name)
         if os.path.isfile(path):
             with open(path, encoding="utf-8") as f:

@@ -76,8 +76,9 @@ def eval_period_for(cost: Estimate) -> int:
     return max(1, math.ceil((1 - EVAL_SHARE) / EVAL_SHARE * cost.evaluation / cost.epoch))
 
 
-def fit_budget(cost: Estimate, seconds_left: float, budget_minutes: float) -> dict:
-    """unfreeze_epoch and eval_period that fit seconds_left (MARGIN of it), each a Planned.
+def fit_budget(cost: Estimate, seconds_left: float, budget_minutes: float, most: int = 0) -> dict:
+    """unfreeze_epoch and eval_period that fit seconds_left (MARGIN of it), each a Planned; at most `most` epochs
+    when given (a budget as a ceiling: the planned epochs, fewer if they do not fit).
 
     Raises:
         ValueError: when not even MIN_EPOCHS fit, naming the budget that would.
@@ -93,8 +94,11 @@ def fit_budget(cost: Estimate, seconds_left: float, budget_minutes: float) -> di
             f"even {MIN_EPOCHS} epochs fit. Give --time_budget {math.ceil(needed)} or more, or a smaller "
             "--input_shape, or a lighter network (e.g. --backbone mobilenetv2)."
         )
-    minutes = cost.seconds(epochs, period) / 60
-    why = f"{epochs} epochs of about {cost.epoch:.1f} s fit the budget ({minutes:.1f} min planned)"
+    if most and epochs >= most:
+        epochs, why = most, f"the {most} planned epochs of about {cost.epoch:.1f} s fit the budget"
+    else:
+        why = f"{epochs} epochs of about {cost.epoch:.1f} s fit the budget"
+    why += f" ({cost.seconds(epochs, period) / 60:.1f} min planned)"
     evaluation = f"val mIoU takes {cost.evaluation:.1f} s: every {period} epochs keeps it within {EVAL_SHARE:.0%}"
     return {"unfreeze_epoch": Planned(epochs, why), "eval_period": Planned(period, evaluation)}
 

@@ -6,7 +6,16 @@ from dataclasses import dataclass, field
 from nets.models import Network, model_margin
 from utils.dataset.fingerprint import Fingerprint
 from utils.planning.machine import Machine
-from utils.planning.rules import Planned, plan_batch, plan_class_weights, plan_scale, plan_side, plan_start
+from utils.planning.rules import (
+    Planned,
+    plan_batch,
+    plan_class_weights,
+    plan_epochs,
+    plan_jitter,
+    plan_scale,
+    plan_side,
+    plan_start,
+)
 
 PLAN_FILE = "plan.json"  # in save_dir: the plan a run was made with
 
@@ -75,6 +84,9 @@ def make_plan(
         planned.update(plan_scale(fingerprint, side.value, class_names))
     batch = plan_batch(machine, side.value, fingerprint.images)
     planned.update({"freeze_batch_size": batch, "unfreeze_batch_size": batch})
+    planned["unfreeze_epoch"] = plan_epochs(fingerprint.images, given.get("unfreeze_batch_size", batch.value))
     planned.update(plan_start(pretrained))
     planned["cls_weights"] = plan_class_weights(fingerprint, network.num_classes, class_names)
-    return Plan(planned, dict(given))
+    plan = Plan(planned, dict(given))
+    plan.add({"jitter": plan_jitter(plan.settings()["unfreeze_epoch"])})
+    return plan

@@ -6,7 +6,10 @@ The rules come from what can be measured, not from constants fitted to one datas
   pixels must stay wide enough for the output to draw them (MIN_WIDTH), else slide keeps them at SLIDE_WIDTH;
 - the input follows the images' median size, up to what the device trains at a useful speed (MAX_SIDE);
 - an encoder trained from random weights learns at a higher rate, and gains nothing from a frozen phase;
-- a class much rarer than the others gets a larger loss weight (median-frequency balancing, softened).
+- a class much rarer than the others gets a larger loss weight (median-frequency balancing, softened);
+- a run is as long as a number of steps (PLANNED_STEPS), and its augmentation as strong as its length wants: the
+  scale, aspect and colour jitter pay off against memorising the images after many passes, and in a short run only
+  slow the learning down (docs/planning.md, "The augmentation against the run's length").
 """
 
 import math
@@ -25,6 +28,13 @@ CPU_BATCH_PIXELS = 4 * 256 * 256  # a CPU step's pixels: batch 4 at 256², 16 at
 MAX_CPU_BATCH = 4  # a CPU gains little per image from a larger batch, and the steps grow fewer
 RARE_SHARE = 0.02  # a class with fewer of the pixels than this is rare (Dice already balances the others)
 MAX_CLASS_WEIGHT = 5.0
+# Steps a run is planned for without a budget: the demo's VGG16-UNet at batch 4, its samples plain, levels off
+# after about this many (docs/planning.md).
+PLANNED_STEPS = 720
+MIN_PLANNED_EPOCHS = 8
+# The jitter's share against the run's length in epochs: none up to PLAIN_EPOCHS, every sample from JITTERED_EPOCHS
+# (the VOC platforms' recipe, and this platform's 24-epoch default before the planner), linear between.
+PLAIN_EPOCHS, JITTERED_EPOCHS = 10, 24
 PRETRAINED_LR = 4e-4  # at batch 16: train.py's rate for a pretrained encoder
 SCRATCH_LR = 8e-3  # at batch 16: from random weights (MobileNetV2-UNet on membrane: 40 % at 1e-4, 56 % at 1e-3)
 
@@ -125,3 +135,21 @@ def plan_class_weights(fingerprint: Fingerprint, num_classes: int, class_names=(
     return Planned(
         weights, f"{name} has {seen[0]:.1%} of the pixels: sqrt(median share / share), at most {MAX_CLASS_WEIGHT:g}"
     )
+
+
+def plan_epochs(train_images: int, batch_size: int) -> Planned:
+    """The run's epochs without a budget: about PLANNED_STEPS steps, at least MIN_PLANNED_EPOCHS epochs."""
+    steps = max(1, train_images // batch_size)
+    epochs = max(MIN_PLANNED_EPOCHS, math.ceil(PLANNED_STEPS / steps))
+    return Planned(epochs, f"about {PLANNED_STEPS} steps of {batch_size} ({steps} an epoch)")
+
+
+def plan_jitter(epochs: int) -> Planned:
+    """The share of samples jittered in scale, aspect and colour, from the run's length: 0 for PLAIN_EPOCHS epochs
+    or fewer, 1 from JITTERED_EPOCHS, linear between."""
+    share = min(1.0, max(0.0, (epochs - PLAIN_EPOCHS) / (JITTERED_EPOCHS - PLAIN_EPOCHS)))
+    if share == 0:
+        return Planned(0.0, f"{epochs} epochs: a short run learns faster from its images as they are")
+    if share == 1:
+        return Planned(1.0, f"{epochs} epochs: every sample jittered against memorising the images")
+    return Planned(round(share, 2), f"{epochs} epochs: between {PLAIN_EPOCHS} (none) and {JITTERED_EPOCHS} (all)")
