@@ -28,6 +28,9 @@ epochs since the best value of val mIoU (val loss with eval_flag false) within t
 * weight_map: the UNet paper's w(x) = cls_weights[class] + w0 exp(-(d1 + d2)^2 / 2 sigma^2), d1 and d2 the distances
 to the nearest and second-nearest object: the connected regions of the object classes (weight_map_objects; on the
 membrane set the cells, class 0). It weights cross-entropy or focal loss; Dice stays unweighted.
+* jitter: each sample is jittered in scale (fit: its longer side 0.25-2 x the input's; slide: 0.9-1.1 x image_scale),
+aspect (x 0.7-1.3) and colour (HSV; a brightness gain for other images) with this probability, the others are placed
+as prediction sees them (fit: letterboxed). Planned from the run's length: none up to 10 epochs, all from 24.
 * elastic_alpha: the UNet paper's elastic deformation, a smooth random displacement field, resampled with the affine
 augmentation in one pass. The paper's: --elastic_alpha 10 --elastic_sigma 286 on 572 px tiles.
 * scale_mode: fit letterboxes each whole image into input_shape (right for photos, VOC); slide keeps images at their

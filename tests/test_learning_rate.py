@@ -29,6 +29,16 @@ def test_schedule_continues_from_its_start_epoch():
     assert float(schedule(25)) == pytest.approx(lr(7.5))
 
 
+def test_a_fresh_optimizer_after_the_start_warms_up_again():
+    """The unfrozen phase's optimizer (from epoch 3 of 20) starts at a tenth of the curve and reaches it after the
+    warm-up's epoch; a restored one (its step 0 at the phase's start) is on the same curve."""
+    schedule = EpochSchedule(3, 10, 20, 1e-3, 1e-5, "cos", rewarm_epoch=3)
+    assert float(schedule(0)) == pytest.approx(lr(3) / 10)
+    assert float(schedule(5)) == pytest.approx(lr(3.5) * 0.55)
+    assert float(schedule(10)) == pytest.approx(lr(4)) and float(schedule(40)) == pytest.approx(lr(7))
+    assert EpochSchedule.from_config(schedule.get_config()).rewarm_epoch == 3
+
+
 def test_batch_scaling_and_clamping():
     assert scaled_learning_rates(4e-4, 4e-6, 8, "adam") == pytest.approx((2e-4, 2e-6))
     assert scaled_learning_rates(4e-4, 4e-6, 2, "adam") == pytest.approx((1e-4, 1e-6))  # clamped up to the floor

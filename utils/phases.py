@@ -67,7 +67,8 @@ def phase_optimizer(rates: LearningRates, phase: Phase, steps_per_epoch: int, in
     Returns:
         (optimizer, a line describing the phase).
     """
-    schedule = rates.schedule(phase.batch_size, schedule_start, steps_per_epoch)
+    # A fresh optimizer after the run's start (the unfrozen phase's, or init_epoch's) warms up again from its start.
+    schedule = rates.schedule(phase.batch_size, schedule_start, steps_per_epoch, fresh_from=schedule_start)
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
     split = f" ({phase.batch_size // replicas} on each of {replicas} replicas)" if replicas > 1 else ""
     line = (

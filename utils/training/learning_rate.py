@@ -45,6 +45,11 @@ def clamp_note(init_lr: float, min_lr: float, batch_size: int, optimizer_type: s
     return "; ".join(notes)
 
 
+def warmup_epochs(total_epochs: int) -> float:
+    """The warm-up's length: 5 % of the run, at least 1 epoch and at most 3."""
+    return min(max(0.05 * total_epochs, 1.0), 3.0)
+
+
 def learning_rate(epoch, total_epochs: int, max_lr: float, min_lr: float, decay_type: str):
     """Rate at a fractional epoch (a float or a scalar tensor).
 
@@ -55,7 +60,7 @@ def learning_rate(epoch, total_epochs: int, max_lr: float, min_lr: float, decay_
     if decay_type == "step":
         rate = (min_lr / max_lr) ** (1 / (NUM_STEPS - 1))
         return max_lr * ops.power(rate, ops.floor(epoch / (total_epochs / NUM_STEPS)))
-    warmup = min(max(0.05 * total_epochs, 1.0), 3.0)
+    warmup = warmup_epochs(total_epochs)
     warm = max_lr / 10 + (max_lr - max_lr / 10) * epoch / warmup
     progress = ops.clip((epoch - warmup) / max(total_epochs - warmup, 1e-6), 0.0, 1.0)
     cosine = min_lr + 0.5 * (max_lr - min_lr) * (1 + ops.cos(math.pi * progress))
@@ -67,27 +72,38 @@ class EpochSchedule(keras.optimizers.schedules.LearningRateSchedule):
     """Optimizer step -> `learning_rate` at epoch start_epoch + step / steps_per_epoch.
 
     One optimizer serves one phase; start_epoch places it in the whole run, so the curve continues
-    across the freeze -> unfreeze switch and across a resume.
+    across the freeze -> unfreeze switch and across a resume. From rewarm_epoch (> 0: a fresh optimizer started
+    there, the unfrozen phase's or a run started at init_epoch) the rate warms up again, from a tenth over the
+    warm-up's length: Adam's first steps move every weight by about the full rate, and at the peak rate they threw
+    the newly unfrozen pretrained encoder off (the demo in float32 fell to background: docs/planning.md).
     """
 
-    def __init__(self, start_epoch, steps_per_epoch, total_epochs, max_lr, min_lr, decay_type):
+    def __init__(self, start_epoch, steps_per_epoch, total_epochs, max_lr, min_lr, decay_type, rewarm_epoch=0):
         self.start_epoch, self.steps_per_epoch, self.total_epochs = start_epoch, steps_per_epoch, total_epochs
         self.max_lr, self.min_lr, self.decay_type = max_lr, min_lr, decay_type
+        self.rewarm_epoch = rewarm_epoch
 
     def __call__(self, step):
         epoch = self.start_epoch + ops.cast(step, "float32") / self.steps_per_epoch
-        return learning_rate(epoch, self.total_epochs, self.max_lr, self.min_lr, self.decay_type)
+        rate = learning_rate(epoch, self.total_epochs, self.max_lr, self.min_lr, self.decay_type)
+        if self.rewarm_epoch > 0:
+            progress = ops.clip((epoch - self.rewarm_epoch) / warmup_epochs(self.total_epochs), 0.0, 1.0)
+            rate = rate * (0.1 + 0.9 * progress)
+        return rate
 
     def get_config(self):
         return dict(vars(self))
 
 
-def phase_schedule(decay_type: str, max_lr: float, min_lr: float, start_epoch: int, steps_per_epoch: int, total: int):
+def phase_schedule(
+    decay_type: str, max_lr: float, min_lr: float, start_epoch: int, steps_per_epoch: int, total: int, rewarm: int = 0
+):
     """A phase optimizer's learning_rate: a number for plateau (lower_on_plateau changes it), else an EpochSchedule
-    from start_epoch (the epoch at the optimizer's step 0) over the run's `total` epochs."""
+    from start_epoch (the epoch at the optimizer's step 0) over the run's `total` epochs, warmed up again from
+    epoch `rewarm` when > 0."""
     if decay_type == "plateau":
         return max_lr
-    return EpochSchedule(start_epoch, steps_per_epoch, total, max_lr, min_lr, decay_type)
+    return EpochSchedule(start_epoch, steps_per_epoch, total, max_lr, min_lr, decay_type, rewarm)
 
 
 def describe_schedule(decay_type: str, max_lr: float, min_lr: float, plateau_factor: float, plateau_patience: int):
@@ -131,10 +147,13 @@ class LearningRates:
         """(max, min) learning rate at batch_size (scaled_learning_rates)."""
         return scaled_learning_rates(self.init_lr, self.min_lr, batch_size, self.optimizer_type)
 
-    def schedule(self, batch_size: int, start_epoch: int, steps_per_epoch: int):
-        """An optimizer's learning_rate at batch_size, its step 0 at start_epoch (phase_schedule)."""
+    def schedule(self, batch_size: int, start_epoch: int, steps_per_epoch: int, fresh_from: int = 0):
+        """An optimizer's learning_rate at batch_size, its step 0 at start_epoch (phase_schedule), warmed up again
+        from fresh_from, the epoch its fresh optimizer started at (0: the run's start, whose warm-up is the
+        schedule's own)."""
         max_lr, min_lr = self.for_batch(batch_size)
-        return phase_schedule(self.decay_type, max_lr, min_lr, start_epoch, steps_per_epoch, self.total_epochs)
+        total = self.total_epochs
+        return phase_schedule(self.decay_type, max_lr, min_lr, start_epoch, steps_per_epoch, total, fresh_from)
 
     def describe(self, batch_size: int) -> str:
         """The rates at batch_size in words, with what the clamp held, if anything."""
