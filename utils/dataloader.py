@@ -8,7 +8,7 @@ import tensorflow as tf
 from utils.augmentation.draws import Augmentation, augment
 from utils.files.bands import Bands, read_input
 from utils.files.images import IGNORE_LABEL, load_label
-from utils.letterbox import letterbox, place_on_canvas, resize_image, resize_label
+from utils.letterbox import letterbox, place_on_canvas, resize_image, resize_label, scaled_shape
 from utils.weight_map import WeightMap, weighted_targets
 
 # tf.data runs samples in parallel; OpenCV's own threads on top would oversubscribe the cores.
@@ -39,7 +39,7 @@ def centre_pair(image, label, input_shape, image_scale: float, fill):
     """Validation transform of slide mode: the centre input_shape window of image and label at image_scale
     (padded with `fill` (Bands.fill) / IGNORE_LABEL where the image is smaller)."""
     if image_scale != 1:
-        size = tf.maximum(tf.cast(tf.round(tf.cast(tf.shape(label), tf.float32) * image_scale), tf.int32), 1)
+        size = scaled_shape(tf.shape(label), image_scale)
         image, label = resize_image(image, size), resize_label(label, size)
     height, width = input_shape
     top, left = (height - tf.shape(image)[0]) // 2, (width - tf.shape(image)[1]) // 2

@@ -31,6 +31,12 @@ def place_on_canvas(x, top, left, height: int, width: int, fill):
     return tf.ensure_shape(canvas, [height, width, x.shape[-1]])
 
 
+def scaled_shape(shape, image_scale: float):
+    """int32 [h, w]: a (h, w) shape at image_scale, rounded half to even, at least 1 pixel each (the sliding window's
+    size of an image: utils/scale.py's scaled_size)."""
+    return tf.maximum(tf.cast(tf.round(tf.cast(shape, tf.float32) * image_scale), tf.int32), 1)
+
+
 def letterbox_box(image_height, image_width, height: int, width: int):
     """Where a centred letterbox puts the image: int32 [top, left, resized_height, resized_width]."""
     image_height = tf.cast(image_height, tf.float64)

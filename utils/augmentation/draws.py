@@ -15,7 +15,7 @@ import tensorflow as tf
 from utils.augmentation.pixels import HSV_JITTER, warp_pair
 from utils.files.bands import Bands
 from utils.files.images import IGNORE_LABEL
-from utils.letterbox import letterbox_box
+from utils.letterbox import letterbox_box, scaled_shape
 
 # Augmentation strengths of the VOC UNet platforms.
 SCALE_RANGE = (0.25, 2.0)  # fit: size relative to the input, before the aspect jitter
@@ -172,12 +172,13 @@ def augment(image, label, input_shape, seed, image_scale=None, bands: Bands = Ba
 
 def unjittered_size(image_size, input_shape, image_scale):
     """(height, width), floats: the image's size as prediction sees it: fit, letterboxed (the longer side the
-    input's); slide, at image_scale."""
+    input's); slide, at image_scale, as the sliding window scales it."""
     (image_height, image_width), (height, width) = image_size, input_shape
     if image_scale is None:
         box = tf.cast(letterbox_box(image_height, image_width, height, width), tf.float32)
         return box[2], box[3]
-    return tf.floor(image_height * image_scale), tf.floor(image_width * image_scale)
+    size = tf.cast(scaled_shape(tf.stack([image_height, image_width]), image_scale), tf.float32)
+    return size[0], size[1]
 
 
 def drawn_size(image_size, input_shape, seeds, image_scale):
