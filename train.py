@@ -75,7 +75,7 @@ from utils.files.bands import survey
 from utils.files.images import check_num_classes, dataset_class_names, split_samples
 from utils.losses import build_loss
 from utils.phases import PhasePlan, Run, fit_phase
-from utils.planning.budget import Estimate, Workload, estimate, fit_budget, phase_lengths
+from utils.planning.budget import Estimate, Workload, estimate, fit_budget, frozen_epochs, phase_lengths
 from utils.planning.machine import this_machine
 from utils.planning.plan import PLAN_FILE, make_plan
 from utils.planning.rules import plan_jitter
@@ -133,7 +133,7 @@ class TrainConfig:
     save_period: int = 5  # also keep the weights of every save_period-th epoch
     save_dir: str = "logs"  # where weights, curves and history go
     eval_flag: bool = True  # compute val mIoU during training (also picks best_epoch_weights by mIoU)
-    eval_period: int = 1  # ... every eval_period epochs, and at the last
+    eval_period: int = 1  # ... and the val loss, every eval_period epochs and at the last
     tensorboard_images: int = 4  # at each evaluation, this many val images to TensorBoard: image | label | prediction
     vocdevkit_path: str = "VOCdevkit"  # dataset root holding VOC2007/
     dice_loss: bool = True  # add Dice loss (helps with few, small foreground classes)
@@ -440,7 +440,8 @@ def planned_config(config: TrainConfig, setup: Setup, samples: tuple, bands, nam
     pretrained = setup.weights[0] is not None and config.model in PRETRAINED_ENCODER
     plan = make_plan(fingerprint, machine, network_of(config), pretrained, names, given)
     config = replace(config, **plan.settings())
-    speed = measure_apart(network_of(config), config.unfreeze_batch_size, bands, config.save_dir)
+    frozen_batch = config.freeze_batch_size if config.freeze_train and config.model in PRETRAINED_ENCODER else 0
+    speed = measure_apart(network_of(config), config.unfreeze_batch_size, bands, config.save_dir, frozen_batch)
     cost = estimate(speed, workload_of(config, samples, fingerprint))
     budget, ceiling = budget_of(config, set(given))
     if budget:
@@ -450,7 +451,8 @@ def planned_config(config: TrainConfig, setup: Setup, samples: tuple, bands, nam
                 "epochs. Give --unfreeze_epoch (and --eval_period) instead, the same on every worker."
             )
         most = config.unfreeze_epoch if ceiling else 0
-        plan.add(fit_budget(cost, budget * 60 - (time.time() - STARTED), budget, most))
+        left = budget * 60 - (time.time() - STARTED)
+        plan.add(fit_budget(cost, left, budget, most, frozen_phase(config, set(given))))
         config = replace(config, time_budget=budget)
     epochs = plan.settings()["unfreeze_epoch"]  # fitted, planned or given: the phases and the jitter follow it
     plan.add(phase_lengths(epochs, plan.settings()["freeze_train"]))
@@ -486,9 +488,24 @@ def workload_of(config: TrainConfig, samples: tuple, fingerprint) -> Workload:
         median = (fingerprint.height.median, fingerprint.width.median)
         sides = [round(length * config.image_scale) for length in median]
         windows = math.prod(len(window_starts(s, o, config.overlap)) for s, o in zip(sides, output))
-    val_images = len(val_samples) if config.eval_flag else 0
     calibration = len(calibration_samples(train_samples))
-    return Workload(len(train_samples), val_images, config.unfreeze_batch_size, windows, calibration)
+    return Workload(
+        len(train_samples),
+        len(val_samples),
+        config.unfreeze_batch_size,
+        windows,
+        calibration,
+        config.freeze_batch_size,
+        config.eval_flag,
+    )
+
+
+def frozen_phase(config: TrainConfig, given: set):
+    """epochs -> how many of a run that long train with the encoder frozen: the given freeze_epoch, or the plan's
+    (utils/planning/budget.py: frozen_epochs); none without freeze_train."""
+    if not config.freeze_train:
+        return lambda epochs: 0
+    return (lambda epochs: config.freeze_epoch) if "freeze_epoch" in given else frozen_epochs
 
 
 def budget_of(config: TrainConfig, given: set) -> tuple:
@@ -502,10 +519,12 @@ def budget_of(config: TrainConfig, given: set) -> tuple:
 
 def describe_time(cost: Estimate, config: TrainConfig, elapsed: float) -> str:
     """The run's estimated time, against the budget when there is one."""
-    minutes = (elapsed + cost.seconds(config.unfreeze_epoch, config.eval_period)) / 60
+    frozen = config.freeze_epoch if config.freeze_train else 0
+    minutes = (elapsed + cost.seconds(config.unfreeze_epoch, config.eval_period, frozen)) / 60
+    evaluation = f"val mIoU and the val loss {cost.evaluation:.1f} s every {config.eval_period} epochs, "
     line = (
-        f"Estimated time: {minutes:.1f} min ({config.unfreeze_epoch} epochs of about {cost.epoch:.1f} s, val mIoU "
-        f"{cost.evaluation:.1f} s every {config.eval_period} epochs, {elapsed:.0f} s so far)"
+        f"Estimated time: {minutes:.1f} min ({config.unfreeze_epoch} epochs of about {cost.epoch:.1f} s, "
+        f"{evaluation if cost.evaluation else ''}{elapsed:.0f} s so far)"
     )
     if config.time_budget and minutes > config.time_budget:
         line += f": over the time_budget of {config.time_budget:g} min, with the settings given"
@@ -556,6 +575,7 @@ def run(config: TrainConfig, held: contextlib.ExitStack) -> None:
         setup.checkpoint,
         shard,
         timeline,
+        config.eval_period if config.eval_flag else 1,  # without val mIoU the val loss is the monitor: every epoch
     )
     started = time.time()
     try:

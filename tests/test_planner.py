@@ -6,13 +6,23 @@ import json
 import math
 import os
 import time
+from dataclasses import replace
 
 import pytest
 
 from nets.models import Network
 from tests.helpers import history_rows, run_script
 from utils.dataset.fingerprint import ClassFacts, Fingerprint, Spread
-from utils.planning.budget import Estimate, Workload, estimate, eval_period_for, fit_budget, phase_lengths
+from utils.files.bands import Bands
+from utils.planning.budget import (
+    Estimate,
+    Workload,
+    estimate,
+    eval_period_for,
+    fit_budget,
+    frozen_epochs,
+    phase_lengths,
+)
 from utils.planning.machine import Machine
 from utils.planning.plan import Plan, make_plan
 from utils.planning.rules import (
@@ -26,7 +36,7 @@ from utils.planning.rules import (
     plan_side,
     plan_start,
 )
-from utils.planning.speed import Speed
+from utils.planning.speed import Speed, measure_apart
 
 CPU, GPU = Machine("cpu", "CPU", 2, 24.0, False), Machine("gpu", "GPU", 8, 8.0, True)
 
@@ -130,13 +140,32 @@ def test_unet_classic_keeps_its_tile_and_slides():
 def test_the_estimate_adds_up():
     speed = Speed(step=0.5, forward=0.1, trace_step=4.0, trace_forward=1.0, build=1.0, write=0.2, batch_norm=True)
     cost = estimate(speed, Workload(train_images=240, val_images=60, batch_size=4, calibration_images=32))
-    # 60 steps x 0.5 s x 1.05 + (15 val-loss calls + 3 x 8 precise-BN calls) x 0.1 s + 2 files x 0.2 s + 0.6 s
-    assert cost.epoch == pytest.approx(60 * 0.5 * 1.05 + 39 * 0.1 + 0.4 + 0.6)
-    assert cost.evaluation == pytest.approx(15 * 0.1 * 1.5 + 0.5) and cost.per_phase == 4.0 + 3 * 1.0
+    # 60 steps x 0.5 s x 1.05 + 3 x 8 precise-BN calls x 0.1 s + 2 files x 0.2 s + 0.6 s
+    assert cost.epoch == pytest.approx(60 * 0.5 * 1.05 + 24 * 0.1 + 0.4 + 0.6)
+    # val mIoU's 15 calls (x 1.5) and the val loss's 15, which run with it
+    assert cost.evaluation == pytest.approx(15 * 0.1 * 1.5 + 0.5 + 15 * 0.1) and cost.per_phase == 4.0 + 3 * 1.0
     assert cost.once == 1.0 + 3.0  # the build, and the process's end
-    assert cost.seconds(10, 3) == pytest.approx(10 * cost.epoch + 4 * cost.evaluation + 2 * 7.0 + 4.0)  # 3, 6, 9, 10
+    assert cost.seconds(10, 3) == pytest.approx(10 * cost.epoch + 4 * cost.evaluation + 7.0 + 4.0)  # 3, 6, 9, 10
+    assert cost.frozen_epoch == 0 and cost.seconds(10, 3, frozen=2) == pytest.approx(cost.seconds(10, 3) + 7.0)
     slide = estimate(speed, Workload(240, 60, 4, windows=9, calibration_images=32))
-    assert slide.evaluation == pytest.approx(9 * 15 * 0.1 * 1.5 + 0.5)
+    assert slide.evaluation == pytest.approx(9 * 15 * 0.1 * 1.5 + 0.5 + 15 * 0.1)
+    # without val mIoU (eval_flag false) the val loss runs every epoch
+    unevaluated = estimate(speed, Workload(240, 60, 4, calibration_images=32, val_miou=False))
+    assert unevaluated.evaluation == 0 and unevaluated.epoch == pytest.approx(cost.epoch + 15 * 0.1)
+    # a frozen step measured: the frozen epochs at its price, at their own batch (8: 30 steps)
+    frozen = estimate(replace(speed, frozen_step=0.3), Workload(240, 60, 4, calibration_images=32, frozen_batch_size=8))
+    assert frozen.frozen_epoch == pytest.approx(30 * 0.3 * 1.05 + 24 * 0.1 + 0.4 + 0.6)
+    # two phases, each traced: 2 frozen epochs and 8 at full price
+    assert frozen.seconds(10, 3, frozen=2) == pytest.approx(
+        2 * frozen.frozen_epoch + 8 * frozen.epoch + 4 * frozen.evaluation + 2 * 7.0 + 4.0
+    )
+
+
+def test_the_speed_is_measured_with_the_encoder_frozen_too(tmp_path):
+    network = Network("unet", "vgg", 2, (32, 32))
+    speed = measure_apart(network, 2, Bands(), str(tmp_path), frozen_batch_size=4)
+    assert speed.step > 0 and speed.frozen_step > 0 and "with the encoder frozen" in speed.describe(2)
+    assert os.listdir(tmp_path) == []  # its weights file removed
 
 
 def test_the_budget_fits_the_epochs_and_the_evaluations():
@@ -144,13 +173,18 @@ def test_the_budget_fits_the_epochs_and_the_evaluations():
     assert eval_period_for(cost) == 5  # 5 s every 5 epochs of 10 s: 9 %
     planned = fit_budget(cost, seconds_left=600, budget_minutes=10)
     epochs, period = planned["unfreeze_epoch"].value, planned["eval_period"].value
-    assert (epochs, period) == (48, 5)  # (600 x 0.92 - 2 x 3 - 5 - 3) // (10 + 5 / 5)
-    assert cost.seconds(epochs, period) <= 600 * 0.92 < cost.seconds(epochs + 2, period)  # at most 1 short
+    assert (epochs, period) == (49, 5)  # 49 x 10 + 10 x 5 + 3 + 3 <= 600 x 0.92 < 50 x 10 + 10 x 5 + 3 + 3
+    assert cost.seconds(epochs, period) <= 600 * 0.92 < cost.seconds(epochs + 1, period)
+    # the frozen epochs at their own price: an eighth of them at 4 s instead of 10 buys 4 epochs (less a tracing)
+    cheaper = replace(cost, frozen_epoch=4.0)
+    fitted = fit_budget(cheaper, seconds_left=600, budget_minutes=10, frozen_for=frozen_epochs)["unfreeze_epoch"]
+    assert fitted.value == 53 and frozen_epochs(53) == 7  # 7 x 4 + 46 x 10 + 11 x 5 + 2 x 3 + 3 = 552 <= 552
+    assert cheaper.seconds(54, 5, frozen_epochs(54)) > 552
     assert "freeze_epoch" not in phase_lengths(24, False)
     assert phase_lengths(24, True)["freeze_epoch"].value == 3 and phase_lengths(24, True)["save_period"].value == 5
     ceiling = fit_budget(cost, seconds_left=600, budget_minutes=10, most=12)["unfreeze_epoch"]
     assert ceiling.value == 12 and "the 12 planned epochs" in ceiling.reason  # a ceiling keeps the planned epochs
-    assert fit_budget(cost, seconds_left=600, budget_minutes=10, most=60)["unfreeze_epoch"].value == 48  # ... or fewer
+    assert fit_budget(cost, seconds_left=600, budget_minutes=10, most=60)["unfreeze_epoch"].value == 49  # ... or fewer
     with pytest.raises(ValueError, match=r"time_budget=0.5 min: .* Give --time_budget 1 or more"):
         fit_budget(cost, seconds_left=20, budget_minutes=0.5)
 

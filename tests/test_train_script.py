@@ -69,6 +69,8 @@ def test_two_phases_write_weights_curves_history_and_resume(trained, tmp_path):
         *train_args(tiny_voc, logs, "--freeze_epoch", "1", "--unfreeze_epoch", "4", "--init_epoch", "2"),
         "--model_path",
         last,
+        "--eval_period",
+        "4",
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "Frozen phase" not in resumed.stdout and "Unfrozen phase: epochs 3-4" in resumed.stdout
@@ -77,6 +79,9 @@ def test_two_phases_write_weights_curves_history_and_resume(trained, tmp_path):
     with open(os.path.join(run_dirs[-1], "history.csv")) as f:
         resumed_rows = list(csv.DictReader(f))
     assert [int(r["epoch"]) for r in resumed_rows] == [3, 4]
+    # eval_period 4: val mIoU and the val loss at the last epoch only (and their curves from it)
+    assert [(r["val_loss"] != "", r["val_miou"] != "") for r in resumed_rows] == [(False, False), (True, True)]
+    assert os.path.getsize(os.path.join(run_dirs[-1], "epoch_loss.png")) > 0
     # After epoch 3 the rate is the whole run's cosine at epoch 3, not a fresh warm-up.
     defaults = TrainConfig()
     max_lr, min_lr = scaled_learning_rates(defaults.init_lr, defaults.min_lr, 2, defaults.optimizer_type)

@@ -93,8 +93,8 @@ class Run:
     """What every phase of a train.py run shares: its phases and learning rates, its loss, samples ((image path,
     label path) each) and how they are made into batches, its seed, where it starts (an epoch, and the resumable
     checkpoint or None: inside the phase it stopped in, the checkpoint's optimizer state is restored, so the phase
-    goes on as if it had never stopped), this worker's shard of the training files, and the Timeline its stages are
-    timed into (or None)."""
+    goes on as if it had never stopped), this worker's shard of the training files, the Timeline its stages are
+    timed into (or None), and how often the val loss is computed."""
 
     plan: PhasePlan
     rates: LearningRates
@@ -107,6 +107,7 @@ class Run:
     checkpoint: str | None = None
     shard: Shard = Shard()
     timeline: object = None
+    val_period: int = 1  # the val loss every this many epochs and at the run's last (eval_period's, with val mIoU)
 
 
 def precise_bn(model, run: Run, phase: Phase, steps_per_epoch: int) -> list:
@@ -150,9 +151,16 @@ def fit_phase(model, run: Run, phase: Phase, callbacks: list) -> None:
         initial_epoch=initial_epoch,
         steps_per_epoch=steps_per_epoch,
         validation_data=val_batches,
+        validation_freq=validated_epochs(initial_epoch, phase.end_epoch, run.val_period, run.plan.unfreeze_epoch),
         callbacks=timed_callbacks(clock, callbacks) if clock else callbacks,
         shuffle=False,  # the tf.data pipeline shuffles
     )
+
+
+def validated_epochs(first_epoch: int, end_epoch: int, period: int, last_epoch: int) -> list:
+    """The epochs (1-based, first_epoch + 1 .. end_epoch) whose val loss is computed: every period-th and the run's
+    last, as EvalCallback's val mIoU, so that both val passes stay within the plan's share of the run."""
+    return [epoch for epoch in range(first_epoch + 1, end_epoch + 1) if epoch % period == 0 or epoch == last_epoch]
 
 
 def timed_callbacks(clock: PhaseClock, callbacks: list) -> list:

@@ -13,7 +13,6 @@ EVAL_FACTOR = 1.5  # val mIoU's forward calls and their resizing, argmax and con
 # An epoch's end writes the resumable checkpoint (the weights and Adam's two moments), last_epoch_weights and, when
 # it is the best, a copy: about this many times the measured write (a first write, slower than the run's later ones).
 FILES_PER_EPOCH = 2
-PHASES = 2  # each phase compiles and traces its steps again
 FORWARD_TRACES = 3  # ... and its forward calls: the val loss's, val mIoU's and precise BN's
 PRECISE_BN_FACTOR = 3.0  # precise BN's calls (training-mode statistics, then their mean) against forward calls
 # s: an epoch's start and end beyond its steps: the pipelines' iterators started again, Keras' epoch loop, the
@@ -21,7 +20,7 @@ PRECISE_BN_FACTOR = 3.0  # precise BN's calls (training-mode statistics, then th
 EPOCH_OVERHEAD = 0.6
 END_RESERVE = 3.0  # s: the process's end after the last file (TensorFlow's teardown), inside the budget too
 EVAL_OVERHEAD = 0.5  # s: an evaluation's start, its per-class line and its TensorBoard images
-EVAL_SHARE = 0.10  # val mIoU takes at most this share of the run
+EVAL_SHARE = 0.10  # val mIoU and the val loss take at most this share of the run
 MARGIN = 0.92  # of the remaining budget, what is planned; the rest absorbs what the measurement misses
 MIN_EPOCHS = 3
 SAVED_COPIES = 5  # save_period keeps about this many ep*.weights.h5 copies over a run
@@ -29,78 +28,102 @@ SAVED_COPIES = 5  # save_period keeps about this many ep*.weights.h5 copies over
 
 @dataclass(frozen=True)
 class Workload:
-    """What a run computes: its train and val images, its batch, and a val image's forward work in windows (1 in
-    fit; in slide, the windows of the median image at image_scale)."""
+    """What a run computes: its train and val images, its batch, a val image's forward work in windows (1 in
+    fit; in slide, the windows of the median image at image_scale), and whether val mIoU is computed (eval_flag:
+    the val loss then runs with it, every eval_period epochs; else every epoch)."""
 
     train_images: int
     val_images: int
     batch_size: int
     windows: float = 1.0
     calibration_images: int = 0  # precise BN's, when the network has batch normalisation
+    frozen_batch_size: int = 0  # the frozen phase's batch; 0: batch_size
+    val_miou: bool = True
 
 
 @dataclass(frozen=True)
 class Estimate:
-    """Seconds: an epoch (its steps, its val loss, its files), one val mIoU, what each phase pays once (tracing),
-    and what the run pays once after the plan (building the network, the process's end)."""
+    """Seconds: an epoch (its steps, precise BN, its files; the val loss without val mIoU), one evaluation (val mIoU
+    and the val loss), what each phase pays once (tracing), what the run pays once after the plan (building the
+    network, the process's end), and an epoch with the encoder frozen (0: priced as an epoch)."""
 
     epoch: float
     evaluation: float
     per_phase: float
     once: float = 0.0
+    frozen_epoch: float = 0.0
 
-    def seconds(self, epochs: int, eval_period: int, phases: int = PHASES) -> float:
+    def seconds(self, epochs: int, eval_period: int, frozen: int = 0) -> float:
+        """A run of `epochs`, the first `frozen` of them with the encoder frozen (a phase of their own)."""
         evaluations = epochs // eval_period + (1 if epochs % eval_period else 0)
-        return epochs * self.epoch + evaluations * self.evaluation + phases * self.per_phase + self.once
+        frozen = min(frozen, epochs)
+        epochs_cost = frozen * (self.frozen_epoch or self.epoch) + (epochs - frozen) * self.epoch
+        phases = 2 if 0 < frozen < epochs else 1  # each phase compiles and traces its steps again
+        return epochs_cost + evaluations * self.evaluation + phases * self.per_phase + self.once
 
 
 def estimate(speed: Speed, work: Workload) -> Estimate:
     """The run's costs on this machine."""
-    steps = work.train_images // work.batch_size
-    val_calls = math.ceil(work.val_images / work.batch_size)
+    val_loss = math.ceil(work.val_images / work.batch_size) * speed.forward
     calibration = math.ceil(work.calibration_images / work.batch_size) if speed.batch_norm else 0
-    epoch = (
-        steps * speed.step * PIPELINE_FACTOR
-        + (val_calls + PRECISE_BN_FACTOR * calibration) * speed.forward
-        + FILES_PER_EPOCH * speed.write
-        + EPOCH_OVERHEAD
-    )
-    evaluation = math.ceil(work.val_images * work.windows / work.batch_size) * speed.forward * EVAL_FACTOR
-    evaluation += EVAL_OVERHEAD if work.val_images else 0.0
+    beyond_steps = PRECISE_BN_FACTOR * calibration * speed.forward + FILES_PER_EPOCH * speed.write + EPOCH_OVERHEAD
+    beyond_steps += 0.0 if work.val_miou else val_loss
+    epoch = work.train_images // work.batch_size * speed.step * PIPELINE_FACTOR + beyond_steps
+    frozen_steps = work.train_images // (work.frozen_batch_size or work.batch_size)
+    frozen_epoch = frozen_steps * speed.frozen_step * PIPELINE_FACTOR + beyond_steps if speed.frozen_step else 0.0
+    evaluation = 0.0
+    if work.val_miou and work.val_images:
+        evaluation = math.ceil(work.val_images * work.windows / work.batch_size) * speed.forward * EVAL_FACTOR
+        evaluation += EVAL_OVERHEAD + val_loss
     per_phase = speed.trace_step + FORWARD_TRACES * speed.trace_forward
-    return Estimate(epoch, evaluation, per_phase, speed.build + END_RESERVE)
+    return Estimate(epoch, evaluation, per_phase, speed.build + END_RESERVE, frozen_epoch)
 
 
 def eval_period_for(cost: Estimate) -> int:
-    """The fewest epochs between evaluations that keep val mIoU within EVAL_SHARE of the run."""
+    """The fewest epochs between evaluations that keep them (val mIoU and the val loss) within EVAL_SHARE of the
+    run."""
     return max(1, math.ceil((1 - EVAL_SHARE) / EVAL_SHARE * cost.evaluation / cost.epoch))
 
 
-def fit_budget(cost: Estimate, seconds_left: float, budget_minutes: float, most: int = 0) -> dict:
+def fit_budget(cost: Estimate, seconds_left: float, budget_minutes: float, most: int = 0, frozen_for=None) -> dict:
     """unfreeze_epoch and eval_period that fit seconds_left (MARGIN of it), each a Planned; at most `most` epochs
-    when given (a budget as a ceiling: the planned epochs, fewer if they do not fit).
+    when given (a budget as a ceiling: the planned epochs, fewer if they do not fit). frozen_for(epochs): how many
+    of them train with the encoder frozen (none when not given).
 
     Raises:
         ValueError: when not even MIN_EPOCHS fit, naming the budget that would.
     """
-    period = eval_period_for(cost)
-    # the last epoch is evaluated whatever the period
-    usable = seconds_left * MARGIN - PHASES * cost.per_phase - cost.evaluation - cost.once
-    epochs = int(usable // (cost.epoch + cost.evaluation / period))
+    period, frozen_for = eval_period_for(cost), frozen_for or (lambda epochs: 0)
+
+    def run_seconds(epochs: int) -> float:
+        return cost.seconds(epochs, period, frozen_for(epochs))
+
+    usable = seconds_left * MARGIN
+    epochs = 0
+    while run_seconds(epochs + 1) <= usable and not (most and epochs >= most):
+        epochs += 1
     if epochs < MIN_EPOCHS:
-        needed = (cost.seconds(MIN_EPOCHS, period) / MARGIN + budget_minutes * 60 - seconds_left) / 60
+        needed = (run_seconds(MIN_EPOCHS) / MARGIN + budget_minutes * 60 - seconds_left) / 60
         raise ValueError(
             f"time_budget={budget_minutes:g} min: an epoch takes about {cost.epoch:.0f} s on this machine, so not "
             f"even {MIN_EPOCHS} epochs fit. Give --time_budget {math.ceil(needed)} or more, or a smaller "
             "--input_shape, or a lighter network (e.g. --backbone mobilenetv2)."
         )
     if most and epochs >= most:
-        epochs, why = most, f"the {most} planned epochs of about {cost.epoch:.1f} s fit the budget"
+        why = f"the {most} planned epochs of about {cost.epoch:.1f} s fit the budget"
     else:
         why = f"{epochs} epochs of about {cost.epoch:.1f} s fit the budget"
-    why += f" ({cost.seconds(epochs, period) / 60:.1f} min planned)"
-    evaluation = f"val mIoU takes {cost.evaluation:.1f} s: every {period} epochs keeps it within {EVAL_SHARE:.0%}"
+    why += f" ({run_seconds(epochs) / 60:.1f} min planned)"
+    evaluation = (
+        f"val mIoU and the val loss take {cost.evaluation:.1f} s: every {period} epochs keeps them within "
+        f"{EVAL_SHARE:.0%}"
+    )
     return {"unfreeze_epoch": Planned(epochs, why), "eval_period": Planned(period, evaluation)}
+
+
+def frozen_epochs(epochs: int) -> int:
+    """The frozen phase planned for a run of `epochs`: an eighth of it, at least 1."""
+    return max(1, round(epochs / 8))
 
 
 def phase_lengths(epochs: int, freeze_train: bool) -> dict:
@@ -108,5 +131,5 @@ def phase_lengths(epochs: int, freeze_train: bool) -> dict:
     SAVED_COPIES copies)."""
     planned = {"save_period": Planned(max(1, math.ceil(epochs / SAVED_COPIES)), f"about {SAVED_COPIES} copies")}
     if freeze_train:
-        planned["freeze_epoch"] = Planned(max(1, round(epochs / 8)), "an eighth of the run")
+        planned["freeze_epoch"] = Planned(frozen_epochs(epochs), "an eighth of the run")
     return planned

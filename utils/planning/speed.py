@@ -11,21 +11,24 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from nets.models import Network, build_model
+from nets.models import Network, build_model, set_backbone_trainable
 from utils.files.atomic import TEMPORARY_PREFIX
 from utils.files.bands import Bands
 from utils.losses import build_loss
 from utils.training.optimizers import make_optimizer
 from utils.training.precise_bn import trainable_batch_norms
 
-TIMED_STEPS = 3
+# The median of up to TIMED_STEPS steps, so that one slow step on a shared machine does not set the plan; at least
+# MIN_TIMED_STEPS, fewer than TIMED_STEPS once they have taken TIMED_SECONDS (a large input's steps take seconds).
+TIMED_STEPS, MIN_TIMED_STEPS, TIMED_SECONDS = 5, 2, 4.0
 
 
 @dataclass(frozen=True)
 class Speed:
     """Seconds: a training step of the planned batch, a forward call of it, the first step's and the first call's
-    extra time (tracing: paid again by each phase), building the network, and writing its weights once; and
-    whether the network has batch normalisation (precise BN then runs after each epoch)."""
+    extra time (tracing: paid again by each phase), building the network, and writing its weights once; whether
+    the network has batch normalisation (precise BN then runs after each epoch); and a step with the encoder frozen
+    (no gradients through it: under the AVX2 cap 0.7 of a step for the VGG16-UNet), 0 when not measured."""
 
     step: float
     forward: float
@@ -34,10 +37,12 @@ class Speed:
     build: float
     write: float
     batch_norm: bool = False
+    frozen_step: float = 0.0
 
     def describe(self, batch_size: int) -> str:
+        frozen = f" ({self.frozen_step:.3f} s with the encoder frozen)" if self.frozen_step else ""
         return (
-            f"a training step of {batch_size} images {self.step:.3f} s, a forward call {self.forward:.3f} s, "
+            f"a training step of {batch_size} images {self.step:.3f} s{frozen}, a forward call {self.forward:.3f} s, "
             f"tracing {self.trace_step + self.trace_forward:.1f} s, writing the weights {self.write:.2f} s"
         )
 
@@ -48,9 +53,28 @@ def timed(call) -> float:
     return time.perf_counter() - started
 
 
-def measure_speed(network: Network, batch_size: int, bands: Bands, save_dir: str) -> Speed:
+def random_batch(model: keras.Model, batch_size: int, bands: Bands, num_classes: int) -> tuple:
+    """(images, labels) of batch_size random samples at the model's input and output sizes."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (batch_size, *model.input_shape[1:])).astype(bands.input_dtype)
+    labels = rng.integers(0, num_classes, (batch_size, *model.output_shape[1:3])).astype(np.uint8)
+    return images, labels
+
+
+def step_seconds(model: keras.Model, images, labels) -> tuple:
+    """(a step's seconds, the first step's extra seconds: its tracing) of model.train_on_batch."""
+    first = timed(lambda: model.train_on_batch(images, labels))
+    steps = []
+    while len(steps) < MIN_TIMED_STEPS or (len(steps) < TIMED_STEPS and sum(steps) < TIMED_SECONDS):
+        steps.append(timed(lambda: model.train_on_batch(images, labels)))
+    step = statistics.median(steps)
+    return step, max(0.0, first - step)
+
+
+def measure_speed(network: Network, batch_size: int, bands: Bands, save_dir: str, frozen_batch_size: int = 0) -> Speed:
     """The Speed of `network` for images of `bands` at batch_size (train.py's optimizer and loss), its weights
-    written into save_dir and removed."""
+    written into save_dir and removed; with frozen_batch_size, also a step of that batch with the encoder frozen
+    (nets/models.py: set_backbone_trainable)."""
     started = time.perf_counter()
     model = build_model(
         network.model, network.input_shape, network.num_classes, network.backbone, bands=bands, head=network.head
@@ -58,12 +82,8 @@ def measure_speed(network: Network, batch_size: int, bands: Bands, save_dir: str
     loss = build_loss([1.0] * network.num_classes, dice_loss=True, head=network.head)
     model.compile(optimizer=make_optimizer("adam", 1e-5), loss=loss)
     build = time.perf_counter() - started
-    rng = np.random.default_rng(0)
-    shape = (batch_size, *network.input_shape, bands.channels)
-    images = rng.integers(0, 256, shape).astype(bands.input_dtype)
-    labels = rng.integers(0, network.num_classes, (batch_size, *model.output_shape[1:3])).astype(np.uint8)
-    first_step = timed(lambda: model.train_on_batch(images, labels))
-    step = statistics.median(timed(lambda: model.train_on_batch(images, labels)) for _ in range(TIMED_STEPS))
+    images, labels = random_batch(model, batch_size, bands, network.num_classes)
+    step, trace_step = step_seconds(model, images, labels)
     first_call = timed(lambda: model.predict_on_batch(images))
     forward = min(timed(lambda: model.predict_on_batch(images)) for _ in range(2))
     # a temporary file of the run's kind, where the run writes (a folder not made yet: the system's temporary one)
@@ -75,15 +95,21 @@ def measure_speed(network: Network, batch_size: int, bands: Bands, save_dir: str
         if os.path.exists(path):
             os.remove(path)
     norms = bool(trainable_batch_norms(model))
-    return Speed(step, forward, max(0.0, first_step - step), max(0.0, first_call - forward), build, write, norms)
+    frozen_step = 0.0
+    if frozen_batch_size:
+        set_backbone_trainable(model, False)
+        model.compile(optimizer=make_optimizer("adam", 1e-5), loss=loss)  # trainability is read at compile
+        frozen_step, _ = step_seconds(model, *random_batch(model, frozen_batch_size, bands, network.num_classes))
+    trace_call = max(0.0, first_call - forward)
+    return Speed(step, forward, trace_step, trace_call, build, write, norms, frozen_step)
 
 
-def measure_apart(network: Network, batch_size: int, bands: Bands, save_dir: str) -> Speed:
+def measure_apart(network: Network, batch_size: int, bands: Bands, save_dir: str, frozen_batch_size: int = 0) -> Speed:
     """measure_speed, leaving Keras as it found it: the throwaway network's layer names released (the run's network
     is named as in a run without the measurement) and the precision policy kept."""
     policy = keras.mixed_precision.global_policy().name
     try:
-        return measure_speed(network, batch_size, bands, save_dir)
+        return measure_speed(network, batch_size, bands, save_dir, frozen_batch_size)
     finally:
         keras.utils.clear_session()  # also resets the policy
         keras.mixed_precision.set_global_policy(policy)

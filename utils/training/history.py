@@ -21,11 +21,11 @@ def smooth(values, window: int = 5) -> np.ndarray:
     return np.convolve(padded, np.ones(window) / window, mode="valid")
 
 
-def plot_curves(path: str, epochs, curves: dict, ylabel: str) -> None:
-    """Saves a PNG with each curve raw and, from 3 points on, smoothed beside it."""
+def plot_curves(path: str, curves: dict, ylabel: str) -> None:
+    """Saves a PNG with each curve ({name: (epochs, values)}) raw and, from 3 points on, smoothed beside it."""
     figure = Figure(figsize=(7, 4.5))  # no pyplot: no display, no global state
     axis = figure.subplots()
-    for (name, values), colour in zip(curves.items(), ["tab:red", "tab:blue", "tab:green"]):
+    for (name, (epochs, values)), colour in zip(curves.items(), ["tab:red", "tab:blue", "tab:green"]):
         axis.plot(epochs, values, color=colour, linewidth=2, label=name)
         if len(values) >= 3:
             axis.plot(epochs, smooth(values), "--", color=colour, linewidth=1.5, label=f"smoothed {name}")
@@ -56,12 +56,16 @@ def write_history(run_dir: str, rows: list) -> None:
     plot_history(run_dir, rows)
 
 
+def curve_of(rows: list, key: str) -> tuple:
+    """(epochs, values) of the rows that have a value for key: the val passes run every eval_period epochs."""
+    kept = [row for row in rows if row[key] is not None]
+    return [row["epoch"] for row in kept], [row[key] for row in kept]
+
+
 def plot_history(run_dir: str, rows: list) -> None:
     """epoch_loss.png, and epoch_miou.png when some epoch was evaluated."""
-    epochs = [row["epoch"] for row in rows]
-    losses = {key: [row[key] for row in rows] for key in ("loss", "val_loss") if rows[0][key] is not None}
-    plot_curves(os.path.join(run_dir, "epoch_loss.png"), epochs, losses, "loss")
-    evaluated = [row for row in rows if row["val_miou"] is not None]
-    if evaluated:
-        miou = {"val mIoU": [row["val_miou"] for row in evaluated]}
-        plot_curves(os.path.join(run_dir, "epoch_miou.png"), [r["epoch"] for r in evaluated], miou, "mIoU (%)")
+    losses = {key: curve_of(rows, key) for key in ("loss", "val_loss")}
+    plot_curves(os.path.join(run_dir, "epoch_loss.png"), {k: c for k, c in losses.items() if c[0]}, "loss")
+    epochs, miou = curve_of(rows, "val_miou")
+    if epochs:
+        plot_curves(os.path.join(run_dir, "epoch_miou.png"), {"val mIoU": (epochs, miou)}, "mIoU (%)")
