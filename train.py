@@ -50,6 +50,7 @@ import time
 STARTED = time.time()  # the run's start, which a time budget counts from
 
 import contextlib
+import functools
 import math
 import os
 import shlex
@@ -70,15 +71,23 @@ from utils.dataloader import Pipeline, Shard
 from utils.dataset.check import check_count, check_dataset
 from utils.dataset.demo import DEMO_CLASSES, DEMO_MINUTES, is_demo_dataset, make_demo_dataset
 from utils.dataset.fingerprint import describe_fingerprint, train_fingerprint
-from utils.files.atomic import write_json
 from utils.files.bands import survey
 from utils.files.images import check_num_classes, dataset_class_names, split_samples
 from utils.losses import build_loss
 from utils.phases import PhasePlan, Run, fit_phase
-from utils.planning.budget import Estimate, Workload, estimate, fit_budget, frozen_epochs, phase_lengths
+from utils.planning.budget import (
+    Estimate,
+    Fitted,
+    Workload,
+    estimate,
+    fit_budget,
+    frozen_epochs,
+    phase_lengths,
+    refit_epochs,
+)
 from utils.planning.machine import this_machine
-from utils.planning.plan import PLAN_FILE, make_plan
-from utils.planning.rules import plan_jitter
+from utils.planning.plan import load_plan, make_plan, save_plan
+from utils.planning.rules import Planned, plan_jitter
 from utils.planning.speed import measure_apart
 from utils.precision import set_precision
 from utils.prediction.inputs import build_eval_dataset
@@ -428,12 +437,13 @@ def read_dataset(config: TrainConfig):
     return train_samples, val_samples, survey([image for image, _ in train_samples], config.input_channels, kinds)
 
 
-def planned_config(config: TrainConfig, setup: Setup, samples: tuple, bands, names: list) -> TrainConfig:
-    """The config with the plan's settings where the user gave none (utils/planning/): the plan is printed with its
-    reasons, the run's estimated time, and plan.json in save_dir. A resumed run keeps its plan; plan false keeps
-    the defaults."""
+def planned_config(config: TrainConfig, setup: Setup, samples: tuple, bands, names: list) -> tuple:
+    """(config, Fitted or None): the config with the plan's settings where the user gave none (utils/planning/):
+    the plan is printed with its reasons, the run's estimated time, and plan.json in save_dir; and, when a budget
+    fitted the epochs, the fit, to fit them again after the frozen phase (refit_after_frozen). A resumed run keeps
+    its plan; plan false keeps the defaults."""
     if not config.plan or setup.state is not None:
-        return config
+        return config, None
     fingerprint = train_fingerprint(config.vocdevkit_path)
     print("Fingerprint of the train split:\n" + describe_fingerprint(fingerprint, names))
     machine, given = this_machine(), {name: getattr(config, name) for name in given_settings(config)}
@@ -444,6 +454,7 @@ def planned_config(config: TrainConfig, setup: Setup, samples: tuple, bands, nam
     speed = measure_apart(network_of(config), config.unfreeze_batch_size, bands, config.save_dir, frozen_batch)
     cost = estimate(speed, workload_of(config, samples, fingerprint))
     budget, ceiling = budget_of(config, set(given))
+    fitted = None
     if budget:
         if setup.cluster.count > 1:
             raise ValueError(
@@ -454,6 +465,8 @@ def planned_config(config: TrainConfig, setup: Setup, samples: tuple, bands, nam
         left = budget * 60 - (time.time() - STARTED)
         plan.add(fit_budget(cost, left, budget, most, frozen_phase(config, set(given))))
         config = replace(config, time_budget=budget)
+        if "unfreeze_epoch" not in given:
+            fitted = Fitted(cost, budget, plan.settings()["eval_period"], most)
     epochs = plan.settings()["unfreeze_epoch"]  # fitted, planned or given: the phases and the jitter follow it
     plan.add(phase_lengths(epochs, plan.settings()["freeze_train"]))
     plan.add({"jitter": plan_jitter(epochs)})
@@ -462,13 +475,14 @@ def planned_config(config: TrainConfig, setup: Setup, samples: tuple, bands, nam
     print(plan.describe())
     print(describe_time(cost, config, time.time() - STARTED))
     if not config.plan_only and setup.cluster.is_chief:
-        write_json(os.path.join(config.save_dir, PLAN_FILE), plan.to_dict())
-    return config
+        save_plan(plan, config.save_dir)
+    return config, fitted
 
 
-def settled_config(config: TrainConfig, setup: Setup, samples: tuple, bands, names: list) -> TrainConfig:
-    """The settings the run trains with, planned (planned_config), resolved and checked, then printed."""
-    config = planned_config(config, setup, samples, bands, names)
+def settled_config(config: TrainConfig, setup: Setup, samples: tuple, bands, names: list) -> tuple:
+    """(config, Fitted or None): the settings the run trains with, planned (planned_config), resolved and checked,
+    then printed; and the budget's fit, if it fitted the epochs."""
+    config, fitted = planned_config(config, setup, samples, bands, names)
     config = replace(config, scale_mode=resolve_scale_mode(config.scale_mode, config.model))
     validate_config(config)  # the planned settings too
     check_count(samples[0], max(phase_plan_of(config).batch_sizes()), "the train split (train.txt)")
@@ -476,7 +490,7 @@ def settled_config(config: TrainConfig, setup: Setup, samples: tuple, bands, nam
         check_global_batch(batch_size, setup.strategy)
     check_watch_settings(config, setup.cluster.count)
     print("Config:\n" + format_config(config))
-    return config
+    return config, fitted
 
 
 def workload_of(config: TrainConfig, samples: tuple, fingerprint) -> Workload:
@@ -545,7 +559,7 @@ def run(config: TrainConfig, held: contextlib.ExitStack) -> None:
     print(set_precision(config.precision))
     with timeline.span("plan"):
         names = class_names_for(config)  # read once: the plan's tables and the checkpoints name the classes alike
-        config = settled_config(config, setup, (train_samples, val_samples), bands, names)
+        config, fitted = settled_config(config, setup, (train_samples, val_samples), bands, names)
     if config.plan_only:
         print("plan_only: nothing was trained.")
         return
@@ -577,10 +591,13 @@ def run(config: TrainConfig, held: contextlib.ExitStack) -> None:
         timeline,
         config.eval_period if config.eval_flag else 1,  # without val mIoU the val loss is the monitor: every epoch
     )
+    refit = None
+    if fitted and cluster.is_chief:  # a budget's epochs, fitted again after the frozen phase
+        refit = functools.partial(refit_after_frozen, fitted=fitted, save_dir=config.save_dir, callbacks=callbacks)
     started = time.time()
     try:
         with setup.strategy.scope():
-            train_phases(model, work, watch, callbacks)
+            work = train_phases(model, work, watch, callbacks, refit)
     except KeyboardInterrupt:
         if cluster.is_chief:
             report_interrupt(model, config, settings, history.rows[-1]["epoch"] if history.rows else start_epoch)
@@ -599,15 +616,53 @@ def run_callbacks(config: TrainConfig, val_samples, model, settings: ModelSettin
     return [guard, *callbacks], history
 
 
-def train_phases(model, run: Run, watch, callbacks: list) -> None:
-    """The run's phases from where it starts, each fitted in turn (utils/phases.py)."""
+def train_phases(model, run: Run, watch, callbacks: list, refit=None) -> Run:
+    """The run's phases from where it starts, each fitted in turn (utils/phases.py); refit(run, frozen epochs, their
+    seconds) -> Run, when given, fits the epochs again after a frozen phase that this process trained from the run's
+    start. Returns the Run as it ended."""
     for frozen in (True, False):  # planned again after the frozen phase: early stopping may have ended it
         phases = run.plan.phases(watch.state.unfrozen_from)
-        for phase in [p for p in phases if p.frozen == frozen and p.end_epoch > run.start_epoch]:
+        todo = [p for p in phases if p.frozen == frozen and p.end_epoch > run.start_epoch]
+        started = time.time()
+        for phase in todo:
             watch.start_phase(phase, phase is phases[-1], run.rates.for_batch(phase.batch_size)[1])
             fit_phase(model, run, phase, callbacks)
         if watch.state.stopped:
             break
+        unfrozen_next = todo and todo[-1].end_epoch < run.plan.unfreeze_epoch
+        if frozen and unfrozen_next and refit and run.start_epoch == 0:
+            run = refit(run, todo[-1].end_epoch, time.time() - started)
+    return run
+
+
+def refit_after_frozen(run: Run, frozen: int, seconds: float, fitted: Fitted, save_dir: str, callbacks: list) -> Run:
+    """The run with its epochs fitted again after its frozen phase took `seconds` (utils/planning/budget.py:
+    refit_epochs). The unfrozen phase, the learning-rate schedule and the planned jitter follow them; so do val mIoU's
+    last epoch, the settings the checkpoints record (what --resume continues) and plan.json."""
+    epochs, scale = refit_epochs(fitted, frozen, seconds, fitted.minutes * 60 - (time.time() - STARTED))
+    print(
+        f"Budget: the frozen phase took {seconds:.0f} s, {scale:.2f} times its estimate: {epochs} epochs fit the "
+        f"time_budget of {fitted.minutes:g} min (planned: {run.plan.unfreeze_epoch})"
+    )
+    if epochs == run.plan.unfreeze_epoch:
+        return run
+    plan = load_plan(save_dir)  # the given settings win, as in the plan
+    why = f"fitted again after the frozen phase ({scale:.2f} times its estimate)"
+    plan.add({"unfreeze_epoch": Planned(epochs, why), "jitter": plan_jitter(epochs)})
+    save_plan(plan, save_dir)
+    jitter = plan.settings()["jitter"]
+    for callback in callbacks:
+        if isinstance(callback, EvalCallback):
+            callback.total_epochs = epochs
+        if isinstance(callback, CheckpointSaver):
+            callback.config.update(unfreeze_epoch=epochs, jitter=jitter)
+    augmentation = replace(run.pipeline.augmentation, jitter=jitter)
+    return replace(
+        run,
+        plan=replace(run.plan, unfreeze_epoch=epochs),
+        rates=replace(run.rates, total_epochs=epochs),
+        pipeline=replace(run.pipeline, augmentation=augmentation),
+    )
 
 
 def report_end(model, run: Run, config: TrainConfig, cluster, watch, history, started: float) -> None:

@@ -13,6 +13,8 @@ Cases:
     membrane         the ISBI 2012 membrane set (../shared/datasets/membrane), 256x256, 10 epochs, batch 2,
                      default encoder weights; skipped when the dataset is absent.
     membrane_random  the same from random initialisation (--model_path "").
+    membrane_planned the membrane set with only --vocdevkit_path and --num_classes: the plan sets the rest (give a
+                     budget with --train_flags "--time_budget 20").
     membrane_fp32    the membrane case in fp32: its mIoU against the membrane case's (mixed precision where
                      `precision auto` picks it) says what mixed precision costs in accuracy.
     membrane_fcn8, membrane_unet_small
@@ -114,6 +116,7 @@ def demo_bands(work: str, bands: int) -> list:
 CASES = {
     "demo": lambda work: ["--vocdevkit_path", os.path.join(work, "VOCdevkit")],
     "membrane": lambda work: MEMBRANE_ARGS,
+    "membrane_planned": lambda work: MEMBRANE_ARGS[:4],  # the dataset and the classes: the plan sets the rest
     "membrane_random": lambda work: [*MEMBRANE_ARGS, "--model_path", ""],
     "membrane_fp32": lambda work: [*MEMBRANE_ARGS, "--precision", "fp32"],
     "membrane_fcn8": lambda work: [*MEMBRANE_ARGS, "--model", "fcn8"],

@@ -16,12 +16,14 @@ from utils.dataset.fingerprint import ClassFacts, Fingerprint, Spread
 from utils.files.bands import Bands
 from utils.planning.budget import (
     Estimate,
+    Fitted,
     Workload,
     estimate,
     eval_period_for,
     fit_budget,
     frozen_epochs,
     phase_lengths,
+    refit_epochs,
 )
 from utils.planning.machine import Machine
 from utils.planning.plan import Plan, make_plan
@@ -189,6 +191,18 @@ def test_the_budget_fits_the_epochs_and_the_evaluations():
         fit_budget(cost, seconds_left=20, budget_minutes=0.5)
 
 
+def test_the_epochs_are_fitted_again_from_the_frozen_phases_time():
+    cost = Estimate(epoch=10.0, evaluation=5.0, per_phase=3.0, once=3.0, frozen_epoch=4.0)
+    fitted = Fitted(cost, minutes=10, eval_period=5)
+    # 2 frozen epochs took 22 s against 2 x 4 + 3 (no evaluation in epochs 1-2): the rest costs twice its estimate.
+    # 13 epochs: 2 x (11 x 10 + 3 evaluations (5, 10, 13) x 5 + 3) + 3 (the process's end) = 259 <= 300 x 0.92
+    assert refit_epochs(fitted, frozen=2, frozen_seconds=22.0, seconds_left=300) == (13, 2.0)
+    # 14: 2 x (12 x 10 + 3 x 5 + 3) + 3 = 279 > 276
+    assert refit_epochs(replace(fitted, most=10), 2, 22.0, 300) == (10, 2.0)  # at most the ceiling
+    assert refit_epochs(fitted, 2, 22.0, 10)[0] == 3  # at least one epoch after the frozen ones
+    assert refit_epochs(fitted, 2, 5.5, 300)[0] > 13  # a faster machine than measured: more epochs
+
+
 def test_plan_only_prints_the_plan_and_trains_nothing(tiny_voc, tmp_path):
     logs = tmp_path / "logs"
     result = run_script(
@@ -207,15 +221,18 @@ def test_a_budgeted_run_ends_inside_its_budget_and_a_resume_keeps_its_plan(tiny_
     logs, budget = tmp_path / "logs", 0.75
     flags = ["--vocdevkit_path", tiny_voc, "--num_classes", "3", "--model", "unet_small", "--model_path", ""]
     started = time.time()
-    result = run_script("train.py", *flags, "--input_shape", "32", "32", "--save_dir", logs, "--time_budget", budget)
+    # a frozen phase (for unet_small: the whole network, as a phase of its own), after which the epochs are refitted
+    budgeted = ["--input_shape", "32", "32", "--save_dir", logs, "--time_budget", budget, "--freeze_train", "true"]
+    result = run_script("train.py", *flags, *budgeted)
     wall = time.time() - started
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert wall <= budget * 60 * 1.05, f"{wall:.1f} s for a budget of {budget * 60:.0f} s\n{result.stdout[-3000:]}"
     assert f"within its time_budget of {budget:g} min" in result.stdout
+    assert "Budget: the frozen phase took" in result.stdout
     plan = json.loads((logs / "plan.json").read_text())
     epochs = plan["planned"]["unfreeze_epoch"]["value"]
-    assert epochs >= 3 and "fit the budget" in plan["planned"]["unfreeze_epoch"]["reason"]
-    assert len(history_rows(logs)) == epochs  # the schedule completed
+    assert epochs >= 3 and "fit" in plan["planned"]["unfreeze_epoch"]["reason"]
+    assert len(history_rows(logs)) == epochs  # the schedule completed, as fitted again
     resumed = run_script("train.py", "--resume", logs, "--unfreeze_epoch", epochs + 1)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert "Plan for" not in resumed.stdout  # it keeps the plan it started with

@@ -121,6 +121,38 @@ def fit_budget(cost: Estimate, seconds_left: float, budget_minutes: float, most:
     return {"unfreeze_epoch": Planned(epochs, why), "eval_period": Planned(period, evaluation)}
 
 
+@dataclass(frozen=True)
+class Fitted:
+    """A budget's fit (fit_budget's), kept to fit the epochs again after the frozen phase (refit_epochs): its
+    estimate, the budget in minutes, the evaluation period and the ceiling on the epochs (0: none)."""
+
+    cost: Estimate
+    minutes: float
+    eval_period: int
+    most: int = 0
+
+
+def refit_epochs(fitted: Fitted, frozen: int, frozen_seconds: float, seconds_left: float) -> tuple:
+    """(epochs, scale): the run's epochs fitted again once its first `frozen` epochs, a phase of their own, have
+    taken frozen_seconds from the phase's start to its end. A few steps before the run can fall into a slow (or fast)
+    spell of a shared machine that a whole epoch evens out: the rest of the run is priced at the estimate times
+    `scale`, the frozen phase's time against its estimate, and fitted into MARGIN of seconds_left; at least one
+    epoch after the frozen ones, at most the ceiling."""
+    cost, period = fitted.cost, fitted.eval_period
+    evaluated = sum(1 for epoch in range(1, frozen + 1) if epoch % period == 0)
+    estimated = frozen * (cost.frozen_epoch or cost.epoch) + evaluated * cost.evaluation + cost.per_phase
+    scale = frozen_seconds / estimated
+
+    def rest_seconds(epochs: int) -> float:
+        evaluations = sum(1 for e in range(frozen + 1, epochs + 1) if e % period == 0 or e == epochs)
+        return scale * ((epochs - frozen) * cost.epoch + evaluations * cost.evaluation + cost.per_phase) + END_RESERVE
+
+    epochs = frozen + 1
+    while rest_seconds(epochs + 1) <= seconds_left * MARGIN and not (fitted.most and epochs >= fitted.most):
+        epochs += 1
+    return epochs, scale
+
+
 def frozen_epochs(epochs: int) -> int:
     """The frozen phase planned for a run of `epochs`: an eighth of it, at least 1."""
     return max(1, round(epochs / 8))

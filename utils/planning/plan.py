@@ -1,10 +1,13 @@
 """A run's plan: the settings the rules (utils/planning/rules.py) give for a train split on a machine, each with its
 reason; the settings a user gives win, and are shown as given. Saved as plan.json in the run folder."""
 
+import json
+import os
 from dataclasses import dataclass, field
 
 from nets.models import Network, model_margin
 from utils.dataset.fingerprint import Fingerprint
+from utils.files.atomic import write_json
 from utils.planning.machine import Machine
 from utils.planning.rules import (
     Planned,
@@ -56,6 +59,17 @@ class Plan:
     def from_dict(cls, data: dict) -> "Plan":
         planned = {name: Planned(entry["value"], entry["reason"]) for name, entry in data["planned"].items()}
         return cls(planned, dict(data.get("given", {})))
+
+
+def save_plan(plan: Plan, save_dir: str) -> None:
+    """plan.json in save_dir, written atomically."""
+    write_json(os.path.join(save_dir, PLAN_FILE), plan.to_dict())
+
+
+def load_plan(save_dir: str) -> Plan:
+    """The Plan in save_dir's plan.json."""
+    with open(os.path.join(save_dir, PLAN_FILE)) as f:
+        return Plan.from_dict(json.load(f))
 
 
 def format_value(value) -> str:
