@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 import tensorflow as tf
 
 from nets.models import set_backbone_trainable
-from utils.callbacks import Lap, PreciseBatchNorm, StepClock
+from utils.callbacks import Lap, PreciseBatchNorm, StepClock, evaluated
 from utils.dataloader import Pipeline, Shard, build_train_dataset, build_val_dataset
 from utils.training.learning_rate import LearningRates
 from utils.training.optimizers import make_optimizer
@@ -160,7 +160,7 @@ def fit_phase(model, run: Run, phase: Phase, callbacks: list) -> None:
 def validated_epochs(first_epoch: int, end_epoch: int, period: int, last_epoch: int) -> list:
     """The epochs (1-based, first_epoch + 1 .. end_epoch) whose val loss is computed: every period-th and the run's
     last, as EvalCallback's val mIoU, so that both val passes stay within the plan's share of the run."""
-    return [epoch for epoch in range(first_epoch + 1, end_epoch + 1) if epoch % period == 0 or epoch == last_epoch]
+    return [epoch for epoch in range(first_epoch + 1, end_epoch + 1) if evaluated(epoch, period, last_epoch)]
 
 
 def timed_callbacks(clock: PhaseClock, callbacks: list) -> list:

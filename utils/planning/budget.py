@@ -5,6 +5,7 @@ with evaluation a small share of the run."""
 import math
 from dataclasses import dataclass
 
+from utils.callbacks import evaluated
 from utils.planning.rules import Planned
 from utils.planning.speed import Speed
 
@@ -55,7 +56,7 @@ class Estimate:
 
     def seconds(self, epochs: int, eval_period: int, frozen: int = 0) -> float:
         """A run of `epochs`, the first `frozen` of them with the encoder frozen (a phase of their own)."""
-        evaluations = epochs // eval_period + (1 if epochs % eval_period else 0)
+        evaluations = sum(evaluated(epoch, eval_period, epochs) for epoch in range(1, epochs + 1))
         frozen = min(frozen, epochs)
         epochs_cost = frozen * (self.frozen_epoch or self.epoch) + (epochs - frozen) * self.epoch
         phases = 2 if 0 < frozen < epochs else 1  # each phase compiles and traces its steps again
@@ -139,12 +140,12 @@ def refit_epochs(fitted: Fitted, frozen: int, frozen_seconds: float, seconds_lef
     `scale`, the frozen phase's time against its estimate, and fitted into MARGIN of seconds_left; at least one
     epoch after the frozen ones, at most the ceiling."""
     cost, period = fitted.cost, fitted.eval_period
-    evaluated = sum(1 for epoch in range(1, frozen + 1) if epoch % period == 0)
-    estimated = frozen * (cost.frozen_epoch or cost.epoch) + evaluated * cost.evaluation + cost.per_phase
+    frozen_evaluations = sum(evaluated(epoch, period, 0) for epoch in range(1, frozen + 1))  # the last is not frozen
+    estimated = frozen * (cost.frozen_epoch or cost.epoch) + frozen_evaluations * cost.evaluation + cost.per_phase
     scale = frozen_seconds / estimated
 
     def rest_seconds(epochs: int) -> float:
-        evaluations = sum(1 for e in range(frozen + 1, epochs + 1) if e % period == 0 or e == epochs)
+        evaluations = sum(evaluated(epoch, period, epochs) for epoch in range(frozen + 1, epochs + 1))
         return scale * ((epochs - frozen) * cost.epoch + evaluations * cost.evaluation + cost.per_phase) + END_RESERVE
 
     epochs = frozen + 1
