@@ -57,11 +57,6 @@ class PreciseBatchNorm(keras.callbacks.Callback):
             self.statistics(self.batches)
 
 
-def evaluated(epoch: int, period: int, last_epoch: int) -> bool:
-    """Whether the 1-based `epoch` is evaluated (val mIoU and the val loss): every period-th, and the run's last."""
-    return epoch % period == 0 or epoch == last_epoch
-
-
 class EvalCallback(keras.callbacks.Callback):
     """Every `eval_period` epochs (and at the last), val mIoU at original resolution as get_miou.py computes it, by
     the model's prediction path (prediction/path.py) on `data` (build_eval_dataset's, read for that path), into the
@@ -78,7 +73,7 @@ class EvalCallback(keras.callbacks.Callback):
         self.epoch_started = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
-        if not evaluated(epoch + 1, self.eval_period, self.total_epochs):
+        if not stopping.evaluated(epoch + 1, self.eval_period, self.total_epochs):
             return
         collect = self.images.collect if self.images and self.images.count else None
         matrix = evaluate_confusion(self.segment, self.data, self.num_classes, self.num_batches, on_batch=collect)

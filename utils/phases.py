@@ -6,12 +6,13 @@ from dataclasses import dataclass, replace
 import tensorflow as tf
 
 from nets.models import set_backbone_trainable
-from utils.callbacks import Lap, PreciseBatchNorm, StepClock, evaluated
+from utils.callbacks import Lap, PreciseBatchNorm, StepClock
 from utils.dataloader import Pipeline, Shard, build_train_dataset, build_val_dataset
 from utils.training.learning_rate import LearningRates
 from utils.training.optimizers import make_optimizer
 from utils.training.precise_bn import calibration_samples, trainable_batch_norms
 from utils.training.resumable import load_optimizer_state
+from utils.training.stopping import evaluated
 from utils.training.timeline import CALLBACK_STAGES, PhaseClock
 
 

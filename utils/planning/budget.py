@@ -5,9 +5,9 @@ with evaluation a small share of the run."""
 import math
 from dataclasses import dataclass
 
-from utils.callbacks import evaluated
 from utils.planning.rules import Planned
 from utils.planning.speed import Speed
+from utils.training.stopping import evaluated
 
 PIPELINE_FACTOR = 1.05  # a step fed by the tf.data pipeline against one on an in-memory batch (docs/planning.md)
 EVAL_FACTOR = 1.5  # val mIoU's forward calls and their resizing, argmax and confusion matrix, against bare calls

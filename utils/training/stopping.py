@@ -11,6 +11,12 @@ import math
 from dataclasses import dataclass
 
 
+def evaluated(epoch: int, period: int, last_epoch: int) -> bool:
+    """Whether the 1-based `epoch` is evaluated (val mIoU and the val loss, the monitors): every period-th, and the
+    run's last."""
+    return epoch % period == 0 or epoch == last_epoch
+
+
 def is_better(monitor: str, value: float, best) -> bool:
     """Whether value beats best (None: nothing yet) for the monitor: higher val_miou, lower val_loss. A value that is
     not a number (NaN: nothing measured) beats nothing."""
