@@ -39,10 +39,11 @@ rare classes are seen, and predicts by a sliding window of input_shape with `ove
 images with small or thin structures (aerial, microscopy, pathology). auto: slide for unet_classic, else fit.
 
 Outputs go to save_dir (logs/): best_epoch_weights.weights.h5, last_epoch_weights.weights.h5, every
-save_period epochs ep{epoch}-loss{loss}-val_loss{val_loss}.weights.h5 (each records the settings it was trained
-with, so prediction needs none typed in), the two newest resumable checkpoints resume_epoch{epoch}.weights.h5
-(weights, optimizer state and the run's state), and a loss_<date>/ folder with the loss and mIoU curves,
-history.csv and TensorBoard events. A save_dir that holds an earlier run is refused: resume it, or choose another.
+save_period epochs ep{epoch}-loss{loss}[-val_loss{val_loss}].weights.h5 (the val loss where it ran; each records
+the settings it was trained with, so prediction needs none typed in), the two newest resumable checkpoints
+resume_epoch{epoch}.weights.h5 (weights, optimizer state and the run's state), and a loss_<date>/ folder with the
+loss and mIoU curves, history.csv and TensorBoard events. A save_dir that holds an earlier run is refused: resume
+it, or choose another.
 """
 
 import time
@@ -71,7 +72,7 @@ from utils.dataloader import Pipeline, Shard
 from utils.dataset.check import check_count, check_dataset
 from utils.dataset.demo import DEMO_CLASSES, DEMO_MINUTES, is_demo_dataset, make_demo_dataset
 from utils.dataset.fingerprint import describe_fingerprint, train_fingerprint
-from utils.files.bands import survey
+from utils.files.bands import Bands, survey
 from utils.files.images import check_num_classes, dataset_class_names, split_samples
 from utils.losses import build_loss
 from utils.phases import PhasePlan, Run, fit_phase
@@ -426,18 +427,30 @@ def set_up(config: TrainConfig, held: contextlib.ExitStack) -> Setup:
     return Setup(config, checkpoint, state, strategy, cluster, placement, weights)
 
 
-def read_dataset(config: TrainConfig):
-    """The checked dataset: (train samples, val samples, the images' Bands). A planned batch is chosen to fit the
-    train split; a given one is checked against it."""
+@dataclass(frozen=True)
+class Data:
+    """The checked dataset: its train and val samples, the train images' Bands, and each val image's (height,
+    width) as shown upright (what an evaluation's sliding window covers)."""
+
+    train: list
+    val: list
+    bands: Bands
+    val_sizes: list
+
+
+def read_dataset(config: TrainConfig) -> Data:
+    """The checked dataset. A planned batch is chosen to fit the train split; a given one is checked against it."""
     given_batch = not config.plan or {"freeze_batch_size", "unfreeze_batch_size"} & given_settings(config)
     min_train = max(phase_plan_of(config).batch_sizes()) if given_batch else 1
-    kinds = check_dataset(config.vocdevkit_path, config.num_classes, min_train=min_train, min_val=1)
+    headers = check_dataset(config.vocdevkit_path, config.num_classes, min_train=min_train, min_val=1)
     train_samples, val_samples = (split_samples(config.vocdevkit_path, split) for split in ("train", "val"))
     print(f"Data: {len(train_samples)} train, {len(val_samples)} val samples in {config.vocdevkit_path}")
-    return train_samples, val_samples, survey([image for image, _ in train_samples], config.input_channels, kinds)
+    kinds = {path: header.kind for path, header in headers.items()}
+    bands = survey([image for image, _ in train_samples], config.input_channels, kinds)
+    return Data(train_samples, val_samples, bands, [headers[image].size[::-1] for image, _ in val_samples])
 
 
-def planned_config(config: TrainConfig, setup: Setup, samples: tuple, bands, names: list) -> tuple:
+def planned_config(config: TrainConfig, setup: Setup, data: Data, names: list) -> tuple:
     """(config, Fitted or None): the config with the plan's settings where the user gave none (utils/planning/):
     the plan is printed with its reasons, the run's estimated time, and plan.json in save_dir; and, when a budget
     fitted the epochs, the fit, to fit them again after the frozen phase (refit_after_frozen). A resumed run keeps
@@ -451,8 +464,8 @@ def planned_config(config: TrainConfig, setup: Setup, samples: tuple, bands, nam
     plan = make_plan(fingerprint, machine, network_of(config), pretrained, names, given)
     config = replace(config, **plan.settings())
     frozen_batch = config.freeze_batch_size if config.freeze_train and config.model in PRETRAINED_ENCODER else 0
-    speed = measure_apart(network_of(config), config.unfreeze_batch_size, bands, config.save_dir, frozen_batch)
-    cost = estimate(speed, workload_of(config, samples, fingerprint))
+    speed = measure_apart(network_of(config), config.unfreeze_batch_size, data.bands, config.save_dir, frozen_batch)
+    cost = estimate(speed, workload_of(config, data))
     budget, ceiling = budget_of(config, set(given))
     fitted = None
     if budget:
@@ -479,13 +492,13 @@ def planned_config(config: TrainConfig, setup: Setup, samples: tuple, bands, nam
     return config, fitted
 
 
-def settled_config(config: TrainConfig, setup: Setup, samples: tuple, bands, names: list) -> tuple:
+def settled_config(config: TrainConfig, setup: Setup, data: Data, names: list) -> tuple:
     """(config, Fitted or None): the settings the run trains with, planned (planned_config), resolved and checked,
     then printed; and the budget's fit, if it fitted the epochs."""
-    config, fitted = planned_config(config, setup, samples, bands, names)
+    config, fitted = planned_config(config, setup, data, names)
     config = replace(config, scale_mode=resolve_scale_mode(config.scale_mode, config.model))
     validate_config(config)  # the planned settings too
-    check_count(samples[0], max(phase_plan_of(config).batch_sizes()), "the train split (train.txt)")
+    check_count(data.train, max(phase_plan_of(config).batch_sizes()), "the train split (train.txt)")
     for batch_size in phase_plan_of(config).batch_sizes():
         check_global_batch(batch_size, setup.strategy)
     check_watch_settings(config, setup.cluster.count)
@@ -493,22 +506,23 @@ def settled_config(config: TrainConfig, setup: Setup, samples: tuple, bands, nam
     return config, fitted
 
 
-def workload_of(config: TrainConfig, samples: tuple, fingerprint) -> Workload:
-    """What the run computes: its images, batch and (slide) the median val image's windows."""
-    train_samples, val_samples = samples
+def workload_of(config: TrainConfig, data: Data) -> Workload:
+    """What the run computes: its images, batch and (slide) the windows of a val image, on average over the val
+    images: large images have many more than the median one (Dubai's val tiles at 0.75: 27 against 12)."""
     windows = 1.0
-    if scale_of(config).slide:
+    if scale_of(config).slide and data.val_sizes:
         output = [side - 2 * model_margin(config.model) for side in config.input_shape]
-        median = (fingerprint.height.median, fingerprint.width.median)
-        sides = [round(length * config.image_scale) for length in median]
-        windows = math.prod(len(window_starts(s, o, config.overlap)) for s, o in zip(sides, output))
-    calibration = len(calibration_samples(train_samples))
+        counts = [
+            math.prod(len(window_starts(round(length * config.image_scale), o, config.overlap)) for length, o in pair)
+            for pair in (zip(size, output) for size in data.val_sizes)
+        ]
+        windows = sum(counts) / len(counts)
     return Workload(
-        len(train_samples),
-        len(val_samples),
+        len(data.train),
+        len(data.val),
         config.unfreeze_batch_size,
         windows,
-        calibration,
+        len(calibration_samples(data.train)),
         config.freeze_batch_size,
         config.eval_flag,
     )
@@ -553,13 +567,14 @@ def run(config: TrainConfig, held: contextlib.ExitStack) -> None:
     with timeline.span("demo data"):
         ensure_demo_data(config.vocdevkit_path)
     with timeline.span("dataset check"):
-        train_samples, val_samples, bands = read_dataset(config)
+        data = read_dataset(config)
+    train_samples, val_samples, bands = data.train, data.val, data.bands
     print(f"Images: {bands.describe()}")
     print(f"Devices: {setup.placement}")
     print(set_precision(config.precision))
     with timeline.span("plan"):
         names = class_names_for(config)  # read once: the plan's tables and the checkpoints name the classes alike
-        config, fitted = settled_config(config, setup, (train_samples, val_samples), bands, names)
+        config, fitted = settled_config(config, setup, data, names)
     if config.plan_only:
         print("plan_only: nothing was trained.")
         return

@@ -45,6 +45,10 @@ Cases:
                      the demo with the demo generator's bands variant (16-bit TIFFs): ellipses are drawn in a 4th
                      band only, the other shapes in R, G and B only; trained on all 4 bands or on R, G, B alone (the
                      same images), the ellipse class's IoU says whether the network sees the 4th band.
+    dubai_planned    the Dubai aerial set (../shared/datasets/dubai: 58 train / 14 val tiles up to 2149x2062, five
+                     classes and an ignored one) with only --vocdevkit_path and --num_classes: the plan sets the rest.
+    dubai_defaults   the same with --plan false: the settings' defaults (64x64 fit, 24 epochs), planned by nobody.
+    dubai_fit64      the defaults' 64x64 fit with the rest planned: with a budget, its epochs fill it.
     large_fit, large_slide
                      the large-image demo (utils/dataset/demo.py, large: 120 images of 1024x1024, 40-100 shapes of
                      10-40 pixels each), 256x256 input, 20 epochs of batch 4 (480 steps), scale_mode fit against
@@ -74,6 +78,8 @@ from utils.dataset.demo import make_demo_dataset  # noqa: E402 (after the path t
 from utils.files.images import index_images  # noqa: E402
 
 MEMBRANE = os.path.join(ROOT, "..", "shared", "datasets", "membrane")
+DUBAI = os.path.join(ROOT, "..", "shared", "datasets", "dubai")
+DUBAI_ARGS = ["--vocdevkit_path", DUBAI, "--num_classes", "5"]
 MEMBRANE_ARGS = ["--vocdevkit_path", MEMBRANE, "--num_classes", "2", "--input_shape", "256", "256"]
 MEMBRANE_ARGS += ["--freeze_train", "false", "--unfreeze_epoch", "10", "--unfreeze_batch_size", "2"]
 MEMBRANE_40 = [*MEMBRANE_ARGS, "--unfreeze_epoch", "40"]  # the later flag wins
@@ -141,6 +147,9 @@ CASES = {
     "membrane_unet_classic_40": lambda work: [*MEMBRANE_40, *CLASSIC],
     "membrane_unet_classic_40_recipe": lambda work: [*MEMBRANE_40, *CLASSIC, *PAPER_RECIPE],
     "membrane_sigmoid": lambda work: [*MEMBRANE_ARGS, "--head", "sigmoid"],
+    "dubai_planned": lambda work: DUBAI_ARGS,  # the plan sets the rest (a budget: --train_flags "--time_budget 20")
+    "dubai_defaults": lambda work: [*DUBAI_ARGS, "--plan", "false"],
+    "dubai_fit64": lambda work: [*DUBAI_ARGS, "--input_shape", "64", "64", "--scale_mode", "fit"],
     "demo_4band": lambda work: demo_bands(work, 4),
     "demo_4band_rgb": lambda work: demo_bands(work, 3),
     "large_fit": lambda work: large_demo("fit"),
@@ -233,8 +242,9 @@ def main():
     args = parser.parse_args()
     results, table = [], []
     for name in args.cases:
-        if name.startswith("membrane") and not os.path.isdir(MEMBRANE):
-            print(f"[{name}] skipped: {MEMBRANE} not found")
+        shared = MEMBRANE if name.startswith("membrane") else DUBAI if name.startswith("dubai") else ""
+        if shared and not os.path.isdir(shared):
+            print(f"[{name}] skipped: {shared} not found")
             continue
         runs = [run_case(name, seed, args.sweep, shlex.split(args.train_flags)) for seed in args.seeds or [None]]
         for run in runs:

@@ -81,6 +81,8 @@ def test_two_phases_write_weights_curves_history_and_resume(trained, tmp_path):
     assert [int(r["epoch"]) for r in resumed_rows] == [3, 4]
     # eval_period 4: val mIoU and the val loss at the last epoch only (and their curves from it)
     assert [(r["val_loss"] != "", r["val_miou"] != "") for r in resumed_rows] == [(False, False), (True, True)]
+    copies = sorted(os.path.basename(path) for path in glob.glob(os.path.join(logs, "ep00[34]-*.weights.h5")))
+    assert [("-val_loss" in name) for name in copies] == [False, True], copies  # named by the val loss where it ran
     assert os.path.getsize(os.path.join(run_dirs[-1], "epoch_loss.png")) > 0
     # After epoch 3 the rate is the whole run's cosine at epoch 3, not a fresh warm-up.
     defaults = TrainConfig()

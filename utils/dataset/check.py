@@ -154,6 +154,11 @@ class Survey:
         return {c.image_path: c.header.kind for c in self.checks if c.header}
 
     @property
+    def headers(self) -> dict:
+        """{image path: ImageHeader} of the images read."""
+        return {c.image_path: c.header for c in self.checks if c.header}
+
+    @property
     def sizes(self) -> list:
         return [c.header.size for c in self.checks if c.header]
 
@@ -215,7 +220,7 @@ def check_dataset(vocdevkit_path: str, num_classes: int, min_train: int, min_val
     splits together (survey_pairs); val must hold labelled pixels to measure with.
 
     Returns:
-        {image path: (bands, sample type)} of both splits' images.
+        {image path: ImageHeader} of both splits' images (their size, bands and sample type).
     """
     files, samples = {}, {}
     for split, minimum in [("train", min_train), ("val", min_val)]:
@@ -240,4 +245,4 @@ def check_dataset(vocdevkit_path: str, num_classes: int, min_train: int, min_val
             "nothing to measure. Put labelled images in val: rebuild the splits with python voc_annotation.py, or "
             "fix those labels."
         )
-    return survey.kinds
+    return survey.headers

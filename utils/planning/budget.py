@@ -30,7 +30,7 @@ SAVED_COPIES = 5  # save_period keeps about this many ep*.weights.h5 copies over
 @dataclass(frozen=True)
 class Workload:
     """What a run computes: its train and val images, its batch, a val image's forward work in windows (1 in
-    fit; in slide, the windows of the median image at image_scale), and whether val mIoU is computed (eval_flag:
+    fit; in slide, the val images' windows at image_scale, on average), and whether val mIoU is computed (eval_flag:
     the val loss then runs with it, every eval_period epochs; else every epoch)."""
 
     train_images: int
@@ -138,11 +138,14 @@ def refit_epochs(fitted: Fitted, frozen: int, frozen_seconds: float, seconds_lef
     taken frozen_seconds from the phase's start to its end. A few steps before the run can fall into a slow (or fast)
     spell of a shared machine that a whole epoch evens out: the rest of the run is priced at the estimate times
     `scale`, the frozen phase's time against its estimate, and fitted into MARGIN of seconds_left; at least one
-    epoch after the frozen ones, at most the ceiling."""
+    epoch after the frozen ones, at most the ceiling. A slower phase is believed in full; a faster one only halfway
+    (the scale moved half-way to 1): the frozen step's own measurement can have erred high, which says nothing of the
+    full step's, and a run that ends late breaks the budget where one that ends early only trains a little less."""
     cost, period = fitted.cost, fitted.eval_period
     frozen_evaluations = sum(evaluated(epoch, period, 0) for epoch in range(1, frozen + 1))  # the last is not frozen
     estimated = frozen * (cost.frozen_epoch or cost.epoch) + frozen_evaluations * cost.evaluation + cost.per_phase
     scale = frozen_seconds / estimated
+    scale = scale if scale >= 1 else (1 + scale) / 2
 
     def rest_seconds(epochs: int) -> float:
         evaluations = sum(evaluated(epoch, period, epochs) for epoch in range(frozen + 1, epochs + 1))

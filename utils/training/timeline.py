@@ -60,7 +60,7 @@ class Timeline:
 
     def write(self, path: str) -> None:
         with open(path, "w") as f:
-            json.dump({name: round(seconds, 3) for name, seconds in self.rows().items()}, f, indent=1)
+            json.dump({name: round(seconds, 6) for name, seconds in self.rows().items()}, f, indent=1)  # to the µs
 
 
 class PhaseClock:

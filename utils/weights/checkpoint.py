@@ -8,7 +8,6 @@ Two kinds of checkpoint, both HDF5 `.weights.h5` files written atomically (utils
 """
 
 import json
-import math
 import os
 import shutil
 from dataclasses import asdict, dataclass
@@ -169,7 +168,8 @@ class EpochFiles:
             copy_weights(last, self.path("best_epoch_weights"))
             write_json(os.path.join(self.save_dir, "best_epoch_weights.json"), best)
         if epoch % self.save_period == 0:
-            name = f"ep{epoch:03d}-loss{row['loss']:.3f}-val_loss{row['val_loss'] or math.nan:.3f}"
+            validated = f"-val_loss{row['val_loss']:.3f}" if row["val_loss"] else ""  # none between val passes
+            name = f"ep{epoch:03d}-loss{row['loss']:.3f}{validated}"
             copy_weights(last, self.path(name))
 
     def unwritten(self, epoch: int, best_epoch) -> tuple:
