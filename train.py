@@ -633,36 +633,36 @@ def run_callbacks(config: TrainConfig, val_samples, model, settings: ModelSettin
 
 def train_phases(model, run: Run, watch, callbacks: list, refit=None) -> Run:
     """The run's phases from where it starts, each fitted in turn (utils/phases.py); refit(run, frozen epochs, their
-    seconds) -> Run, when given, fits the epochs again after a frozen phase that this process trained from the run's
-    start. Returns the Run as it ended."""
+    steps' seconds) -> Run, when given, fits the epochs again after a frozen phase that this process trained from the
+    run's start. Returns the Run as it ended."""
     for frozen in (True, False):  # planned again after the frozen phase: early stopping may have ended it
         phases = run.plan.phases(watch.state.unfrozen_from)
         todo = [p for p in phases if p.frozen == frozen and p.end_epoch > run.start_epoch]
-        started = time.time()
+        steps_seconds = 0.0
         for phase in todo:
             watch.start_phase(phase, phase is phases[-1], run.rates.for_batch(phase.batch_size)[1])
-            fit_phase(model, run, phase, callbacks)
+            steps_seconds += fit_phase(model, run, phase, callbacks)
         if watch.state.stopped:
             break
         unfrozen_next = todo and todo[-1].end_epoch < run.plan.unfreeze_epoch
         if frozen and unfrozen_next and refit and run.start_epoch == 0:
-            run = refit(run, todo[-1].end_epoch, time.time() - started)
+            run = refit(run, todo[-1].end_epoch, steps_seconds)
     return run
 
 
 def refit_after_frozen(run: Run, frozen: int, seconds: float, fitted: Fitted, save_dir: str, callbacks: list) -> Run:
-    """The run with its epochs fitted again after its frozen phase took `seconds` (utils/planning/budget.py:
+    """The run with its epochs fitted again after its frozen phase's steps took `seconds` (utils/planning/budget.py:
     refit_epochs). The unfrozen phase, the learning-rate schedule and the planned jitter follow them; so do val mIoU's
     last epoch, the settings the checkpoints record (what --resume continues) and plan.json."""
     epochs, scale = refit_epochs(fitted, frozen, seconds, fitted.minutes * 60 - (time.time() - STARTED))
     print(
-        f"Budget: the frozen phase took {seconds:.0f} s, {scale:.2f} times its estimate: {epochs} epochs fit the "
-        f"time_budget of {fitted.minutes:g} min (planned: {run.plan.unfreeze_epoch})"
+        f"Budget: the frozen phase's steps took {seconds:.0f} s, {scale:.2f} times their estimate: {epochs} epochs "
+        f"fit the time_budget of {fitted.minutes:g} min (planned: {run.plan.unfreeze_epoch})"
     )
     if epochs == run.plan.unfreeze_epoch:
         return run
     plan = load_plan(save_dir)  # the given settings win, as in the plan
-    why = f"fitted again after the frozen phase ({scale:.2f} times its estimate)"
+    why = f"fitted again after the frozen phase (its steps {scale:.2f} times their estimate)"
     plan.add({"unfreeze_epoch": Planned(epochs, why), "jitter": plan_jitter(epochs)})
     save_plan(plan, save_dir)
     jitter = plan.settings()["jitter"]

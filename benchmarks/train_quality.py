@@ -13,6 +13,10 @@ Cases:
     membrane         the ISBI 2012 membrane set (../shared/datasets/membrane), 256x256, 10 epochs, batch 2,
                      default encoder weights; skipped when the dataset is absent.
     membrane_random  the same from random initialisation (--model_path "").
+    membrane_defaults the membrane set with --plan false: the settings' defaults (64x64 fit, 24 epochs).
+    membrane_fit64   the defaults' 64x64 fit with the rest planned: with a budget, its epochs fill it.
+    membrane_hand    the membrane case's hand settings (256x256, batch 2, nothing frozen) with its epochs left to the
+                     plan: with --train_flags "--time_budget 20", as many as fit 20 minutes.
     membrane_planned the membrane set with only --vocdevkit_path and --num_classes: the plan sets the rest (give a
                      budget with --train_flags "--time_budget 20").
     membrane_fp32    the membrane case in fp32: its mIoU against the membrane case's (mixed precision where
@@ -123,6 +127,9 @@ CASES = {
     "demo": lambda work: ["--vocdevkit_path", os.path.join(work, "VOCdevkit")],
     "membrane": lambda work: MEMBRANE_ARGS,
     "membrane_planned": lambda work: MEMBRANE_ARGS[:4],  # the dataset and the classes: the plan sets the rest
+    "membrane_defaults": lambda work: [*MEMBRANE_ARGS[:4], "--plan", "false"],
+    "membrane_fit64": lambda work: [*MEMBRANE_ARGS[:4], "--input_shape", "64", "64", "--scale_mode", "fit"],
+    "membrane_hand": lambda work: MEMBRANE_ARGS[:-4] + MEMBRANE_ARGS[-2:],  # its epochs left to the budget
     "membrane_random": lambda work: [*MEMBRANE_ARGS, "--model_path", ""],
     "membrane_fp32": lambda work: [*MEMBRANE_ARGS, "--precision", "fp32"],
     "membrane_fcn8": lambda work: [*MEMBRANE_ARGS, "--model", "fcn8"],
@@ -205,6 +212,7 @@ def run_case(name: str, seed=None, sweep: bool = False, flags=()) -> dict:
         first = next((i for i, line in enumerate(lines) if line.startswith("Plan for")), None)
         last = next((i for i, line in enumerate(lines) if line.startswith("Estimated time")), None)
         plan = lines[first : last + 1] if first is not None and last is not None else []
+        plan += [line for line in lines if line.startswith("Budget:")]  # the epochs fitted again after the frozen phase
         two_classes = args[args.index("--num_classes") + 1] == "2" if "--num_classes" in args else False
         thresholds = threshold_sweep(work, args) if sweep and two_classes else {}
     return {

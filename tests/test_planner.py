@@ -192,18 +192,18 @@ def test_the_budget_fits_the_epochs_and_the_evaluations():
 
 
 def test_the_epochs_are_fitted_again_from_the_frozen_phases_time():
-    cost = Estimate(epoch=10.0, evaluation=5.0, per_phase=3.0, once=3.0, frozen_epoch=4.0)
+    cost = Estimate(epoch=10.0, evaluation=5.0, per_phase=3.0, once=3.0, frozen_epoch=4.0, frozen_steps=3.5)
     fitted = Fitted(cost, minutes=10, eval_period=5)
-    # 2 frozen epochs took 22 s against 2 x 4 + 3 (no evaluation in epochs 1-2): the rest costs twice its estimate.
+    # 2 frozen epochs' steps took 14 s against 2 x 3.5: the rest costs twice its estimate.
     # 13 epochs: 2 x (11 x 10 + 3 evaluations (5, 10, 13) x 5 + 3) + 3 (the process's end) = 259 <= 300 x 0.92
-    assert refit_epochs(fitted, frozen=2, frozen_seconds=22.0, seconds_left=300) == (13, 2.0)
+    assert refit_epochs(fitted, frozen=2, steps_seconds=14.0, seconds_left=300) == (13, 2.0)
     # 14: 2 x (12 x 10 + 3 x 5 + 3) + 3 = 279 > 276
-    assert refit_epochs(replace(fitted, most=10), 2, 22.0, 300) == (10, 2.0)  # at most the ceiling
-    assert refit_epochs(fitted, 2, 22.0, 10)[0] == 3  # at least one epoch after the frozen ones
-    # a faster phase than estimated (11 s against 11) is believed halfway: 0.75, not 0.5.
+    assert refit_epochs(replace(fitted, most=10), 2, 14.0, 300) == (10, 2.0)  # at most the ceiling
+    assert refit_epochs(fitted, 2, 14.0, 10)[0] == 3  # at least one epoch after the frozen ones
+    # faster steps than estimated (3.5 s against 7) are believed halfway: 0.75, not 0.5.
     # 34 epochs: 0.75 x (32 x 10 + 7 evaluations (5, 10, ..., 30, 34) x 5 + 3) + 3 = 271.5 <= 276
     # 35: 0.75 x (33 x 10 + 7 x 5 + 3) + 3 = 279 > 276
-    assert refit_epochs(fitted, 2, 5.5, 300) == (34, 0.75)
+    assert refit_epochs(fitted, 2, 3.5, 300) == (34, 0.75)
 
 
 def test_plan_only_prints_the_plan_and_trains_nothing(tiny_voc, tmp_path):
@@ -231,7 +231,7 @@ def test_a_budgeted_run_ends_inside_its_budget_and_a_resume_keeps_its_plan(tiny_
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert wall <= budget * 60 * 1.05, f"{wall:.1f} s for a budget of {budget * 60:.0f} s\n{result.stdout[-3000:]}"
     assert f"within its time_budget of {budget:g} min" in result.stdout
-    assert "Budget: the frozen phase took" in result.stdout
+    assert "Budget: the frozen phase's steps took" in result.stdout
     plan = json.loads((logs / "plan.json").read_text())
     epochs = plan["planned"]["unfreeze_epoch"]["value"]
     assert epochs >= 3 and "fit" in plan["planned"]["unfreeze_epoch"]["reason"]

@@ -1,6 +1,7 @@
 """Training phases: the encoder frozen, then the whole network. Each phase is compiled for its trainable set and
 learning rates and fitted from its first epoch (Keras' initial_epoch), so that a run can start at any epoch."""
 
+import time
 from dataclasses import dataclass, replace
 
 import tensorflow as tf
@@ -126,8 +127,10 @@ def precise_bn(model, run: Run, phase: Phase, steps_per_epoch: int) -> list:
     return [PreciseBatchNorm(calibration, steps_per_epoch)]
 
 
-def fit_phase(model, run: Run, phase: Phase, callbacks: list) -> None:
-    """One phase of the run: compile, then fit its epochs from where the run starts."""
+def fit_phase(model, run: Run, phase: Phase, callbacks: list) -> float:
+    """One phase of the run: compile, then fit its epochs from where the run starts. Returns the seconds its steps
+    took (the phase's wall time without a timeline to clock them)."""
+    started = time.time()
     name = "frozen phase" if phase.frozen else "unfrozen phase"
     clock = PhaseClock(run.timeline, name) if run.timeline else None  # the phase's start: compile and datasets
     initial_epoch = max(phase.first_epoch, run.start_epoch)
@@ -156,6 +159,7 @@ def fit_phase(model, run: Run, phase: Phase, callbacks: list) -> None:
         callbacks=timed_callbacks(clock, callbacks) if clock else callbacks,
         shuffle=False,  # the tf.data pipeline shuffles
     )
+    return clock.steps_seconds if clock else time.time() - started
 
 
 def validated_epochs(first_epoch: int, end_epoch: int, period: int, last_epoch: int) -> list:

@@ -46,13 +46,15 @@ class Workload:
 class Estimate:
     """Seconds: an epoch (its steps, precise BN, its files; the val loss without val mIoU), one evaluation (val mIoU
     and the val loss), what each phase pays once (tracing), what the run pays once after the plan (building the
-    network, the process's end), and an epoch with the encoder frozen (0: priced as an epoch)."""
+    network, the process's end), an epoch with the encoder frozen (0: priced as an epoch), and that epoch's steps
+    alone (what the budget's refit measures the machine by)."""
 
     epoch: float
     evaluation: float
     per_phase: float
     once: float = 0.0
     frozen_epoch: float = 0.0
+    frozen_steps: float = 0.0
 
     def seconds(self, epochs: int, eval_period: int, frozen: int = 0) -> float:
         """A run of `epochs`, the first `frozen` of them with the encoder frozen (a phase of their own)."""
@@ -72,12 +74,13 @@ def estimate(speed: Speed, work: Workload) -> Estimate:
     epoch = work.train_images // work.batch_size * speed.step * PIPELINE_FACTOR + beyond_steps
     frozen_steps = work.train_images // (work.frozen_batch_size or work.batch_size)
     frozen_epoch = frozen_steps * speed.frozen_step * PIPELINE_FACTOR + beyond_steps if speed.frozen_step else 0.0
+    frozen_steps_seconds = frozen_steps * (speed.frozen_step or speed.step) * PIPELINE_FACTOR
     evaluation = 0.0
     if work.val_miou and work.val_images:
         evaluation = math.ceil(work.val_images * work.windows / work.batch_size) * speed.forward * EVAL_FACTOR
         evaluation += EVAL_OVERHEAD + val_loss
     per_phase = speed.trace_step + FORWARD_TRACES * speed.trace_forward
-    return Estimate(epoch, evaluation, per_phase, speed.build + END_RESERVE, frozen_epoch)
+    return Estimate(epoch, evaluation, per_phase, speed.build + END_RESERVE, frozen_epoch, frozen_steps_seconds)
 
 
 def eval_period_for(cost: Estimate) -> int:
@@ -133,18 +136,18 @@ class Fitted:
     most: int = 0
 
 
-def refit_epochs(fitted: Fitted, frozen: int, frozen_seconds: float, seconds_left: float) -> tuple:
+def refit_epochs(fitted: Fitted, frozen: int, steps_seconds: float, seconds_left: float) -> tuple:
     """(epochs, scale): the run's epochs fitted again once its first `frozen` epochs, a phase of their own, have
-    taken frozen_seconds from the phase's start to its end. A few steps before the run can fall into a slow (or fast)
-    spell of a shared machine that a whole epoch evens out: the rest of the run is priced at the estimate times
-    `scale`, the frozen phase's time against its estimate, and fitted into MARGIN of seconds_left; at least one
-    epoch after the frozen ones, at most the ceiling. A slower phase is believed in full; a faster one only halfway
-    (the scale moved half-way to 1): the frozen step's own measurement can have erred high, which says nothing of the
-    full step's, and a run that ends late breaks the budget where one that ends early only trains a little less."""
+    trained, their steps taking steps_seconds. A few steps before the run can fall into a slow (or fast) spell of a
+    shared machine that whole epochs even out: the rest of the run is priced at the estimate times `scale`, the
+    frozen steps' time against their estimate, and fitted into MARGIN of seconds_left; at least one epoch after the
+    frozen ones, at most the ceiling. The steps alone are compared: what a phase pays once (the pipeline's start, a
+    first evaluation's tracing) would be multiplied over every epoch after it. A slower machine is believed in full;
+    a faster one only halfway (the scale moved half-way to 1): the frozen step's own measurement can have erred
+    high, which says nothing of the full step's, and a run that ends late breaks the budget where one that ends
+    early only trains a little less."""
     cost, period = fitted.cost, fitted.eval_period
-    frozen_evaluations = sum(evaluated(epoch, period, 0) for epoch in range(1, frozen + 1))  # the last is not frozen
-    estimated = frozen * (cost.frozen_epoch or cost.epoch) + frozen_evaluations * cost.evaluation + cost.per_phase
-    scale = frozen_seconds / estimated
+    scale = steps_seconds / (frozen * cost.frozen_steps) if cost.frozen_steps else 1.0  # 0: no step was measured
     scale = scale if scale >= 1 else (1 + scale) / 2
 
     def rest_seconds(epochs: int) -> float:

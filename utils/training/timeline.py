@@ -110,6 +110,12 @@ class PhaseClock:
         self.add("first step's tracing", max(self.first - typical, 0.0))
         self.add("steps", min(self.first, typical))
 
+    @property
+    def steps_seconds(self) -> float:
+        """The phase's steps so far, the first one counted as a typical step (without its tracing)."""
+        typical = float(np.median(self.steps)) if self.steps else 0.0
+        return sum(self.steps) + (min(self.first, typical) if self.first is not None else 0.0)
+
     def test_started(self) -> None:
         self.test_began = time.perf_counter()
 
