@@ -151,7 +151,7 @@ class Survey:
     @property
     def kinds(self) -> dict:
         """{image path: (bands, sample type)} (what bands.survey takes)."""
-        return {c.image_path: c.header.kind for c in self.checks if c.header}
+        return {path: header.kind for path, header in self.headers.items()}
 
     @property
     def headers(self) -> dict:

@@ -104,17 +104,20 @@ class PhaseClock:
             self.add("steps", ended - self.started)
         self.step_ended_at, self.mark = (ended, self.timeline.counted), ended
 
+    @property
+    def typical(self) -> float:
+        """A typical step's seconds: the median of those after the first."""
+        return float(np.median(self.steps)) if self.steps else 0.0
+
     def fit_ended(self) -> None:
         # The first step also traces the step function: what it took beyond a typical step.
-        typical = float(np.median(self.steps)) if self.steps else 0.0
-        self.add("first step's tracing", max(self.first - typical, 0.0))
-        self.add("steps", min(self.first, typical))
+        self.add("first step's tracing", max(self.first - self.typical, 0.0))
+        self.add("steps", min(self.first, self.typical))
 
     @property
     def steps_seconds(self) -> float:
         """The phase's steps so far, the first one counted as a typical step (without its tracing)."""
-        typical = float(np.median(self.steps)) if self.steps else 0.0
-        return sum(self.steps) + (min(self.first, typical) if self.first is not None else 0.0)
+        return sum(self.steps) + (min(self.first, self.typical) if self.first is not None else 0.0)
 
     def test_started(self) -> None:
         self.test_began = time.perf_counter()
