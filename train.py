@@ -442,11 +442,11 @@ def read_dataset(config: TrainConfig) -> Data:
     """The checked dataset. A planned batch is chosen to fit the train split; a given one is checked against it."""
     given_batch = not config.plan or {"freeze_batch_size", "unfreeze_batch_size"} & given_settings(config)
     min_train = max(phase_plan_of(config).batch_sizes()) if given_batch else 1
-    headers = check_dataset(config.vocdevkit_path, config.num_classes, min_train=min_train, min_val=1)
+    checked = check_dataset(config.vocdevkit_path, config.num_classes, min_train=min_train, min_val=1)
     train_samples, val_samples = (split_samples(config.vocdevkit_path, split) for split in ("train", "val"))
     print(f"Data: {len(train_samples)} train, {len(val_samples)} val samples in {config.vocdevkit_path}")
-    kinds = {path: header.kind for path, header in headers.items()}
-    bands = survey([image for image, _ in train_samples], config.input_channels, kinds)
+    bands = survey([image for image, _ in train_samples], config.input_channels, checked.kinds)
+    headers = checked.headers
     return Data(train_samples, val_samples, bands, [headers[image].size[::-1] for image, _ in val_samples])
 
 

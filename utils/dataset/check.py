@@ -215,12 +215,12 @@ def checked_split_file(vocdevkit_path: str, split: str) -> str:
     return split_file
 
 
-def check_dataset(vocdevkit_path: str, num_classes: int, min_train: int, min_val: int) -> dict:
+def check_dataset(vocdevkit_path: str, num_classes: int, min_train: int, min_val: int) -> Survey:
     """Checks ImageSets/Segmentation/{train,val}.txt and every pair they list, the labels' formats judged over both
     splits together (survey_pairs); val must hold labelled pixels to measure with.
 
     Returns:
-        {image path: ImageHeader} of both splits' images (their size, bands and sample type).
+        the Survey of both splits' pairs: their images' kinds (what bands.survey takes) and headers (their sizes).
     """
     files, samples = {}, {}
     for split, minimum in [("train", min_train), ("val", min_val)]:
@@ -245,4 +245,4 @@ def check_dataset(vocdevkit_path: str, num_classes: int, min_train: int, min_val
             "nothing to measure. Put labelled images in val: rebuild the splits with python voc_annotation.py, or "
             "fix those labels."
         )
-    return survey.headers
+    return survey

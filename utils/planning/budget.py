@@ -73,8 +73,8 @@ def estimate(speed: Speed, work: Workload) -> Estimate:
     beyond_steps += 0.0 if work.val_miou else val_loss
     epoch = work.train_images // work.batch_size * speed.step * PIPELINE_FACTOR + beyond_steps
     frozen_steps = work.train_images // (work.frozen_batch_size or work.batch_size)
-    frozen_epoch = frozen_steps * speed.frozen_step * PIPELINE_FACTOR + beyond_steps if speed.frozen_step else 0.0
     frozen_steps_seconds = frozen_steps * (speed.frozen_step or speed.step) * PIPELINE_FACTOR
+    frozen_epoch = frozen_steps_seconds + beyond_steps if speed.frozen_step else 0.0
     evaluation = 0.0
     if work.val_miou and work.val_images:
         evaluation = math.ceil(work.val_images * work.windows / work.batch_size) * speed.forward * EVAL_FACTOR
