@@ -11,7 +11,9 @@ The model settings default to UnetConfig in unet.py; the rest to MiouConfig belo
 
 Outputs in miou_out_path (miou_out/): detection-results/<id>.png (class ids, palette colours), mIoU.png, Dice.png,
 mPA.png, Recall.png, Precision.png, confusion_matrix.csv, confusion_matrix.png (rows sum to 1) and summary.json;
-the table has Dice (= F1) per class, mDice and the frequency-weighted IoU too.
+the table has Dice (= F1) per class, mDice and the frequency-weighted IoU too. Per image: per_image.csv (IoU, Dice
+and HD95 per image and class, the images with the lowest mIoU first, each row with its image's confusion row) and
+worst_images.png (image | label | prediction of the worst_images lowest).
 
 A 2-class network (a sigmoid head, or a 2-way softmax) draws class 1 where its probability is above `threshold`;
 `thresholds` scores each of a list on the split (precision against recall) and reports the best, which predict.py
@@ -32,6 +34,7 @@ from utils.dataset.check import checked_split_file, refuse, survey_pairs
 from utils.files.atomic import check_writable
 from utils.files.images import IGNORE_LABEL, check_num_classes, load_label, read_split, split_samples
 from utils.metrics import confusion_matrix, mean_iou, per_class_iou
+from utils.prediction.per_image import format_per_image, score_image, write_per_image
 from utils.prediction.report import format_summary, write_report
 from utils.visualize import class_names
 
@@ -45,6 +48,7 @@ class MiouConfig(UnetConfig):
     miou_out_path: str = "miou_out"  # where predictions, charts and tables go
     batch_size: int = 4  # images per model call
     thresholds: list[float] = field(default_factory=list)  # 2 classes: threshold sweep, e.g. 0.3 0.4 0.5 0.6 0.7
+    worst_images: int = 4  # how many of the images with the lowest mIoU worst_images.png shows
 
 
 def predict_split(unet: Unet, ids, samples, prediction_dir: str, batch_size: int) -> None:
@@ -72,14 +76,14 @@ def read_prediction(path: str, label: np.ndarray, num_classes: int) -> np.ndarra
     return prediction
 
 
-def compute_confusion(ids, samples, prediction_dir: str, num_classes: int) -> np.ndarray:
-    """The confusion matrix (C, C) of the saved predictions against the labels, at original resolution."""
-    matrix = np.zeros((num_classes, num_classes), np.int64)
+def score_split(ids, samples, prediction_dir: str, num_classes: int) -> list:
+    """Each image's figures (per_image.ImageScore) from the saved predictions and the labels, at original resolution."""
+    scores = []
     for sample_id, (_, label_path) in tqdm(zip(ids, samples), total=len(ids), desc="Computing", unit="image"):
         label = load_label(label_path)  # values checked by check_labels in main
         prediction = read_prediction(os.path.join(prediction_dir, f"{sample_id}.png"), label, num_classes)
-        matrix += confusion_matrix(label, prediction, num_classes)
-    return matrix
+        scores.append(score_image(sample_id, label, prediction, num_classes))
+    return scores
 
 
 def sweep_thresholds(unet: Unet, samples, thresholds, batch_size: int) -> list:
@@ -161,12 +165,17 @@ def main(config: MiouConfig) -> None:
         names, note = class_names(config.name_classes or (recorded.class_names if recorded else []), config.num_classes)
         if note:
             print(note)
-        matrix = compute_confusion(ids, samples, prediction_dir, config.num_classes)
+        scores = score_split(ids, samples, prediction_dir, config.num_classes)
+        matrix = sum(score.matrix for score in scores)
         details = {"images": len(ids), "split_file": split_file, "model_path": config.model_path}
         details.update(threshold=config.threshold, threshold_sweep=sweep)
+        details.update(write_per_image(config.miou_out_path, scores, samples, names, config.worst_images))
         summary = write_report(config.miou_out_path, matrix, names, details)
         print(format_summary(summary))
-        print(f"Charts, confusion_matrix.csv and summary.json in {config.miou_out_path}/")
+        print(format_per_image(summary))
+        print(
+            f"Charts, confusion_matrix.csv, per_image.csv, worst_images.png and summary.json in {config.miou_out_path}/"
+        )
 
 
 if __name__ == "__main__":

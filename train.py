@@ -74,7 +74,7 @@ from utils.dataset.demo import DEMO_CLASSES, DEMO_MINUTES, is_demo_dataset, make
 from utils.dataset.fingerprint import describe_fingerprint, train_fingerprint
 from utils.files.bands import Bands, survey
 from utils.files.images import check_num_classes, dataset_class_names, split_samples
-from utils.losses import build_loss
+from utils.losses import build_loss, check_tversky
 from utils.phases import PhasePlan, Run, fit_phase
 from utils.planning.budget import (
     Estimate,
@@ -148,6 +148,10 @@ class TrainConfig:
     vocdevkit_path: str = "VOCdevkit"  # dataset root holding VOC2007/
     dice_loss: bool = True  # add Dice loss (helps with few, small foreground classes)
     focal_loss: bool = False  # focal loss instead of cross-entropy
+    tversky_loss: bool = False  # add Tversky loss: a miss weighs tversky_beta, a false alarm tversky_alpha (thin, rare)
+    tversky_alpha: float = 0.3  # Tversky: the false positives' weight (alpha = beta = 0.5 is Dice)
+    tversky_beta: float = 0.7  # Tversky: the false negatives' weight
+    lovasz_loss: bool = False  # add the Lovasz-softmax loss, a surrogate of the IoU itself
     cls_weights: list[float] = field(default_factory=list)  # per-class loss weights, e.g. 1 2 3; empty = all 1
     weight_map: bool = False  # UNet weight map: extra loss weight in the gaps between touching objects *
     weight_map_w0: float = 10.0  # weight map: w0, the weight at a gap of width 0 (the UNet paper's 10)
@@ -187,6 +191,8 @@ def validate_config(config: TrainConfig) -> None:
             "give one weight per class, or none."
         )
     check_head(config.head, config.num_classes)
+    if config.tversky_loss:
+        check_tversky(config.tversky_alpha, config.tversky_beta)
     augmentation_of(config).check()
     if config.weight_map:
         weight_map_of(config).check(config.num_classes)
@@ -587,7 +593,10 @@ def run(config: TrainConfig, held: contextlib.ExitStack) -> None:
     settings = settings_for(network_of(config), model_variant(model), names, bands, scale_of(config))
 
     class_weights = config.cls_weights or [1.0] * config.num_classes
-    loss = build_loss(class_weights, config.dice_loss, config.focal_loss, config.head, config.weight_map)
+    tversky = (config.tversky_alpha, config.tversky_beta) if config.tversky_loss else None
+    loss = build_loss(
+        class_weights, config.dice_loss, config.focal_loss, config.head, config.weight_map, tversky, config.lovasz_loss
+    )
     watch = Watch(watch_rules_of(config), state.watch if state else None)
     callbacks, history = run_callbacks(config, val_samples, model, settings, setup, watch)
     start_epoch = state.epoch if state else config.init_epoch

@@ -67,6 +67,23 @@ def test_outputs_agree_with_the_confusion_matrix_and_with_training(trained, tmp_
             assert entry[key] is None if np.isnan(value) else entry[key] == pytest.approx(100 * value, abs=1e-3)
     assert f"mIoU {summary['mIoU']:.2f}" in result.stdout
 
+    # per_image.csv: the images' confusion rows pooled are the dataset's matrix; the worst images come first.
+    with open(out / "per_image.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4 * len(NAMES) and {row["image"] for row in rows} == {f"img {i}" for i in range(10, 14)}
+    pooled = np.zeros_like(matrix)
+    for row in rows:
+        pooled[NAMES.index(row["class"])] += [int(row[f"as_{name}"]) for name in NAMES]
+    assert (pooled == matrix).all()
+    image_mious = [float(row["image_mIoU"]) for row in rows[:: len(NAMES)]]
+    assert image_mious == sorted(image_mious) and summary["worst_images"][0]["image"] == rows[0]["image"]
+    for row in rows:
+        tp, fp, fn = int(row["TP"]), int(row["FP"]), int(row["FN"])
+        if row["IoU"]:
+            assert float(row["IoU"]) == pytest.approx(100 * tp / (tp + fp + fn), abs=1e-3)
+        assert (row["HD95_px"] == "") == (int(row["label_pixels"]) == 0)
+    assert os.path.getsize(out / "worst_images.png") > 0 and "Lowest mIoU: " + rows[0]["image"] in result.stdout
+
     # The val mIoU train.py logged for these weights is get_miou.py's, to 0.1 points.
     assert abs(summary["mIoU"] - trained["val_miou"]) <= 0.1
 

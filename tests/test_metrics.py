@@ -4,6 +4,7 @@ import pytest
 from utils.metrics import (
     confusion_matrix,
     frequency_weighted_iou,
+    hausdorff95,
     mean_iou,
     normalised_confusion,
     per_class_dice,
@@ -64,3 +65,37 @@ def test_dice_and_frequency_weighted_iou_by_hand():
 def test_normalised_confusion_rows_sum_to_one():
     matrix = confusion_matrix(np.array([0, 0, 1, 1, 1]), np.array([0, 1, 1, 1, 0]), 3)  # class 2 never labelled
     np.testing.assert_allclose(normalised_confusion(matrix), [[0.5, 0.5, 0], [1 / 3, 2 / 3, 0], [0, 0, 0]])
+
+
+def single(shape, *pixels):
+    mask = np.zeros(shape, bool)
+    for pixel in pixels:
+        mask[pixel] = True
+    return mask
+
+
+@pytest.mark.parametrize(
+    "case, truth, predicted, expected",
+    [
+        ("one pixel 3 columns off", single((8, 8), (2, 2)), single((8, 8), (2, 5)), 3.0),
+        # A 3x3 square shifted a column: each ring pixel is 0 or 1 from the other ring, the 95th percentile 1.
+        (
+            "a square shifted by one",
+            np.pad(np.ones((3, 3), bool), ((1, 2), (1, 2))),
+            np.pad(np.ones((3, 3), bool), ((1, 2), (2, 1))),
+            1.0,
+        ),
+        # A 4x4 corner square found, and one stray pixel at (9, 9), sqrt(72) from the square's corner (3, 3): it is
+        # one of 13 surface distances, the 95th percentile (linear, at 11.4 of 0..12) 0.4 of it.
+        (
+            "a stray pixel",
+            np.pad(np.ones((4, 4), bool), ((0, 6), (0, 6))),
+            np.pad(np.ones((4, 4), bool), ((0, 6), (0, 6))) | single((10, 10), (9, 9)),
+            0.4 * np.sqrt(72),
+        ),
+        ("nothing predicted", single((4, 4), (1, 1)), np.zeros((4, 4), bool), np.inf),
+        ("nothing to find", np.zeros((4, 4), bool), single((4, 4), (1, 1)), np.nan),
+    ],
+)
+def test_hausdorff95_by_hand(case, truth, predicted, expected):
+    assert hausdorff95(truth, predicted) == pytest.approx(expected, rel=1e-4, nan_ok=True), case

@@ -100,6 +100,8 @@ def test_missing_split_and_bad_settings_are_clear_errors(tmp_path):
     assert result.returncode == 2 and "train.txt not found" in result.stderr and "voc_annotation.py" in result.stderr
     result = run_inline("train.py", "--input_shape", "100", "100")
     assert result.returncode == 2 and "multiples of 32" in result.stderr and "Traceback" not in result.stderr
+    result = run_inline("train.py", "--tversky_loss", "true", "--tversky_alpha", "-1")
+    assert result.returncode == 2 and "tversky_alpha=-1.0" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_ctrl_c_keeps_the_complete_epoch_and_prints_a_resume_command_that_works(tiny_voc, tmp_path):

@@ -75,20 +75,82 @@ def focal(cls_weights, alpha: float = 0.5, gamma: float = 2.0):
     return loss
 
 
+def soft_counts(y_true, y_pred):
+    """Soft TP, FP and FN per class over the batch, (C,) each; ignored pixels count in none of them."""
+    one_hot = one_hot_targets(y_true, y_pred.shape[-1])
+    # Ignored pixels are left out of the prediction's sums too, not counted as false positives.
+    y_pred = ops.cast(y_pred, "float32") * ops.sum(one_hot, axis=-1, keepdims=True)
+    true_positive = ops.sum(one_hot * y_pred, axis=(0, 1, 2))
+    false_positive = ops.sum(y_pred, axis=(0, 1, 2)) - true_positive
+    false_negative = ops.sum(one_hot, axis=(0, 1, 2)) - true_positive
+    return true_positive, false_positive, false_negative
+
+
+def class_mean(score, classes=None):
+    """The mean of a per-class (C,) value over `classes` (None: all)."""
+    return ops.mean(score if classes is None else ops.take(score, list(classes)))
+
+
+def tversky(alpha: float = 0.3, beta: float = 0.7, smooth: float = 1e-5, classes=None):
+    """Tversky = 1 - mean_c (TP + s) / (TP + alpha FP + beta FN + s), soft, over the batch (Salehi et al. 2017):
+    beta > alpha weighs a missed pixel above a false alarm, for thin and rare structures. alpha = beta = 0.5 is Dice."""
+
+    def loss(y_true, y_pred, border=None):
+        true_positive, false_positive, false_negative = soft_counts(y_true, y_pred)
+        score = (true_positive + smooth) / (true_positive + alpha * false_positive + beta * false_negative + smooth)
+        return 1.0 - class_mean(score, classes)
+
+    return loss
+
+
+def check_tversky(alpha: float, beta: float) -> None:
+    """ValueError unless Tversky's weights are at least 0 and not both 0."""
+    if min(alpha, beta) < 0 or alpha + beta <= 0:
+        raise ValueError(
+            f"tversky_alpha={alpha}, tversky_beta={beta}: expected weights of 0 or more, not both 0 (e.g. 0.3 and "
+            "0.7: a missed pixel weighs 0.7, a false alarm 0.3)."
+        )
+
+
 def dice(beta: float = 1.0, smooth: float = 1e-5, classes=None):
     """Dice = 1 - mean_c F_beta(c), F = ((1+b^2) TP + s) / ((1+b^2) TP + b^2 FN + FP + s), soft, over the batch;
     the mean over `classes` (None: all). Per-pixel weights (the weight map) do not apply to it."""
 
     def loss(y_true, y_pred, border=None):
-        one_hot = one_hot_targets(y_true, y_pred.shape[-1])
-        # Ignored pixels are left out of the prediction's sums too, not counted as false positives.
-        y_pred = ops.cast(y_pred, "float32") * ops.sum(one_hot, axis=-1, keepdims=True)
-        true_positive = ops.sum(one_hot * y_pred, axis=(0, 1, 2))
-        false_positive = ops.sum(y_pred, axis=(0, 1, 2)) - true_positive
-        false_negative = ops.sum(one_hot, axis=(0, 1, 2)) - true_positive
+        true_positive, false_positive, false_negative = soft_counts(y_true, y_pred)
         numerator = (1 + beta**2) * true_positive + smooth
         score = numerator / (numerator + beta**2 * false_negative + false_positive)  # (C,)
-        return 1.0 - ops.mean(score if classes is None else ops.take(score, list(classes)))
+        return 1.0 - class_mean(score, classes)
+
+    return loss
+
+
+def lovasz(classes=None):
+    """Lovasz-softmax (Berman et al. 2018): per class c, the errors e_i = |[y_i = c] - p_i(c)| sorted in decreasing
+    order, dotted with the steps of the Jaccard loss's Lovasz extension, g_k = J(k) - J(k - 1) where
+    J(k) = 1 - |G \\ top_k| / |G u top_k| (G the class's pixels, top_k the k largest errors' pixels); the mean over the
+    classes present in the batch. On a hard prediction it is 1 - IoU_c: a surrogate of the mIoU itself, over the
+    batch. Ignored pixels get e = 0 and sort last, where they change nothing."""
+
+    def loss(y_true, y_pred, border=None):
+        one_hot = one_hot_targets(y_true, y_pred.shape[-1])
+        num_classes = one_hot.shape[-1]
+        valid = ops.sum(one_hot, axis=-1, keepdims=True)
+        truth = ops.transpose(ops.reshape(one_hot, (-1, num_classes)))  # (C, N)
+        errors = ops.transpose(ops.reshape(ops.abs(one_hot - ops.cast(y_pred, "float32")) * valid, (-1, num_classes)))
+        order = ops.flip(ops.argsort(errors, axis=-1), axis=-1)  # decreasing errors
+        errors = ops.take_along_axis(errors, order, axis=-1)
+        truth = ops.take_along_axis(truth, order, axis=-1)
+        total = ops.sum(truth, axis=-1, keepdims=True)  # |G| per class
+        intersection = total - ops.cumsum(truth, axis=-1)
+        union = total + ops.cumsum(1.0 - truth, axis=-1)
+        jaccard = 1.0 - intersection / ops.maximum(union, EPSILON)
+        steps = ops.concatenate([jaccard[:, :1], jaccard[:, 1:] - jaccard[:, :-1]], axis=-1)
+        per_class = ops.sum(errors * ops.stop_gradient(steps), axis=-1)  # (C,)
+        present = ops.cast(total[:, 0] > 0, "float32")
+        if classes is not None:
+            present = present * ops.convert_to_tensor([float(c in classes) for c in range(num_classes)])
+        return ops.sum(per_class * present) / ops.maximum(ops.sum(present), 1.0)
 
     return loss
 
@@ -117,19 +179,29 @@ def dice_loss_with_CE(cls_weights, beta: float = 1.0, smooth: float = 1e-5):  # 
 
 
 def build_loss(
-    cls_weights, dice_loss: bool = False, focal_loss: bool = False, head: str = "softmax", weight_map: bool = False
+    cls_weights,
+    dice_loss: bool = False,
+    focal_loss: bool = False,
+    head: str = "softmax",
+    weight_map: bool = False,
+    tversky_loss: tuple[float, float] | None = None,
+    lovasz_loss: bool = False,
 ):
-    """The training loss train.py's flags select: (focal or CE) [+ Dice], for the softmax head or the sigmoid head
-    (binary cross-entropy; its Dice is the foreground's, class 1, as the binary write-ups compute it), with targets
-    (B, H, W) class ids, or (B, H, W, 2) ids and the weight map's border term when weight_map."""
-    base = focal(cls_weights) if focal_loss else cross_entropy(cls_weights)
-    sigmoid = head == "sigmoid"
-    combined = summed(base, dice(classes=[1] if sigmoid else None)) if dice_loss else base
+    """The training loss train.py's flags select: (focal or CE) [+ Dice] [+ Tversky (alpha, beta)] [+ Lovasz], for the
+    softmax head or the sigmoid head (binary cross-entropy; its region losses are the foreground's, class 1, as the
+    binary write-ups compute them), with targets (B, H, W) class ids, or (B, H, W, 2) ids and the weight map's border
+    term when weight_map."""
+    classes = [1] if head == "sigmoid" else None
+    parts = [focal(cls_weights) if focal_loss else cross_entropy(cls_weights)]
+    parts += [dice(classes=classes)] if dice_loss else []
+    parts += [tversky(*tversky_loss, classes=classes)] if tversky_loss else []
+    parts += [lovasz(classes=classes)] if lovasz_loss else []
+    combined = summed(*parts) if len(parts) > 1 else parts[0]
 
     def loss(y_true, y_pred):
         border = None
         if weight_map:
             y_true, border = y_true[..., 0], y_true[..., 1]  # (B, H, W) ids as floats, (B, H, W) border term
-        return combined(y_true, binary_probabilities(y_pred) if sigmoid else y_pred, border)
+        return combined(y_true, binary_probabilities(y_pred) if head == "sigmoid" else y_pred, border)
 
     return loss

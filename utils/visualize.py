@@ -130,12 +130,13 @@ def tile_picture(image: np.ndarray, label: np.ndarray, colours: np.ndarray, side
     return picture
 
 
-def contact_sheet(path: str, tiles: list, names, colours: np.ndarray, title: str) -> None:
-    """A PNG of (caption, tile_picture) tiles in a grid, with a legend of the class names in their colours."""
+def contact_sheet(path: str, tiles: list, names, colours: np.ndarray, title: str, columns: int = 4) -> None:
+    """A PNG of (caption, tile_picture) tiles in a grid of `columns`, with a legend of the class names in their
+    colours."""
     from matplotlib.figure import Figure  # noqa: PLC0415 (only the dataset check and the reports draw figures)
     from matplotlib.patches import Patch  # noqa: PLC0415
 
-    columns = min(4, len(tiles))
+    columns = min(columns, len(tiles))
     rows = -(-len(tiles) // columns)
     figure = Figure(figsize=(3 * columns, 3 * rows + 0.4 + 0.25 * (len(names) // 6 + 1)))
     axes = figure.subplots(rows, columns, squeeze=False)
