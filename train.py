@@ -334,6 +334,14 @@ def augmentation_of(config: TrainConfig) -> Augmentation:
     return Augmentation(**{name: getattr(config, name) for name in Augmentation.__dataclass_fields__})
 
 
+def loss_of(config: TrainConfig):
+    """The loss the settings choose (utils/losses.py's build_loss)."""
+    class_weights = config.cls_weights or [1.0] * config.num_classes
+    tversky = (config.tversky_alpha, config.tversky_beta) if config.tversky_loss else None
+    parts = (config.dice_loss, config.focal_loss, config.head, config.weight_map, tversky, config.lovasz_loss)
+    return build_loss(class_weights, *parts)
+
+
 def weight_map_of(config: TrainConfig):
     """The UNet weight map (None when weight_map is off); its objects default to every class but 0."""
     if not config.weight_map:
@@ -592,11 +600,7 @@ def run(config: TrainConfig, held: contextlib.ExitStack) -> None:
     print(describe_scale(scale_of(config), config.input_shape, output_margin(model)))
     settings = settings_for(network_of(config), model_variant(model), names, bands, scale_of(config))
 
-    class_weights = config.cls_weights or [1.0] * config.num_classes
-    tversky = (config.tversky_alpha, config.tversky_beta) if config.tversky_loss else None
-    loss = build_loss(
-        class_weights, config.dice_loss, config.focal_loss, config.head, config.weight_map, tversky, config.lovasz_loss
-    )
+    loss = loss_of(config)
     watch = Watch(watch_rules_of(config), state.watch if state else None)
     callbacks, history = run_callbacks(config, val_samples, model, settings, setup, watch)
     start_epoch = state.epoch if state else config.init_epoch
