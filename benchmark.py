@@ -65,7 +65,7 @@ from benchmarks.profiling import (
 )
 from nets.models import build_model, check_model_settings, output_margin
 from unet import Unet
-from utils.augmentation.draws import Augmentation
+from utils.augmentation.options import Augmentation
 from utils.config import format_config, given_flags, run_main
 from utils.dataloader import Pipeline, build_train_dataset
 from utils.dataset.demo import make_demo_dataset

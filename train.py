@@ -31,6 +31,9 @@ membrane set the cells, class 0). It weights cross-entropy or focal loss; Dice s
 * jitter: each sample is jittered in scale (fit: its longer side 0.25-2 x the input's; slide: 0.9-1.1 x image_scale),
 aspect (x 0.7-1.3) and colour (HSV; a brightness gain for other images) with this probability, the others are placed
 as prediction sees them (fit: letterboxed). Planned from the run's length: none up to 10 epochs, all from 24.
+* noise, blur, contrast, low_resolution, gamma: nnU-Net's photometric augmentation, each given to this share of the
+samples, in each band's own range (8-bit, 16-bit and N-band images alike); nnU-Net's: --noise 0.1 --blur 0.2
+--contrast 0.15 --low_resolution 0.25 --gamma 0.3 (utils/augmentation/photometric.py).
 * elastic_alpha: the UNet paper's elastic deformation, a smooth random displacement field, resampled with the affine
 augmentation in one pass. The paper's: --elastic_alpha 10 --elastic_sigma 286 on 572 px tiles.
 * scale_mode: fit letterboxes each whole image into input_shape (right for photos, VOC); slide keeps images at their
@@ -65,7 +68,8 @@ import keras
 from nets.heads import check_head
 from nets.models import PRETRAINED_ENCODER, Network, check_model_settings, model_margin, output_margin
 from nets.unet import model_variant
-from utils.augmentation.draws import Augmentation
+from utils.augmentation.options import Augmentation
+from utils.augmentation.photometric import Photometric
 from utils.callbacks import CheckpointSaver, EvalCallback, LossHistory, NonFiniteGuard, Watch
 from utils.config import format_config, given_flags, given_settings, run_main
 from utils.dataloader import Pipeline, Shard
@@ -164,6 +168,11 @@ class TrainConfig:
     elastic_alpha: float = 0.0  # augmentation: elastic deformation, px of random displacement (paper: 10); 0 = off *
     elastic_sigma: float = 128.0  # elastic deformation: px between the points of its coarse random grid (smoothness)
     jitter: float = 1.0  # augmentation: the share of samples jittered in scale, aspect and colour; the rest as seen *
+    noise: float = 0.0  # augmentation: the share of samples given Gaussian noise; 0 = off (nnU-Net: 0.1) *
+    blur: float = 0.0  # augmentation: ... a Gaussian blur, sigma 0.5-1 px (nnU-Net: 0.2)
+    contrast: float = 0.0  # augmentation: ... a contrast change x 0.75-1.25 (nnU-Net: 0.15)
+    low_resolution: float = 0.0  # augmentation: ... a lower resolution, x 0.5-1, and back (nnU-Net: 0.25)
+    gamma: float = 0.0  # augmentation: ... a gamma of 0.7-1.5 (nnU-Net: 0.3)
     num_workers: int = 0  # data-loading threads; 0 = chosen by tf.data
     seed: int = 11  # seed for shuffling, augmentation and initialisation
     train_gpu: list[int] = field(default_factory=lambda: [0])  # GPU ids; 2+ train together (docs/distribute.md)
@@ -330,8 +339,10 @@ def pipeline_of(config: TrainConfig, margin: int, bands) -> Pipeline:
 
 
 def augmentation_of(config: TrainConfig) -> Augmentation:
-    """The geometric augmentation options (fields of the same names)."""
-    return Augmentation(**{name: getattr(config, name) for name in Augmentation.__dataclass_fields__})
+    """The augmentation options (fields of the same names), the photometric shares among them."""
+    photometric = Photometric(**{name: getattr(config, name) for name in Photometric.__dataclass_fields__})
+    named = [name for name in Augmentation.__dataclass_fields__ if name != "photometric"]
+    return Augmentation(**{name: getattr(config, name) for name in named}, photometric=photometric)
 
 
 def loss_of(config: TrainConfig):

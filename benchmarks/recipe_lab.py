@@ -30,7 +30,7 @@ import nets.unet  # noqa: E402
 import utils.augmentation.draws as draws  # noqa: E402
 from nets.encoders import ENCODER_PREFIXES  # noqa: E402
 from nets.models import Network  # noqa: E402
-from utils.augmentation.draws import Augmentation  # noqa: E402
+from utils.augmentation.options import Augmentation  # noqa: E402
 from utils.augmentation.pixels import HSV_JITTER  # noqa: E402
 from utils.dataloader import Pipeline, build_train_dataset  # noqa: E402
 from utils.dataset.demo import make_demo_dataset  # noqa: E402

@@ -4,7 +4,8 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
-from utils.augmentation.draws import Augmentation, augment
+from utils.augmentation.draws import augment
+from utils.augmentation.options import Augmentation
 from utils.augmentation.pixels import elastic_field, remap_maps, warp_pair
 from utils.dataloader import letterbox_pair
 from utils.files.images import IGNORE_LABEL
@@ -65,9 +66,8 @@ def test_elastic_field_is_smooth_and_scaled_by_alpha():
 def test_elastic_warp_moves_labels_with_their_pixels():
     image, label = checkerboard()
     matrix = np.array([[1, 0, 0], [0, 1, 0]], np.float32)
-    warped, warped_label = warp_pair(
-        image, label, matrix, (64, 64), np.ones(3, np.float32), 5, elastic_alpha=6.0, elastic_sigma=16.0
-    )
+    options = Augmentation(elastic_alpha=6.0, elastic_sigma=16.0)
+    warped, warped_label = warp_pair(image, label, matrix, (64, 64), np.ones(3, np.float32), 5, options=options)
     assert (warped_label != label).mean() > 0.05
     assert drawn_agreement(warped, warped_label) > 0.97
 

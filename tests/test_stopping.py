@@ -155,6 +155,7 @@ def test_train_py_stops_each_phase_early_lowers_the_rate_and_resumes_as_it_would
     run = ["--model", "unet_small", "--input_shape", "32", "32", "--num_classes", "3", "--model_path", ""]
     run += ["--plan", "false", "--precision", "fp32", "--vocdevkit_path", tiny_voc, "--save_dir", logs]
     run += ["--tensorboard_images", "0", "--tversky_loss", "true", "--lovasz_loss", "true"]  # every loss trains
+    run += ["--noise", "0.1", "--blur", "0.2", "--contrast", "0.15", "--low_resolution", "0.25", "--gamma", "0.3"]
     run += ["--freeze_epoch", "3", "--unfreeze_epoch", "5", "--freeze_batch_size", "4", "--unfreeze_batch_size", "4"]
     run += ["--early_stop_patience", "1", "--lr_decay_type", "plateau", "--plateau_patience", "1"]
     result = run_inline("train.py", *run)

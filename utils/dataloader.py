@@ -5,7 +5,8 @@ from dataclasses import dataclass
 import cv2
 import tensorflow as tf
 
-from utils.augmentation.draws import Augmentation, augment
+from utils.augmentation.draws import augment
+from utils.augmentation.options import Augmentation
 from utils.files.bands import Bands, read_input
 from utils.files.images import IGNORE_LABEL, load_label
 from utils.letterbox import letterbox, place_on_canvas, resize_image, resize_label, scaled_shape

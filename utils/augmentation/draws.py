@@ -7,11 +7,11 @@ utils/augmentation/pixels.py.
 
 import functools
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 
+from utils.augmentation.options import Augmentation
 from utils.augmentation.pixels import HSV_JITTER, warp_pair
 from utils.files.bands import Bands
 from utils.files.images import IGNORE_LABEL
@@ -26,48 +26,6 @@ NATIVE_SCALE_RANGE = (0.9, 1.1)
 # a rare class is aimed at as often as a common one); the others fall anywhere in the image.
 CLASS_CROPS = 0.5
 ASPECT_JITTER = 0.3
-
-
-@dataclass(frozen=True)
-class Augmentation:
-    """The geometric options beyond the default scale / aspect / horizontal flip / placement (all off by default).
-
-    The elastic deformation is the UNet paper's (Ronneberger et al. 2015): displacements drawn from N(0, alpha²) px
-    at the points of a coarse grid elastic_sigma px apart, bicubically interpolated to every pixel. The paper's
-    is a 3 x 3 grid with alpha 10 over a 572² tile: elastic_alpha 10, elastic_sigma about 286.
-    """
-
-    rotation: float = 0.0  # random rotation by uniform(-rotation, rotation) degrees about the canvas centre
-    rotate_90: bool = False  # and by a random multiple of 90 degrees
-    vertical_flip: bool = False  # flip upside down with probability 1/2
-    shear: float = 0.0  # horizontal shear by uniform(-shear, shear) degrees
-    elastic_alpha: float = 0.0  # elastic: displacement standard deviation in px at the grid points; 0 = off
-    elastic_sigma: float = 128.0  # elastic: spacing of the coarse displacement grid in px (larger: smoother)
-    # The share of samples that get the scale, aspect and colour jitter; the others are placed as prediction sees
-    # them (fit: letterboxed; slide: at image_scale, the crop placed at random) with their colours as they are.
-    jitter: float = 1.0
-
-    @property
-    def affine(self) -> bool:
-        return bool(self.rotation or self.rotate_90 or self.vertical_flip or self.shear)
-
-    @property
-    def elastic(self) -> bool:
-        return self.elastic_alpha > 0
-
-    def check(self) -> None:
-        """Raises ValueError naming a setting that cannot work."""
-        if not 0 <= self.rotation <= 180:
-            raise ValueError(f"rotation={self.rotation}: expected degrees in 0-180 (0 = off).")
-        if not 0 <= self.shear < 60:
-            raise ValueError(f"shear={self.shear}: expected degrees in 0-60 (0 = off); 10-20 is typical.")
-        if not 0 <= self.jitter <= 1:
-            raise ValueError(f"jitter={self.jitter}: expected the share of samples jittered, 0-1 (1: every one).")
-        if self.elastic_alpha < 0 or self.elastic_sigma < 2:
-            raise ValueError(
-                f"elastic_alpha={self.elastic_alpha}, elastic_sigma={self.elastic_sigma}: expected alpha >= 0 px "
-                "(0 = off; the UNet paper's 10) and a grid spacing sigma >= 2 px."
-            )
 
 
 def canvas_transform(seed, augmentation: Augmentation, canvas_shape) -> tf.Tensor:
@@ -157,13 +115,11 @@ def augment(image, label, input_shape, seed, image_scale=None, bands: Bands = Ba
     gains = 1.0 + tf.random.stateless_uniform([3], seeds[4], -1.0, 1.0) * HSV_JITTER
     gains = tf.where(jittered, gains, tf.ones_like(gains))
     matrix = placement(scales, tf.floor(offsets), flip, new_width)
-    matrix, elastic_seed = option_draws(seed, options, matrix, input_shape)
-    warp = functools.partial(
-        warp_pair, bands=bands, elastic_alpha=options.elastic_alpha, elastic_sigma=options.elastic_sigma
-    )
+    matrix, elastic_seed, photometric_seed = option_draws(seed, options, matrix, input_shape)
+    warp = functools.partial(warp_pair, bands=bands, options=options)
     image, label = tf.numpy_function(
         warp,
-        [image, label, matrix, [height, width], gains, elastic_seed],
+        [image, label, matrix, [height, width], gains, elastic_seed, photometric_seed],
         [image.dtype, tf.uint8],
         stateful=False,
     )
@@ -215,18 +171,24 @@ def placement(scales, offsets, flip, new_width) -> tf.Tensor:
 
 
 def option_draws(seed, options: Augmentation, matrix, canvas_shape):
-    """(matrix, elastic seed): the placement matrix followed by the options' rotation, shear and vertical flip about
-    the canvas centre, and the sample's draw of the elastic field (0 when off). The options draw from seeds of their
-    own, so switching them off gives exactly the batches of before."""
+    """(matrix, elastic seed, photometric seed): the placement matrix followed by the options' rotation, shear and
+    vertical flip about the canvas centre, and the sample's draws of the elastic field and the photometric transforms
+    (0 when off). The options draw from seeds of their own, so switching them off gives exactly the batches of
+    before."""
     if options.affine:
         placed = tf.concat([matrix, [[0.0, 0.0, 1.0]]], 0)
         options_seed = tf.random.experimental.stateless_fold_in(seed, 1)
         matrix = tf.matmul(canvas_transform(options_seed, options, canvas_shape), placed)[:2]
-    elastic_seed = tf.constant(0, tf.int64)
-    if options.elastic:
-        field_seed = tf.random.experimental.stateless_fold_in(seed, 2)
-        elastic_seed = tf.random.stateless_uniform([], field_seed, 0, 2**31 - 1, tf.int64)
-    return matrix, elastic_seed
+    return matrix, numpy_seed(seed, 2, options.elastic), numpy_seed(seed, 4, options.photometric.active)
+
+
+def numpy_seed(seed, index: int, drawn: bool):
+    """int64: a seed of numpy's generator for the sample's draw `index` (0 when not `drawn`)."""
+    if not drawn:
+        return tf.constant(0, tf.int64)
+    return tf.random.stateless_uniform(
+        [], tf.random.experimental.stateless_fold_in(seed, index), 0, 2**31 - 1, tf.int64
+    )
 
 
 def aim_at_class(label, offsets, seed, input_shape, scales, flip, new_size):

@@ -11,6 +11,7 @@ import math
 import cv2
 import numpy as np
 
+from utils.augmentation.photometric import apply_photometric
 from utils.files.bands import Bands
 from utils.files.images import IGNORE_LABEL
 
@@ -71,19 +72,19 @@ def resample(array: np.ndarray, matrix, maps, canvas_shape, interpolation: int, 
 
 
 def warp_pair(
-    image, label, matrix, canvas_shape, gains, elastic_seed=0, bands=Bands(), elastic_alpha=0.0, elastic_sigma=0.0
+    image, label, matrix, canvas_shape, gains, elastic_seed=0, photometric_seed=0, bands=Bands(), options=None
 ):
     """numpy side of draws.augment: image and label resampled once each onto the canvas (Bands.fill /
     IGNORE_LABEL outside; the label by nearest neighbour), then colour jitter (HSV for 8-bit RGB, else
-    jitter_bands).
+    jitter_bands), then the photometric transforms the sample draws (utils/augmentation/photometric.py).
 
     Args:
         matrix: float32 (2, 3) input -> canvas; canvas_shape: (H, W); gains: float32 (3,) colour gains.
-        elastic_seed: the sample's draw of the elastic field; elastic_alpha, elastic_sigma: its strength and
-            smoothness in px (Augmentation), alpha 0 = off.
+        elastic_seed, photometric_seed: the sample's draws of the elastic field and the photometric transforms.
+        options: draws.Augmentation (its elastic_alpha, elastic_sigma and photometric); None: none of them.
     """
     canvas_shape = (int(canvas_shape[0]), int(canvas_shape[1]))
-    alpha, sigma = elastic_alpha, elastic_sigma
+    alpha, sigma = (options.elastic_alpha, options.elastic_sigma) if options else (0.0, 0.0)
     maps = remap_maps(matrix, elastic_field(canvas_shape, alpha, sigma, int(elastic_seed))) if alpha else None
     fill = bands.fill
     # OpenCV's border value has 4 entries: more bands are resampled 4 at a time (the same map, so the same pixels).
@@ -100,8 +101,12 @@ def warp_pair(
     ]
     image = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
     label = resample(label, matrix, maps, canvas_shape, cv2.INTER_NEAREST, IGNORE_LABEL)
-    if np.all(gains == 1):  # a sample left unjittered (Augmentation.jitter): its colours as they are, not round-tripped
-        return image, label
-    if bands.eight_bit and bands.channels == 3:
-        return jitter_hsv(image, gains), label
-    return jitter_bands(image, gains[2], bands), label
+    if not np.all(gains == 1):  # a sample left unjittered (Augmentation.jitter): its colours as they are
+        image = (
+            jitter_hsv(image, gains)
+            if bands.eight_bit and bands.channels == 3
+            else jitter_bands(image, gains[2], bands)
+        )
+    if options and options.photometric.active:
+        image = apply_photometric(image, label != IGNORE_LABEL, options.photometric, bands, int(photometric_seed))
+    return image, label
