@@ -72,7 +72,7 @@ from utils.augmentation.options import Augmentation
 from utils.augmentation.photometric import Photometric
 from utils.callbacks import CheckpointSaver, EvalCallback, LossHistory, NonFiniteGuard, Watch
 from utils.config import format_config, given_flags, given_settings, run_main
-from utils.dataloader import Pipeline, Shard
+from utils.dataloader import Pipeline, Shard, oversampled_count
 from utils.dataset.check import check_count, check_dataset
 from utils.dataset.demo import DEMO_CLASSES, DEMO_MINUTES, is_demo_dataset, make_demo_dataset
 from utils.dataset.fingerprint import describe_fingerprint, train_fingerprint
@@ -168,6 +168,10 @@ class TrainConfig:
     elastic_alpha: float = 0.0  # augmentation: elastic deformation, px of random displacement (paper: 10); 0 = off *
     elastic_sigma: float = 128.0  # elastic deformation: px between the points of its coarse random grid (smoothness)
     jitter: float = 1.0  # augmentation: the share of samples jittered in scale, aspect and colour; the rest as seen *
+    oversample: float = (
+        0.0  # the share of each batch drawn from images holding an oversample_classes class (nnU-Net: 0.33)
+    )
+    oversample_classes: list[int] = field(default_factory=list)  # ... those classes; empty = every class but 0
     noise: float = 0.0  # augmentation: the share of samples given Gaussian noise; 0 = off (nnU-Net: 0.1) *
     blur: float = 0.0  # augmentation: ... a Gaussian blur, sigma 0.5-1 px (nnU-Net: 0.2)
     contrast: float = 0.0  # augmentation: ... a contrast change x 0.75-1.25 (nnU-Net: 0.15)
@@ -202,6 +206,11 @@ def validate_config(config: TrainConfig) -> None:
     check_head(config.head, config.num_classes)
     if config.tversky_loss:
         check_tversky(config.tversky_alpha, config.tversky_beta)
+    if not 0 <= config.oversample < 1 or not all(0 <= c < config.num_classes for c in config.oversample_classes):
+        raise ValueError(
+            f"oversample={config.oversample}, oversample_classes={config.oversample_classes}: expected a share of "
+            f"each batch in 0-1 (nnU-Net's 0.33) and classes from 0 to {config.num_classes - 1}."
+        )
     augmentation_of(config).check()
     if config.weight_map:
         weight_map_of(config).check(config.num_classes)
@@ -335,7 +344,7 @@ def pipeline_of(config: TrainConfig, margin: int, bands) -> Pipeline:
     """How the run's batches are made, for a network whose output is `margin` pixels smaller on each side."""
     shape, crop_scale = tuple(config.input_shape), scale_of(config).crop_scale
     augmentation, weight_map = augmentation_of(config), weight_map_of(config)
-    return Pipeline(shape, margin, crop_scale, bands, config.num_workers, augmentation, weight_map)
+    return Pipeline(shape, margin, crop_scale, bands, config.num_workers, augmentation, weight_map, config.oversample)
 
 
 def augmentation_of(config: TrainConfig) -> Augmentation:
@@ -454,13 +463,14 @@ def set_up(config: TrainConfig, held: contextlib.ExitStack) -> Setup:
 
 @dataclass(frozen=True)
 class Data:
-    """The checked dataset: its train and val samples, the train images' Bands, and each val image's (height,
-    width) as shown upright (what an evaluation's sliding window covers)."""
+    """The checked dataset: its train and val samples, the train images' Bands, each val image's (height, width) as
+    shown upright (what an evaluation's sliding window covers) and the classes each train label holds."""
 
     train: list
     val: list
     bands: Bands
     val_sizes: list
+    holds: list = field(default_factory=list)  # per train sample, the set of class ids its label holds
 
 
 def read_dataset(config: TrainConfig) -> Data:
@@ -471,8 +481,29 @@ def read_dataset(config: TrainConfig) -> Data:
     train_samples, val_samples = (split_samples(config.vocdevkit_path, split) for split in ("train", "val"))
     print(f"Data: {len(train_samples)} train, {len(val_samples)} val samples in {config.vocdevkit_path}")
     bands = survey([image for image, _ in train_samples], config.input_channels, checked.kinds)
-    headers = checked.headers
-    return Data(train_samples, val_samples, bands, [headers[image].size[::-1] for image, _ in val_samples])
+    headers, holds = checked.headers, [checked.judgement.classes_held(label) for _, label in train_samples]
+    return Data(train_samples, val_samples, bands, [headers[image].size[::-1] for image, _ in val_samples], holds)
+
+
+def oversampled_of(config: TrainConfig, data: Data, names: list) -> list:
+    """The train samples whose labels hold an oversampled class (oversample_classes; none given: every class but the
+    background), said in a line; ValueError when oversample is on and no train label holds one."""
+    if not config.oversample:
+        return []
+    classes = set(config.oversample_classes or range(1, config.num_classes))
+    chosen = [sample for sample, held in zip(data.train, data.holds) if held & classes]
+    named = ", ".join(f"{c} ({names[c]})" for c in sorted(classes))
+    if not chosen:
+        raise ValueError(
+            f"oversample={config.oversample}: no train label holds class {named}. Choose classes the train split has "
+            "(--oversample_classes), or --oversample 0."
+        )
+    forced = oversampled_count(config.oversample, config.unfreeze_batch_size)
+    print(
+        f"Oversampling: {forced} of each batch's {config.unfreeze_batch_size} images drawn from the {len(chosen)} of "
+        f"{len(data.train)} train images that hold class {named}"
+    )
+    return chosen
 
 
 def planned_config(config: TrainConfig, setup: Setup, data: Data, names: list) -> tuple:
@@ -597,8 +628,9 @@ def run(config: TrainConfig, held: contextlib.ExitStack) -> None:
     print(f"Images: {bands.describe()}")
     print(f"Devices: {setup.placement}")
     print(set_precision(config.precision))
+    names = class_names_for(config)  # read once: the plan's tables and the checkpoints name the classes alike
+    oversampled = oversampled_of(config, data, names)
     with timeline.span("plan"):
-        names = class_names_for(config)  # read once: the plan's tables and the checkpoints name the classes alike
         config, fitted = settled_config(config, setup, data, names)
     if config.plan_only:
         print("plan_only: nothing was trained.")
@@ -629,6 +661,7 @@ def run(config: TrainConfig, held: contextlib.ExitStack) -> None:
         shard,
         timeline,
         config.eval_period if config.eval_flag else 1,  # without val mIoU the val loss is the monitor: every epoch
+        oversampled,
     )
     refit = None
     if fitted and cluster.is_chief:  # a budget's epochs, fitted again after the frozen phase

@@ -1,4 +1,5 @@
 import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -6,6 +7,7 @@ import tensorflow as tf
 from PIL import Image
 
 from utils.augmentation.draws import augment
+from utils.augmentation.options import Augmentation
 from utils.dataloader import Pipeline, build_train_dataset, build_val_dataset
 from utils.files.bands import Bands, read_input
 from utils.files.images import IGNORE_LABEL, read_split, split_samples
@@ -171,3 +173,27 @@ def test_slide_crops_aim_at_rare_classes_and_are_reproducible():
     again = augment(image, label, (64, 64), tf.constant([5, 7], tf.int64), image_scale=0.5)
     np.testing.assert_array_equal(again[0].numpy(), crops[5][0].numpy())
     np.testing.assert_array_equal(again[1].numpy(), crops[5][1].numpy())
+
+
+def test_oversampling_fills_the_last_places_of_every_batch_and_resumes_exactly(tmp_path):
+    """2 of 8 images hold class 1: with oversample 0.5 the last 2 of each batch of 4 are always of them, the first
+    2 from all 8; a stream that skips k batches goes on as the whole stream."""
+    samples = []
+    for index in range(8):
+        label = np.zeros((32, 32), np.uint8)
+        label[8:24, 8:24] = 1 if index < 2 else 0
+        image_path, label_path = tmp_path / f"{index}.png", tmp_path / f"{index}_label.png"
+        Image.fromarray(np.full((32, 32, 3), 30 * index, np.uint8)).save(image_path)
+        Image.fromarray(label).save(label_path)
+        samples.append((str(image_path), str(label_path)))
+    pipeline = Pipeline((32, 32), augmentation=Augmentation(jitter=0), oversample=0.5)
+    dataset = build_train_dataset(samples, pipeline, 4, seed=3, oversampled=samples[:2])
+    batches = first_batches(dataset, 6)
+    held = np.array([[(label == 1).any() for label in labels] for _, labels in batches])
+    assert held[:, 2:].all() and not held[:, :2].all()
+    skipped = first_batches(build_train_dataset(samples, pipeline, 4, seed=3, skip=2, oversampled=samples[:2]), 4)
+    for (images, labels), (again, again_labels) in zip(batches[2:], skipped):
+        np.testing.assert_array_equal(images, again)
+        np.testing.assert_array_equal(labels, again_labels)
+    plain = first_batches(build_train_dataset(samples, replace(pipeline, oversample=0.0), 4, seed=3), 6)
+    assert not np.array([[(label == 1).any() for label in labels] for _, labels in plain])[:, 2:].all()

@@ -156,6 +156,7 @@ def test_train_py_stops_each_phase_early_lowers_the_rate_and_resumes_as_it_would
     run += ["--plan", "false", "--precision", "fp32", "--vocdevkit_path", tiny_voc, "--save_dir", logs]
     run += ["--tensorboard_images", "0", "--tversky_loss", "true", "--lovasz_loss", "true"]  # every loss trains
     run += ["--noise", "0.1", "--blur", "0.2", "--contrast", "0.15", "--low_resolution", "0.25", "--gamma", "0.3"]
+    run += ["--oversample", "0.33", "--oversample_classes", "2"]
     run += ["--freeze_epoch", "3", "--unfreeze_epoch", "5", "--freeze_batch_size", "4", "--unfreeze_batch_size", "4"]
     run += ["--early_stop_patience", "1", "--lr_decay_type", "plateau", "--plateau_patience", "1"]
     result = run_inline("train.py", *run)
@@ -166,6 +167,7 @@ def test_train_py_stops_each_phase_early_lowers_the_rate_and_resumes_as_it_would
     assert "early stopping ends the frozen phase; the whole network trains from epoch 3" in result.stdout
     assert "Unfrozen phase: epochs 3-5" in result.stdout and "early stopping ends the run" in result.stdout
     assert "Done: epochs 1-4" in result.stdout
+    assert "Oversampling: 1 of each batch's 4 images drawn from the" in result.stdout
     rates = history_rates(logs)
     assert "Epoch 2: no better val_miou for 1 epochs (best 50.0000 at epoch 1): plateau, learning rate" in result.stdout
     assert list(rates) == [1, 2, 3, 4] and rates[1] == rates[2] == rates[3] == rates[4]  # lowered after 2 and 4

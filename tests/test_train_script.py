@@ -102,6 +102,8 @@ def test_missing_split_and_bad_settings_are_clear_errors(tmp_path):
     assert result.returncode == 2 and "multiples of 32" in result.stderr and "Traceback" not in result.stderr
     result = run_inline("train.py", "--tversky_loss", "true", "--tversky_alpha", "-1")
     assert result.returncode == 2 and "tversky_alpha=-1.0" in result.stderr and "Traceback" not in result.stderr
+    result = run_inline("train.py", "--oversample", "0.3", "--oversample_classes", "7")
+    assert result.returncode == 2 and "oversample_classes=[7]" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_ctrl_c_keeps_the_complete_epoch_and_prints_a_resume_command_that_works(tiny_voc, tmp_path):

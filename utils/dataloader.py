@@ -70,7 +70,7 @@ class Pipeline:
     valid-padding model's, the classic UNet's 92: the labels are cropped to the output window), the scale slide's
     crops are cut at (None: fit, each image letterboxed), the images' bands, the reading threads (0: chosen by
     tf.data), the augmentation (utils/augmentation/) and the UNet weight map (utils/weight_map.py, computed on each
-    augmented label before the margin is cropped; None: off)."""
+    augmented label before the margin is cropped; None: off) and the share of each batch oversampled."""
 
     input_shape: tuple
     margin: int = 0
@@ -79,6 +79,7 @@ class Pipeline:
     num_workers: int = 0
     augmentation: Augmentation = Augmentation()
     weight_map: WeightMap | None = None
+    oversample: float = 0.0  # the share of each batch drawn from the oversampled images (build_train_dataset)
 
 
 @dataclass(frozen=True)
@@ -89,9 +90,26 @@ class Shard:
     count: int = 1
 
 
-def build_train_dataset(samples, pipeline: Pipeline, batch_size: int, seed: int, shard=Shard(), skip: int = 0):
+def oversampled_count(share: float, batch_size: int) -> int:
+    """How many of a batch's places the oversampled images fill: nnU-Net's rule, at least one for any share."""
+    return 0 if share <= 0 else max(1, batch_size - round(batch_size * (1 - share)))
+
+
+def shuffled_paths(samples, seed: int, shard: Shard):
+    """This worker's shard of the samples' paths, reshuffled every pass, endless."""
+    pairs = sample_paths(samples).shard(shard.count, shard.index)
+    return pairs.shuffle(len(samples), seed=seed, reshuffle_each_iteration=True).repeat()
+
+
+def build_train_dataset(
+    samples, pipeline: Pipeline, batch_size: int, seed: int, shard=Shard(), skip: int = 0, oversampled=()
+):
     """Endless shuffled, augmented batches: (images (B, H, W, C) of bands.input_dtype, labels uint8
     (B, H - 2m, W - 2m); with a weight map, targets float32 (B, H - 2m, W - 2m, 2): ids and border term).
+
+    With pipeline.oversample and `oversampled` samples (the images holding a rare class), the last
+    oversampled_count places of every batch are drawn from those, in a shuffled stream of their own, as nnU-Net
+    forces a third of each batch onto foreground; the other places from all the samples.
 
     Every sample draws its augmentation from its own stateless seed taken from a stream seeded by `seed`, so the
     batches are the same from run to run whatever the number of workers. `skip` batches are passed over before
@@ -100,8 +118,12 @@ def build_train_dataset(samples, pipeline: Pipeline, batch_size: int, seed: int,
     batch, which tf.distribute splits over all replicas; each worker reads its shard of the files.
     """
     bands, input_shape = pipeline.bands, pipeline.input_shape
-    pairs = sample_paths(samples).shard(shard.count, shard.index)
-    pairs = pairs.shuffle(len(samples), seed=seed, reshuffle_each_iteration=True).repeat()
+    pairs = shuffled_paths(samples, seed, shard)
+    forced = oversampled_count(pipeline.oversample, batch_size) if oversampled else 0
+    if forced:
+        rare = shuffled_paths(oversampled, seed + 1, shard)
+        places = tf.data.Dataset.from_tensor_slices(tf.constant([0] * (batch_size - forced) + [1] * forced, tf.int64))
+        pairs = tf.data.Dataset.choose_from_datasets([pairs, rare], places.repeat())
     seeds = tf.data.Dataset.random(seed=seed).batch(2)
 
     def prepare(paths, pair_seed):

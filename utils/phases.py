@@ -96,7 +96,7 @@ class Run:
     label path) each) and how they are made into batches, its seed, where it starts (an epoch, and the resumable
     checkpoint or None: inside the phase it stopped in, the checkpoint's optimizer state is restored, so the phase
     goes on as if it had never stopped), this worker's shard of the training files, the Timeline its stages are
-    timed into (or None), and how often the val loss is computed."""
+    timed into (or None), how often the val loss is computed, and the samples oversampled."""
 
     plan: PhasePlan
     rates: LearningRates
@@ -110,6 +110,7 @@ class Run:
     shard: Shard = Shard()
     timeline: object = None
     val_period: int = 1  # the val loss every this many epochs and at the run's last (eval_period's, with val mIoU)
+    oversampled: list = ()  # the train samples a share of each batch is drawn from (Pipeline.oversample)
 
 
 def precise_bn(model, run: Run, phase: Phase, steps_per_epoch: int) -> list:
@@ -146,7 +147,7 @@ def fit_phase(model, run: Run, phase: Phase, callbacks: list) -> float:
     # The phase's stream of batches from its first epoch on (seeded per phase); a resumed phase skips the epochs
     # it has done, so each epoch sees what it would have seen in an uninterrupted run.
     seed, skip = run.seed + phase.first_epoch, (initial_epoch - phase.first_epoch) * steps_per_epoch
-    batches = build_train_dataset(run.train, run.pipeline, phase.batch_size, seed, run.shard, skip)
+    batches = build_train_dataset(run.train, run.pipeline, phase.batch_size, seed, run.shard, skip, run.oversampled)
     val_batches = build_val_dataset(run.val, run.pipeline, phase.batch_size)
     callbacks = precise_bn(model, run, phase, steps_per_epoch) + list(callbacks)
     model.fit(

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from utils.files.images import IGNORE_LABEL
 from utils.labels.facts import LabelArray
 
 PLATEAU_SHARE = 0.1  # a value forms regions when at least this share of its pixels have 4 equal neighbours
@@ -51,3 +52,7 @@ class Judgement:
     conversions: dict  # {path: Conversion} of the files --fix rewrites
     histograms: dict  # {path: (256,) class-id pixels}, after the conversions
     findings: list  # lines on the dataset's formats for the report
+
+    def classes_held(self, path: str) -> set:
+        """The class ids the label file at `path` holds (after its conversion; IGNORE_LABEL not among them)."""
+        return {int(c) for c in np.flatnonzero(self.histograms[path]) if c != IGNORE_LABEL}
