@@ -168,6 +168,7 @@ def main(config: MiouConfig) -> None:
         scores = score_split(ids, samples, prediction_dir, config.num_classes)
         matrix = sum(score.matrix for score in scores)
         details = {"images": len(ids), "split_file": split_file, "model_path": config.model_path}
+        details["ensemble"] = list(config.ensemble)
         details.update(threshold=config.threshold, threshold_sweep=sweep)
         details.update(write_per_image(config.miou_out_path, scores, samples, names, config.worst_images))
         summary = write_report(config.miou_out_path, matrix, names, details)

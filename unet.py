@@ -20,6 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up 
 import numpy as np
 from PIL import Image
 
+from nets.ensemble import build_ensemble
 from nets.folding import fold_batch_norms
 from nets.models import Network, check_model_settings, output_shape
 from nets.unet import UnetVariant, model_variant
@@ -34,7 +35,7 @@ from utils.prediction.scores import ClassScores, check_threshold, predict_functi
 from utils.prediction.tta import TestTimeAugmentation
 from utils.scale import Scale, check_scale_settings, resolve_scale_mode
 from utils.visualize import MIX_TYPES, class_colours, class_names, count_table, palette_image, render_image
-from utils.weights.building import build_with_weights
+from utils.weights.building import build_member, build_with_weights
 from utils.weights.checkpoint import ModelSettings, check_recorded, read_settings, settings_for
 from utils.weights.mismatch import check_trained_weights_file
 
@@ -56,6 +57,9 @@ class UnetConfig:
     display_bands: list[int] = field(default_factory=list)  # bands drawn as R G B (e.g. 3 2 1); empty = first three
     precision: str = "auto"  # fp32 | mixed_bfloat16 | mixed_float16 | auto (as in train.py)
     backend: str = "keras"  # keras (model_path: weights) | onnx (model_path: a model.onnx from export.py)
+    ensemble: list[str] = field(
+        default_factory=list
+    )  # more weights files of the same network, averaged with model_path
 
 
 # What a weights file that records no settings (from before they were recorded, or from another repo) is taken
@@ -179,8 +183,15 @@ class Unet:
         # What the network is, as a weights file records it (export.py writes it into model.onnx too).
         self.settings = settings_for(described, variant, self.class_names, self.bands, self.scale)
         # What every prediction runs: the network with its batch normalisations folded into its convolutions
-        # (nets/folding.py; the network itself when it has none, and the ONNX model as it is).
+        # (nets/folding.py; the network itself when it has none, and the ONNX model as it is); an ensemble's
+        # networks averaged (nets/ensemble.py).
         self.network = fold_batch_norms(self.model) if config.backend == "keras" else self.model
+        if config.ensemble:
+            if config.backend != "keras":
+                raise ValueError(f"ensemble with backend={config.backend}: ensembles run on keras weights files.")
+            members = [build_member(path, config.model_path, recorded, described) for path in config.ensemble]
+            self.network = build_ensemble([self.network] + [fold_batch_norms(member) for member in members])
+            print(f"Ensemble: the probabilities of {len(members) + 1} networks averaged")
         self.make_paths(ClassScores(self.network, config.threshold, tta))
         if tta.copies > 1:
             print(f"Test-time augmentation: {tta.describe()}, one call")

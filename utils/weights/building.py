@@ -6,9 +6,10 @@ import contextlib
 from nets.models import Network, build_model
 from nets.unet import UnetVariant
 from utils.files.bands import Bands
+from utils.weights.checkpoint import read_settings
 from utils.weights.formats import weights_variant
 from utils.weights.matching import Loading, load_weights, report_loading
-from utils.weights.mismatch import check_loading
+from utils.weights.mismatch import check_loading, check_trained_weights_file
 
 
 def build_with_weights(
@@ -38,3 +39,32 @@ def build_with_weights(
     if variant != UnetVariant():
         print(f"  trained as: {variant.describe()} ({known})")
     return model
+
+
+MEMBER_SETTINGS = ("model", "backbone", "num_classes", "head", "scale_mode", "image_scale")
+
+
+def build_member(path: str, first: str, recorded, network: Network):
+    """The `network` holding an ensemble's weights file at path, checked to be the network of `first` (the
+    ensemble's first file, whose ModelSettings are `recorded`): the same MEMBER_SETTINGS and bands (16-bit ranges
+    may differ: each network stretches its input itself).
+
+    Raises:
+        ValueError: naming the file and the setting that differs.
+    """
+    check_trained_weights_file(path)
+    member = read_settings(path)
+    if recorded is None or member is None:
+        raise ValueError(
+            f"{path if member is None else first}: records no settings, so an ensemble cannot check that its "
+            "networks are the same. Use weights files written by train.py."
+        )
+    for name in MEMBER_SETTINGS:
+        if getattr(member, name) != getattr(recorded, name):
+            raise ValueError(
+                f"{path}: {name}={getattr(member, name)!r}, but {first} has {name}={getattr(recorded, name)!r}. An "
+                "ensemble averages one network trained again (folds, seeds): give weights files of one network."
+            )
+    if (member.bands.channels, member.bands.dtype) != (recorded.bands.channels, recorded.bands.dtype):
+        raise ValueError(f"{path}: images of {member.bands.describe()}, but {first} takes {recorded.bands.describe()}.")
+    return build_with_weights(network, path, bands=member.bands)
