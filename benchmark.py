@@ -13,6 +13,7 @@ For each precision it measures, on the real VGG16-UNet (or --backbone resnet50, 
                             (float32 only; shown when requirements-export.txt is installed)
     detect_image            Unet.detect_image on one image: letterbox, model, restore, blend
     detect_image, TTA       the same with test-time augmentation (--tta hflip vflip: 3 copies in one call)
+    detect_image, ensemble  the same with --ensemble: two weights files' probabilities averaged (here one file twice)
     get_miou path           get_miou.py's prediction of the val split, a batch per call, PNGs written
     slide                   scale_mode slide on an image of 4 x 4 windows (overlap 0.25), batch_size windows a
                             call: windows/s against the bare forward's images/s at the same batch size
@@ -101,6 +102,8 @@ ROWS = [
     ("detect_image_share", "  / bare forward, batch 1 (fastest)", "{:.1%}"),
     ("detect_image_tta", "detect_image, TTA hflip vflip: 3 copies, 1 call (img/s)", "{:.2f}"),
     ("detect_image_tta_share", "  / detect_image (fastest)", "{:.1%}"),
+    ("detect_image_ensemble", "detect_image, ensemble of 2 weights files (img/s)", "{:.2f}"),
+    ("detect_image_ensemble_share", "  / detect_image (fastest)", "{:.1%}"),
     ("get_miou_path", "get_miou path (img/s)", "{:.2f}"),
     ("get_miou_path_share", "  / bare forward, batch (fastest)", "{:.1%}"),
     ("get_miou_start_s", "  start of the pass (s, once)", "{:.2f}"),
@@ -210,6 +213,7 @@ def inference_rates(model, config: BenchmarkConfig, policy: str, voc: str, work:
     precision = {"float32": "fp32"}.get(policy, policy)
     unet = Unet(model_path=weights, precision=precision)
     augmented = Unet(model_path=weights, precision=precision, tta=TTA_WORDS)  # test-time augmentation
+    ensemble = Unet(model_path=weights, precision=precision, ensemble=[weights])  # two networks' probabilities
     ids = read_split(os.path.join(voc, "VOC2007", "ImageSets", "Segmentation", "val.txt"))
     samples = split_samples(voc, "val")
     # The bare calls see the same (letterboxed) val images as the others, and fetch their result to the host.
@@ -233,6 +237,7 @@ def inference_rates(model, config: BenchmarkConfig, policy: str, voc: str, work:
         "forward_bare_single": (lambda: unet.predict(single).numpy(), 1),
         "detect_image": (lambda: unet.detect_image(image), 1),
         "detect_image_tta": (lambda: augmented.detect_image(image), 1),
+        "detect_image_ensemble": (lambda: ensemble.detect_image(image), 1),
         "slide": (lambda: slide(large), 16),
     }
     onnx = onnx_model(model, policy, work)
@@ -241,7 +246,7 @@ def inference_rates(model, config: BenchmarkConfig, policy: str, voc: str, work:
     seconds = taking_turns(calls, config.calls, warmed=("get_miou_path",))
     rates = {name: images * config.calls / sum(seconds[name]) for name, (_, images) in calls.items()}
     shares = {"detect_image": "forward_bare_single", "get_miou_path": "forward_bare", "forward_onnx": "forward_bare"}
-    shares["detect_image_tta"] = "detect_image"
+    shares["detect_image_tta"] = shares["detect_image_ensemble"] = "detect_image"
     shares["slide"] = "forward_bare"
     for name, bare in shares.items():  # seconds per image of the fastest calls
         if name in seconds:

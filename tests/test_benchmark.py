@@ -96,6 +96,7 @@ def test_benchmark_script_measures_both_precisions(tmp_path):
             "forward_bare_single",
             "detect_image",
             "detect_image_tta",
+            "detect_image_ensemble",
         ):
             assert figures[key] > 0, key
         assert figures["get_miou_path"] > 0 and figures["peak_basis"] and figures["get_miou_start_s"] >= 0
