@@ -7,6 +7,7 @@ The model settings default to UnetConfig in unet.py; the rest to MiouConfig belo
           --vocdevkit_path ../shared/datasets/membrane --name_classes background membrane
     $ python get_miou.py --miou_mode 2                     # figures again from the saved predictions
     $ python get_miou.py --thresholds 0.3 0.4 0.5 0.6 0.7  # 2 classes: which threshold scores best on the split
+    $ python get_miou.py --postprocess choose              # choose post-processing on the split, record it
     $ python get_miou.py -h                                # every setting with its default
 
 Outputs in miou_out_path (miou_out/): detection-results/<id>.png (class ids, palette colours), mIoU.png, Dice.png,
@@ -31,11 +32,13 @@ from tqdm import tqdm
 from unet import Unet, UnetConfig, recorded_settings, resolve_settings, unet_settings
 from utils.config import run_main
 from utils.dataset.check import checked_split_file, refuse, survey_pairs
-from utils.files.atomic import check_writable
+from utils.dataset.fingerprint import train_fingerprint
+from utils.files.atomic import check_writable, write_atomically
 from utils.files.images import IGNORE_LABEL, check_num_classes, load_label, read_split, split_samples
 from utils.metrics import confusion_matrix, mean_iou, per_class_iou
 from utils.prediction.per_image import format_per_image, score_image, write_per_image
-from utils.prediction.report import format_summary, write_report
+from utils.prediction.postprocess import choose_postprocessing, write_postprocessing
+from utils.prediction.report import format_summary, percent, shown, write_report
 from utils.visualize import class_names
 
 
@@ -86,6 +89,35 @@ def score_split(ids, samples, prediction_dir: str, num_classes: int) -> list:
     return scores
 
 
+def choose_on_split(config: MiouConfig, ids, samples, unet: Unet, split_file: str) -> None:
+    """--postprocess choose: the post-processing that raises the split's IoU (utils/prediction/postprocess.py), from
+    the predictions just written, recorded beside model_path; the predictions are rewritten post-processed."""
+    prediction_dir = os.path.join(config.miou_out_path, "detection-results")
+    masks = [load_label(os.path.join(prediction_dir, f"{sample_id}.png")) for sample_id in ids]
+    pairs = list(zip((load_label(label) for _, label in samples), masks))
+    classes = train_fingerprint(config.vocdevkit_path).classes
+    chosen, before, after = choose_postprocessing(pairs, config.num_classes, {c: f.area.p5 for c, f in classes.items()})
+    names = class_names(unet.class_names, config.num_classes)[0]
+    record = {"split_file": split_file, "ensemble": list(config.ensemble), "tta": list(config.tta)}
+    record.update(IoU_before=[percent(v) for v in before], IoU_after=[percent(v) for v in after])
+    where = write_postprocessing(config.model_path, chosen, record)
+    for sample_id, mask in zip(ids, masks):
+        if chosen.steps:
+            processed = unet.mask_image(chosen.apply(mask))
+            path = os.path.join(prediction_dir, f"{sample_id}.png")
+            write_atomically(path, lambda temporary, image=processed: image.save(temporary, format="PNG"), ".png")
+    changes = [
+        f"{names[c]} {shown(percent(b))} -> {shown(percent(a))}"
+        for c, (b, a) in enumerate(zip(before, after))
+        if percent(b) != percent(a)
+    ]
+    print(
+        f"Post-processing chosen on {config.split} ({len(ids)} images): {chosen.describe(names)}"
+        + (f"; IoU {', '.join(changes)}" if changes else "")
+        + f"\nRecorded in {where}: predict.py and get_miou.py apply it from now on (--postprocess none: without)."
+    )
+
+
 def sweep_thresholds(unet: Unet, samples, thresholds, batch_size: int) -> list:
     """mIoU and class 1's IoU at each threshold (2-class networks), one pass over the split per threshold.
 
@@ -130,6 +162,21 @@ def check_labels(samples, config: MiouConfig, split_file: str, from_weights: boo
         raise ValueError(f"{split_file}: its labels have class values up to {largest}, but {whose}.")
 
 
+def check_choosing(config: MiouConfig) -> None:
+    """--postprocess choose needs fresh predictions (miou_mode 0) and a weights file in a folder it can write to."""
+    if config.miou_mode != 0 or config.backend != "keras":
+        raise ValueError(
+            f"postprocess choose with miou_mode={config.miou_mode}, backend={config.backend}: the choice is made from "
+            "fresh predictions of the weights file: use --miou_mode 0 and the keras backend."
+        )
+    folder = os.path.dirname(os.path.abspath(config.model_path))
+    if not os.access(folder, os.W_OK):
+        raise ValueError(
+            f"{folder}: not writable, so the post-processing cannot be recorded beside {config.model_path}. Copy the "
+            "weights file to a folder you can write to."
+        )
+
+
 def main(config: MiouConfig) -> None:
     if config.miou_mode not in (0, 1, 2):
         raise ValueError(f"miou_mode={config.miou_mode}: expected 0 (predict and compute), 1 (predict) or 2 (compute).")
@@ -153,11 +200,15 @@ def main(config: MiouConfig) -> None:
             f"thresholds={config.thresholds}: a threshold sweep predicts the split again, for a 2-class network "
             f"(this one: num_classes={config.num_classes}); use miou_mode 0 or 1, or leave thresholds empty."
         )
+    if config.postprocess == "choose":
+        check_choosing(config)
     sweep = []
     if config.miou_mode in (0, 1):
         unet = Unet(**unet_settings(config))
         predict_split(unet, ids, samples, prediction_dir, config.batch_size)
         print(f"Predictions of {len(ids)} images in {prediction_dir}/ (threshold {config.threshold:g})")
+        if config.postprocess == "choose":
+            choose_on_split(config, ids, samples, unet, split_file)
         if config.thresholds:
             sweep = sweep_thresholds(unet, samples, config.thresholds, config.batch_size)
             print(format_sweep(sweep, class_names(unet.class_names, 2)[0]))

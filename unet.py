@@ -31,6 +31,7 @@ from utils.precision import set_precision
 from utils.prediction.inputs import build_predict_dataset
 from utils.prediction.onnx_model import OnnxModel
 from utils.prediction.path import prediction_path
+from utils.prediction.postprocess import PostProcessing, read_postprocessing, sidecar_path
 from utils.prediction.scores import ClassScores, check_threshold, predict_function
 from utils.prediction.tta import TestTimeAugmentation
 from utils.scale import Scale, check_scale_settings, resolve_scale_mode
@@ -57,9 +58,8 @@ class UnetConfig:
     display_bands: list[int] = field(default_factory=list)  # bands drawn as R G B (e.g. 3 2 1); empty = first three
     precision: str = "auto"  # fp32 | mixed_bfloat16 | mixed_float16 | auto (as in train.py)
     backend: str = "keras"  # keras (model_path: weights) | onnx (model_path: a model.onnx from export.py)
-    ensemble: list[str] = field(
-        default_factory=list
-    )  # more weights files of the same network, averaged with model_path
+    ensemble: list[str] = field(default_factory=list)  # more weights files of this network: probabilities averaged
+    postprocess: str = "auto"  # auto: as recorded beside model_path (get_miou.py --postprocess choose) | none
 
 
 # What a weights file that records no settings (from before they were recorded, or from another repo) is taken
@@ -139,6 +139,21 @@ def check_onnx(config: UnetConfig, model: OnnxModel, head: str) -> OnnxModel:
     return model
 
 
+def recorded_postprocessing(config: UnetConfig, names) -> PostProcessing:
+    """The post-processing recorded beside model_path (postprocess auto; said when there is one), or none."""
+    if config.postprocess not in ("auto", "none", "choose"):
+        raise ValueError(f"postprocess={config.postprocess!r}: expected auto, none (or, in get_miou.py, choose).")
+    found = read_postprocessing(config.model_path) if config.postprocess == "auto" else None
+    if not found:
+        return PostProcessing()
+    chosen, record = found
+    print(
+        f"Post-processing: {chosen.describe(class_names(names, config.num_classes)[0])} (chosen on "
+        f"{record.get('split_file', 'a val split')}; {sidecar_path(config.model_path)}; --postprocess none: without)"
+    )
+    return chosen
+
+
 class Unet:
     """Segments images with a trained network (any `model`); every method goes through the same prediction path:
 
@@ -195,6 +210,7 @@ class Unet:
         self.make_paths(ClassScores(self.network, config.threshold, tta))
         if tta.copies > 1:
             print(f"Test-time augmentation: {tta.describe()}, one call")
+        self.postprocessing = recorded_postprocessing(config, self.class_names)
         if not self.bands.eight_bit or self.bands.channels != 3:
             print(f"Images: {self.bands.describe()}")
 
@@ -215,7 +231,7 @@ class Unet:
         """The prediction path for images in memory: arrays (h, w, bands) of any sizes, as the network takes them
         (image_array) -> class-id masks uint8 (h, w) at those sizes. One compiled call per image (letterbox, model,
         restore); for many files, segment_files batches them."""
-        return [np.asarray(self.path.image_mask(image)) for image in images]
+        return [self.postprocessing.apply(np.asarray(self.path.image_mask(image))) for image in images]
 
     def probabilities(self, image):
         """The class probabilities of an image (h, w, bands) as the network takes it, at its size, a band of rows
@@ -248,7 +264,7 @@ class Unet:
                 if error:
                     yield path, None, None, error.decode()
                 else:
-                    yield path, image[:height, :width], mask[:height, :width], ""
+                    yield path, image[:height, :width], self.postprocessing.apply(mask[:height, :width]), ""
 
     def write_masks(self, ids, paths, folder: str, batch_size: int = 4):
         """Writes <folder>/<id>.png for each image file: class ids at the image's size in palette colours (the
