@@ -36,6 +36,8 @@ samples, in each band's own range (8-bit, 16-bit and N-band images alike); nnU-N
 --contrast 0.15 --low_resolution 0.25 --gamma 0.3 (utils/augmentation/photometric.py).
 * elastic_alpha: the UNet paper's elastic deformation, a smooth random displacement field, resampled with the affine
 augmentation in one pass. The paper's: --elastic_alpha 10 --elastic_sigma 286 on 572 px tiles.
+* fold: voc_annotation.py --num_folds k writes k folds (fold{i}_train.txt, fold{i}_val.txt); --fold i trains on fold
+i into save_dir/fold_i. python cross_validate.py trains every fold and reports the cross-validated figures.
 * scale_mode: fit letterboxes each whole image into input_shape (right for photos, VOC); slide keeps images at their
 own resolution (times image_scale) and trains on input_shape crops, drawn on labelled content often enough that
 rare classes are seen, and predicts by a sliding window of input_shape with `overlap`, blended: right for large
@@ -77,7 +79,7 @@ from utils.dataset.check import check_count, check_dataset
 from utils.dataset.demo import DEMO_CLASSES, DEMO_MINUTES, is_demo_dataset, make_demo_dataset
 from utils.dataset.fingerprint import describe_fingerprint, train_fingerprint
 from utils.files.bands import Bands, survey
-from utils.files.images import check_num_classes, dataset_class_names, split_samples
+from utils.files.images import Splits, check_num_classes, dataset_class_names, split_samples
 from utils.losses import build_loss, check_tversky
 from utils.phases import PhasePlan, Run, fit_phase
 from utils.planning.budget import (
@@ -183,6 +185,7 @@ class TrainConfig:
     plan: bool = True  # plan the settings not given from the data and this machine; false: the defaults above *
     time_budget: float = 0.0  # minutes for the whole run: epochs and evaluation planned to fit; 0 = no budget *
     plan_only: bool = False  # print the plan and the run's estimated time, then exit
+    fold: int = -1  # train on fold i's splits (voc_annotation.py --num_folds), into save_dir/fold_i; -1: train, val *
 
 
 def validate_config(config: TrainConfig) -> None:
@@ -388,6 +391,8 @@ def starting_config(config: TrainConfig):
         (config, resumable checkpoint path or None, its RunState or None).
     """
     if not config.resume:
+        if config.fold >= 0:  # each fold into a folder of its own
+            config = replace(config, save_dir=os.path.join(config.save_dir, f"fold_{config.fold}"))
         return config, None, None
     checkpoint, state = find_resumable(config.resume)
     save_dir = os.path.dirname(os.path.abspath(checkpoint))
@@ -477,8 +482,9 @@ def read_dataset(config: TrainConfig) -> Data:
     """The checked dataset. A planned batch is chosen to fit the train split; a given one is checked against it."""
     given_batch = not config.plan or {"freeze_batch_size", "unfreeze_batch_size"} & given_settings(config)
     min_train = max(phase_plan_of(config).batch_sizes()) if given_batch else 1
-    checked = check_dataset(config.vocdevkit_path, config.num_classes, min_train=min_train, min_val=1)
-    train_samples, val_samples = (split_samples(config.vocdevkit_path, split) for split in ("train", "val"))
+    splits = Splits.of_fold(config.fold)
+    checked = check_dataset(config.vocdevkit_path, config.num_classes, min_train, min_val=1, splits=splits)
+    train_samples, val_samples = (split_samples(config.vocdevkit_path, split) for split in (splits.train, splits.val))
     print(f"Data: {len(train_samples)} train, {len(val_samples)} val samples in {config.vocdevkit_path}")
     bands = survey([image for image, _ in train_samples], config.input_channels, checked.kinds)
     headers, holds = checked.headers, [checked.judgement.classes_held(label) for _, label in train_samples]
@@ -513,7 +519,7 @@ def planned_config(config: TrainConfig, setup: Setup, data: Data, names: list) -
     its plan; plan false keeps the defaults."""
     if not config.plan or setup.state is not None:
         return config, None
-    fingerprint = train_fingerprint(config.vocdevkit_path)
+    fingerprint = train_fingerprint(config.vocdevkit_path, Splits.of_fold(config.fold).train)
     print("Fingerprint of the train split:\n" + describe_fingerprint(fingerprint, names))
     machine, given = this_machine(), {name: getattr(config, name) for name in given_settings(config)}
     pretrained = setup.weights[0] is not None and config.model in PRETRAINED_ENCODER

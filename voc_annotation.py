@@ -15,6 +15,8 @@ shifted, swapped or mis-coloured labels show at a glance.
     $ python voc_annotation.py --fix --palette '#3c1098' '#8429f6' --ignore_colours '#9b9b9b'  # and an unlabelled one
     $ python voc_annotation.py --dry_run              # check and report only: write nothing
     $ python voc_annotation.py --keep_splits          # check, and keep the split files you made yourself
+    $ python voc_annotation.py --num_folds 5          # and 5 folds of trainval: fold0_train.txt, fold0_val.txt, ...
+    $ python voc_annotation.py --num_folds 5 --group_pattern '^(\w+?)_'   # patient7_slice3: a patient's in one fold
 """
 
 import os
@@ -29,6 +31,7 @@ import numpy as np
 from utils.config import run_main
 from utils.dataset.check import Survey, survey_pairs
 from utils.dataset.fingerprint import describe_fingerprint, train_fingerprint
+from utils.dataset.folds import check_folds, make_folds
 from utils.files.atomic import write_atomically
 from utils.files.bands import as_input, display_image, survey
 from utils.files.image_files import read_image
@@ -67,6 +70,8 @@ class AnnotationConfig:
     keep_splits: bool = False  # keep the split files already in ImageSets/Segmentation (check the data only)
     input_shape: list[int] = field(default_factory=lambda: [512, 512])  # the network input you plan: for scale advice
     preview_count: int = 16  # images in label_preview.png, each with its label drawn on it; 0 = none
+    num_folds: int = 0  # also write k folds of trainval for cross-validation (fold{i}_train/val.txt); 0 = none
+    group_pattern: str = ""  # folds: a regex whose first group in an id is its group (kept in one fold), e.g. ^(\w+?)_
 
 
 def suffix_counts(paths) -> str:
@@ -318,6 +323,7 @@ def check_settings(config: AnnotationConfig) -> tuple:
         if not 0 < getattr(config, name) <= 1:
             raise ValueError(f"{name}={getattr(config, name)}: expected a share in (0, 1], e.g. 0.9.")
     check_num_classes(config.num_classes, allow_zero=True)
+    check_folds(config.num_folds, config.group_pattern)
     palette, ignore = ([parse_colour(c) for c in colours] for colours in (config.palette, config.ignore_colours))
     both = set(palette) & set(ignore)
     if both:
@@ -460,6 +466,8 @@ def main(config: AnnotationConfig) -> None:
         pairs = [(dataset.images[i], dataset.labels[i]) for i in dataset.paired]
         print(f"Label preview: {write_preview(config, pairs, bands, num_classes)[0]}")
     splits = make_splits(dataset.paired, config.trainval_percent, config.train_percent, config.seed)
+    if config.num_folds:
+        splits.update(make_folds(splits["trainval"], config.num_folds, config.seed, config.group_pattern))
     write_splits(voc, splits, config.keep_splits, set(dataset.paired))
     fingerprint = train_fingerprint(config.vocdevkit_path)
     names = dataset_class_names(config.vocdevkit_path)

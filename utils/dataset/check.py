@@ -13,7 +13,7 @@ from PIL import UnidentifiedImageError
 from tqdm import tqdm
 
 from utils.files.image_files import TRANSPOSED_ORIENTATIONS, ImageHeader, image_header
-from utils.files.images import IGNORE_LABEL, read_split, split_samples
+from utils.files.images import IGNORE_LABEL, Splits, read_split, split_samples
 from utils.labels.facts import LabelFacts, UnusableLabel, facts_of, read_label
 from utils.labels.formats import Judgement, Problem, judge_labels
 
@@ -39,13 +39,9 @@ def file_problem(path: str, what: str):
 
 
 def unreadable(path: str, what: str, error) -> Problem:
-    return Problem(
-        path,
-        "unreadable",
-        f"{path}: cannot be read as {'an image' if what == 'image' else 'a label'} ({error}). The file may be "
-        "truncated or of another format: "
-        "export or copy it again, or remove it and rebuild the splits with python voc_annotation.py.",
-    )
+    kind = "an image" if what == "image" else "a label"
+    why = f"cannot be read as {kind} ({error}). The file may be truncated or of another format: export or copy it"
+    return Problem(path, "unreadable", f"{path}: {why} again, or remove it and rebuild the splits (voc_annotation.py).")
 
 
 def image_info(path: str):
@@ -196,6 +192,11 @@ def check_count(samples, min_samples: int, split_file: str) -> None:
 def checked_split_file(vocdevkit_path: str, split: str) -> str:
     """The path of ImageSets/Segmentation/<split>.txt; ValueError if it is missing, lists no ids or an id twice."""
     split_file = os.path.join(vocdevkit_path, "VOC2007", "ImageSets", "Segmentation", f"{split}.txt")
+    if not os.path.isfile(split_file) and split.startswith("fold"):
+        raise ValueError(
+            f"{split_file} not found: no such fold. Write the folds with python voc_annotation.py --num_folds 5 "
+            "(folds 0-4), or train on train.txt and val.txt (no --fold)."
+        )
     if not os.path.isfile(split_file):
         raise ValueError(
             f"{split_file} not found. Put images in VOC2007/JPEGImages and labels in "
@@ -215,17 +216,17 @@ def checked_split_file(vocdevkit_path: str, split: str) -> str:
     return split_file
 
 
-def check_dataset(vocdevkit_path: str, num_classes: int, min_train: int, min_val: int) -> Survey:
-    """Checks ImageSets/Segmentation/{train,val}.txt and every pair they list, the labels' formats judged over both
-    splits together (survey_pairs); val must hold labelled pixels to measure with.
+def check_dataset(vocdevkit_path: str, num_classes: int, min_train: int, min_val: int, splits=Splits()) -> Survey:
+    """Checks the split files ({train,val}.txt, or a fold's: `splits`) and every pair they list, the labels' formats
+    judged over both splits together (survey_pairs); val must hold labelled pixels to measure with.
 
     Returns:
         the Survey of both splits' pairs: their images' kinds (what bands.survey takes) and headers (their sizes).
     """
     files, samples = {}, {}
-    for split, minimum in [("train", min_train), ("val", min_val)]:
-        files[split] = checked_split_file(vocdevkit_path, split)
-        samples[split] = split_samples(vocdevkit_path, split)
+    for split, name, minimum in [("train", splits.train, min_train), ("val", splits.val, min_val)]:
+        files[split] = checked_split_file(vocdevkit_path, name)
+        samples[split] = split_samples(vocdevkit_path, name)
         check_count(samples[split], minimum, files[split])
     both = list(dict.fromkeys(samples["train"] + samples["val"]))
     survey = survey_pairs(both, num_classes, desc="Checking train and val")
@@ -233,7 +234,8 @@ def check_dataset(vocdevkit_path: str, num_classes: int, min_train: int, min_val
     shared = set(samples["train"]) & set(samples["val"])
     if shared:
         print(
-            f"Warning: {len(shared)} samples are in both train.txt and val.txt (e.g. {sorted(shared)[0][0]}): val "
+            f"Warning: {len(shared)} samples are in both {splits.train}.txt and {splits.val}.txt (e.g. "
+            f"{sorted(shared)[0][0]}): val "
             "mIoU measures them after training on them, so it reads high. Rebuild the splits with "
             "python voc_annotation.py."
         )

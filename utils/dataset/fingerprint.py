@@ -152,12 +152,14 @@ def files_digest(samples: list) -> str:
     return digest.hexdigest()
 
 
-def cache_paths(vocdevkit_path: str) -> list:
-    """Where the fingerprint is cached: beside the split files, or (a read-only dataset) in the user's cache."""
+def cache_paths(vocdevkit_path: str, split: str = "train") -> list:
+    """Where the split's fingerprint is cached: beside the split files (fingerprint.json for train, else
+    fingerprint_<split>.json), or (a read-only dataset) in the user's cache."""
     splits = os.path.join(vocdevkit_path, "VOC2007", "ImageSets", "Segmentation")
     home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    key = hashlib.sha256(os.path.abspath(splits).encode()).hexdigest()[:16]
-    return [os.path.join(splits, CACHE_NAME), os.path.join(home, "unet-keras", "fingerprints", f"{key}.json")]
+    key = hashlib.sha256(os.path.abspath(splits).encode()).hexdigest()[:16] + ("" if split == "train" else f"_{split}")
+    name = CACHE_NAME if split == "train" else CACHE_NAME.replace(".json", f"_{split}.json")
+    return [os.path.join(splits, name), os.path.join(home, "unet-keras", "fingerprints", f"{key}.json")]
 
 
 def read_cached(paths: list, digest: str):
@@ -188,16 +190,17 @@ def write_cache(paths: list, digest: str, fingerprint: Fingerprint) -> str:
     return ""
 
 
-def train_fingerprint(vocdevkit_path: str) -> Fingerprint:
-    """The train split's Fingerprint: from the cache when its files have not changed, else computed and cached."""
-    samples = split_samples(vocdevkit_path, "train")
-    paths, digest = cache_paths(vocdevkit_path), files_digest(samples)
+def train_fingerprint(vocdevkit_path: str, split: str = "train") -> Fingerprint:
+    """The train split's Fingerprint (or a fold's: `split`, e.g. fold0_train): from the cache when its files have not
+    changed, else computed and cached."""
+    samples = split_samples(vocdevkit_path, split)
+    paths, digest = cache_paths(vocdevkit_path, split), files_digest(samples)
     cached = read_cached(paths, digest)
     if cached:
         return cached
     fingerprint = fingerprint_of(samples)
     where = write_cache(paths, digest, fingerprint)
-    print(f"Fingerprint of {len(samples)} train images" + (f" cached in {where}" if where else " (not cached)"))
+    print(f"Fingerprint of {len(samples)} {split} images" + (f" cached in {where}" if where else " (not cached)"))
     return fingerprint
 
 

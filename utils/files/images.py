@@ -3,6 +3,7 @@ utils/files/image_files.py)."""
 
 import os
 from collections import Counter
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
@@ -66,6 +67,20 @@ def label_affix(image_ids, label_ids):
         return None
     affix, count = votes.most_common(1)[0]
     return affix if count * 2 >= len(unpaired) else None
+
+
+@dataclass(frozen=True)
+class Splits:
+    """The two split files a run trains and validates on (ImageSets/Segmentation/<name>.txt): train and val, or
+    fold i's, fold{i}_train and fold{i}_val (voc_annotation.py --num_folds)."""
+
+    train: str = "train"
+    val: str = "val"
+
+    @classmethod
+    def of_fold(cls, fold: int) -> "Splits":
+        """Fold `fold`'s splits; a negative fold: train and val."""
+        return cls() if fold < 0 else cls(f"fold{fold}_train", f"fold{fold}_val")
 
 
 def split_samples(vocdevkit_path: str, split: str) -> list:

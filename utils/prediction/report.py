@@ -1,6 +1,7 @@
 """The figures of a confusion matrix as a table, bar charts, a CSV and summary.json (get_miou.py's outputs)."""
 
 import csv
+import io
 import json
 import math
 import os
@@ -8,6 +9,7 @@ import os
 import numpy as np
 from matplotlib.figure import Figure
 
+from utils.files.atomic import write_atomically, write_text
 from utils.metrics import (
     frequency_weighted_iou,
     nan_mean,
@@ -92,7 +94,7 @@ def plot_bars(path: str, names, values, title: str, xlabel: str) -> None:
     axis.invert_yaxis()  # first class on top
     axis.set(xlim=(0, 110), xlabel=xlabel, title=title)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    write_atomically(path, lambda temporary: figure.savefig(temporary, dpi=100, format="png"), ".png")
 
 
 def plot_confusion(path: str, matrix: np.ndarray, names) -> None:
@@ -114,16 +116,17 @@ def plot_confusion(path: str, matrix: np.ndarray, names) -> None:
             colour = "white" if share > 0.5 else "black"
             axis.text(column, row, f"{share:.2f}", ha="center", va="center", fontsize=font - 1, color=colour)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    write_atomically(path, lambda temporary: figure.savefig(temporary, dpi=100, format="png"), ".png")
 
 
 def write_confusion_csv(path: str, matrix: np.ndarray, names) -> None:
-    """Rows are the true classes, columns the predicted ones; the first row and column hold the names."""
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["true \\ predicted", *names])
-        for name, row in zip(names, matrix):
-            writer.writerow([name, *map(int, row)])
+    """Rows are the true classes, columns the predicted ones; the first row and column hold the names (atomic)."""
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(["true \\ predicted", *names])
+    for name, row in zip(names, matrix):
+        writer.writerow([name, *map(int, row)])
+    write_text(path, text.getvalue())
 
 
 def write_report(out_dir: str, matrix: np.ndarray, names, details: dict) -> dict:
@@ -150,6 +153,5 @@ def write_report(out_dir: str, matrix: np.ndarray, names, details: dict) -> dict
         plot_bars(os.path.join(out_dir, file_name), names, values, title, xlabel)
     write_confusion_csv(os.path.join(out_dir, "confusion_matrix.csv"), matrix, names)
     plot_confusion(os.path.join(out_dir, "confusion_matrix.png"), matrix, names)
-    with open(os.path.join(out_dir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
+    write_text(os.path.join(out_dir, "summary.json"), json.dumps(summary, indent=2))
     return summary
