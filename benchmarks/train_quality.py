@@ -183,10 +183,11 @@ def threshold_sweep(work: str, args: list) -> dict:
     }
 
 
-def run_case(name: str, seed=None, sweep: bool = False, flags=()) -> dict:
+def run_case(name: str, seed=None, sweep: bool = False, flags=(), keep: str = "") -> dict:
     """Runs train.py for one case in a fresh folder (with --seed when seed is given, and `flags` after the case's
     own); returns its wall time and mIoU figures (with sweep, for a 2-class case, the best threshold's too:
-    threshold_sweep)."""
+    threshold_sweep). With `keep`, the run's logs folder is copied to keep/<case>_<seed> (for
+    benchmarks/ensemble_quality.py)."""
     with tempfile.TemporaryDirectory() as work:
         os.makedirs(os.path.join(work, "VOCdevkit"))  # empty, as in a fresh clone: the demo case fills it
         args = CASES[name](work)
@@ -215,6 +216,8 @@ def run_case(name: str, seed=None, sweep: bool = False, flags=()) -> dict:
         plan += [line for line in lines if line.startswith("Budget:")]  # the epochs fitted again after the frozen phase
         two_classes = args[args.index("--num_classes") + 1] == "2" if "--num_classes" in args else False
         thresholds = threshold_sweep(work, args) if sweep and two_classes else {}
+        if keep:
+            shutil.copytree(os.path.join(work, "logs"), os.path.join(keep, f"{name}_{seed}"), dirs_exist_ok=True)
     return {
         "case": name,
         "seed": seed,
@@ -247,6 +250,7 @@ def main():
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--sweep", action="store_true", help="2-class cases: get_miou.py's threshold sweep after")
     parser.add_argument("--train_flags", default="", help='more train.py flags for every case, e.g. "--time_budget 9"')
+    parser.add_argument("--keep", default="", help="copy each run's logs folder to KEEP/<case>_<seed>")
     args = parser.parse_args()
     results, table = [], []
     for name in args.cases:
@@ -254,7 +258,8 @@ def main():
         if shared and not os.path.isdir(shared):
             print(f"[{name}] skipped: {shared} not found")
             continue
-        runs = [run_case(name, seed, args.sweep, shlex.split(args.train_flags)) for seed in args.seeds or [None]]
+        flags = shlex.split(args.train_flags)
+        runs = [run_case(name, seed, args.sweep, flags, args.keep) for seed in args.seeds or [None]]
         for run in runs:
             print(json.dumps(run), flush=True)
         results += runs

@@ -1,4 +1,5 @@
 import json
+import os
 
 import keras
 import numpy as np
@@ -180,3 +181,14 @@ def test_a_training_step_is_timed_as_train_py_compiles_it():
     assert times.first > times.median > 0
     assert network.optimizer.built and type(network.optimizer) is type(make_optimizer("adam", 1e-3))  # train.py's
     assert any(not np.allclose(a, w.numpy()) for a, w in zip(before, network.trainable_weights))
+
+
+def test_ensemble_quality_scores_each_run_and_the_ensemble(trained, tmp_path):
+    out = tmp_path / "ensemble.json"
+    runs = ["--runs", trained["logs"], trained["logs"], "--vocdevkit_path", trained["voc"], "--json", out]
+    result = run_script(os.path.join("benchmarks", "ensemble_quality.py"), *runs)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    # One network twice: the ensemble is that network.
+    assert report["singles"][0] == report["singles"][1] == pytest.approx(report["ensemble"], abs=1e-6)
+    assert "ensemble of 2" in result.stdout
