@@ -121,7 +121,8 @@ def build_train_dataset(
     pairs = shuffled_paths(samples, seed, shard)
     forced = oversampled_count(pipeline.oversample, batch_size) if oversampled else 0
     if forced:
-        rare = shuffled_paths(oversampled, seed + 1, shard)
+        # Every worker draws from all of them (a shard of a few could be empty), each in its own order.
+        rare = shuffled_paths(oversampled, seed + 1 + shard.index, Shard())
         places = tf.data.Dataset.from_tensor_slices(tf.constant([0] * (batch_size - forced) + [1] * forced, tf.int64))
         pairs = tf.data.Dataset.choose_from_datasets([pairs, rare], places.repeat())
     seeds = tf.data.Dataset.random(seed=seed).batch(2)
