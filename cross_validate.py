@@ -14,6 +14,7 @@ The folds' models are an ensemble for prediction: predict.py --model_path save_d
 cross_validation_confusion.csv.
 """
 
+import csv
 import glob
 import os
 import shlex
@@ -94,8 +95,9 @@ def train_fold(config: CrossValidateConfig, fold: int) -> str:
 
 def read_confusion(path: str) -> np.ndarray:
     """get_miou.py's confusion_matrix.csv as int64 (C, C)."""
-    rows = [line.split(",")[1:] for line in open(path, encoding="utf-8").read().splitlines()[1:]]
-    return np.array([[int(v) for v in row] for row in rows], np.int64)
+    with open(path, encoding="utf-8", newline="") as f:
+        rows = list(csv.reader(f))[1:]  # class names may hold commas: csv quotes them
+    return np.array([[int(v) for v in row[1:]] for row in rows], np.int64)
 
 
 def oof_pairs(config: CrossValidateConfig, folds: list) -> list:

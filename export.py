@@ -130,7 +130,8 @@ def main(config: ExportConfig) -> None:
     check_writable(config.export_dir, "export_dir", "export2")
     unet = Unet(**unet_settings(config))
     images = parity_batch(paths, unet.config.input_shape, unet.bands)
-    reference = unet.model(images, training=False).numpy()  # the trained network, as train.py left it
+    # The trained network, as train.py left it; an ensemble (--ensemble: exported as one network) its own average.
+    reference = (unet.network if config.ensemble else unet.model)(images, training=False).numpy()
     os.makedirs(config.export_dir, exist_ok=True)
     saved_model = os.path.join(config.export_dir, "saved_model")
     # The exports are of the prediction path's network (batch normalisations folded), checked against the reference.

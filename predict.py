@@ -8,6 +8,8 @@ UnetConfig in unet.py; the rest to PredictConfig below. Any of them can be given
     $ python predict.py --mode dir_predict --dir_origin_path img --dir_save_path img_out
     $ python predict.py --mode dir_predict --save_mask --save_areas    # + masks/<name>.png and areas.csv
     $ python predict.py --mode dir_predict --save_probabilities        # + probabilities/<name>.npy (H, W, C)
+    $ python predict.py --mode dir_predict --save_mask --save_polygons # + polygons/<name>.geojson; GeoTIFFs keep
+                                                                       #   their georeference (masks/<name>.tif)
     $ python predict.py --mode video --video_path 0                    # camera 0; a file path works too
     $ python predict.py --mode fps --fps_image_path img/shapes_1.jpg
     $ python predict.py -h                                 # every setting with its default
@@ -27,8 +29,10 @@ from unet import Unet, UnetConfig, unet_settings
 from utils.config import run_main
 from utils.files.image_files import read_image
 from utils.files.images import IMAGE_SUFFIXES, image_files
+from utils.prediction.geo import read_georeference, write_geotiff, write_polygons
 from utils.prediction.outputs import (
     MASKS,
+    POLYGONS,
     PROBABILITIES,
     area_row,
     check_save_folder,
@@ -55,6 +59,7 @@ class PredictConfig(UnetConfig):
     save_picture: bool = True  # dir_predict: the picture drawn as mix_type says, <name>.png
     save_mask: bool = False  # dir_predict: class ids at the image's size, masks/<name>.png (get_miou.py's format)
     save_probabilities: bool = False  # dir_predict: probabilities/<name>.npy, float16 (H, W, C) (a second call)
+    save_polygons: bool = False  # dir_predict: polygons/<name>.geojson, each region of each class (GIS, QGIS)
     save_areas: bool = False  # dir_predict: one table of every image's pixels and area % per class, areas.csv
     batch_size: int = 4  # dir_predict: images per model call
     video_path: str = "0"  # video: a video file, or a camera index such as 0
@@ -130,7 +135,11 @@ def predict_folder(unet: Unet, config: PredictConfig) -> None:
     if config.save_probabilities and unet.path.probabilities_refused():
         raise ValueError(f"save_probabilities: {unet.path.probabilities_refused()}")
     folder, names = config.dir_save_path, dict(zip(paths, output_names(paths)))
-    for kind, on in ((MASKS, config.save_mask), (PROBABILITIES, config.save_probabilities)):
+    for kind, on in (
+        (MASKS, config.save_mask),
+        (PROBABILITIES, config.save_probabilities),
+        (POLYGONS, config.save_polygons),
+    ):
         if on:
             os.makedirs(os.path.join(folder, kind), exist_ok=True)
     skipped, rows, class_list = [], [], class_names(config.name_classes or unet.class_names, unet.config.num_classes)[0]
@@ -144,20 +153,35 @@ def predict_folder(unet: Unet, config: PredictConfig) -> None:
             render_image(unet.picture(image), mask, unet.colours, unet.config.mix_type).save(
                 os.path.join(folder, name + ".png")
             )
-        if config.save_mask:
-            unet.mask_image(mask).save(os.path.join(folder, MASKS, name + ".png"))
-        if config.save_probabilities:
-            shape = (*mask.shape, unet.scores.output_shape[-1])
-            write_probabilities(os.path.join(folder, PROBABILITIES, name + ".npy"), unet.probabilities(image), shape)
+        save_results(unet, config, path, name, image, mask, class_list)
         if config.save_areas:
             rows.append(area_row(shown_path(os.path.basename(path)), mask, unet.config.num_classes))
-    kinds = (("pictures", config.save_picture), (f"{MASKS}/", config.save_mask))
+    kinds = (("pictures", config.save_picture), (f"{MASKS}/", config.save_mask), (f"{POLYGONS}/", config.save_polygons))
     written = [kind for kind, on in (*kinds, (f"{PROBABILITIES}/", config.save_probabilities)) if on]
     print(f"Saved the results of {len(paths) - len(skipped)} images to {folder}/ ({', '.join(written) or 'no files'})")
     if rows:
         print(f"Areas of each class in {write_areas(folder, rows, class_list)}")
     if skipped:
         print(f"Skipped {len(skipped)} unreadable or unusable files:\n  " + "\n  ".join(skipped))
+
+
+def save_results(unet: Unet, config: PredictConfig, path: str, name: str, image, mask, class_list) -> None:
+    """One image's mask, probabilities and polygons, as the settings ask; a GeoTIFF's mask and probabilities also as
+    GeoTIFFs with its georeference, and its polygons in map coordinates (utils/prediction/geo.py)."""
+    folder = config.dir_save_path
+    geo = read_georeference(path) if config.save_mask or config.save_probabilities or config.save_polygons else None
+    if config.save_mask:
+        unet.mask_image(mask).save(os.path.join(folder, MASKS, name + ".png"))
+        if geo:
+            write_geotiff(os.path.join(folder, MASKS, name + ".tif"), mask, geo)
+    if config.save_probabilities:
+        shape, saved = (*mask.shape, unet.scores.output_shape[-1]), os.path.join(folder, PROBABILITIES, name + ".npy")
+        write_probabilities(saved, unet.probabilities(image), shape)
+        if geo:
+            probabilities = np.load(saved, mmap_mode="r").astype(np.float32)
+            write_geotiff(os.path.join(folder, PROBABILITIES, name + ".tif"), probabilities, geo)
+    if config.save_polygons:
+        write_polygons(os.path.join(folder, POLYGONS, name + ".geojson"), mask, class_list, geo)
 
 
 def predict_video(unet: Unet, config: PredictConfig) -> None:
@@ -233,8 +257,17 @@ def check_outputs(config: PredictConfig) -> None:
     elif config.mode == "dir_predict":
         folder_images(config.dir_origin_path)
         check_save_folder(config.dir_save_path, "dir_save_path", config.dir_origin_path)
-        if not (config.save_picture or config.save_mask or config.save_probabilities or config.save_areas):
-            raise ValueError("save_picture, save_mask, save_probabilities and save_areas are all false: nothing to do.")
+        saving = (
+            config.save_picture,
+            config.save_mask,
+            config.save_probabilities,
+            config.save_areas,
+            config.save_polygons,
+        )
+        if not any(saving):
+            raise ValueError(
+                "save_picture, save_mask, save_probabilities, save_areas and save_polygons are all false: nothing to do"
+            )
     elif config.mode == "video" and config.video_save_path:
         check_save_folder(os.path.dirname(os.path.abspath(config.video_save_path)), "video_save_path")
     elif config.mode == "fps":

@@ -123,3 +123,14 @@ def test_an_onnx_file_given_to_the_keras_backend_points_to_backend_onnx(tmp_path
     fake.write_bytes(b"\x08\x07\x12\x07tf2onnx")  # protobuf, not HDF5
     with pytest.raises(ValueError, match="an ONNX model .* add --backend onnx"):
         read_settings(str(fake))
+
+
+def test_an_ensemble_exports_as_one_network_checked_against_its_average(trained_small, tmp_path):
+    images = os.path.join(trained_small["voc"], "VOC2007", "JPEGImages")
+    weights = trained_small["weights"]
+    args = ["--model_path", weights, "--ensemble", weights, "--parity_images", images, "--parity_count", "2"]
+    result = run_script("export.py", *args, "--export_dir", tmp_path / "export", "--formats", "savedmodel")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Ensemble: the probabilities of 2 networks averaged" in result.stdout
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith("  savedmodel ")]
+    assert line.endswith(": ok"), line

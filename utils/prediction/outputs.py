@@ -10,6 +10,11 @@
                                         map, so a large image's probabilities are never in memory whole (an .npz
                                         would have to be); a 10,000² image of 21 classes takes 4.2 GB of disk.
     <dir_save_path>/areas.csv           each image's pixels and area share per class (save_areas)
+    <dir_save_path>/polygons/<name>.geojson
+                                        each region of each class as a polygon (save_polygons)
+    masks/<name>.tif, probabilities/<name>.tif
+                                        for a georeferenced TIFF, the mask and probabilities with its
+                                        georeference too (utils/prediction/geo.py)
 
 <name> is the input's file name without its suffix, or with it (a_jpg, a_png) where two inputs share a stem. The
 folders are checked before the model is loaded: not a file, writable, and not the folder of the inputs.
@@ -26,6 +31,7 @@ from utils.files.atomic import check_writable, write_atomically, write_text
 
 MASKS = "masks"
 PROBABILITIES = "probabilities"
+POLYGONS = "polygons"
 AREAS = "areas.csv"
 
 
