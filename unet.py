@@ -149,8 +149,13 @@ def recorded_postprocessing(config: UnetConfig, names) -> PostProcessing:
     chosen, record = found
     print(
         f"Post-processing: {chosen.describe(class_names(names, config.num_classes)[0])} (chosen on "
-        f"{record.get('split_file', 'a val split')}; {sidecar_path(config.model_path)}; --postprocess none: without)"
+        f"{record.get('split_file') or record.get('chosen_on', 'a val split')}; {sidecar_path(config.model_path)}; "
+        "--postprocess none: without)"
     )
+    if "ensemble" in record and list(record["ensemble"]) != list(config.ensemble):
+        print(
+            f"  Note: it was chosen for the ensemble {record['ensemble']}, and this run's is {list(config.ensemble)}."
+        )
     return chosen
 
 
