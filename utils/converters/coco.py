@@ -66,7 +66,7 @@ def read_coco(path: str) -> tuple:
         if isinstance(segmentation, dict):
             shape, problem = coco_rle_shape(segmentation, record, label, crowd, where)
         elif segmentation:
-            why = next(filter(None, (polygon_problem(ring, record.width, record.height) for ring in segmentation)), "")
+            why = next(filter(None, (polygon_problem(ring) for ring in segmentation)), "")
             shape = Shape("polygon", label, points=tuple(tuple(ring) for ring in segmentation), crowd=crowd)
             problem = Problem(where, f"{why}: redraw it in the tool.", drop=True) if why else None
         else:

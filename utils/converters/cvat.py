@@ -31,7 +31,7 @@ def parse_shape(element, record: ImageRecord, labels: list, where: str):
         return None, Problem(where, f"the label {label!r} is not among the task's labels {labels}: add it in CVAT.")
     if element.tag == "polygon":
         points = [float(v) for pair in element.get("points", "").split(";") if pair for v in pair.split(",")]
-        why = polygon_problem(points, record.width, record.height)
+        why = polygon_problem(points)
         if why:
             return None, Problem(where, f"{why}: redraw it in CVAT.", drop=True)
         return Shape("polygon", label, points=(tuple(points),), z_order=z_order), None

@@ -73,7 +73,7 @@ def result_shape(result: dict, record: ImageRecord, where: str):
         w, h = value["width"] * width / 100, value["height"] * height / 100
         return Shape("polygon", names[0], points=(rotated_box(x, y, w, h, value.get("rotation", 0)),)), None
     points = tuple(v for x, y in value.get("points", []) for v in (x * width / 100, y * height / 100))
-    why = polygon_problem(points, width, height)
+    why = polygon_problem(points)
     if why:
         return None, Problem(where, f"{why}: redraw it in Label Studio.", drop=True)
     return Shape("polygon", names[0], points=(points,)), None

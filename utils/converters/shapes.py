@@ -49,7 +49,7 @@ class Problem:
         return f"{self.where}: {self.message}"
 
 
-def polygon_problem(points, width: int, height: int) -> str:
+def polygon_problem(points) -> str:
     """Why a polygon ring ([x0, y0, ...]) cannot be drawn: fewer than 3 points, no area, or edges that cross; ""."""
     xy = np.asarray(points, np.float64).reshape(-1, 2)
     if len(xy) < 3:
