@@ -71,6 +71,5 @@ def test_cross_validate_trains_every_fold_pools_their_val_and_resumes(tmp_path):
         and "Post-processing chosen on the 2 folds" in result.stdout
     )
 
-    again = run_script("cross_validate.py", *args)  # finished folds are kept, not trained again
-    assert again.returncode == 0 and "Fold 0: trained in" in again.stdout and "Fold 1: trained in" in again.stdout
-    assert "train.py" not in again.stdout.replace("train.py --fold", "")
+    again = run_script("cross_validate.py", *args, "--folds", "1")  # a finished fold is kept, not trained again
+    assert again.returncode == 0 and "Fold 1: trained in" in again.stdout and "train.py" not in again.stdout
