@@ -28,8 +28,8 @@ from utils.config import run_main
 from utils.dataset.check import checked_split_file
 from utils.files.atomic import check_writable, write_json
 from utils.files.images import Splits, dataset_class_names, load_label, read_split, split_samples
-from utils.prediction.postprocess import choose_postprocessing, write_postprocessing
-from utils.prediction.report import format_summary, percent, summarize, write_confusion_csv
+from utils.prediction.postprocess import choose_and_record
+from utils.prediction.report import format_summary, summarize, write_confusion_csv
 
 BEST = "best_epoch_weights.weights.h5"
 
@@ -117,12 +117,9 @@ def choose_for_folds(config: CrossValidateConfig, folds: list, num_classes: int,
     from utils.dataset.fingerprint import train_fingerprint  # noqa: PLC0415 (only here)
 
     classes = train_fingerprint(config.vocdevkit_path, Splits.of_fold(folds[0]).train).classes
-    areas = {c: facts.area.p5 for c, facts in classes.items()}
-    chosen, before, after = choose_postprocessing(oof_pairs(config, folds), num_classes, areas)
-    record = {"chosen_on": f"the val splits of folds {folds}", "IoU_before": [percent(v) for v in before]}
-    record["IoU_after"] = [percent(v) for v in after]
-    for fold in folds:
-        write_postprocessing(os.path.join(config.save_dir, f"fold_{fold}", BEST), chosen, record)
+    weights = [os.path.join(config.save_dir, f"fold_{fold}", BEST) for fold in folds]
+    details = {"chosen_on": f"the val splits of folds {folds}"}
+    chosen, before, after, record = choose_and_record(oof_pairs(config, folds), num_classes, classes, weights, details)
     print(f"\nPost-processing chosen on the {len(folds)} folds' val predictions: {chosen.describe(names)}")
     print(f"mIoU {np.nanmean(before) * 100:.2f} -> {np.nanmean(after) * 100:.2f}; recorded beside each fold's {BEST}")
     return {"steps": chosen.describe(names), **record}

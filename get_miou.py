@@ -37,7 +37,7 @@ from utils.files.atomic import check_writable, write_atomically
 from utils.files.images import IGNORE_LABEL, check_num_classes, load_label, read_split, split_samples
 from utils.metrics import confusion_matrix, mean_iou, per_class_iou
 from utils.prediction.per_image import format_per_image, score_image, write_per_image
-from utils.prediction.postprocess import choose_postprocessing, write_postprocessing
+from utils.prediction.postprocess import choose_and_record, sidecar_path
 from utils.prediction.report import format_summary, percent, shown, write_report
 from utils.visualize import class_names
 
@@ -96,16 +96,13 @@ def choose_on_split(config: MiouConfig, ids, samples, unet: Unet, split_file: st
     masks = [load_label(os.path.join(prediction_dir, f"{sample_id}.png")) for sample_id in ids]
     pairs = list(zip((load_label(label) for _, label in samples), masks))
     classes = train_fingerprint(config.vocdevkit_path).classes
-    chosen, before, after = choose_postprocessing(pairs, config.num_classes, {c: f.area.p5 for c, f in classes.items()})
+    details = {"split_file": split_file, "ensemble": list(config.ensemble), "tta": list(config.tta)}
+    chosen, before, after, _ = choose_and_record(pairs, config.num_classes, classes, [config.model_path], details)
     names = class_names(unet.class_names, config.num_classes)[0]
-    record = {"split_file": split_file, "ensemble": list(config.ensemble), "tta": list(config.tta)}
-    record.update(IoU_before=[percent(v) for v in before], IoU_after=[percent(v) for v in after])
-    where = write_postprocessing(config.model_path, chosen, record)
-    for sample_id, mask in zip(ids, masks):
-        if chosen.steps:
-            processed = unet.mask_image(chosen.apply(mask))
-            path = os.path.join(prediction_dir, f"{sample_id}.png")
-            write_atomically(path, lambda temporary, image=processed: image.save(temporary, format="PNG"), ".png")
+    for sample_id, mask in zip(ids, masks if chosen.steps else []):
+        processed = unet.mask_image(chosen.apply(mask))
+        path = os.path.join(prediction_dir, f"{sample_id}.png")
+        write_atomically(path, lambda temporary, image=processed: image.save(temporary, format="PNG"), ".png")
     changes = [
         f"{names[c]} {shown(percent(b))} -> {shown(percent(a))}"
         for c, (b, a) in enumerate(zip(before, after))
@@ -114,7 +111,8 @@ def choose_on_split(config: MiouConfig, ids, samples, unet: Unet, split_file: st
     print(
         f"Post-processing chosen on {config.split} ({len(ids)} images): {chosen.describe(names)}"
         + (f"; IoU {', '.join(changes)}" if changes else "")
-        + f"\nRecorded in {where}: predict.py and get_miou.py apply it from now on (--postprocess none: without)."
+        + f"\nRecorded in {sidecar_path(config.model_path)}: predict.py and get_miou.py apply it from now on "
+        "(--postprocess none: without)."
     )
 
 

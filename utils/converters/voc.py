@@ -72,15 +72,14 @@ def matched_images(records: list, images_dir: str, problems: list) -> dict:
 
 
 def check_output(vocdevkit_path: str) -> tuple:
-    """(image folder, label folder) under vocdevkit_path/VOC2007, refused when either (or classes.txt) holds files."""
+    """(image folder, label folder) under vocdevkit_path/VOC2007, refused when either holds files or classes.txt
+    exists."""
     voc = os.path.join(vocdevkit_path, "VOC2007")
     folders = (os.path.join(voc, "JPEGImages"), os.path.join(voc, "SegmentationClass"))
-    if os.path.isfile(os.path.join(vocdevkit_path, "classes.txt")):
-        folders += (os.path.join(vocdevkit_path, "classes.txt"),)
-    for folder in folders:
-        if os.path.isfile(folder) or os.path.isdir(folder) and os.listdir(folder):
+    for path in (*folders, os.path.join(vocdevkit_path, "classes.txt")):
+        if os.path.isfile(path) or os.path.isdir(path) and os.listdir(path):
             raise ValueError(
-                f"{folder}: holds files already, and nothing you have is overwritten. Convert into another "
+                f"{path}: holds files already, and nothing you have is overwritten. Convert into another "
                 "--vocdevkit_path (an empty or new folder)."
             )
     return folders
@@ -88,7 +87,7 @@ def check_output(vocdevkit_path: str) -> tuple:
 
 def write_voc(records: list, images: dict, classes: list, vocdevkit_path: str) -> list:
     """Copies each matched image, writes its label PNG and classes.txt; returns the ids written."""
-    image_dir, label_dir = check_output(vocdevkit_path)[:2]
+    image_dir, label_dir = check_output(vocdevkit_path)
     os.makedirs(image_dir, exist_ok=True)
     os.makedirs(label_dir, exist_ok=True)
     written = []

@@ -13,6 +13,7 @@ import numpy as np
 
 from utils.files.atomic import write_json
 from utils.metrics import confusion_matrix, per_class_iou
+from utils.prediction.report import percent
 
 KINDS = ("largest", "min_area", "fill_holes")
 AREA_FRACTIONS = (0.25, 0.5, 1.0)  # min_area's candidates: these times the 5th percentile of the class's train objects
@@ -160,3 +161,18 @@ def choose_postprocessing(pairs: list, num_classes: int, object_areas: dict) -> 
             if best:
                 chosen, current = PostProcessing((*chosen.steps, best[0])), best[1]
     return chosen, before, current
+
+
+def choose_and_record(pairs: list, num_classes: int, class_facts: dict, weights_paths: list, details: dict) -> tuple:
+    """choose_postprocessing over the pairs, with the min_area candidates from the train split's fingerprint
+    (`class_facts`: its classes), recorded beside each weights file with the IoU before and after (%).
+
+    Returns:
+        (PostProcessing, IoU before (C,), IoU after (C,), the record written).
+    """
+    areas = {class_id: facts.area.p5 for class_id, facts in class_facts.items()}
+    chosen, before, after = choose_postprocessing(pairs, num_classes, areas)
+    record = {**details, "IoU_before": [percent(v) for v in before], "IoU_after": [percent(v) for v in after]}
+    for path in weights_paths:
+        write_postprocessing(path, chosen, record)
+    return chosen, before, after, record
