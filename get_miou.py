@@ -29,6 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up 
 import numpy as np
 from tqdm import tqdm
 
+from nets.heads import label_value_count, multilabel_count
 from unet import Unet, UnetConfig, recorded_settings, resolve_settings, unet_settings
 from utils.config import run_main
 from utils.dataset.check import checked_split_file, refuse, survey_pairs
@@ -39,7 +40,7 @@ from utils.metrics import confusion_matrix, mean_iou, per_class_iou
 from utils.prediction.per_image import format_per_image, score_image, write_per_image
 from utils.prediction.postprocess import choose_and_record, sidecar_path
 from utils.prediction.report import format_summary, percent, shown, write_report
-from utils.visualize import class_names
+from utils.visualize import class_names, value_colours
 
 
 @dataclass
@@ -79,13 +80,13 @@ def read_prediction(path: str, label: np.ndarray, num_classes: int) -> np.ndarra
     return prediction
 
 
-def score_split(ids, samples, prediction_dir: str, num_classes: int) -> list:
+def score_split(ids, samples, prediction_dir: str, num_classes: int, head: str) -> list:
     """Each image's figures (per_image.ImageScore) from the saved predictions and the labels, at original resolution."""
-    scores = []
+    scores, values = [], label_value_count(num_classes, head)
     for sample_id, (_, label_path) in tqdm(zip(ids, samples), total=len(ids), desc="Computing", unit="image"):
         label = load_label(label_path)  # values checked by check_labels in main
-        prediction = read_prediction(os.path.join(prediction_dir, f"{sample_id}.png"), label, num_classes)
-        scores.append(score_image(sample_id, label, prediction, num_classes))
+        prediction = read_prediction(os.path.join(prediction_dir, f"{sample_id}.png"), label, values)
+        scores.append(score_image(sample_id, label, prediction, values, multilabel_count(num_classes, head)))
     return scores
 
 
@@ -143,14 +144,14 @@ def format_sweep(rows: list, names) -> str:
     )
 
 
-def check_labels(samples, config: MiouConfig, split_file: str, from_weights: bool) -> None:
+def check_labels(samples, config: MiouConfig, split_file: str, from_weights: bool, head: str) -> None:
     """The split's pairs checked as train.py checks them; labels with more classes than the model (or --num_classes)
     get the fix that applies: another model or dataset, not another setting the weights would refuse."""
     survey = survey_pairs(samples, desc=f"Checking {config.split}")
     refuse(survey, split_file, len(samples))
     total = sum(survey.judgement.histograms.values())
     largest = max((int(v) for v in np.flatnonzero(total) if v != IGNORE_LABEL), default=0)
-    if largest >= config.num_classes:
+    if largest >= label_value_count(config.num_classes, head):
         whose = (
             f"the model {config.model_path} was trained with num_classes={config.num_classes}. Evaluate it on the "
             "dataset it was trained on (--vocdevkit_path), or train a model on these classes"
@@ -160,8 +161,14 @@ def check_labels(samples, config: MiouConfig, split_file: str, from_weights: boo
         raise ValueError(f"{split_file}: its labels have class values up to {largest}, but {whose}.")
 
 
-def check_choosing(config: MiouConfig) -> None:
-    """--postprocess choose needs fresh predictions (miou_mode 0) and a weights file in a folder it can write to."""
+def check_choosing(config: MiouConfig, head: str) -> None:
+    """--postprocess choose needs fresh predictions (miou_mode 0) and a weights file in a folder it can write to,
+    of one class a pixel (its steps keep or drop a class's regions)."""
+    if head == "multilabel":
+        raise ValueError(
+            "postprocess choose with a multilabel head: its steps act on one class a pixel, and a multilabel pixel "
+            "may hold several. Leave --postprocess at auto."
+        )
     if config.miou_mode != 0 or config.backend != "keras":
         raise ValueError(
             f"postprocess choose with miou_mode={config.miou_mode}, backend={config.backend}: the choice is made from "
@@ -181,10 +188,11 @@ def main(config: MiouConfig) -> None:
     # The network's settings come from the weights file (computing from saved predictions needs only num_classes).
     recorded = None if config.miou_mode == 2 and config.num_classes else recorded_settings(config)
     config = resolve_settings(config, recorded) if config.num_classes is None or recorded else config
-    check_num_classes(config.num_classes)
+    head = recorded.head if recorded else "softmax"
+    check_num_classes(config.num_classes, allow_one=head == "multilabel")
     split_file = checked_split_file(config.vocdevkit_path, config.split)
     ids, samples = read_split(split_file), split_samples(config.vocdevkit_path, config.split)
-    check_labels(samples, config, split_file, recorded is not None)
+    check_labels(samples, config, split_file, recorded is not None, head)
     prediction_dir = os.path.join(config.miou_out_path, "detection-results")
     if config.miou_mode in (0, 1):
         check_writable(config.miou_out_path, "miou_out_path", "miou_out2")
@@ -193,13 +201,13 @@ def main(config: MiouConfig) -> None:
             f"{prediction_dir}: no such folder, so no predictions to compute mIoU from (miou_mode 2). Predict the "
             "split first: --miou_mode 0 (or 1), or point --miou_out_path at the folder of an earlier run."
         )
-    if config.thresholds and (config.miou_mode == 2 or config.num_classes != 2):
+    if config.thresholds and (config.miou_mode == 2 or config.num_classes != 2 or head == "multilabel"):
         raise ValueError(
             f"thresholds={config.thresholds}: a threshold sweep predicts the split again, for a 2-class network "
             f"(this one: num_classes={config.num_classes}); use miou_mode 0 or 1, or leave thresholds empty."
         )
     if config.postprocess == "choose":
-        check_choosing(config)
+        check_choosing(config, head)
     sweep = []
     if config.miou_mode in (0, 1):
         unet = Unet(**unet_settings(config))
@@ -214,13 +222,14 @@ def main(config: MiouConfig) -> None:
         names, note = class_names(config.name_classes or (recorded.class_names if recorded else []), config.num_classes)
         if note:
             print(note)
-        scores = score_split(ids, samples, prediction_dir, config.num_classes)
+        scores = score_split(ids, samples, prediction_dir, config.num_classes, head)
         matrix = sum(score.matrix for score in scores)
         details = {"images": len(ids), "split_file": split_file, "model_path": config.model_path}
         details["ensemble"] = list(config.ensemble)
         details.update(threshold=config.threshold, threshold_sweep=sweep)
-        details.update(write_per_image(config.miou_out_path, scores, samples, names, config.worst_images))
-        summary = write_report(config.miou_out_path, matrix, names, details)
+        colours = value_colours(config.num_classes, head)
+        details.update(write_per_image(config.miou_out_path, scores, samples, names, config.worst_images, colours))
+        summary = write_report(config.miou_out_path, matrix, names, details, multilabel_count(config.num_classes, head))
         print(format_summary(summary))
         print(format_per_image(summary))
         print(

@@ -10,6 +10,7 @@ UnetConfig in unet.py; the rest to PredictConfig below. Any of them can be given
     $ python predict.py --mode dir_predict --save_probabilities        # + probabilities/<name>.npy (H, W, C)
     $ python predict.py --mode dir_predict --save_mask --save_polygons # + polygons/<name>.geojson; GeoTIFFs keep
                                                                        #   their georeference (masks/<name>.tif)
+                                                                       # a multilabel head: masks/<class>/<name>.png too
     $ python predict.py --mode video --video_path 0                    # camera 0; a file path works too
     $ python predict.py --mode fps --fps_image_path img/shapes_1.jpg
     $ python predict.py -h                                 # every setting with its default
@@ -23,12 +24,14 @@ from dataclasses import dataclass, field
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up log (e.g. no CUDA on a CPU machine)
 
 import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
 from unet import Unet, UnetConfig, unet_settings
 from utils.config import run_main
 from utils.files.image_files import read_image
 from utils.files.images import IMAGE_SUFFIXES, image_files
+from utils.multilabel import class_pixels
 from utils.prediction.geo import read_georeference, write_geotiff, write_polygons
 from utils.prediction.outputs import (
     MASKS,
@@ -155,7 +158,7 @@ def predict_folder(unet: Unet, config: PredictConfig) -> None:
             )
         save_results(unet, config, path, name, image, mask, class_list)
         if config.save_areas:
-            rows.append(area_row(shown_path(os.path.basename(path)), mask, unet.config.num_classes))
+            rows.append(area_row(shown_path(os.path.basename(path)), mask, unet.config.num_classes, unet.multilabel))
     kinds = (("pictures", config.save_picture), (f"{MASKS}/", config.save_mask), (f"{POLYGONS}/", config.save_polygons))
     written = [kind for kind, on in (*kinds, (f"{PROBABILITIES}/", config.save_probabilities)) if on]
     print(f"Saved the results of {len(paths) - len(skipped)} images to {folder}/ ({', '.join(written) or 'no files'})")
@@ -172,16 +175,23 @@ def save_results(unet: Unet, config: PredictConfig, path: str, name: str, image,
     geo = read_georeference(path) if config.save_mask or config.save_probabilities or config.save_polygons else None
     if config.save_mask:
         unet.mask_image(mask).save(os.path.join(folder, MASKS, name + ".png"))
+        for class_id in range(unet.multilabel):  # each class's mask too, 0 / 255, in the layout of the labels
+            os.makedirs(os.path.join(folder, MASKS, class_list[class_id]), exist_ok=True)
+            binary = Image.fromarray(class_pixels(mask, class_id, unet.multilabel).astype(np.uint8) * 255)
+            binary.save(os.path.join(folder, MASKS, class_list[class_id], name + ".png"))
         if geo:
             write_geotiff(os.path.join(folder, MASKS, name + ".tif"), mask, geo)
     if config.save_probabilities:
-        shape, saved = (*mask.shape, unet.scores.output_shape[-1]), os.path.join(folder, PROBABILITIES, name + ".npy")
+        shape, saved = (
+            (*mask.shape, unet.scores.probability_channels),
+            os.path.join(folder, PROBABILITIES, name + ".npy"),
+        )
         write_probabilities(saved, unet.probabilities(image), shape)
         if geo:
             probabilities = np.load(saved, mmap_mode="r").astype(np.float32)
             write_geotiff(os.path.join(folder, PROBABILITIES, name + ".tif"), probabilities, geo)
     if config.save_polygons:
-        write_polygons(os.path.join(folder, POLYGONS, name + ".geojson"), mask, class_list, geo)
+        write_polygons(os.path.join(folder, POLYGONS, name + ".geojson"), mask, class_list, geo, unet.multilabel)
 
 
 def predict_video(unet: Unet, config: PredictConfig) -> None:

@@ -22,6 +22,8 @@ tile; the output is 184 smaller, and prediction covers whole images by overlap-t
 converts RGB to grey or grey to RGB.
 * head sigmoid: for 2-class data, one output P(class 1) trained with binary cross-entropy (+ the foreground's Dice);
 predict.py and get_miou.py then draw class 1 where P > threshold (their setting, default 0.5; get_miou.py can sweep it).
+head multilabel: classes that overlap, one sigmoid each (num_classes = those classes, up to 7, no background), from
+per-class masks that voc_annotation.py packs (utils/multilabel.py); binary cross-entropy per class (+ Dice, Tversky).
 * early_stop_patience: early stopping in the frozen phase unfreezes at the next epoch; in the unfrozen phase it ends
 the run (best_epoch_weights is the best epoch's). lr_decay_type plateau lowers the learning rate instead. Both count
 epochs since the best value of val mIoU (val loss with eval_flag false) within the phase, and resume exactly.
@@ -67,7 +69,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up 
 
 import keras
 
-from nets.heads import check_head
+from nets.heads import check_head, label_value_count, multilabel_count
 from nets.models import PRETRAINED_ENCODER, Network, check_model_settings, model_margin, output_margin
 from nets.unet import model_variant
 from utils.augmentation.options import Augmentation
@@ -81,6 +83,7 @@ from utils.dataset.fingerprint import describe_fingerprint, train_fingerprint
 from utils.files.bands import Bands, survey
 from utils.files.images import Splits, check_num_classes, dataset_class_names, split_samples
 from utils.losses import build_loss, check_tversky
+from utils.multilabel import set_names
 from utils.phases import PhasePlan, Run, fit_phase
 from utils.planning.budget import (
     Estimate,
@@ -99,6 +102,7 @@ from utils.planning.speed import measure_apart
 from utils.precision import set_precision
 from utils.prediction.inputs import build_eval_dataset
 from utils.prediction.path import prediction_path
+from utils.prediction.scores import ClassScores
 from utils.prediction.sliding import window_starts
 from utils.scale import Scale, check_scale_settings, describe_scale, resolve_scale_mode
 from utils.training.distribute import check_global_batch, choose_strategy, weights_digest
@@ -110,7 +114,7 @@ from utils.training.runs import prepare_save_dir, resumed_config, run_dir_of, sa
 from utils.training.stopping import WatchRules
 from utils.training.timeline import Timeline
 from utils.training.val_images import ValImages
-from utils.visualize import class_colours
+from utils.visualize import value_colours
 from utils.weight_map import WeightMap
 from utils.weights.building import build_with_weights
 from utils.weights.checkpoint import EpochFiles, ModelSettings, save_weights, settings_for
@@ -122,7 +126,7 @@ class TrainConfig:
     num_classes: int = 4  # classes including the background (the demo data has 4)
     model: str = "unet"  # network: unet | deeplabv3plus | fcn8 (VGG16) | unet_classic | unet_small (from scratch)
     backbone: str = "vgg"  # encoder of unet / deeplabv3plus: vgg | resnet50 | mobilenetv2 | efficientnetv2b0
-    head: str = "softmax"  # softmax (argmax over the classes) | sigmoid: 2 classes, one output, binary cross-entropy *
+    head: str = "softmax"  # softmax (argmax over the classes) | sigmoid: 2 classes, one output | multilabel *
     model_path: str = "auto"  # start from: auto | imagenet | hed | a weights file | "" (random init)
     input_shape: list[int] = field(default_factory=lambda: [64, 64])  # network input (height width), multiples of 32 *
     input_channels: int = 0  # bands of the input: 0 = as the images have them (1 grey, 3 RGB, N); 1 or 3 convert *
@@ -188,6 +192,18 @@ class TrainConfig:
     fold: int = -1  # train on fold i's splits (voc_annotation.py --num_folds), into save_dir/fold_i; -1: train, val *
 
 
+def check_multilabel(config: TrainConfig) -> None:
+    """head multilabel: ValueError naming the settings on that take one class a pixel."""
+    pieces = ("focal_loss", "lovasz_loss", "weight_map", "cls_weights", "oversample")
+    refused = [name for name in pieces if config.head == "multilabel" and getattr(config, name)]
+    if refused:
+        raise ValueError(
+            f"head=multilabel with {', '.join(refused)}: each takes one class a pixel, and a multilabel pixel may "
+            "hold several. Its loss is binary cross-entropy per class, with --dice_loss and --tversky_loss: turn the "
+            "others off."
+        )
+
+
 def validate_config(config: TrainConfig) -> None:
     """Raises ValueError for settings that cannot work, before anything slow starts."""
     choices = {
@@ -197,7 +213,7 @@ def validate_config(config: TrainConfig) -> None:
     for name, allowed in choices.items():
         if getattr(config, name) not in allowed:
             raise ValueError(f"{name}={getattr(config, name)!r}: expected one of {', '.join(allowed)}.")
-    check_num_classes(config.num_classes)
+    check_num_classes(config.num_classes, allow_one=config.head == "multilabel")
     check_model_settings(config.model, config.input_shape, config.backbone)
     check_scale_settings(config.scale_mode, config.image_scale, config.overlap)
     resolve_scale_mode(config.scale_mode, config.model)  # fit is refused for a network with a margin
@@ -207,6 +223,7 @@ def validate_config(config: TrainConfig) -> None:
             "give one weight per class, or none."
         )
     check_head(config.head, config.num_classes)
+    check_multilabel(config)
     if config.tversky_loss:
         check_tversky(config.tversky_alpha, config.tversky_beta)
     if not 0 <= config.oversample < 1 or not all(0 <= c < config.num_classes for c in config.oversample_classes):
@@ -295,13 +312,17 @@ def make_callbacks(config: TrainConfig, val_samples, model, settings: ModelSetti
     callbacks = [history, watch]
     if config.eval_flag:
         eval_batch = config.unfreeze_batch_size
-        path = prediction_path(model, scale_of(config))
+        path = prediction_path(ClassScores(model, head=config.head), scale_of(config))
         eval_data = build_eval_dataset(val_samples, path.letterbox, eval_batch, config.num_workers, settings.bands)
         num_batches = math.ceil(len(val_samples) / eval_batch)
-        colours = class_colours(config.num_classes)
+        colours = value_colours(config.num_classes, config.head)
         images = ValImages(config.tensorboard_images, os.path.join(run_dir, "images"), settings.bands, colours)
+        values, multilabel = (
+            label_value_count(config.num_classes, config.head),
+            multilabel_count(config.num_classes, config.head),
+        )
         evaluation = EvalCallback(
-            eval_data, num_batches, config.num_classes, config.eval_period, config.unfreeze_epoch, path, images
+            eval_data, num_batches, values, config.eval_period, config.unfreeze_epoch, path, images, multilabel
         )
         callbacks.insert(0, evaluation)
     best, resumed_epoch = (state.best, state.epoch) if state else ({}, 0)
@@ -483,7 +504,8 @@ def read_dataset(config: TrainConfig) -> Data:
     given_batch = not config.plan or {"freeze_batch_size", "unfreeze_batch_size"} & given_settings(config)
     min_train = max(phase_plan_of(config).batch_sizes()) if given_batch else 1
     splits = Splits.of_fold(config.fold)
-    checked = check_dataset(config.vocdevkit_path, config.num_classes, min_train, min_val=1, splits=splits)
+    values = label_value_count(config.num_classes, config.head)  # a multilabel label's values are sets of classes
+    checked = check_dataset(config.vocdevkit_path, values, min_train, min_val=1, splits=splits)
     train_samples, val_samples = (split_samples(config.vocdevkit_path, split) for split in (splits.train, splits.val))
     print(f"Data: {len(train_samples)} train, {len(val_samples)} val samples in {config.vocdevkit_path}")
     bands = survey([image for image, _ in train_samples], config.input_channels, checked.kinds)
@@ -520,6 +542,7 @@ def planned_config(config: TrainConfig, setup: Setup, data: Data, names: list) -
     if not config.plan or setup.state is not None:
         return config, None
     fingerprint = train_fingerprint(config.vocdevkit_path, Splits.of_fold(config.fold).train)
+    names = set_names(names) if config.head == "multilabel" and names else names  # its values: sets of classes
     print("Fingerprint of the train split:\n" + describe_fingerprint(fingerprint, names))
     machine, given = this_machine(), {name: getattr(config, name) for name in given_settings(config)}
     pretrained = setup.weights[0] is not None and config.model in PRETRAINED_ENCODER

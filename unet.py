@@ -22,11 +22,13 @@ from PIL import Image
 
 from nets.ensemble import build_ensemble
 from nets.folding import fold_batch_norms
+from nets.heads import multilabel_count
 from nets.models import Network, check_model_settings, output_shape
 from nets.unet import UnetVariant, model_variant
 from utils.config import format_config
 from utils.files.bands import Bands, display_image, image_array
 from utils.files.images import check_num_classes
+from utils.multilabel import set_names
 from utils.precision import set_precision
 from utils.prediction.inputs import build_predict_dataset
 from utils.prediction.onnx_model import OnnxModel
@@ -35,7 +37,7 @@ from utils.prediction.postprocess import PostProcessing, read_postprocessing, si
 from utils.prediction.scores import ClassScores, check_threshold, predict_function
 from utils.prediction.tta import TestTimeAugmentation
 from utils.scale import Scale, check_scale_settings, resolve_scale_mode
-from utils.visualize import MIX_TYPES, class_colours, class_names, count_table, palette_image, render_image
+from utils.visualize import MIX_TYPES, class_names, count_table, palette_image, render_image, value_colours
 from utils.weights.building import build_member, build_with_weights
 from utils.weights.checkpoint import ModelSettings, check_recorded, read_settings, settings_for
 from utils.weights.mismatch import check_trained_weights_file
@@ -120,7 +122,7 @@ def resolve_settings(config: UnetConfig, recorded) -> UnetConfig:
         check_recorded(config.model_path, recorded, {name: value for name, value in given.items() if value is not None})
     filled = {name: value for name, value in (source or UNRECORDED).items() if getattr(config, name) is None}
     config = replace(config, **filled)
-    check_num_classes(config.num_classes)
+    check_num_classes(config.num_classes, allow_one=recorded and recorded.head == "multilabel")
     check_model_settings(config.model, config.input_shape, config.backbone)
     check_scale_settings(config.scale_mode, config.image_scale, config.overlap)
     return replace(config, scale_mode=resolve_scale_mode(config.scale_mode, config.model))
@@ -186,9 +188,10 @@ class Unet:
             raise ValueError(
                 f"mix_type={config.mix_type}: expected 0 (blend), 1 (mask only) or 2 (background removed)."
             )
-        check_threshold(config.threshold, config.num_classes)
+        check_threshold(config.threshold, config.num_classes, head)
         tta = TestTimeAugmentation.parse(config.tta)
-        self.colours = class_colours(config.num_classes, config.colors)
+        self.colours = value_colours(config.num_classes, head, config.colors)
+        self.multilabel = multilabel_count(config.num_classes, head)  # overlapping classes a mask's bits hold, or 0
         print("Unet:\n" + format_config(config))
         print(set_precision(config.precision))
         described = Network(config.model, config.backbone, config.num_classes, tuple(config.input_shape), head)
@@ -212,7 +215,7 @@ class Unet:
             members = [build_member(path, config.model_path, recorded, described) for path in config.ensemble]
             self.network = build_ensemble([self.network] + [fold_batch_norms(member) for member in members])
             print(f"Ensemble: the probabilities of {len(members) + 1} networks averaged")
-        self.make_paths(ClassScores(self.network, config.threshold, tta))
+        self.make_paths(ClassScores(self.network, config.threshold, tta, head))
         if tta.copies > 1:
             print(f"Test-time augmentation: {tta.describe()}, one call")
         self.postprocessing = recorded_postprocessing(config, self.class_names)
@@ -229,7 +232,7 @@ class Unet:
     def set_threshold(self, threshold: float) -> None:
         """Class 1 where its probability > threshold, from the next call on (2-class networks): new compiled
         functions, the same network."""
-        self.make_paths(ClassScores(self.network, threshold, self.scores.tta))
+        self.make_paths(ClassScores(self.network, threshold, self.scores.tta, self.scores.head))
         self.config = replace(self.config, threshold=threshold)
 
     def segment(self, images) -> list:
@@ -295,6 +298,7 @@ class Unet:
         mask = self.segment([array])[0]
         if count:
             names, note = class_names(name_classes or self.class_names, self.config.num_classes)
+            names = set_names(names) if self.scores.head == "multilabel" else names
             print("\n".join(filter(None, [note, count_table(mask, names)])))
         return render_image(self.picture(array), mask, self.colours, self.config.mix_type)
 

@@ -17,6 +17,11 @@ shifted, swapped or mis-coloured labels show at a glance.
     $ python voc_annotation.py --keep_splits          # check, and keep the split files you made yourself
     $ python voc_annotation.py --num_folds 5          # and 5 folds of trainval: fold0_train.txt, fold0_val.txt, ...
     $ python voc_annotation.py --num_folds 5 --group_pattern '^(\w+?)_'   # patient7_slice3: a patient's in one fold
+
+Multi-label data (classes that overlap: train.py --head multilabel) comes as one mask per class and image,
+VOC2007/SegmentationLabels/<class>/<id>.png (0 = not the class, one other value = the class; an optional
+SegmentationLabels/_ignore/<id>.png marks pixels to leave out). This script checks them and packs them into
+VOC2007/SegmentationClass, one bit a class (utils/multilabel.py), then checks and splits as for any labels.
 """
 
 import os
@@ -47,6 +52,8 @@ from utils.files.images import (
 )
 from utils.labels.fix import FIXED_DIR, check_fix_target, use_fixed_labels, write_fixed_labels
 from utils.labels.formats import Problem, class_advice
+from utils.labels.packing import pack_labels
+from utils.multilabel import LABELS_DIR, label_folders, label_values, set_names
 from utils.visualize import class_colours, contact_sheet, hex_colour, parse_colour, tile_picture
 
 IN_FULL = 3  # problems of a kind shown with their whole message
@@ -300,6 +307,11 @@ def write_preview(config: AnnotationConfig, pairs: list, bands, num_classes: int
     """
     chosen = sorted(random.Random(config.seed).sample(pairs, min(config.preview_count, len(pairs))))
     names = dataset_class_names(config.vocdevkit_path)
+    names = (
+        set_names(names)
+        if label_values(len(names)) == num_classes and label_folders(os.path.join(config.vocdevkit_path, "VOC2007"))
+        else names
+    )
     names = names if len(names) == num_classes else [str(i) for i in range(num_classes)]
     colours = class_colours(num_classes)
     tiles = []
@@ -331,7 +343,8 @@ def check_settings(config: AnnotationConfig) -> tuple:
     if len(set(palette)) < len(palette):
         raise ValueError(f"--palette lists a colour twice ({' '.join(config.palette)}): one colour per class.")
     voc = os.path.join(config.vocdevkit_path, "VOC2007")
-    for folder in (os.path.join(voc, "JPEGImages"), os.path.join(voc, "SegmentationClass")):
+    labels = LABELS_DIR if label_folders(voc) else "SegmentationClass"  # multi-label masks are packed into the other
+    for folder in (os.path.join(voc, "JPEGImages"), os.path.join(voc, labels)):
         if not os.path.isdir(folder):
             raise ValueError(
                 f"{folder} not found. Expected images in {voc}/JPEGImages and class-index PNGs in "
@@ -354,9 +367,9 @@ def check_settings(config: AnnotationConfig) -> tuple:
     return palette, ignore
 
 
-def report_labels(dataset: Dataset, num_classes: int) -> int:
-    """Prints the labels' formats, their class values (as --fix would write them, where it converts) and the
-    advice on num_classes and class weights; returns num_classes (given, or from the labels)."""
+def report_labels(dataset: Dataset, num_classes: int, advise: bool = True) -> int:
+    """Prints the labels' formats, their class values (as --fix would write them, where it converts) and (advise)
+    the advice on num_classes and class weights; returns num_classes (given, or from the labels)."""
     judgement = dataset.survey.judgement
     for line in judgement.findings:
         print(line)
@@ -366,6 +379,8 @@ def report_labels(dataset: Dataset, num_classes: int) -> int:
     after = " as --fix writes them" if judgement.conversions else ""
     print(f"\nLabel values{after} (pixels, share of all labelled pixels, images containing them):")
     print(class_table(histograms))
+    if not advise:  # multi-label: the values are sets of classes, and packed_labels gave the advice
+        return num_classes
     advised, stray = class_advice(histograms)
     found = num_classes or advised
     note = "" if num_classes else " (from the labels; set it in train.py)"
@@ -421,14 +436,31 @@ def fix_labels(config: AnnotationConfig, voc: str, dataset: Dataset, fatal: list
     return bool(lines)
 
 
+def packed_labels(config: AnnotationConfig, voc: str) -> AnnotationConfig:
+    """Multi-label data: its masks checked and packed (utils/labels/packing.py), and the config to check the packed
+    labels with (num_classes: every set of classes); the config as it is for class-id labels."""
+    packing = pack_labels(voc, config.vocdevkit_path, config.dry_run)
+    if packing is None:
+        return config
+    verb = "would be packed (dry run)" if config.dry_run else f"packed into {voc}/SegmentationClass"
+    print(f"Multi-label masks ({voc}/{LABELS_DIR}): {packing.written} images' masks {verb}, one bit a class:")
+    for bit, name in enumerate(packing.names):
+        print(f"  bit {bit}: {name:<20} {packing.masks_per_class[name]} masks")
+    print(f"Train with: python train.py --head multilabel --num_classes {len(packing.names)}")
+    if config.dry_run:
+        raise SystemExit("Dry run: the masks pass their checks; nothing was written.")
+    return replace(config, num_classes=label_values(len(packing.names)), palette=[], ignore_colours=[])
+
+
 def main(config: AnnotationConfig) -> None:
     palette, ignore = check_settings(config)
     voc = os.path.join(config.vocdevkit_path, "VOC2007")
+    config = packed_labels(config, voc)
     if config.use_fixed and not config.fix and not config.dry_run:
         print(use_fixed_labels(voc))
     dataset = inspect_dataset(voc, config.num_classes, palette, ignore)
     problems = dataset.renamed + dataset.survey.problems
-    num_classes = report_labels(dataset, config.num_classes)
+    num_classes = report_labels(dataset, config.num_classes, advise=not label_folders(voc))
     if dataset.survey.sizes:
         print("\n" + size_report(dataset.survey.sizes, config.input_shape))
     bands = None
@@ -471,6 +503,7 @@ def main(config: AnnotationConfig) -> None:
     write_splits(voc, splits, config.keep_splits, set(dataset.paired))
     fingerprint = train_fingerprint(config.vocdevkit_path)
     names = dataset_class_names(config.vocdevkit_path)
+    names = set_names(names) if label_folders(voc) else names
     print("\nThe train split's fingerprint (what train.py plans from):\n" + describe_fingerprint(fingerprint, names))
 
 

@@ -45,6 +45,8 @@ Cases:
                      the cells (class 0) as the objects).
     membrane_sigmoid the membrane case with --head sigmoid (one output, binary cross-entropy + the foreground's
                      Dice). With --sweep, get_miou.py then scores thresholds on the val split for each 2-class case.
+    demo_defects     the demo with rare defects (make_demo_dataset defects=0.15: a 5th class, spots of 5-9 px, in 15 % of
+                     the images, 0.3 % of the pixels), 12 epochs, the rest planned: for the rare-class pieces.
     demo_4band, demo_4band_rgb
                      the demo with the demo generator's bands variant (16-bit TIFFs): ellipses are drawn in a 4th
                      band only, the other shapes in R, G and B only; trained on all 4 bands or on R, G, B alone (the
@@ -117,6 +119,13 @@ def membrane16(work: str) -> list:
     return ["--vocdevkit_path", os.path.dirname(voc), *MEMBRANE_ARGS[2:]]  # MEMBRANE_ARGS' other flags
 
 
+def demo_defects(work: str) -> list:
+    """train.py's flags for the demo with rare defects (utils/dataset/demo.py: a 5th class of small spots in 15 % of
+    the images), 12 epochs given, the rest planned."""
+    make_demo_dataset(os.path.join(work, "VOCdevkit"), defects=0.15)
+    return ["--vocdevkit_path", os.path.join(work, "VOCdevkit"), "--num_classes", "5", "--unfreeze_epoch", "12"]
+
+
 def demo_bands(work: str, bands: int) -> list:
     """train.py's flags for the demo on the generator's bands variant (4 bands, or their R, G, B)."""
     make_demo_dataset(os.path.join(work, "VOCdevkit"), bands=bands)
@@ -157,6 +166,7 @@ CASES = {
     "dubai_planned": lambda work: DUBAI_ARGS,  # the plan sets the rest (a budget: --train_flags "--time_budget 20")
     "dubai_defaults": lambda work: [*DUBAI_ARGS, "--plan", "false"],
     "dubai_fit64": lambda work: [*DUBAI_ARGS, "--input_shape", "64", "64", "--scale_mode", "fit"],
+    "demo_defects": demo_defects,
     "demo_4band": lambda work: demo_bands(work, 4),
     "demo_4band_rgb": lambda work: demo_bands(work, 3),
     "large_fit": lambda work: large_demo("fit"),

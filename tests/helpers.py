@@ -188,3 +188,28 @@ def link_or_copy(source, target):
         os.link(source, target)
     except OSError:  # another file system
         shutil.copy2(source, target)
+
+
+MULTILABEL_CLASSES = ["cell", "stain"]  # write_multilabel_voc's, in bit order
+
+
+def write_multilabel_voc(root) -> str:
+    """A VOC tree of multi-label masks (utils/multilabel.py's layout), 10 train + 4 val 48 x 40 images: a "cell"
+    rectangle (brighter red; its masks 0/255) and a "stain" band across it (brighter green; its masks 0/1), the two
+    overlapping; the top row ignored (_ignore). No SegmentationClass: voc_annotation.py packs it."""
+    voc = root / "VOCdevkit" / "VOC2007"
+    for folder in ("JPEGImages", "SegmentationLabels/cell", "SegmentationLabels/stain", "SegmentationLabels/_ignore"):
+        (voc / folder).mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(14):
+        cell, stain = np.zeros((48, 40), np.uint8), np.zeros((48, 40), np.uint8)
+        cell[8 + i // 2 : 36, 6:30] = 1
+        stain[20:30, 2 + i : 38] = 1
+        image = rng.uniform(0, 50, (48, 40, 3)) + np.stack([100 * cell, 100 * stain, 0 * cell], axis=-1)
+        Image.fromarray(image.astype(np.uint8)).save(voc / "JPEGImages" / f"m{i:02d}.jpg", quality=95)
+        Image.fromarray(cell * 255).save(voc / "SegmentationLabels" / "cell" / f"m{i:02d}.png")
+        Image.fromarray(stain).save(voc / "SegmentationLabels" / "stain" / f"m{i:02d}.png")
+        ignore = np.zeros((48, 40), np.uint8)
+        ignore[0] = 1
+        Image.fromarray(ignore).save(voc / "SegmentationLabels" / "_ignore" / f"m{i:02d}.png")
+    return str(root / "VOCdevkit")

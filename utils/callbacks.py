@@ -13,7 +13,7 @@ from dataclasses import asdict
 import keras
 
 from utils.files.atomic import deferred_interrupt
-from utils.metrics import evaluate_confusion, mean_iou, per_class_iou
+from utils.metrics import class_iou, evaluate_confusion, nan_mean
 from utils.training import stopping
 from utils.training.history import write_history
 from utils.training.learning_rate import lower_on_plateau
@@ -61,11 +61,11 @@ class EvalCallback(keras.callbacks.Callback):
     """Every `eval_period` epochs (and at the last), val mIoU at original resolution as get_miou.py computes it, by
     the model's prediction path (prediction/path.py) on `data` (build_eval_dataset's, read for that path), into the
     epoch logs as `val_miou` (percent) for the callbacks after it; with `images` (a ValImages), the first val images
-    to TensorBoard."""
+    to TensorBoard. num_classes: the label's values (a multilabel head's sets of classes; multilabel: their count)."""
 
-    def __init__(self, data, num_batches: int, num_classes: int, eval_period: int, total_epochs: int, path, images):
+    def __init__(self, data, num_batches, num_classes, eval_period, total_epochs, path, images, multilabel=0):
         super().__init__()
-        self.data, self.num_batches, self.num_classes = data, num_batches, num_classes
+        self.data, self.num_batches, self.num_classes, self.multilabel = data, num_batches, num_classes, multilabel
         self.eval_period, self.total_epochs = eval_period, total_epochs
         self.segment, self.images = path.masks, images
 
@@ -77,8 +77,9 @@ class EvalCallback(keras.callbacks.Callback):
             return
         collect = self.images.collect if self.images and self.images.count else None
         matrix = evaluate_confusion(self.segment, self.data, self.num_classes, self.num_batches, on_batch=collect)
-        logs["val_miou"] = 100 * mean_iou(matrix)
-        per_class = " ".join(f"{100 * iou:.1f}" for iou in per_class_iou(matrix))
+        iou = class_iou(matrix, self.multilabel)
+        logs["val_miou"] = 100 * nan_mean(iou)
+        per_class = " ".join(f"{100 * value:.1f}" for value in iou)
         drawn = f"; {self.images.write(epoch + 1, self.epoch_started)}" if collect else ""
         print(f"Epoch {epoch + 1}: val mIoU {logs['val_miou']:.2f} (per class: {per_class}){drawn}")
 

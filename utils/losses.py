@@ -3,9 +3,10 @@
 Shapes: y_true (B, H, W) class ids; y_pred (B, H, W, C) softmax probabilities. Every loss is a mean
 over the pixels that are not ignored, so ignored pixels change neither the value nor the gradient.
 
-build_loss also serves the two variants train.py can switch on:
+build_loss also serves the three variants train.py can switch on:
 - a sigmoid head (y_pred (B, H, W, 1), p = P(class 1)): its binary cross-entropy is the cross-entropy of the two
   probabilities (1 - p, p), so every piece below takes them as a 2-class softmax's (binary_probabilities);
+- a multilabel head (one sigmoid a class; y_true packed, utils/multilabel.py): a loss of its own, multilabel();
 - the UNet weight map (utils/weight_map.py): y_true is then float32 (B, H, W, 2), the class ids and the border
   term, which cross-entropy and focal add to each pixel's class weight.
 """
@@ -75,15 +76,18 @@ def focal(cls_weights, alpha: float = 0.5, gamma: float = 2.0):
     return loss
 
 
+def region_counts(targets, y_pred):
+    """Soft TP, FP and FN per class over the batch, (C,) each, of 0/1 targets and probabilities (B, H, W, C), both
+    0 at ignored pixels (which then count in none of them)."""
+    true_positive = ops.sum(targets * y_pred, axis=(0, 1, 2))
+    predicted, labelled = ops.sum(y_pred, axis=(0, 1, 2)), ops.sum(targets, axis=(0, 1, 2))
+    return true_positive, predicted - true_positive, labelled - true_positive
+
+
 def soft_counts(y_true, y_pred):
     """Soft TP, FP and FN per class over the batch, (C,) each; ignored pixels count in none of them."""
     one_hot = one_hot_targets(y_true, y_pred.shape[-1])
-    # Ignored pixels are left out of the prediction's sums too, not counted as false positives.
-    y_pred = ops.cast(y_pred, "float32") * ops.sum(one_hot, axis=-1, keepdims=True)
-    true_positive = ops.sum(one_hot * y_pred, axis=(0, 1, 2))
-    false_positive = ops.sum(y_pred, axis=(0, 1, 2)) - true_positive
-    false_negative = ops.sum(one_hot, axis=(0, 1, 2)) - true_positive
-    return true_positive, false_positive, false_negative
+    return region_counts(one_hot, ops.cast(y_pred, "float32") * ops.sum(one_hot, axis=-1, keepdims=True))
 
 
 def class_mean(score, classes=None):
@@ -91,14 +95,25 @@ def class_mean(score, classes=None):
     return ops.mean(score if classes is None else ops.take(score, list(classes)))
 
 
+def tversky_score(counts, alpha: float, beta: float, smooth: float):
+    """(TP + s) / (TP + alpha FP + beta FN + s) per class, of soft counts (TP, FP, FN)."""
+    true_positive, false_positive, false_negative = counts
+    return (true_positive + smooth) / (true_positive + alpha * false_positive + beta * false_negative + smooth)
+
+
+def dice_score(counts, beta: float, smooth: float):
+    """F_beta = ((1+b^2) TP + s) / ((1+b^2) TP + b^2 FN + FP + s) per class, of soft counts (TP, FP, FN)."""
+    true_positive, false_positive, false_negative = counts
+    numerator = (1 + beta**2) * true_positive + smooth
+    return numerator / (numerator + beta**2 * false_negative + false_positive)
+
+
 def tversky(alpha: float = 0.3, beta: float = 0.7, smooth: float = 1e-5, classes=None):
     """Tversky = 1 - mean_c (TP + s) / (TP + alpha FP + beta FN + s), soft, over the batch (Salehi et al. 2017):
     beta > alpha weighs a missed pixel above a false alarm, for thin and rare structures. alpha = beta = 0.5 is Dice."""
 
     def loss(y_true, y_pred, border=None):
-        true_positive, false_positive, false_negative = soft_counts(y_true, y_pred)
-        score = (true_positive + smooth) / (true_positive + alpha * false_positive + beta * false_negative + smooth)
-        return 1.0 - class_mean(score, classes)
+        return 1.0 - class_mean(tversky_score(soft_counts(y_true, y_pred), alpha, beta, smooth), classes)
 
     return loss
 
@@ -113,14 +128,11 @@ def check_tversky(alpha: float, beta: float) -> None:
 
 
 def dice(beta: float = 1.0, smooth: float = 1e-5, classes=None):
-    """Dice = 1 - mean_c F_beta(c), F = ((1+b^2) TP + s) / ((1+b^2) TP + b^2 FN + FP + s), soft, over the batch;
-    the mean over `classes` (None: all). Per-pixel weights (the weight map) do not apply to it."""
+    """Dice = 1 - mean_c F_beta(c) (dice_score), soft, over the batch, over `classes` (None: all); per-pixel weights
+    (the weight map) do not apply to it."""
 
     def loss(y_true, y_pred, border=None):
-        true_positive, false_positive, false_negative = soft_counts(y_true, y_pred)
-        numerator = (1 + beta**2) * true_positive + smooth
-        score = numerator / (numerator + beta**2 * false_negative + false_positive)  # (C,)
-        return 1.0 - class_mean(score, classes)
+        return 1.0 - class_mean(dice_score(soft_counts(y_true, y_pred), beta, smooth), classes)
 
     return loss
 
@@ -178,6 +190,30 @@ def dice_loss_with_CE(cls_weights, beta: float = 1.0, smooth: float = 1e-5):  # 
     return summed(cross_entropy(cls_weights), dice(beta, smooth))
 
 
+def multilabel(dice_loss: bool, tversky_loss: tuple[float, float] | None, smooth: float = 1e-5):
+    """A multilabel head's loss (nnU-Net's regions'): binary cross-entropy over every class and valid pixel [+ the mean
+    over the classes of each one's soft Dice] [+ Tversky]; y_pred (B, H, W, C), one sigmoid a class, y_true (B, H, W)
+    packed, bit c = class c (utils/multilabel.py)."""
+
+    def loss(y_true, y_pred):
+        y_pred = ops.cast(y_pred, "float32")
+        labels, valid = ops.cast(y_true, "int32")[..., None], ops.cast(ops.not_equal(y_true, IGNORE_LABEL), "float32")
+        powers = ops.convert_to_tensor([2**c for c in range(y_pred.shape[-1])], "int32")
+        bits = ops.cast(ops.mod(ops.floor_divide(labels, powers), 2), "float32") * valid[..., None]  # (B, H, W, C)
+        valid = valid[..., None]
+        clipped = ops.clip(y_pred, EPSILON, 1.0 - EPSILON)
+        entropy = -(bits * ops.log(clipped) + (1.0 - bits) * ops.log(1.0 - clipped)) * valid
+        total = ops.sum(entropy) / ops.maximum(ops.sum(valid) * y_pred.shape[-1], 1.0)
+        counts = region_counts(bits, y_pred * valid)
+        if dice_loss:
+            total += 1.0 - ops.mean(dice_score(counts, 1.0, smooth))
+        if tversky_loss:
+            total += 1.0 - ops.mean(tversky_score(counts, *tversky_loss, smooth))
+        return total
+
+    return loss
+
+
 def build_loss(
     cls_weights,
     dice_loss: bool = False,
@@ -190,7 +226,9 @@ def build_loss(
     """The training loss train.py's flags select: (focal or CE) [+ Dice] [+ Tversky (alpha, beta)] [+ Lovasz], for the
     softmax head or the sigmoid head (binary cross-entropy; its region losses are the foreground's, class 1, as the
     binary write-ups compute them), with targets (B, H, W) class ids, or (B, H, W, 2) ids and the weight map's border
-    term when weight_map."""
+    term when weight_map. The multilabel head's is multilabel()'s."""
+    if head == "multilabel":
+        return multilabel(dice_loss, tversky_loss)
     classes = [1] if head == "sigmoid" else None
     parts = [focal(cls_weights) if focal_loss else cross_entropy(cls_weights)]
     parts += [dice(classes=classes)] if dice_loss else []

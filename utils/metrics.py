@@ -5,6 +5,7 @@ import numpy as np
 from tqdm import tqdm
 
 from utils.files.images import IGNORE_LABEL
+from utils.multilabel import label_matrices
 
 
 def confusion_matrix(label: np.ndarray, prediction: np.ndarray, num_classes: int) -> np.ndarray:
@@ -79,6 +80,19 @@ def nan_mean(values) -> float:
 def mean_iou(matrix: np.ndarray) -> float:
     """mIoU: the mean of per-class IoU over the classes present in labels or predictions."""
     return nan_mean(per_class_iou(matrix))
+
+
+def labelwise(figure, matrix: np.ndarray, multilabel: int = 0) -> np.ndarray:
+    """A per-class figure (per_class_iou, ...) of the matrix; with multilabel > 0 (that many overlapping classes,
+    the matrix counting their packed sets: utils/multilabel.py), each class's figure of its own yes/no matrix."""
+    if not multilabel:
+        return figure(matrix)
+    return np.array([figure(binary)[1] for binary in label_matrices(matrix, multilabel)])
+
+
+def class_iou(matrix: np.ndarray, multilabel: int = 0) -> np.ndarray:
+    """Per-class IoU (labelwise); its nan_mean is the mIoU."""
+    return labelwise(per_class_iou, matrix, multilabel)
 
 
 def surface(mask: np.ndarray) -> np.ndarray:

@@ -6,6 +6,7 @@ import numpy as np
 from PIL import Image
 
 from utils.files.images import IGNORE_LABEL
+from utils.multilabel import set_colours
 
 VOC_CLASSES_WITH_PALETTE = 21  # the VOC palette's colours are well apart for the 21 VOC classes
 MIX_TYPES = {0: "mask blended with the image", 1: "mask only", 2: "image with the background removed"}
@@ -48,6 +49,14 @@ def class_colours(num_classes: int, colours=()) -> np.ndarray:
     hues = [(i * 0.618033988749895) % 1.0 for i in range(num_classes - 1)]
     generated = [colorsys.hsv_to_rgb(h, 0.85, 1.0 if i % 2 else 0.7) for i, h in enumerate(hues)]
     return np.array([(0, 0, 0)] + [tuple(round(255 * c) for c in rgb) for rgb in generated], np.uint8)
+
+
+def value_colours(num_classes: int, head: str, colours=()) -> np.ndarray:
+    """uint8 (values, 3): the colour of each value a mask takes; for a multilabel head, of each set of classes, in
+    the mean of its classes' colours (none: black)."""
+    if head != "multilabel":
+        return class_colours(num_classes, colours)
+    return set_colours(class_colours(num_classes, colours) if colours else class_colours(num_classes + 1)[1:])
 
 
 def label_palette(colours: np.ndarray) -> list:

@@ -13,6 +13,10 @@ HIDDEN_CLASS only, standing out from the band's own textured background as far a
 and B show the other classes only: the hidden class differs from the background in the 4th band alone, and only a
 network that takes the 4th band can find it. They are written as 16-bit TIFFs (values x 257); `bands=3` writes the same
 images' R, G and B only, the same way, for the network that cannot see the 4th band.
+
+With `defects` (a share of the images), those images also get one or two small spots of a 5th class, DEFECT (5-9
+pixels across, the shapes' 20-40): a class rare in images and in pixels, as a defect or a lesion is, for the pieces
+aimed at rare classes (oversampling, Tversky, Lovasz: benchmarks/train_quality.py's demo_defects cases).
 """
 
 import os
@@ -26,6 +30,8 @@ from utils.files.images import DEMO_CLASSES_FILE
 from utils.visualize import class_colours, palette_image
 
 DEMO_CLASSES = ["background", "ellipse", "rectangle", "triangle"]
+DEFECT = "defect"  # the defects variant's 5th class (class 4)
+DEFECT_RADIUS = (2.5, 4.5)  # its spots' radius, pixels
 MIN_CONTRAST = 90.0  # least RGB distance between a shape's colour and the background's colours
 MAX_OCCLUSION = 0.25  # most of a new shape's area that may lie over earlier shapes
 LARGE_SHAPES = (10, 40)  # large variant: shapes' size across, in pixels
@@ -104,6 +110,20 @@ def make_sample(rng, size: int):
     return np.clip(image, 0, 255).astype(np.uint8), label
 
 
+def add_defects(rng, image: np.ndarray, label: np.ndarray) -> None:
+    """Draws one or two DEFECT spots (class len(DEMO_CLASSES)) into a sample, in place: small textured ellipses in a
+    colour that stands out from what lies under them."""
+    for _ in range(rng.integers(1, 3)):
+        radius = rng.uniform(*DEFECT_RADIUS)
+        centre = rng.uniform(radius, label.shape[0] - radius, 2)
+        mask_image = Image.new("L", label.shape[::-1])
+        ImageDraw.Draw(mask_image).polygon(shape_polygon(rng, 1, centre, radius), fill=1)
+        mask = np.asarray(mask_image, bool)
+        colour = shape_colour(rng, image[mask].reshape(-1, 3)[:2] if mask.any() else image[:2, 0])
+        image[mask] = np.clip(texture(rng, label.shape[0], colour, colour)[mask], 0, 255)
+        label[mask] = len(DEMO_CLASSES)
+
+
 def make_band_sample(rng, size: int):
     """One (image float (size, size, 4) in [0, 255], label uint8) pair of the bands variant (module docstring)."""
     background_colours = rng.uniform(0, 255, (2, 3))
@@ -157,10 +177,12 @@ def make_demo_dataset(
     seed=0,
     large: bool = False,
     bands: int = 0,
+    defects: float = 0.0,
 ):
     """Writes JPEGImages/, SegmentationClass/ (palette PNG) and ImageSets/Segmentation/{train,val,trainval}.txt;
     with `large`, the large-image variant (module docstring) at size x size; with bands 4 (or 3), the bands variant's
-    16-bit TIFFs of 4 bands (or of their R, G and B)."""
+    16-bit TIFFs of 4 bands (or of their R, G and B); with defects, that share of the images holds DEFECT spots."""
+    names = DEMO_CLASSES + [DEFECT] * (defects > 0)
     voc = os.path.join(vocdevkit_path, "VOC2007")
     for folder in ("JPEGImages", "SegmentationClass", os.path.join("ImageSets", "Segmentation")):
         os.makedirs(os.path.join(voc, folder), exist_ok=True)
@@ -174,8 +196,10 @@ def make_demo_dataset(
             tifffile.imwrite(path, image, photometric="minisblack", planarconfig="contig")
         else:
             image, label = (make_large_sample if large else make_sample)(rng, size)
+            if defects and rng.random() < defects:
+                add_defects(rng, image, label)
             Image.fromarray(image).save(os.path.join(voc, "JPEGImages", f"{sample_id}.jpg"), quality=95)
-        palette_image(label, class_colours(len(DEMO_CLASSES))).save(  # looks like a VOC label in a viewer
+        palette_image(label, class_colours(len(names))).save(  # looks like a VOC label in a viewer
             os.path.join(voc, "SegmentationClass", f"{sample_id}.png")
         )
     num_val = int(round(num_images * val_share))
@@ -184,7 +208,7 @@ def make_demo_dataset(
         with open(os.path.join(voc, "ImageSets", "Segmentation", f"{split}.txt"), "w") as f:
             f.write("\n".join(split_ids) + "\n")
     with open(os.path.join(vocdevkit_path, DEMO_CLASSES_FILE), "w") as f:
-        f.write("\n".join(DEMO_CLASSES) + "\n")
+        f.write("\n".join(names) + "\n")
 
 
 def is_demo_dataset(vocdevkit_path: str) -> bool:

@@ -99,10 +99,10 @@ def split_samples(vocdevkit_path: str, split: str) -> list:
     ]
 
 
-def check_num_classes(num_classes: int, allow_zero: bool = False) -> None:
+def check_num_classes(num_classes: int, allow_zero: bool = False, allow_one: bool = False) -> None:
     """Class ids are 8-bit label values below IGNORE_LABEL: 2 to 255 classes (background and one object at least).
-    allow_zero: 0 means 'take them from the labels' (voc_annotation.py)."""
-    if allow_zero and num_classes == 0:
+    allow_zero: 0 means 'take them from the labels' (voc_annotation.py); allow_one: a multilabel head's one class."""
+    if (allow_zero and num_classes == 0) or (allow_one and num_classes == 1):
         return
     if not 2 <= num_classes <= IGNORE_LABEL:
         raise ValueError(

@@ -100,7 +100,8 @@ def make_plan(
     planned.update({"freeze_batch_size": batch, "unfreeze_batch_size": batch})
     planned["unfreeze_epoch"] = plan_epochs(fingerprint.images, given.get("unfreeze_batch_size", batch.value))
     planned.update(plan_start(pretrained))
-    planned["cls_weights"] = plan_class_weights(fingerprint, network.num_classes, class_names)
+    if network.head != "multilabel":  # its loss weighs no class (a pixel may hold several)
+        planned["cls_weights"] = plan_class_weights(fingerprint, network.num_classes, class_names)
     plan = Plan(planned, dict(given))
     plan.add({"jitter": plan_jitter(plan.settings()["unfreeze_epoch"])})
     return plan

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from utils.files.atomic import write_atomically, write_text
+from utils.multilabel import class_pixels, drawn_classes
 
 # GeoTIFF's tags: ModelPixelScale, ModelTiepoint, ModelTransformation, GeoKeyDirectory, GeoDoubleParams,
 # GeoAsciiParams, and GDAL's no-data value and metadata.
@@ -80,12 +81,13 @@ def write_geotiff(path: str, array: np.ndarray, geo: GeoReference) -> None:
     write_atomically(path, write, ".tif")
 
 
-def region_features(mask: np.ndarray, names, geo=None) -> list:
-    """GeoJSON features: one Polygon (outer ring and holes) per 8-connected region of each class but the background,
-    with its class id and name and its area in pixels (and in map units², georeferenced)."""
+def region_features(mask: np.ndarray, names, geo=None, multilabel: int = 0) -> list:
+    """GeoJSON features: one Polygon (outer ring and holes) per 8-connected region of each class but the background
+    (a multilabel head's: of every class, overlapping), with its class id and name and its area in pixels (and in
+    map units², georeferenced)."""
     features = []
-    for class_id in range(1, len(names)):
-        binary = (mask == class_id).astype(np.uint8)
+    for class_id in drawn_classes(len(names), multilabel):
+        binary = class_pixels(mask, class_id, multilabel).astype(np.uint8)
         if not binary.any():
             continue
         contours, hierarchy = cv2.findContours(binary, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
@@ -119,9 +121,9 @@ def ring_coordinates(contour: np.ndarray, geo) -> list:
     return ring + ring[:1]
 
 
-def write_polygons(path: str, mask: np.ndarray, names, geo=None) -> int:
+def write_polygons(path: str, mask: np.ndarray, names, geo=None, multilabel: int = 0) -> int:
     """<name>.geojson: region_features as a FeatureCollection (with its CRS named, for QGIS); returns their count."""
-    features = region_features(mask, names, geo)
+    features = region_features(mask, names, geo, multilabel)
     collection = {"type": "FeatureCollection", "features": features}
     if geo and geo.crs:
         collection["crs"] = {"type": "name", "properties": {"name": geo.crs}}

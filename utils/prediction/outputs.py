@@ -28,6 +28,7 @@ import os
 import numpy as np
 
 from utils.files.atomic import check_writable, write_atomically, write_text
+from utils.multilabel import class_pixels
 
 MASKS = "masks"
 PROBABILITIES = "probabilities"
@@ -68,9 +69,13 @@ def check_save_folder(folder: str, setting: str, input_folder: str | None = None
     check_writable(folder, setting, "img_out")
 
 
-def area_row(name: str, mask: np.ndarray, num_classes: int) -> list:
-    """[name, height, width, pixels of each class..., area % of each class...] of one image's mask."""
-    counts = np.bincount(mask.ravel(), minlength=num_classes)[:num_classes]
+def area_row(name: str, mask: np.ndarray, num_classes: int, multilabel: int = 0) -> list:
+    """[name, height, width, pixels of each class..., area % of each class...] of one image's mask (a multilabel
+    head's: of each class's bit, the classes overlapping)."""
+    if multilabel:
+        counts = [int(class_pixels(mask, c, multilabel).sum()) for c in range(num_classes)]
+    else:
+        counts = np.bincount(mask.ravel(), minlength=num_classes)[:num_classes]
     return [name, *mask.shape, *map(int, counts), *(round(100 * c / mask.size, 4) for c in counts)]
 
 

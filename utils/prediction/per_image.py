@@ -12,8 +12,9 @@ import numpy as np
 from utils.files.atomic import write_atomically, write_text
 from utils.files.bands import display_image, read_input, survey
 from utils.files.images import IGNORE_LABEL, load_label
-from utils.metrics import confusion_matrix, hausdorff95, mean_iou, per_class_dice, per_class_iou
-from utils.visualize import class_colours, contact_sheet, tile_picture
+from utils.metrics import class_iou, confusion_matrix, hausdorff95, labelwise, nan_mean, per_class_dice
+from utils.multilabel import label_matrices, label_values, set_names, unpack
+from utils.visualize import contact_sheet, tile_picture
 
 TILE = 256  # px, the longer side of each tile in worst_images.png
 
@@ -21,23 +22,31 @@ TILE = 256  # px, the longer side of each tile in worst_images.png
 @dataclass(frozen=True)
 class ImageScore:
     """One image's figures: its confusion matrix (C, C) (rows: label, columns: prediction) and HD95 per class, in
-    pixels of the label (NaN where the label has none of the class; inf where only the prediction has none)."""
+    pixels of the label (NaN where the label has none of the class; inf where only the prediction has none). With
+    multilabel (that many overlapping classes), the matrix counts their packed sets (2**C), and the figures are
+    each class's."""
 
     image_id: str
     matrix: np.ndarray
     hd95: np.ndarray
+    multilabel: int = 0
 
     @property
     def miou(self) -> float:
         """The image's mIoU over the classes in its label or its prediction."""
-        return mean_iou(self.matrix)
+        return nan_mean(class_iou(self.matrix, self.multilabel))
 
 
-def score_image(image_id: str, label: np.ndarray, prediction: np.ndarray, num_classes: int) -> ImageScore:
-    """The figures of one image from its label and prediction (H, W), ignored label pixels left out of both."""
+def score_image(image_id: str, label: np.ndarray, prediction: np.ndarray, num_classes: int, multilabel=0):
+    """The ImageScore of one image from its label and prediction (H, W), ignored label pixels left out of both."""
     valid = label != IGNORE_LABEL
-    hd95 = [hausdorff95(label == c, (prediction == c) & valid) for c in range(num_classes)]
-    return ImageScore(image_id, confusion_matrix(label, prediction, num_classes), np.array(hd95))
+    if multilabel:
+        truth, predicted = unpack(label, multilabel), unpack(prediction, multilabel)
+        hd95 = [hausdorff95(truth[..., c], predicted[..., c] & valid) for c in range(multilabel)]
+        num_classes = label_values(multilabel)
+    else:
+        hd95 = [hausdorff95(label == c, (prediction == c) & valid) for c in range(num_classes)]
+    return ImageScore(image_id, confusion_matrix(label, prediction, num_classes), np.array(hd95), multilabel)
 
 
 def worst_first(scores: list) -> list:
@@ -54,16 +63,24 @@ def per_image_rows(scores: list, names) -> list:
     """The CSV's rows, a header first, then one per image and class, the worst images first. Each row holds its
     image's confusion row of the class (`as_<name>`: the class's label pixels predicted as each class), so the rows
     pooled are the dataset's confusion matrix."""
+    multilabel = scores[0].multilabel if scores else 0  # then each class's yes/no matrix: no confusion row
     header = ["image", "image_mIoU", "class", "label_pixels", "predicted_pixels", "TP", "FP", "FN"]
-    rows = [header + ["IoU", "Dice", "HD95_px"] + [f"as_{name}" for name in names]]
+    rows = [header + ["IoU", "Dice", "HD95_px"] + [f"as_{name}" for name in names if not multilabel]]
     for score in worst_first(scores):
-        matrix, iou, dice = score.matrix, per_class_iou(score.matrix), per_class_dice(score.matrix)
+        matrix, iou = score.matrix, class_iou(score.matrix, multilabel)
+        dice = labelwise(per_class_dice, matrix, multilabel)
+        binary = label_matrices(matrix, multilabel) if multilabel else None
         for c, name in enumerate(names):
-            true_positive = int(matrix[c, c])
-            counts = [int(matrix[c].sum()), int(matrix[:, c].sum()), true_positive]
-            counts += [counts[1] - true_positive, counts[0] - true_positive]
+            true_positive, label, predicted = (
+                (binary[c, 1, 1], binary[c, 1].sum(), binary[c, :, 1].sum())
+                if multilabel
+                else (matrix[c, c], matrix[c].sum(), matrix[:, c].sum())
+            )
+            counts = [int(label), int(predicted), int(true_positive)]
+            counts += [counts[1] - counts[2], counts[0] - counts[2]]
             figures = [cell(100 * iou[c]), cell(100 * dice[c]), cell(score.hd95[c])]
-            rows.append([score.image_id, cell(100 * score.miou), name, *counts, *figures, *map(int, matrix[c])])
+            confusion = [] if multilabel else list(map(int, matrix[c]))
+            rows.append([score.image_id, cell(100 * score.miou), name, *counts, *figures, *confusion])
     return rows
 
 
@@ -104,20 +121,20 @@ def hd95_summary(values: np.ndarray) -> dict:
     return {"images": int(labelled.size), "mean": mean, "missed": int(np.isinf(labelled).sum())}
 
 
-def write_per_image(out_dir: str, scores: list, samples, names, count: int) -> dict:
+def write_per_image(out_dir: str, scores: list, samples, names, count: int, colours: np.ndarray) -> dict:
     """per_image.csv and worst_images.png (the `count` lowest) in out_dir; returns summary.json's entries for them.
 
     Args:
         samples: (image path, label path) of each score's image, in the same order.
+        colours: of each value a mask takes (visualize.value_colours).
     """
     write_per_image_csv(os.path.join(out_dir, "per_image.csv"), scores, names)
     worst = worst_first(scores)[:count]
     if worst:
         paths = {score.image_id: sample for score, sample in zip(scores, samples)}
         predictions = os.path.join(out_dir, "detection-results")
-        draw_worst(
-            os.path.join(out_dir, "worst_images.png"), worst, paths, predictions, names, class_colours(len(names))
-        )
+        legend = set_names(names) if worst[0].multilabel else names  # a multilabel mask's values: sets of classes
+        draw_worst(os.path.join(out_dir, "worst_images.png"), worst, paths, predictions, legend, colours)
     hd95 = np.array([score.hd95 for score in scores]).reshape(len(scores), len(names))
     return {
         "worst_images": [{"image": score.image_id, "mIoU": round(100 * score.miou, 2)} for score in worst],

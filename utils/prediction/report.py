@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from utils.files.atomic import write_atomically, write_text
 from utils.metrics import (
     frequency_weighted_iou,
+    labelwise,
     nan_mean,
     normalised_confusion,
     per_class_dice,
@@ -20,6 +21,7 @@ from utils.metrics import (
     per_class_recall,
     pixel_accuracy,
 )
+from utils.multilabel import label_matrices, set_names
 
 
 def percent(value):
@@ -32,11 +34,21 @@ def shown(value) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-def summarize(matrix: np.ndarray, names) -> dict:
+def summarize(matrix: np.ndarray, names, multilabel: int = 0) -> dict:
     """Per-class IoU, Dice (= F1), recall (PA) and precision, their means over the classes where they are defined,
-    the frequency-weighted IoU and the pixel accuracy, all in percent."""
-    iou, recall, precision = per_class_iou(matrix), per_class_recall(matrix), per_class_precision(matrix)
-    dice = per_class_dice(matrix)
+    the frequency-weighted IoU and the pixel accuracy, all in percent. With multilabel (that many overlapping
+    classes, the matrix counting their packed sets), each class's figures are of its own yes/no matrix, and the
+    accuracy is the share of pixels whose whole set of classes is right."""
+    iou, recall, precision, dice = (
+        labelwise(figure, matrix, multilabel)
+        for figure in (per_class_iou, per_class_recall, per_class_precision, per_class_dice)
+    )
+    if multilabel:  # each class's yes row and column: its label and predicted pixels
+        binary = label_matrices(matrix, multilabel)
+        label_pixels, predicted = binary[:, 1, :].sum(-1), binary[:, :, 1].sum(-1)
+    else:
+        label_pixels, predicted = matrix.sum(1), matrix.sum(0)
+    frequency = label_pixels / max(label_pixels.sum(), 1)
     classes = [
         {
             "name": name,
@@ -44,15 +56,15 @@ def summarize(matrix: np.ndarray, names) -> dict:
             "Dice": percent(dice[c]),
             "recall": percent(recall[c]),
             "precision": percent(precision[c]),
-            "label_pixels": int(matrix[c].sum()),
-            "predicted_pixels": int(matrix[:, c].sum()),
+            "label_pixels": int(label_pixels[c]),
+            "predicted_pixels": int(predicted[c]),
         }
         for c, name in enumerate(names)
     ]
     return {
         "mIoU": percent(nan_mean(iou)),
         "mDice": percent(nan_mean(dice)),
-        "fwIoU": percent(frequency_weighted_iou(matrix)),
+        "fwIoU": percent(float(np.nansum(frequency * iou)) if multilabel else frequency_weighted_iou(matrix)),
         "mPA": percent(nan_mean(recall)),
         "mPrecision": percent(nan_mean(precision)),
         "accuracy": percent(pixel_accuracy(matrix)),
@@ -129,18 +141,19 @@ def write_confusion_csv(path: str, matrix: np.ndarray, names) -> None:
     write_text(path, text.getvalue())
 
 
-def write_report(out_dir: str, matrix: np.ndarray, names, details: dict) -> dict:
+def write_report(out_dir: str, matrix: np.ndarray, names, details: dict, multilabel: int = 0) -> dict:
     """Writes mIoU.png, Dice.png, mPA.png, Recall.png, Precision.png, confusion_matrix.csv, confusion_matrix.png
     (row-normalised) and summary.json.
 
     Args:
         details: extra entries for summary.json (model, dataset, number of images).
+        multilabel: that many overlapping classes (names), the matrix counting their sets (summarize).
 
     Returns:
         The summary written to summary.json.
     """
     os.makedirs(out_dir, exist_ok=True)
-    summary = {**summarize(matrix, names), **details}
+    summary = {**summarize(matrix, names, multilabel), **details}
     charts = [
         ("mIoU.png", "IoU", f"mIoU = {shown(summary['mIoU'])}%", "Intersection over Union (%)"),
         ("Dice.png", "Dice", f"mDice = {shown(summary['mDice'])}%", "Dice = F1 (%)"),
@@ -151,7 +164,8 @@ def write_report(out_dir: str, matrix: np.ndarray, names, details: dict) -> dict
     for file_name, key, title, xlabel in charts:
         values = [c[key] for c in summary["classes"]]
         plot_bars(os.path.join(out_dir, file_name), names, values, title, xlabel)
-    write_confusion_csv(os.path.join(out_dir, "confusion_matrix.csv"), matrix, names)
-    plot_confusion(os.path.join(out_dir, "confusion_matrix.png"), matrix, names)
+    values = set_names(names) if multilabel else names  # a multilabel matrix's rows are sets of classes
+    write_confusion_csv(os.path.join(out_dir, "confusion_matrix.csv"), matrix, values)
+    plot_confusion(os.path.join(out_dir, "confusion_matrix.png"), matrix, values)
     write_text(os.path.join(out_dir, "summary.json"), json.dumps(summary, indent=2))
     return summary

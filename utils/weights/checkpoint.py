@@ -39,7 +39,7 @@ class ModelSettings:
     scale_mode: str = "fit"  # how images meet the network (utils/scale.py): fit | slide
     image_scale: float = 1.0  # slide: the scale images are seen at
     bands: Bands = Bands()  # the images' band count, sample type and ranges (utils/files/bands.py)
-    head: str = "softmax"  # softmax | sigmoid (one output for 2 classes: nets/heads.py)
+    head: str = "softmax"  # softmax | sigmoid (one output for 2 classes) | multilabel (nets/heads.py)
 
     def to_json(self) -> str:
         fields = {**asdict(self), "input_shape": list(self.input_shape), "class_names": list(self.class_names)}
