@@ -45,8 +45,8 @@ Cases:
                      the cells (class 0) as the objects).
     membrane_sigmoid the membrane case with --head sigmoid (one output, binary cross-entropy + the foreground's
                      Dice). With --sweep, get_miou.py then scores thresholds on the val split for each 2-class case.
-    demo_defects     the demo with rare defects (make_demo_dataset defects=0.15: a 5th class, spots of 5-9 px, in 15 % of
-                     the images, 0.3 % of the pixels), 12 epochs, the rest planned: for the rare-class pieces.
+    demo_defects     the demo with rare defects (make_demo_dataset defects=0.15: a 5th class, spots of 5-9 px, in 15 %
+                     of the images, 0.3 % of the pixels), 12 epochs, the rest planned: for the rare-class pieces.
     demo_4band, demo_4band_rgb
                      the demo with the demo generator's bands variant (16-bit TIFFs): ellipses are drawn in a 4th
                      band only, the other shapes in R, G and B only; trained on all 4 bands or on R, G, B alone (the
