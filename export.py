@@ -8,8 +8,10 @@ The settings default to UnetConfig in unet.py (the weights file records the netw
 
 Formats (written to export_dir):
     savedmodel    saved_model/, TensorFlow's SavedModel (keras Model.export): serve(images) for TF Serving / TF.js.
-    onnx          model.onnx (tf2onnx, opset 17; needs pip install -r requirements-export.txt); unet.py runs it
-                  with onnxruntime: Unet(backend="onnx", model_path="export/model.onnx").
+    onnx          model.onnx (tf2onnx, opset 17; needs pip install -r requirements-export.txt), of any input height and
+                  width the network takes (multiples of its stride; unet_classic: 188 + 16k), checked at two of them
+                  besides input_shape; unet.py runs it with onnxruntime: Unet(backend="onnx",
+                  model_path="export/model.onnx"), at its input_shape.
     tflite_fp32   model_fp32.tflite
     tflite_fp16   model_fp16.tflite, float16 weights (half the size)
     tflite_int8   model_int8.tflite, dynamic-range int8 weights (a quarter of the size)
@@ -18,7 +20,8 @@ Every exported model takes what the network takes: float32 (B, H, W, C) at input
 unet_classic one input tile), its C bands' values as the image files hold them (8-bit RGB: [0, 255]; 16-bit and float
 images are stretched by the ranges recorded in the network's first layer, which the export carries), and returns
 float32 softmax probabilities. The batch is
-dynamic in the SavedModel and the ONNX model (H and W are fixed: input_shape), 1 in the TFLite files. After
+dynamic in the SavedModel and the ONNX model (H and W: input_shape, but any size in the ONNX model; an ensemble's
+is of input_shape), 1 in the TFLite files. After
 each export the parity check runs the Keras model and the export on letterboxed real images and prints the
 largest probability difference and the share of pixels whose class agrees; it fails (exit 1) past 1e-4 /
 99.9 % for the float32 formats, 99.9 % for float16 and 99 % for int8.
@@ -34,6 +37,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up 
 import numpy as np
 import tensorflow as tf
 
+from nets.dynamic import any_size_twin
+from nets.folding import fold_batch_norms
+from nets.models import build_model, nearby_sizes
 from unet import Unet, UnetConfig, unet_settings
 from utils.config import run_main
 from utils.files.atomic import check_writable
@@ -104,6 +110,30 @@ def tflite_bytes(saved_model: str, name: str) -> bytes:
     return converter.convert()
 
 
+def dynamic_twin(unet: Unet):
+    """The trained network built for any input size (None, None), holding its weights (unfolded: the reference)."""
+    s = unet.settings
+
+    def build(size):
+        return build_model(s.model, size, s.num_classes, s.backbone, s.variant, unet.bands, s.head)
+
+    return any_size_twin(build, unet.model)
+
+
+def onnx_parity(unet: Unet, paths, path: str, images, reference) -> list:
+    """Writes model.onnx (of any input size but for an ensemble) and returns parity()'s results: at input_shape and,
+    for a dynamic model, at nearby_sizes against the Keras network built at any size."""
+    twin = None if unet.config.ensemble else dynamic_twin(unet)
+    write_onnx(fold_batch_norms(twin) if twin else unet.network, path, unet.settings)  # settings, as the weights'
+    onnx, head = OnnxModel(path), unet.settings.head
+    results = [parity(reference, onnx.run(images), "onnx", head)]
+    for size in nearby_sizes(unet.config.model, unet.config.input_shape) if twin else []:
+        resized = parity_batch(paths, size, unet.bands)
+        passed, line = parity(twin(resized, training=False).numpy(), onnx.run(resized), "onnx", head)
+        results.append((passed, line.replace("onnx        ", f"  at {size[0]}x{size[1]}", 1)))
+    return results
+
+
 def run_tflite(model: bytes, images: np.ndarray) -> np.ndarray:
     """The TFLite model's output for each image, one invocation per image (its batch is 1)."""
     interpreter = tf.lite.Interpreter(model_content=model)
@@ -136,24 +166,22 @@ def main(config: ExportConfig) -> None:
     saved_model = os.path.join(config.export_dir, "saved_model")
     # The exports are of the prediction path's network (batch normalisations folded), checked against the reference.
     unet.network.export(saved_model, verbose=False)  # every TFLite file is converted from it
-    lines, failed = [], []
+    lines, failed, head = [], [], unet.settings.head
     for name in config.formats:
         if name == "savedmodel":
             loaded = tf.saved_model.load(saved_model)  # held: its functions reference its variables
-            path, exported = saved_model, loaded.serve(images).numpy()
+            path, checks = saved_model, [parity(reference, loaded.serve(images).numpy(), name, head)]
         elif name == "onnx":
             path = os.path.join(config.export_dir, "model.onnx")
-            write_onnx(unet.network, path, unet.settings)  # the settings go with it, as in the weights file
-            exported = OnnxModel(path)(images).numpy()
+            checks = onnx_parity(unet, paths, path, images, reference)
         else:
             model = tflite_bytes(saved_model, name)
             path = os.path.join(config.export_dir, f"model_{name.split('_')[1]}.tflite")
             with open(path, "wb") as f:
                 f.write(model)
-            exported = run_tflite(model, images)
-        passed, line = parity(reference, exported, name, unet.settings.head)
-        lines.append(f"{line}\n    -> {path}")
-        failed += [] if passed else [name]
+            checks = [parity(reference, run_tflite(model, images), name, head)]
+        lines += [f"{checks[0][1]}\n    -> {path}"] + [line for _, line in checks[1:]]
+        failed += [] if all(passed for passed, _ in checks) else [name]
     print(f"Parity on {len(images)} images of {config.parity_images}:\n" + "\n".join(lines))
     if failed:
         print(f"Export parity FAILED for {', '.join(failed)}", file=sys.stderr)

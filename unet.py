@@ -129,8 +129,11 @@ def resolve_settings(config: UnetConfig, recorded) -> UnetConfig:
 
 
 def check_onnx(config: UnetConfig, model: OnnxModel, head: str) -> OnnxModel:
-    """The ONNX model of model_path, checked against input_shape, num_classes, model and head."""
+    """The ONNX model of model_path, checked against input_shape, num_classes, model and head; a dynamic-size one
+    (export.py's) is taken at input_shape."""
     expected = output_shape(config.model, config.input_shape, config.num_classes, head)
+    if model.dynamic and model.output_shape[-1] == expected[-1]:
+        model.pin(config.input_shape, expected[:2])
     if list(model.input_shape[1:3]) != list(config.input_shape) or tuple(model.output_shape[1:]) != expected:
         raise ValueError(
             f"{config.model_path} takes {list(model.input_shape[1:3])} and gives {list(model.output_shape[1:])}, but "

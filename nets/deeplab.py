@@ -3,6 +3,7 @@ pooling on the deepest features, a decoder that fuses them with the stride-4 fea
 the input size."""
 
 import keras
+import tensorflow as tf
 from keras import layers
 
 from nets.atrous import AtrousConv2D
@@ -20,11 +21,12 @@ LOW_LEVEL_STRIDE = 4
 @keras.saving.register_keras_serializable(package="unet")
 class ResizeLike(layers.Layer):
     """Resizes x bilinearly to the height and width of `like`, whatever they are at call time: the image-pooling
-    branch back to the feature map's size, at any input size the network is called with (test-time scales)."""
+    branch back to the feature map's size, at any input size the network is called with (test-time scales, a
+    dynamic-size export). tf.image.resize, which keras.ops.image.resize calls, takes a size known only at run
+    time inside a traced function; Keras' own checks it as a Python value."""
 
     def call(self, x, like):
-        size = keras.ops.shape(like)[1:3]
-        return keras.ops.cast(keras.ops.image.resize(x, size, interpolation="bilinear"), x.dtype)
+        return tf.cast(tf.image.resize(x, tf.shape(like)[1:3], method="bilinear"), x.dtype)
 
     def compute_output_shape(self, x_shape, like_shape):
         return (x_shape[0], *like_shape[1:3], x_shape[3])

@@ -100,6 +100,9 @@ def encoder_named(backbone: str) -> Encoder:
     return ENCODERS[backbone]
 
 
+PROBE_SIZE = 256  # px: the probe a dynamic-size encoder reads its strides from
+
+
 def apply_encoder(backbone: str, x, output_stride: int = 32) -> list:
     """Runs the encoder on preprocessed images x (B, H, W, C).
 
@@ -114,7 +117,17 @@ def apply_encoder(backbone: str, x, output_stride: int = 32) -> list:
     if encoder.application is None:
         return apply_vgg16_encoder(x)  # strides 1 ... 16: within any output stride
     base = encoder.application(include_top=False, weights=None, input_shape=tuple(x.shape[1:]), **encoder.options)
-    edits = {**momentum_edits(base), **atrous_edits(base, output_stride)}
+    # A network of any input size (None, None: export.py's dynamic ONNX) reads its strides off a probe of a known
+    # size: the layers, and their names, are the same.
+    dynamic = None in x.shape[1:3]
+    probe = (
+        encoder.application(
+            include_top=False, weights=None, input_shape=(PROBE_SIZE, PROBE_SIZE, x.shape[-1]), **encoder.options
+        )
+        if dynamic
+        else base
+    )
+    edits = {**momentum_edits(base), **atrous_edits(probe, output_stride)}
     # The clone is built on x, so its layers join the calling network under keras.applications' names.
     clone = keras.models.clone_model(base, input_tensors=x, clone_function=lambda layer: edited(layer, edits))
     return [clone.get_layer(name).output for name in encoder.taps]

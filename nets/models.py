@@ -14,6 +14,7 @@ from nets.unet_classic import (
     build_unet_classic,
     build_unet_small,
     check_classic_input_shape,
+    valid_classic_sizes,
 )
 from utils.files.bands import Bands
 
@@ -37,6 +38,27 @@ class Network:
     head: str = "softmax"
 
 
+def input_multiple(model: str) -> int:
+    """What each input side must be a multiple of (its encoder's stride); unet_classic's are 188 + 16k instead."""
+    return 16 if model == "unet_small" else OUTPUT_STRIDE if model == "deeplabv3plus" else 32
+
+
+def nearby_sizes(model: str, input_shape) -> list:
+    """Two input sizes (H, W) the model takes, other than input_shape and each other: about 0.75 and 1.25 times it
+    (export.py's dynamic-size check)."""
+
+    def near(side: int, factor: float) -> int:
+        if model == "unet_classic":
+            return valid_classic_sizes(round(side * factor), 1)[0]
+        multiple = input_multiple(model)
+        return max(multiple, round(side * factor / multiple) * multiple)
+
+    step = 16 if model == "unet_classic" else input_multiple(model)
+    smaller = [near(side, 0.75) if near(side, 0.75) < side else side + 2 * step for side in input_shape]
+    larger = [max(near(side, 1.25), side + step) for side in input_shape]
+    return [tuple(smaller), tuple(larger)]
+
+
 def check_model_settings(model: str, input_shape, backbone: str = "vgg") -> None:
     """Raises ValueError unless the model exists, takes this input_shape (height, width) and this backbone."""
     if model not in MODELS:
@@ -48,13 +70,13 @@ def check_model_settings(model: str, input_shape, backbone: str = "vgg") -> None
         raise ValueError(
             f"model={model!r} {own}; backbone={backbone!r} is for model unet or deeplabv3plus only. Set backbone vgg."
         )
-    if len(input_shape) != 2 or any(side <= 0 for side in input_shape):
+    if len(input_shape) != 2 or any(side is not None and side <= 0 for side in input_shape):
         raise ValueError(f"input_shape={list(input_shape)}: expected two positive sides (height width).")
     if model == "unet_classic":
         check_classic_input_shape(input_shape)
         return
-    multiple = 16 if model == "unet_small" else OUTPUT_STRIDE if model == "deeplabv3plus" else 32
-    if any(side % multiple for side in input_shape):
+    multiple = input_multiple(model)
+    if any(side is not None and side % multiple for side in input_shape):  # None: any size (a dynamic export)
         raise ValueError(
             f"input_shape={list(input_shape)}: model={model!r} needs multiples of {multiple} (its encoder's stride), "
             "e.g. 256 256 or 512 512."

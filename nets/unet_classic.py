@@ -29,7 +29,7 @@ def valid_classic_sizes(near: int, count: int = 3) -> list:
 
 def check_classic_input_shape(input_shape) -> None:
     """Raises ValueError unless each side of input_shape (height, width) is a valid classic UNet input."""
-    wrong = [side for side in input_shape if not classic_output_size(side)]
+    wrong = [side for side in input_shape if side is not None and not classic_output_size(side)]  # None: any size
     if wrong:
         raise ValueError(
             f"input_shape={list(input_shape)}: model='unet_classic' (valid convolutions) needs each side = "
@@ -54,10 +54,26 @@ def apply_conv_pair(x, filters: int, padding: str, batch_norm: bool, name: str):
     return x
 
 
-def centre_crop(skip, size, name: str):
-    """Crops a skip (B, h, w, C) to the centre `size` (h', w') of the upsampled map, as the paper's copy-and-crop."""
-    height, width = skip.shape[1] - size[0], skip.shape[2] - size[1]
-    return layers.Cropping2D(((height // 2, height - height // 2), (width // 2, width - width // 2)), name=name)(skip)
+def skip_crops(levels: int) -> list:
+    """Pixels each skip loses to its centre crop with valid convolutions, the top level's first: the same for every
+    valid input size (worked out at the paper's 572), so a network of any input size (None) crops them too."""
+    size, skips = 572, []
+    for _ in range(levels):
+        skips.append(size - 4)  # two valid 3x3 convolutions
+        size = (size - 4) // 2
+    size -= 4  # the bottom's
+    crops = []
+    for skip in reversed(skips):
+        size *= 2  # the up-convolution
+        crops.insert(0, skip - size)
+        size -= 4
+    return crops
+
+
+def centre_crop(skip, crop: int, name: str):
+    """Crops `crop` pixels off a skip (B, h, w, C) around its centre, to the upsampled map's size (the paper's
+    copy-and-crop)."""
+    return layers.Cropping2D(((crop // 2, crop - crop // 2), (crop // 2, crop - crop // 2)), name=name)(skip)
 
 
 def build_plain_unet(
@@ -81,11 +97,12 @@ def build_plain_unet(
         x = layers.MaxPooling2D(2, name=f"down{i + 1}_pool")(x)
     x = apply_conv_pair(x, filters[-1], padding, batch_norm, name="bottom")
     x = layers.Dropout(0.5, name="bottom_dropout")(x)  # the paper's drop-out at the end of the contracting path
+    crops = skip_crops(len(skips)) if padding == "valid" else [0] * len(skips)
     for i, (skip, level_filters) in enumerate(zip(reversed(skips), reversed(filters[:-1]))):
         level = len(skips) - i
         x = layers.Conv2DTranspose(level_filters, 2, strides=2, name=f"up{level}_upconv")(x)
-        if skip.shape[1:3] != x.shape[1:3]:
-            skip = centre_crop(skip, x.shape[1:3], name=f"up{level}_crop")
+        if crops[level - 1]:
+            skip = centre_crop(skip, crops[level - 1], name=f"up{level}_crop")
         x = layers.Concatenate(name=f"up{level}_concat")([skip, x])
         x = apply_conv_pair(x, level_filters, padding, batch_norm, name=f"up{level}")
     x = layers.Conv2D(num_classes, 1, name="head")(x)

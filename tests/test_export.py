@@ -1,6 +1,7 @@
 """export.py: SavedModel and TFLite exports of weights trained by train.py, each checked against Keras."""
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -108,12 +109,15 @@ def test_the_predictor_runs_the_onnx_export_with_the_same_masks(trained_small, e
 
 @pytest.mark.skipif(not HAS_ONNX, reason="pip install -r requirements-export.txt")
 def test_the_default_network_exports_to_onnx_with_its_preprocessing(trained, tmp_path):
-    """The VGG16-UNet (its caffe preprocessing a layer of the graph): the other exports are of the small UNet."""
+    """The VGG16-UNet (its caffe preprocessing a layer of the graph): the other exports are of the small UNet. Its
+    ONNX model takes any height and width: checked against Keras at two sizes besides the training size (32)."""
     images = os.path.join(trained["voc"], "VOC2007", "JPEGImages")
     args = ["--model_path", trained["weights"], "--parity_images", images, "--export_dir", tmp_path / "export"]
     result = run_inline("export.py", *args, "--formats", "onnx", "--parity_count", "2")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    assert result.stdout.count(": ok") == 1 and "FAILED" not in result.stdout
+    assert result.stdout.count(": ok") == 3 and "FAILED" not in result.stdout
+    sizes = re.findall(r"at (\d+)x(\d+) max .*agree on (\S+)% .*: ok", result.stdout)
+    assert len({size for size in sizes}) == 2 and all(h != "32" and float(share) >= 99.9 for h, _, share in sizes)
 
 
 def test_an_onnx_file_given_to_the_keras_backend_points_to_backend_onnx(tmp_path):

@@ -29,11 +29,19 @@ class OnnxModel:
             raise ValueError(f"{path}: not an ONNX model that onnxruntime can load ({str(error)[:200]}).") from None
         source, target = self.session.get_inputs()[0], self.session.get_outputs()[0]
         self.input_name = source.name
-        self.input_shape = (None, *source.shape[1:])  # (None, H, W, 3); the batch is dynamic
-        self.output_shape = (None, *target.shape[1:])  # (None, H', W', C)
+        # (None, H, W, bands) and (None, H', W', C); the batch is dynamic, and so are H and W (None) in the exports
+        # of export.py: then pinned (pin) to the size the prediction path runs it at.
+        self.input_shape = (None, *(d if isinstance(d, int) else None for d in source.shape[1:]))
+        self.output_shape = (None, *(d if isinstance(d, int) else None for d in target.shape[1:]))
+        self.dynamic = None in self.input_shape[1:3]
         metadata = self.session.get_modelmeta().custom_metadata_map
         # The settings export.py recorded (None for a file exported before they were): what the network was.
         self.settings = ModelSettings.from_json(metadata[SETTINGS_ATTR]) if SETTINGS_ATTR in metadata else None
+
+    def pin(self, input_size, output_size) -> None:
+        """A dynamic-size model taken at input_size (H, W) -> output_size (H', W'), as a Keras model of that size."""
+        self.input_shape = (None, *input_size, self.input_shape[-1])
+        self.output_shape = (None, *output_size, self.output_shape[-1])
 
     def run(self, images: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: images.astype(np.float32)})[0]
@@ -44,8 +52,9 @@ class OnnxModel:
 
 
 def write_onnx(model, path: str, settings: ModelSettings = None) -> None:
-    """model.onnx through tf2onnx: a dynamic batch of float32 (B, H, W, bands) images named `images`; the
-    ModelSettings, when given, go into the file's metadata (as a weights file's attribute)."""
+    """model.onnx through tf2onnx: a dynamic batch of float32 (B, H, W, bands) images named `images` (H and W
+    dynamic too for a model built at (None, None): nets.models.dynamic_network); the ModelSettings, when given, go
+    into the file's metadata (as a weights file's attribute)."""
     try:
         import tf2onnx
     except ImportError:
