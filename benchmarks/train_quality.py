@@ -45,6 +45,8 @@ Cases:
                      the cells (class 0) as the objects).
     membrane_sigmoid the membrane case with --head sigmoid (one output, binary cross-entropy + the foreground's
                      Dice). With --sweep, get_miou.py then scores thresholds on the val split for each 2-class case.
+    membrane_folds   the membrane case on 3 folds of its train split (give --train_flags "--fold i"; --keep the runs
+                     for benchmarks/ensemble_quality.py, which scores them and their ensemble on the val split).
     demo_defects     the demo with rare defects (make_demo_dataset defects=0.15: a 5th class, spots of 5-9 px, in 15 %
                      of the images, 0.3 % of the pixels), 12 epochs, the rest planned: for the rare-class pieces.
     demo_4band, demo_4band_rgb
@@ -81,7 +83,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from utils.dataset.demo import make_demo_dataset  # noqa: E402 (after the path to the repository is set)
-from utils.files.images import index_images  # noqa: E402
+from utils.dataset.folds import make_folds  # noqa: E402
+from utils.files.images import index_images, read_split  # noqa: E402
 
 MEMBRANE = os.path.join(ROOT, "..", "shared", "datasets", "membrane")
 DUBAI = os.path.join(ROOT, "..", "shared", "datasets", "dubai")
@@ -117,6 +120,23 @@ def membrane16(work: str) -> list:
     for folder in ("SegmentationClass", "ImageSets"):
         shutil.copytree(os.path.join(source, folder), os.path.join(voc, folder))
     return ["--vocdevkit_path", os.path.dirname(voc), *MEMBRANE_ARGS[2:]]  # MEMBRANE_ARGS' other flags
+
+
+def membrane_folds(work: str) -> list:
+    """train.py's flags for the membrane case on a copy of its split files with 3 folds of its train split
+    (make_folds, seed 0; the images linked, not copied): give --fold i in --train_flags. The val split stays out of
+    every fold, so the folds' ensemble is scored on it (benchmarks/ensemble_quality.py)."""
+    voc, source = os.path.join(work, "membrane_folds", "VOC2007"), os.path.join(MEMBRANE, "VOC2007")
+    os.makedirs(os.path.join(voc, "ImageSets", "Segmentation"))
+    for folder in ("JPEGImages", "SegmentationClass"):
+        os.symlink(os.path.abspath(os.path.join(source, folder)), os.path.join(voc, folder))
+    splits = os.path.join(source, "ImageSets", "Segmentation")
+    for name in ("train", "val", "trainval"):
+        shutil.copy(os.path.join(splits, f"{name}.txt"), os.path.join(voc, "ImageSets", "Segmentation"))
+    for name, ids in make_folds(read_split(os.path.join(splits, "train.txt")), 3, seed=0).items():
+        with open(os.path.join(voc, "ImageSets", "Segmentation", f"{name}.txt"), "w") as f:
+            f.write("\n".join(ids) + "\n")
+    return ["--vocdevkit_path", os.path.dirname(voc), *MEMBRANE_ARGS[2:]]
 
 
 def demo_defects(work: str) -> list:
@@ -167,6 +187,7 @@ CASES = {
     "dubai_defaults": lambda work: [*DUBAI_ARGS, "--plan", "false"],
     "dubai_fit64": lambda work: [*DUBAI_ARGS, "--input_shape", "64", "64", "--scale_mode", "fit"],
     "demo_defects": demo_defects,
+    "membrane_folds": membrane_folds,
     "demo_4band": lambda work: demo_bands(work, 4),
     "demo_4band_rgb": lambda work: demo_bands(work, 3),
     "large_fit": lambda work: large_demo("fit"),
@@ -209,7 +230,7 @@ def run_case(name: str, seed=None, sweep: bool = False, flags=(), keep: str = ""
         wall = time.time() - started
         if result.returncode:
             raise SystemExit(f"[{name}] failed:\n{result.stderr[-3000:]}")
-        (history,) = glob.glob(os.path.join(work, "logs", "loss_*", "history.csv"))
+        (history,) = glob.glob(os.path.join(work, "logs", "**", "loss_*", "history.csv"), recursive=True)  # fold_i/
         with open(os.path.join(os.path.dirname(history), "timing.json")) as f:
             timing = json.load(f)  # where the run's time went (train.py's closing table)
         with open(history) as f:
