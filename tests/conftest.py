@@ -105,7 +105,7 @@ def exported(trained_small, shared_folder):
     def export(folder):
         images = os.path.join(trained_small["voc"], "VOC2007", "JPEGImages")
         args = ["--model_path", trained_small["weights"], "--parity_images", images]
-        args += ["--export_dir", folder / "export"]
+        args += ["--export_dir", folder / "export", "--vocdevkit_path", trained_small["voc"]]  # int8: its splits
         result = run_script("export.py", *args, "--formats", *EXPORT_FORMATS)  # the weights record the rest
         assert result.returncode == 0, result.stderr[-3000:]
         return {"stdout": result.stdout, "out": str(folder / "export")}

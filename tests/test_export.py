@@ -28,6 +28,20 @@ def test_the_formats_have_their_sizes(exported):
     assert (out / "saved_model" / "saved_model.pb").is_file()
 
 
+def test_int8_is_full_integer_calibrated_on_train_and_checked_on_val(exported):
+    from utils.prediction.tflite_model import TfliteModel
+
+    model = TfliteModel((Path(exported["out"]) / "model_int8.tflite").read_bytes())
+    assert model.source["dtype"] == np.int8 and model.target["dtype"] == np.int8  # for microcontrollers and NPUs
+    assert model.source["quantization"][0] > 0  # the input's scale, from calibration
+    assert re.search(r"model_int8.tflite \(calibrated on 10 images of .*train.txt\)", exported["stdout"])
+    (line,) = [line for line in exported["stdout"].splitlines() if "on the val split" in line]
+    agree, ours, theirs = re.search(
+        r"agree on ([\d.]+)% .*mIoU ([\d.]+) against the float model's ([\d.]+)", line
+    ).groups()
+    assert line.endswith(": ok") and float(agree) >= 98 and abs(float(ours) - float(theirs)) <= 1
+
+
 def test_the_parity_check_fails_what_does_not_match():
     from export import parity
 
