@@ -11,6 +11,9 @@ For each precision it measures, on the real VGG16-UNet (or --backbone resnet50, 
     forward, bare           the compiled inference call on a batch of val images in memory (batch_size and 1)
     forward, ONNX Runtime   the same batch through the model exported by export.py and run by onnxruntime
                             (float32 only; shown when requirements-export.txt is installed)
+    forward, OpenVINO       the same through export.py's OpenVINO IR on OpenVINO's CPU plugin, in float32
+    detect_image, backend onnx / openvino
+                            Unet.detect_image on those exports (Unet(backend=...)): the whole prediction path
     detect_image            Unet.detect_image on one image: letterbox, model, restore, blend
     detect_image, TTA       the same with test-time augmentation (--tta hflip vflip: 3 copies in one call)
     detect_image, ensemble  the same with --ensemble: two weights files' probabilities averaged (here one file twice)
@@ -78,6 +81,7 @@ from utils.losses import build_loss
 from utils.phases import Phase, compile_phase
 from utils.precision import PRECISIONS, choose_precision
 from utils.prediction.onnx_model import OnnxModel, write_onnx
+from utils.prediction.openvino_model import OpenvinoModel, write_openvino
 from utils.prediction.path import SlidePath
 from utils.prediction.scores import class_scores
 from utils.scale import Scale, resolve_scale_mode
@@ -98,12 +102,18 @@ ROWS = [
     ("forward_bare_single", "forward, bare, batch 1 (img/s)", "{:.2f}"),
     ("forward_onnx", "forward, ONNX Runtime, batch (img/s)", "{:.2f}"),
     ("forward_onnx_share", "  / bare forward, batch (fastest)", "{:.1%}"),
+    ("forward_openvino", "forward, OpenVINO (CPU, f32), batch (img/s)", "{:.2f}"),
+    ("forward_openvino_share", "  / bare forward, batch (fastest)", "{:.1%}"),
     ("detect_image", "detect_image (img/s)", "{:.2f}"),
     ("detect_image_share", "  / bare forward, batch 1 (fastest)", "{:.1%}"),
     ("detect_image_tta", "detect_image, TTA hflip vflip: 3 copies, 1 call (img/s)", "{:.2f}"),
     ("detect_image_tta_share", "  / detect_image (fastest)", "{:.1%}"),
     ("detect_image_ensemble", "detect_image, ensemble of 2 weights files (img/s)", "{:.2f}"),
     ("detect_image_ensemble_share", "  / detect_image (fastest)", "{:.1%}"),
+    ("detect_image_onnx", "detect_image, backend onnx (img/s)", "{:.2f}"),
+    ("detect_image_onnx_share", "  / detect_image (fastest)", "{:.1%}"),
+    ("detect_image_openvino", "detect_image, backend openvino (img/s)", "{:.2f}"),
+    ("detect_image_openvino_share", "  / detect_image (fastest)", "{:.1%}"),
     ("get_miou_path", "get_miou path (img/s)", "{:.2f}"),
     ("get_miou_path_share", "  / bare forward, batch (fastest)", "{:.1%}"),
     ("get_miou_start_s", "  start of the pass (s, once)", "{:.2f}"),
@@ -240,13 +250,17 @@ def inference_rates(model, config: BenchmarkConfig, policy: str, voc: str, work:
         "detect_image_ensemble": (lambda: ensemble.detect_image(image), 1),
         "slide": (lambda: slide(large), 16),
     }
-    onnx = onnx_model(model, policy, work)
-    if onnx:
-        calls["forward_onnx"] = (lambda: onnx.run(batch.numpy()), config.batch_size)
+    for backend, path in exported_files(unet, policy, work).items():  # the float32 exports, as export.py writes them
+        runtime = OnnxModel(path) if backend == "onnx" else OpenvinoModel(path)
+        exported = Unet(model_path=path, backend=backend)
+        calls[f"forward_{backend}"] = (lambda r=runtime: r.run(batch.numpy()), config.batch_size)
+        calls[f"detect_image_{backend}"] = (lambda e=exported: e.detect_image(image), 1)
     seconds = taking_turns(calls, config.calls, warmed=("get_miou_path",))
     rates = {name: images * config.calls / sum(seconds[name]) for name, (_, images) in calls.items()}
     shares = {"detect_image": "forward_bare_single", "get_miou_path": "forward_bare", "forward_onnx": "forward_bare"}
     shares["detect_image_tta"] = shares["detect_image_ensemble"] = "detect_image"
+    shares["forward_openvino"] = "forward_bare"
+    shares["detect_image_onnx"] = shares["detect_image_openvino"] = "detect_image"
     shares["slide"] = "forward_bare"
     for name, bare in shares.items():  # seconds per image of the fastest calls
         if name in seconds:
@@ -286,15 +300,21 @@ def slide_size(input_shape, margin: int) -> tuple:
     return width + 3 * (width * 3 // 4), height + 3 * (height * 3 // 4)
 
 
-def onnx_model(model, policy: str, work: str):
-    """The model exported to ONNX (utils.prediction.onnx_model.write_onnx, as export.py writes it) and loaded in
-    onnxruntime, for the float32 policy when the optional export packages are installed; else None (its rows show
-    '-')."""
-    if policy != "float32" or not all(importlib.util.find_spec(name) for name in ("tf2onnx", "onnxruntime")):
-        return None
-    path = os.path.join(work, "model.onnx")
-    write_onnx(model, path)
-    return OnnxModel(path)
+def exported_files(unet: Unet, policy: str, work: str) -> dict:
+    """{backend: file} of the Unet's network exported as export.py exports it (ONNX, of any input size; OpenVINO's IR
+    of its SavedModel), its settings recorded: for the float32 policy, each whose optional package is installed
+    (requirements-export.txt); {} otherwise (their rows show '-')."""
+    if policy != "float32":
+        return {}
+    files = {}
+    if all(importlib.util.find_spec(name) for name in ("tf2onnx", "onnxruntime")):
+        files["onnx"] = os.path.join(work, "model.onnx")
+        write_onnx(unet.network, files["onnx"], unet.settings)
+    if importlib.util.find_spec("openvino"):
+        saved_model, files["openvino"] = os.path.join(work, "saved_model"), os.path.join(work, "openvino", "model.xml")
+        unet.network.export(saved_model, verbose=False)
+        write_openvino(saved_model, files["openvino"], unet.settings)
+    return files
 
 
 def pipeline_rate(config: BenchmarkConfig, voc: str, augmentation=Augmentation(), weight_map=None) -> dict:

@@ -12,6 +12,8 @@ Formats (written to export_dir):
                   width the network takes (multiples of its stride; unet_classic: 188 + 16k), checked at two of them
                   besides input_shape; unet.py runs it with onnxruntime: Unet(backend="onnx",
                   model_path="export/model.onnx"), at its input_shape.
+    openvino      openvino/model.xml + model.bin, OpenVINO's IR for Intel CPUs, GPUs and NPUs (openvino.convert_model of
+                  the SavedModel; needs pip install -r requirements-export.txt); Unet(backend="openvino") runs it
     tflite_fp32   model_fp32.tflite
     tflite_fp16   model_fp16.tflite, float16 weights (half the size)
     tflite_int8   model_int8.tflite, full-integer int8 (weights, activations, input and output; a quarter of the
@@ -52,17 +54,19 @@ from utils.files.images import IGNORE_LABEL, IMAGE_SUFFIXES, image_files, load_l
 from utils.letterbox import letterbox
 from utils.metrics import class_iou, confusion_matrix, nan_mean
 from utils.prediction.onnx_model import OnnxModel, write_onnx
+from utils.prediction.openvino_model import OpenvinoModel, write_openvino
 from utils.prediction.path import prediction_path
 from utils.prediction.scores import ClassScores, output_class_ids
 from utils.prediction.tflite_model import TfliteModel, tflite_bytes
 
 INT8_AGREEMENT, INT8_MIOU = 0.98, 1.0  # tflite_int8 on the val split: the least agreement, the most mIoU points off
 
-FORMATS = ("savedmodel", "onnx", "tflite_fp32", "tflite_fp16", "tflite_int8")
+FORMATS = ("savedmodel", "onnx", "openvino", "tflite_fp32", "tflite_fp16", "tflite_int8")
 # format -> (largest |probability difference| allowed or None, smallest share of pixels whose class agrees)
 TOLERANCES = {
     "savedmodel": (1e-4, 0.999),
     "onnx": (1e-4, 0.999),
+    "openvino": (1e-4, 0.999),
     "tflite_fp32": (1e-4, 0.999),
     "tflite_fp16": (None, 0.999),
     "tflite_int8": (None, 0.99),
@@ -201,6 +205,10 @@ def main(config: ExportConfig) -> None:
         elif name == "onnx":
             path = os.path.join(config.export_dir, "model.onnx")
             checks = onnx_parity(unet, paths, path, images, reference)
+        elif name == "openvino":
+            path = os.path.join(config.export_dir, "openvino", "model.xml")
+            write_openvino(saved_model, path, unet.settings)
+            checks = [parity(reference, OpenvinoModel(path).run(images), name, head)]
         else:
             calibration, source = calibration_batch(config, unet, paths) if name == "tflite_int8" else (None, "")
             model = tflite_bytes(saved_model, name, calibration)

@@ -32,6 +32,7 @@ from utils.multilabel import set_names
 from utils.precision import set_precision
 from utils.prediction.inputs import build_predict_dataset
 from utils.prediction.onnx_model import OnnxModel
+from utils.prediction.openvino_model import OpenvinoModel
 from utils.prediction.path import prediction_path
 from utils.prediction.postprocess import PostProcessing, read_postprocessing, sidecar_path
 from utils.prediction.scores import ClassScores, check_threshold, predict_function
@@ -59,7 +60,7 @@ class UnetConfig:
     colors: list[str] = field(default_factory=list)  # one #rrggbb per class; empty = VOC palette (generated beyond 21)
     display_bands: list[int] = field(default_factory=list)  # bands drawn as R G B (e.g. 3 2 1); empty = first three
     precision: str = "auto"  # fp32 | mixed_bfloat16 | mixed_float16 | auto (as in train.py)
-    backend: str = "keras"  # keras (model_path: weights) | onnx (model_path: a model.onnx from export.py)
+    backend: str = "keras"  # keras (weights) | onnx (a model.onnx) | openvino (an openvino/model.xml) from export.py
     ensemble: list[str] = field(default_factory=list)  # more weights files of this network: probabilities averaged
     postprocess: str = "auto"  # auto: as recorded beside model_path (get_miou.py --postprocess choose) | none
 
@@ -81,17 +82,24 @@ def unet_settings(config) -> dict:
     return {f.name: getattr(config, f.name) for f in fields(UnetConfig)}
 
 
+def exported_model(config: UnetConfig):
+    """model_path opened by its runtime for an exported backend (onnx, openvino); None for keras weights."""
+    if config.backend not in ("keras", "onnx", "openvino"):
+        raise ValueError(f"backend={config.backend!r}: expected keras, onnx or openvino.")
+    return {"onnx": OnnxModel, "openvino": OpenvinoModel}.get(config.backend, lambda path: None)(config.model_path)
+
+
 def recorded_settings(config: UnetConfig, onnx: OnnxModel = None):
     """The ModelSettings that model_path records (a weights file's attribute, an ONNX file's metadata), or None.
     An ONNX file exported before the settings were recorded still tells its input size and classes.
 
     Args:
-        onnx: model_path already opened, for backend onnx (opened here when not given).
+        onnx: model_path already opened, for backend onnx or openvino (opened here when not given).
     """
-    if config.backend != "onnx":
+    if config.backend == "keras":
         check_trained_weights_file(config.model_path)
         return read_settings(config.model_path)
-    onnx = onnx or OnnxModel(config.model_path)
+    onnx = onnx or exported_model(config)
     if onnx.settings:
         return onnx.settings
     tiles = onnx.output_shape[1] != onnx.input_shape[1]
@@ -140,7 +148,10 @@ def check_onnx(config: UnetConfig, model: OnnxModel, head: str) -> OnnxModel:
             f"input_shape={config.input_shape} and num_classes={config.num_classes} (model={config.model}) give "
             f"{list(expected)}. Set them as for the export."
         )
-    print(f"Loaded {config.model_path} (onnxruntime: {', '.join(model.session.get_providers())})")
+    runtime = (
+        f"onnxruntime: {', '.join(model.session.get_providers())}" if config.backend == "onnx" else "OpenVINO, CPU"
+    )
+    print(f"Loaded {config.model_path} ({runtime})")
     return model
 
 
@@ -181,7 +192,7 @@ class Unet:
                 f"Unet got unknown settings {unknown}; expected some of {[f.name for f in fields(UnetConfig)]}."
             )
         config = replace(UnetConfig(), **overrides)
-        onnx = OnnxModel(config.model_path) if config.backend == "onnx" else None  # opened once
+        onnx = exported_model(config)  # an export's runtime (onnx, openvino), opened once; None for keras
         recorded = recorded_settings(config, onnx)
         self.config = config = resolve_settings(config, recorded)
         self.class_names = list(recorded.class_names) if recorded else []  # background first; [] = unnamed
@@ -198,12 +209,10 @@ class Unet:
         print("Unet:\n" + format_config(config))
         print(set_precision(config.precision))
         described = Network(config.model, config.backbone, config.num_classes, tuple(config.input_shape), head)
-        if config.backend == "onnx":
+        if onnx is not None:
             self.model = check_onnx(config, onnx, head)
-        elif config.backend == "keras":
-            self.model = build_with_weights(described, config.model_path, bands=self.bands)  # the file checked above
         else:
-            raise ValueError(f"backend={config.backend!r}: expected keras or onnx.")
+            self.model = build_with_weights(described, config.model_path, bands=self.bands)  # the file checked above
         variant = model_variant(self.model) if config.backend == "keras" else UnetVariant()
         self.scale = Scale(config.scale_mode, config.image_scale, config.overlap)
         # What the network is, as a weights file records it (export.py writes it into model.onnx too).

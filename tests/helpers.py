@@ -30,8 +30,9 @@ HAS_ONNX = all(importlib.util.find_spec(name) for name in ("tf2onnx", "onnxrunti
 # oneDNN may use it: ONEDNN_MAX_CPU_ISA), float16 elsewhere (bfloat16 is emulated slowly there, or not at all).
 MIXED = "mixed_bfloat16" if cpu_has_bf16() else "mixed_float16"
 # export.py's formats, and those it can write here (ONNX needs requirements-export.txt)
-ALL_FORMATS = ["savedmodel", "tflite_fp32", "tflite_fp16", "tflite_int8", "onnx"]
-EXPORT_FORMATS = [name for name in ALL_FORMATS if HAS_ONNX or name != "onnx"]
+HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
+ALL_FORMATS = ["savedmodel", "tflite_fp32", "tflite_fp16", "tflite_int8", "onnx", "openvino"]
+EXPORT_FORMATS = [name for name in ALL_FORMATS if {"onnx": HAS_ONNX, "openvino": HAS_OPENVINO}.get(name, True)]
 # Settings of the tiny model that conftest's `trained` fixture trains; predict.py and get_miou.py take them too.
 TINY_MODEL = ["--input_shape", "32", "32", "--num_classes", "3", "--precision", "fp32"]
 # train.py on a tiny tree: the tiny model from random initialisation (no encoder weights to find), with the

@@ -1,3 +1,4 @@
+import importlib.util
 import json
 import os
 
@@ -112,7 +113,11 @@ def test_benchmark_script_measures_both_precisions(tmp_path):
     assert "every option on" in result.stdout
     if not HAS_ONNX:
         pytest.skip("the ONNX Runtime row: pip install -r requirements-export.txt")
-    assert report["results"]["float32"]["forward_onnx"] > 0 and "ONNX Runtime" in result.stdout
+    float32 = report["results"]["float32"]
+    assert float32["forward_onnx"] > 0 and float32["detect_image_onnx"] > 0 and "ONNX Runtime" in result.stdout
+    if importlib.util.find_spec("openvino"):
+        assert float32["forward_openvino"] > 0 and float32["detect_image_openvino_share"] > 0
+        assert "OpenVINO" in result.stdout
 
 
 def test_benchmark_rejects_an_unknown_precision():

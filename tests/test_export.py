@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import ALL_FORMATS, HAS_ONNX, TINY_CLASSES, TINY_MODEL, run_inline, run_script
+from tests.helpers import ALL_FORMATS, HAS_ONNX, HAS_OPENVINO, TINY_CLASSES, TINY_MODEL, run_inline, run_script
 from tests.helpers import EXPORT_FORMATS as FORMATS
 
 
 @pytest.mark.parametrize("name", ALL_FORMATS)
 def test_each_format_is_written_and_matches_the_keras_model(exported, name):
     if name not in FORMATS:
-        pytest.skip("ONNX export: pip install -r requirements-export.txt")
+        pytest.skip("ONNX and OpenVINO exports: pip install -r requirements-export.txt")
     (line,) = [line for line in exported["stdout"].splitlines() if line.startswith(f"  {name} ")]
     assert line.endswith(": ok"), line
     assert "Parity on 8 images" in exported["stdout"] and "FAILED" not in exported["stdout"]
@@ -72,6 +72,7 @@ def test_no_parity_images_is_a_clear_error(trained, tmp_path):
 TOLERANCE_CASES = [
     ("savedmodel", 1e-4, 0.999),
     ("onnx", 1e-4, 0.999),
+    ("openvino", 1e-4, 0.999),
     ("tflite_fp32", 1e-4, 0.999),
     ("tflite_fp16", None, 0.999),
     ("tflite_int8", None, 0.99),
@@ -152,3 +153,17 @@ def test_an_ensemble_exports_as_one_network_checked_against_its_average(trained_
     assert "Ensemble: the probabilities of 2 networks averaged" in result.stdout
     (line,) = [line for line in result.stdout.splitlines() if line.startswith("  savedmodel ")]
     assert line.endswith(": ok"), line
+
+
+@pytest.mark.skipif(not HAS_OPENVINO, reason="pip install -r requirements-export.txt")
+def test_the_openvino_export_predicts_as_keras_through_its_backend(exported, trained_small):
+    from unet import Unet
+
+    model_path = os.path.join(exported["out"], "openvino", "model.xml")
+    openvino = Unet(model_path=model_path, backend="openvino")  # its settings are in the file
+    assert openvino.class_names == TINY_CLASSES and openvino.config.num_classes == 3
+    keras_unet = Unet(model_path=trained_small["weights"], precision="fp32")
+    images = os.path.join(trained_small["voc"], "VOC2007", "JPEGImages")
+    pictures = [np.asarray(Image.open(os.path.join(images, name))) for name in sorted(os.listdir(images))[:3]]
+    for ours, theirs in zip(keras_unet.segment(pictures), openvino.segment(pictures)):
+        assert (ours == theirs).mean() >= 0.999
