@@ -252,7 +252,7 @@ def inference_rates(model, config: BenchmarkConfig, policy: str, voc: str, work:
     }
     for backend, path in exported_files(unet, policy, work).items():  # the float32 exports, as export.py writes them
         runtime = OnnxModel(path) if backend == "onnx" else OpenvinoModel(path)
-        exported = Unet(model_path=path, backend=backend)
+        exported = Unet(model_path=path, backend=backend, precision=precision)  # the policy stays float32
         calls[f"forward_{backend}"] = (lambda r=runtime: r.run(batch.numpy()), config.batch_size)
         calls[f"detect_image_{backend}"] = (lambda e=exported: e.detect_image(image), 1)
     seconds = taking_turns(calls, config.calls, warmed=("get_miou_path",))
