@@ -83,7 +83,7 @@ from utils.dataset.fingerprint import describe_fingerprint, train_fingerprint
 from utils.files.bands import Bands, survey
 from utils.files.images import Splits, check_num_classes, dataset_class_names, split_samples
 from utils.losses import build_loss, check_tversky
-from utils.multilabel import set_names
+from utils.multilabel import check_packed_head, set_names
 from utils.phases import PhasePlan, Run, fit_phase
 from utils.planning.budget import (
     Estimate,
@@ -504,6 +504,7 @@ def read_dataset(config: TrainConfig) -> Data:
     given_batch = not config.plan or {"freeze_batch_size", "unfreeze_batch_size"} & given_settings(config)
     min_train = max(phase_plan_of(config).batch_sizes()) if given_batch else 1
     splits = Splits.of_fold(config.fold)
+    check_packed_head(os.path.join(config.vocdevkit_path, "VOC2007"), config.head, config.num_classes)
     values = label_value_count(config.num_classes, config.head)  # a multilabel label's values are sets of classes
     checked = check_dataset(config.vocdevkit_path, values, min_train, min_val=1, splits=splits)
     train_samples, val_samples = (split_samples(config.vocdevkit_path, split) for split in (splits.train, splits.val))

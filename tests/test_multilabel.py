@@ -95,6 +95,8 @@ def test_multilabel_end_to_end(tmp_path):
     assert open(os.path.join(voc, "classes.txt")).read().split() == MULTILABEL_CLASSES
 
     logs = str(tmp_path / "logs")
+    forgot = run_script("train.py", "--vocdevkit_path", voc, "--save_dir", logs)  # the defaults: softmax, 4 classes
+    assert forgot.returncode == 2 and "Train them with --head multilabel --num_classes 2" in forgot.stderr
     args = ["--vocdevkit_path", voc, "--num_classes", "2", "--head", "multilabel", "--model", "unet_small"]
     args += ["--input_shape", "32", "32", "--model_path", "", "--freeze_train", "false", "--unfreeze_epoch", "6"]
     args += ["--unfreeze_batch_size", "2", "--init_lr", "8e-3", "--plan", "false", "--dice_loss", "true"]

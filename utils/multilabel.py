@@ -26,7 +26,7 @@ from utils.files.images import IGNORE_LABEL
 MAX_LABELS = 7  # bits 0-6 of a uint8; 255 (all bits) is the ignore value
 LABELS_DIR = "SegmentationLabels"
 IGNORE_DIR = "_ignore"
-PACKED_MARK = ".packed_from_SegmentationLabels"  # in SegmentationClass: its files are ours, re-packable
+PACKED_MARK = ".packed_from_SegmentationLabels"  # in SegmentationClass: its files are ours; it lists the classes
 
 
 def label_values(num_labels: int) -> int:
@@ -76,6 +76,24 @@ def label_folders(voc: str) -> list:
     if not os.path.isdir(root):
         return []
     return sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and d != IGNORE_DIR)
+
+
+def check_packed_head(voc: str, head: str, num_classes: int) -> None:
+    """ValueError when VOC2007/SegmentationClass holds packed multi-label labels (PACKED_MARK) and the run is not set
+    for them (head multilabel, num_classes their classes), or holds class ids and the run is."""
+    mark = os.path.join(voc, "SegmentationClass", PACKED_MARK)
+    names = open(mark, encoding="utf-8").read().split() if os.path.isfile(mark) else []
+    if names and (head != "multilabel" or num_classes != len(names)):
+        raise ValueError(
+            f"{os.path.dirname(mark)}: multi-label labels, packed by voc_annotation.py from {LABELS_DIR}/ "
+            f"({', '.join(names)}), but head={head}, num_classes={num_classes}. Train them with --head multilabel "
+            f"--num_classes {len(names)}."
+        )
+    if not names and head == "multilabel":
+        raise ValueError(
+            f"head=multilabel, but {voc}/SegmentationClass holds no packed multi-label labels. Put one mask per class "
+            f"in {voc}/{LABELS_DIR}/<class>/<id>.png and run python voc_annotation.py (README: Multi-label data)."
+        )
 
 
 def check_label_count(num_labels: int, where: str) -> None:

@@ -95,7 +95,7 @@ def pack_labels(voc: str, voc_root: str, dry_run: bool = False) -> Packing | Non
         os.makedirs(label_dir, exist_ok=True)
         for stale in set(index_images(label_dir, ".png")) - set(packed):  # an earlier packing's, now unlabelled
             os.remove(os.path.join(label_dir, f"{stale}.png"))
-        write_text(os.path.join(label_dir, PACKED_MARK), f"packed from {LABELS_DIR}/ by voc_annotation.py\n")
+        write_text(os.path.join(label_dir, PACKED_MARK), "\n".join(names) + "\n")  # the classes, in bit order
         for image_id, label in packed.items():
             path = os.path.join(label_dir, f"{image_id}.png")
             write_atomically(path, lambda temporary, label=label: Image.fromarray(label).save(temporary, "PNG"), ".png")
