@@ -659,9 +659,9 @@ def run(config: TrainConfig, held: contextlib.ExitStack) -> None:
     print(f"Devices: {setup.placement}")
     print(set_precision(config.precision))
     names = class_names_for(config)  # read once: the plan's tables and the checkpoints name the classes alike
-    oversampled = oversampled_of(config, data, names)
     with timeline.span("plan"):
         config, fitted = settled_config(config, setup, data, names)
+    oversampled = oversampled_of(config, data, names)  # as given, or as planned
     if config.plan_only:
         print("plan_only: nothing was trained.")
         return

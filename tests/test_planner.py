@@ -34,6 +34,7 @@ from utils.planning.rules import (
     plan_class_weights,
     plan_epochs,
     plan_jitter,
+    plan_oversampling,
     plan_scale,
     plan_side,
     plan_start,
@@ -115,6 +116,18 @@ def test_class_weights_only_when_a_class_is_rare():
     assert plan_class_weights(rare, 3).value == [1.0, 1.0, 3.0]
     very = fingerprint(64, 64, {0: facts(0.9, 20), 1: facts(0.0999, 5), 2: facts(0.0001, 3)})
     assert plan_class_weights(very, 4).value == [1.0, 1.0, 5.0, 1.0]  # capped; class 3 never seen
+
+
+def test_oversampling_only_for_a_class_rare_in_the_images():
+    assert plan_oversampling(DEMO)["oversample"].value == 0.0
+    rare = fingerprint(64, 64, {0: facts(0.9, 20), 1: facts(0.09, 5, 0.6), 2: facts(0.01, 3, 0.17)})
+    planned = plan_oversampling(rare, ["background", "shape", "defect"])
+    assert planned["oversample"].value == 0.33 and planned["oversample_classes"].value == [2]
+    assert "defect (17%)" in planned["oversample"].reason
+    background_only = fingerprint(64, 64, {0: facts(0.99, 20, 0.1), 1: facts(0.01, 5, 1.0)})
+    assert plan_oversampling(background_only)["oversample"].value == 0.0  # the background is never oversampled
+    multilabel = make_plan(rare, CPU, Network("unet", "vgg", 2, (64, 64), "multilabel"), True, (), {})
+    assert "oversample" not in multilabel.settings()  # refused with that head
 
 
 def test_the_run_is_planned_in_steps_and_its_jitter_by_its_length():
