@@ -35,6 +35,7 @@ largest probability difference and the share of pixels whose class agrees; it fa
 import os
 import random
 import sys
+import time
 from dataclasses import dataclass, field
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up log (e.g. no CUDA on a CPU machine)
@@ -178,6 +179,26 @@ def int8_on_val(config: ExportConfig, unet: Unet, content: bytes) -> list:
     return [(passed, line + f"(wanted within {INT8_MIOU:g}): {'ok' if passed else 'FAILED'}")]
 
 
+def speed_table(unet: Unet, runtimes: dict, images, rounds: int = 5) -> str:
+    """The CPU prediction's backends on the parity images: the Keras network (at the run's precision) and each
+    exported runtime that passed parity, taking turns call by call; their images/s of the fastest call, and the
+    fastest named with the flag that picks it."""
+    calls = {f"keras ({unet.config.precision})": lambda: unet.predict(images).numpy(), **runtimes}
+    for call in calls.values():
+        call()  # warm-up: tracing, the runtime's first allocations
+    seconds = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, call in calls.items():
+            started = time.perf_counter()
+            call()
+            seconds[name].append(time.perf_counter() - started)
+    rates = {name: len(images) / min(times) for name, times in seconds.items()}
+    fastest = max(rates, key=rates.get)
+    lines = [f"  {name:<16} {rate:8.2f} img/s" for name, rate in rates.items()]
+    flag = "" if fastest.startswith("keras") else f": predict.py --backend {fastest} (and get_miou.py)"
+    return "Speed on this machine (fastest of 5 calls each):\n" + "\n".join(lines) + f"\nFastest: {fastest}{flag}"
+
+
 def main(config: ExportConfig) -> None:
     unknown = [name for name in config.formats if name not in FORMATS]
     if unknown or not config.formats:
@@ -197,7 +218,7 @@ def main(config: ExportConfig) -> None:
     saved_model = os.path.join(config.export_dir, "saved_model")
     # The exports are of the prediction path's network (batch normalisations folded), checked against the reference.
     unet.network.export(saved_model, verbose=False)  # every TFLite file is converted from it
-    lines, failed, head = [], [], unet.settings.head
+    lines, failed, head, runtimes = [], [], unet.settings.head, {}
     for name in config.formats:
         if name == "savedmodel":
             loaded = tf.saved_model.load(saved_model)  # held: its functions reference its variables
@@ -205,10 +226,12 @@ def main(config: ExportConfig) -> None:
         elif name == "onnx":
             path = os.path.join(config.export_dir, "model.onnx")
             checks = onnx_parity(unet, paths, path, images, reference)
+            runtimes["onnx"] = OnnxModel(path).run
         elif name == "openvino":
             path = os.path.join(config.export_dir, "openvino", "model.xml")
             write_openvino(saved_model, path, unet.settings)
-            checks = [parity(reference, OpenvinoModel(path).run(images), name, head)]
+            runtimes["openvino"] = OpenvinoModel(path).run
+            checks = [parity(reference, runtimes["openvino"](images), name, head)]
         else:
             calibration, source = calibration_batch(config, unet, paths) if name == "tflite_int8" else (None, "")
             model = tflite_bytes(saved_model, name, calibration)
@@ -224,6 +247,8 @@ def main(config: ExportConfig) -> None:
     if failed:
         print(f"Export parity FAILED for {', '.join(failed)}", file=sys.stderr)
         sys.exit(1)
+    if runtimes and not config.ensemble:
+        print(speed_table(unet, {name: lambda run=run: run(images) for name, run in runtimes.items()}, images))
 
 
 if __name__ == "__main__":

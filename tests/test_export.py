@@ -159,6 +159,11 @@ def test_an_ensemble_exports_as_one_network_checked_against_its_average(trained_
 def test_the_openvino_export_predicts_as_keras_through_its_backend(exported, trained_small):
     from unet import Unet
 
+    # export.py timed the runtimes that passed parity beside the Keras network and named the fastest
+    assert re.search(
+        r"Speed on this machine.*\n  keras \(fp32\) +[\d.]+ img/s\n  onnx .*\n  openvino .*\nFastest: ",
+        exported["stdout"],
+    )
     model_path = os.path.join(exported["out"], "openvino", "model.xml")
     openvino = Unet(model_path=model_path, backend="openvino")  # its settings are in the file
     assert openvino.class_names == TINY_CLASSES and openvino.config.num_classes == 3
