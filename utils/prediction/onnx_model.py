@@ -5,15 +5,14 @@ import numpy as np
 import tensorflow as tf
 
 from utils.files.paths import check_file
+from utils.prediction.runtime import RuntimeModel
 from utils.weights.checkpoint import SETTINGS_ATTR, ModelSettings
 
 ONNX_OPSET = 17
 
 
-class OnnxModel:
-    """model.onnx behind what the prediction path uses of a Keras model: input_shape, output_shape and a call
-    on images (B, H, W, bands) returning float32 probabilities (B, H', W', C). The call works inside tf.function
-    (the session runs in a tf.numpy_function), so letterboxing, tiling and restoring stay the same code."""
+class OnnxModel(RuntimeModel):
+    """model.onnx run by onnxruntime, behind what the prediction path uses of a Keras model (RuntimeModel)."""
 
     def __init__(self, path: str):
         try:
@@ -33,22 +32,12 @@ class OnnxModel:
         # of export.py: then pinned (pin) to the size the prediction path runs it at.
         self.input_shape = (None, *(d if isinstance(d, int) else None for d in source.shape[1:]))
         self.output_shape = (None, *(d if isinstance(d, int) else None for d in target.shape[1:]))
-        self.dynamic = None in self.input_shape[1:3]
         metadata = self.session.get_modelmeta().custom_metadata_map
         # The settings export.py recorded (None for a file exported before they were): what the network was.
         self.settings = ModelSettings.from_json(metadata[SETTINGS_ATTR]) if SETTINGS_ATTR in metadata else None
 
-    def pin(self, input_size, output_size) -> None:
-        """A dynamic-size model taken at input_size (H, W) -> output_size (H', W'), as a Keras model of that size."""
-        self.input_shape = (None, *input_size, self.input_shape[-1])
-        self.output_shape = (None, *output_size, self.output_shape[-1])
-
     def run(self, images: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: images.astype(np.float32)})[0]
-
-    def __call__(self, images, training=False):
-        probabilities = tf.numpy_function(self.run, [images], tf.float32, stateful=False)
-        return tf.ensure_shape(probabilities, [None, *self.output_shape[1:]])
 
 
 def write_onnx(model, path: str, settings: ModelSettings = None) -> None:

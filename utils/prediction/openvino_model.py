@@ -3,9 +3,9 @@ as OpenVINO's documentation converts a Keras 3 model), and such a file run by Op
 the Keras model for the prediction path (as onnx_model.OnnxModel is)."""
 
 import numpy as np
-import tensorflow as tf
 
 from utils.files.paths import check_file
+from utils.prediction.runtime import RuntimeModel
 from utils.weights.checkpoint import SETTINGS_ATTR, ModelSettings
 
 
@@ -30,9 +30,9 @@ def write_openvino(saved_model: str, path: str, settings: ModelSettings = None) 
     openvino.save_model(model, path, compress_to_fp16=False)  # float32 weights (save_model halves them by default)
 
 
-class OpenvinoModel:
-    """model.xml behind what the prediction path uses of a Keras model: input_shape, output_shape and a call on
-    images (B, H, W, bands) returning float32 probabilities (B, H', W', C), compiled for the CPU."""
+class OpenvinoModel(RuntimeModel):
+    """model.xml compiled for OpenVINO's CPU plugin, behind what the prediction path uses of a Keras model
+    (RuntimeModel)."""
 
     def __init__(self, path: str):
         openvino = openvino_module()
@@ -45,18 +45,8 @@ class OpenvinoModel:
         source, target = model.inputs[0].get_partial_shape(), model.outputs[0].get_partial_shape()
         self.input_shape = (None, *(d.get_length() if d.is_static else None for d in list(source)[1:]))
         self.output_shape = (None, *(d.get_length() if d.is_static else None for d in list(target)[1:]))
-        self.dynamic = None in self.input_shape[1:3]
         recorded = model.has_rt_info(SETTINGS_ATTR)
         self.settings = ModelSettings.from_json(model.get_rt_info(SETTINGS_ATTR).astype(str)) if recorded else None
 
-    def pin(self, input_size, output_size) -> None:
-        """A dynamic-size model taken at input_size (H, W) -> output_size (H', W'), as a Keras model of that size."""
-        self.input_shape = (None, *input_size, self.input_shape[-1])
-        self.output_shape = (None, *output_size, self.output_shape[-1])
-
     def run(self, images: np.ndarray) -> np.ndarray:
         return np.asarray(self.compiled(np.asarray(images, np.float32))[0], np.float32)
-
-    def __call__(self, images, training=False):
-        probabilities = tf.numpy_function(self.run, [images], tf.float32, stateful=False)
-        return tf.ensure_shape(probabilities, [None, *self.output_shape[1:]])

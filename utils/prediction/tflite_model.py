@@ -7,6 +7,8 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
+from utils.prediction.runtime import RuntimeModel
+
 # TF 2.21 still ships tf.lite's interpreter; its successor is the ai_edge_litert package.
 warnings.filterwarnings("ignore", message=r"\s*Warning: tf.lite.Interpreter is deprecated")
 
@@ -27,10 +29,10 @@ def tflite_bytes(saved_model: str, name: str, calibration=None) -> bytes:
     return converter.convert()
 
 
-class TfliteModel:
-    """A TFLite model behind what the prediction path uses of a Keras model: input_shape, output_shape and a call on
-    images (B, H, W, bands) returning float32 probabilities (B, H', W', C), one invocation per image (its batch is
-    1). An int8 model's input is quantised and its output dequantised with the file's own scale and zero point."""
+class TfliteModel(RuntimeModel):
+    """A TFLite model behind what the prediction path uses of a Keras model (RuntimeModel), one invocation per image
+    (its batch is 1). An int8 model's input is quantised and its output dequantised with the file's own scale and
+    zero point."""
 
     def __init__(self, content: bytes):
         self.interpreter = tf.lite.Interpreter(model_content=content)
@@ -52,7 +54,3 @@ class TfliteModel:
             scale, zero = self.target["quantization"]
             outputs.append((output.astype(np.float32) - zero) * scale if scale else output)
         return np.stack(outputs).astype(np.float32)
-
-    def __call__(self, images, training=False):
-        probabilities = tf.numpy_function(self.run, [images], tf.float32, stateful=False)
-        return tf.ensure_shape(probabilities, [None, *self.output_shape[1:]])
