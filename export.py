@@ -123,9 +123,9 @@ def dynamic_twin(unet: Unet):
     return any_size_twin(build, unet.model)
 
 
-def onnx_parity(unet: Unet, paths, path: str, images, reference) -> list:
-    """Writes model.onnx (of any input size but for an ensemble) and returns parity()'s results: at input_shape and,
-    for a dynamic model, at nearby_sizes against the Keras network built at any size."""
+def onnx_parity(unet: Unet, paths, path: str, images, reference) -> tuple:
+    """Writes model.onnx (of any input size but for an ensemble) and returns (parity()'s results: at input_shape and,
+    for a dynamic model, at nearby_sizes against the Keras network built at any size; the file's OnnxModel)."""
     twin = None if unet.config.ensemble else dynamic_twin(unet)
     write_onnx(fold_batch_norms(twin) if twin else unet.network, path, unet.settings)  # settings, as the weights'
     onnx, head = OnnxModel(path), unet.settings.head
@@ -134,7 +134,7 @@ def onnx_parity(unet: Unet, paths, path: str, images, reference) -> list:
         resized = parity_batch(paths, size, unet.bands)
         passed, line = parity(twin(resized, training=False).numpy(), onnx.run(resized), "onnx", head)
         results.append((passed, line.replace("onnx        ", f"  at {size[0]}x{size[1]}", 1)))
-    return results
+    return results, onnx
 
 
 def calibration_batch(config: ExportConfig, unet: Unet, fallback: list) -> tuple:
@@ -225,8 +225,8 @@ def main(config: ExportConfig) -> None:
             path, checks = saved_model, [parity(reference, loaded.serve(images).numpy(), name, head)]
         elif name == "onnx":
             path = os.path.join(config.export_dir, "model.onnx")
-            checks = onnx_parity(unet, paths, path, images, reference)
-            runtimes["onnx"] = OnnxModel(path).run
+            checks, onnx = onnx_parity(unet, paths, path, images, reference)
+            runtimes["onnx"] = onnx.run  # the session parity ran, not a second one
         elif name == "openvino":
             path = os.path.join(config.export_dir, "openvino", "model.xml")
             write_openvino(saved_model, path, unet.settings)
