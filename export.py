@@ -30,6 +30,11 @@ is of input_shape), 1 in the TFLite files. After
 each export the parity check runs the Keras model and the export on letterboxed real images and prints the
 largest probability difference and the share of pixels whose class agrees; it fails (exit 1) past 1e-4 /
 99.9 % for the float32 formats, 99.9 % for float16 and 99 % for int8.
+
+After onnx and openvino pass, the Keras network (at speed_precision, prediction's precision) and their runtimes are
+timed on the parity images, taking turns, and the figures are recorded beside the weights file
+(<weights>.backends.json). predict.py and get_miou.py, whose backend is auto unless given, then run the fastest of
+them on this machine (utils/prediction/backends.py).
 """
 
 import os
@@ -40,6 +45,7 @@ from dataclasses import dataclass, field
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up log (e.g. no CUDA on a CPU machine)
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -54,6 +60,7 @@ from utils.files.bands import Bands, read_input
 from utils.files.images import IGNORE_LABEL, IMAGE_SUFFIXES, image_files, load_label, split_samples
 from utils.letterbox import letterbox
 from utils.metrics import class_iou, confusion_matrix, nan_mean
+from utils.prediction.backends import write_speed_record
 from utils.prediction.onnx_model import OnnxModel, write_onnx
 from utils.prediction.openvino_model import OpenvinoModel, write_openvino
 from utils.prediction.path import prediction_path
@@ -83,6 +90,8 @@ class ExportConfig(UnetConfig):
     parity_count: int = 8  # images of it to check on
     vocdevkit_path: str = "VOCdevkit"  # tflite_int8: calibrated on its train split, checked on its val split
     calibration_count: int = 64  # tflite_int8: train images its ranges are calibrated on
+    backend: str = "keras"  # what is exported: a Keras weights file from train.py
+    speed_precision: str = "auto"  # onnx, openvino: Keras is timed beside them at this precision (predict.py's)
 
 
 def parity_paths(folder: str, count: int) -> list:
@@ -179,24 +188,40 @@ def int8_on_val(config: ExportConfig, unet: Unet, content: bytes) -> list:
     return [(passed, line + f"(wanted within {INT8_MIOU:g}): {'ok' if passed else 'FAILED'}")]
 
 
-def speed_table(unet: Unet, runtimes: dict, images, rounds: int = 5) -> str:
-    """The CPU prediction's backends on the parity images: the Keras network (at the run's precision) and each
-    exported runtime that passed parity, taking turns call by call; their images/s of the fastest call, and the
-    fastest named with the flag that picks it."""
-    calls = {f"keras ({unet.config.precision})": lambda: unet.predict(images).numpy(), **runtimes}
+def speed_rates(calls: dict, count: int, rounds: int = 5) -> dict:
+    """{name: images/s of its fastest call}: each call on the same `count` images, taking turns call by call (the
+    machine's load falls on all alike), after a warm-up call each (tracing, the runtime's first allocations)."""
     for call in calls.values():
-        call()  # warm-up: tracing, the runtime's first allocations
+        call()
     seconds = {name: [] for name in calls}
     for _ in range(rounds):
         for name, call in calls.items():
             started = time.perf_counter()
             call()
             seconds[name].append(time.perf_counter() - started)
-    rates = {name: len(images) / min(times) for name, times in seconds.items()}
+    return {name: count / min(times) for name, times in seconds.items()}
+
+
+def measure_backends(config: ExportConfig, runtimes: dict, files: dict, images) -> str:
+    """The CPU prediction's backends timed on the parity images: the Keras network at the precision prediction runs
+    it (speed_precision) and each exported runtime that passed parity. Recorded beside the weights file for backend
+    auto (prediction/backends.py) when its folder is writable; returns the table, naming the fastest."""
+    keras_unet = Unet(**{**unet_settings(config), "precision": config.speed_precision, "backend": "keras"})
+    policy = keras.mixed_precision.global_policy().name
+    calls = {"keras": lambda: keras_unet.predict(images).numpy()}
+    rates = speed_rates({**calls, **{name: lambda run=run: run(images) for name, run in runtimes.items()}}, len(images))
     fastest = max(rates, key=rates.get)
-    lines = [f"  {name:<16} {rate:8.2f} img/s" for name, rate in rates.items()]
-    flag = "" if fastest.startswith("keras") else f": predict.py --backend {fastest} (and get_miou.py)"
-    return "Speed on this machine (fastest of 5 calls each):\n" + "\n".join(lines) + f"\nFastest: {fastest}{flag}"
+    lines = [
+        f"  {name + (f' ({policy})' if name == 'keras' else ''):<24} {rate:8.2f} img/s" for name, rate in rates.items()
+    ]
+    try:
+        recorded = f"recorded in {write_speed_record(config.model_path, rates, files, policy)}: "
+        recorded += "predict.py and get_miou.py take the fastest (--backend auto, their default)"
+    except OSError as error:
+        recorded = f"not recorded beside {config.model_path} ({error}); --backend {fastest} picks it"
+    return (
+        "Speed on this machine (fastest of 5 calls each):\n" + "\n".join(lines) + f"\nFastest: {fastest}; {recorded}"
+    )
 
 
 def main(config: ExportConfig) -> None:
@@ -218,7 +243,7 @@ def main(config: ExportConfig) -> None:
     saved_model = os.path.join(config.export_dir, "saved_model")
     # The exports are of the prediction path's network (batch normalisations folded), checked against the reference.
     unet.network.export(saved_model, verbose=False)  # every TFLite file is converted from it
-    lines, failed, head, runtimes = [], [], unet.settings.head, {}
+    lines, failed, head, runtimes, files = [], [], unet.settings.head, {}, {}
     for name in config.formats:
         if name == "savedmodel":
             loaded = tf.saved_model.load(saved_model)  # held: its functions reference its variables
@@ -226,11 +251,11 @@ def main(config: ExportConfig) -> None:
         elif name == "onnx":
             path = os.path.join(config.export_dir, "model.onnx")
             checks, onnx = onnx_parity(unet, paths, path, images, reference)
-            runtimes["onnx"] = onnx.run  # the session parity ran, not a second one
+            runtimes["onnx"], files["onnx"] = onnx.run, path  # the session parity ran, not a second one
         elif name == "openvino":
             path = os.path.join(config.export_dir, "openvino", "model.xml")
             write_openvino(saved_model, path, unet.settings)
-            runtimes["openvino"] = OpenvinoModel(path).run
+            runtimes["openvino"], files["openvino"] = OpenvinoModel(path).run, path
             checks = [parity(reference, runtimes["openvino"](images), name, head)]
         else:
             calibration, source = calibration_batch(config, unet, paths) if name == "tflite_int8" else (None, "")
@@ -248,7 +273,7 @@ def main(config: ExportConfig) -> None:
         print(f"Export parity FAILED for {', '.join(failed)}", file=sys.stderr)
         sys.exit(1)
     if runtimes and not config.ensemble:
-        print(speed_table(unet, {name: lambda run=run: run(images) for name, run in runtimes.items()}, images))
+        print(measure_backends(config, runtimes, files, images))
 
 
 if __name__ == "__main__":

@@ -169,7 +169,7 @@ def check_choosing(config: MiouConfig, head: str) -> None:
             "postprocess choose with a multilabel head: its steps act on one class a pixel, and a multilabel pixel "
             "may hold several. Leave --postprocess at auto."
         )
-    if config.miou_mode != 0 or config.backend != "keras":
+    if config.miou_mode != 0 or config.backend not in ("auto", "keras"):
         raise ValueError(
             f"postprocess choose with miou_mode={config.miou_mode}, backend={config.backend}: the choice is made from "
             "fresh predictions of the weights file: use --miou_mode 0 and the keras backend."
@@ -210,7 +210,8 @@ def main(config: MiouConfig) -> None:
         check_choosing(config, head)
     sweep = []
     if config.miou_mode in (0, 1):
-        unet = Unet(**unet_settings(config))
+        choosing = {"backend": "keras"} if config.postprocess == "choose" else {}  # from the weights file itself
+        unet = Unet(**{**unet_settings(config), **choosing})
         predict_split(unet, ids, samples, prediction_dir, config.batch_size)
         print(f"Predictions of {len(ids)} images in {prediction_dir}/ (threshold {config.threshold:g})")
         if config.postprocess == "choose":

@@ -30,6 +30,7 @@ from utils.files.bands import Bands, display_image, image_array
 from utils.files.images import check_num_classes
 from utils.multilabel import set_names
 from utils.precision import set_precision
+from utils.prediction.backends import RUNTIMES, choose_backend
 from utils.prediction.inputs import build_predict_dataset
 from utils.prediction.onnx_model import OnnxModel
 from utils.prediction.openvino_model import OpenvinoModel
@@ -60,7 +61,8 @@ class UnetConfig:
     colors: list[str] = field(default_factory=list)  # one #rrggbb per class; empty = VOC palette (generated beyond 21)
     display_bands: list[int] = field(default_factory=list)  # bands drawn as R G B (e.g. 3 2 1); empty = first three
     precision: str = "auto"  # fp32 | mixed_bfloat16 | mixed_float16 | auto (as in train.py)
-    backend: str = "keras"  # keras (weights) | onnx (a model.onnx) | openvino (an openvino/model.xml) from export.py
+    backend: str = "auto"  # keras (weights) | onnx (a model.onnx) | openvino (an openvino/model.xml) from export.py |
+    # auto: the fastest that export.py measured for these weights on this machine, else keras (prediction/backends.py)
     ensemble: list[str] = field(default_factory=list)  # more weights files of this network: probabilities averaged
     postprocess: str = "auto"  # auto: as recorded beside model_path (get_miou.py --postprocess choose) | none
 
@@ -83,10 +85,12 @@ def unet_settings(config) -> dict:
 
 
 def exported_model(config: UnetConfig):
-    """model_path opened by its runtime for an exported backend (onnx, openvino); None for keras weights."""
-    if config.backend not in ("keras", "onnx", "openvino"):
-        raise ValueError(f"backend={config.backend!r}: expected keras, onnx or openvino.")
-    return {"onnx": OnnxModel, "openvino": OpenvinoModel}.get(config.backend, lambda path: None)(config.model_path)
+    """model_path opened by its runtime for an exported backend (onnx, openvino); None for keras weights (and auto,
+    whose record of speeds is of a weights file)."""
+    if config.backend not in ("auto", "keras", *RUNTIMES):
+        raise ValueError(f"backend={config.backend!r}: expected auto, keras, {' or '.join(RUNTIMES)}.")
+    runtime = {"onnx": OnnxModel, "openvino": OpenvinoModel}.get(config.backend)
+    return runtime(config.model_path) if runtime else None
 
 
 def recorded_settings(config: UnetConfig, onnx: OnnxModel = None):
@@ -96,7 +100,7 @@ def recorded_settings(config: UnetConfig, onnx: OnnxModel = None):
     Args:
         onnx: model_path already opened, for backend onnx or openvino (opened here when not given).
     """
-    if config.backend == "keras":
+    if config.backend in ("auto", "keras"):
         check_trained_weights_file(config.model_path)
         return read_settings(config.model_path)
     onnx = onnx or exported_model(config)
@@ -192,6 +196,9 @@ class Unet:
                 f"Unet got unknown settings {unknown}; expected some of {[f.name for f in fields(UnetConfig)]}."
             )
         config = replace(UnetConfig(), **overrides)
+        weights_path = config.model_path  # what a post-processing record is beside (backend auto may take an export)
+        choice = choose_backend(config.backend, config.model_path, config.precision, bool(config.ensemble))
+        config = replace(config, backend=choice.backend, model_path=choice.model_path)
         onnx = exported_model(config)  # an export's runtime (onnx, openvino), opened once; None for keras
         recorded = recorded_settings(config, onnx)
         self.config = config = resolve_settings(config, recorded)
@@ -207,7 +214,10 @@ class Unet:
         self.colours = value_colours(config.num_classes, head, config.colors)
         self.multilabel = multilabel_count(config.num_classes, head)  # overlapping classes a mask's bits hold, or 0
         print("Unet:\n" + format_config(config))
-        print(set_precision(config.precision))
+        if choice.reason:
+            print(f"Backend: {choice.reason}")
+        precision = set_precision(config.precision)
+        print(precision if config.backend == "keras" else f"Precision: float32 (the {config.backend} export's)")
         described = Network(config.model, config.backbone, config.num_classes, tuple(config.input_shape), head)
         if onnx is not None:
             self.model = check_onnx(config, onnx, head)
@@ -230,7 +240,7 @@ class Unet:
         self.make_paths(ClassScores(self.network, config.threshold, tta, head))
         if tta.copies > 1:
             print(f"Test-time augmentation: {tta.describe()}, one call")
-        self.postprocessing = recorded_postprocessing(config, self.class_names)
+        self.postprocessing = recorded_postprocessing(replace(config, model_path=weights_path), self.class_names)
         if not self.bands.eight_bit or self.bands.channels != 3:
             print(f"Images: {self.bands.describe()}")
 

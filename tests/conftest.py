@@ -100,14 +100,17 @@ def trained_small(shared_folder):
 
 @pytest.fixture(scope="session")
 def exported(trained_small, shared_folder):
-    """export.py run once on the small trained model, every format: {"stdout": its output, "out": the folder}."""
+    """export.py run once on a copy of the small trained model, every format: {"stdout": its output, "out": the
+    folder, "weights": the copy, beside which export.py recorded the backends' speeds}."""
 
     def export(folder):
         images = os.path.join(trained_small["voc"], "VOC2007", "JPEGImages")
-        args = ["--model_path", trained_small["weights"], "--parity_images", images]
+        weights = str(folder / "small.weights.h5")  # its own copy: export.py records its speeds beside the weights
+        shutil.copyfile(trained_small["weights"], weights)
+        args = ["--model_path", weights, "--parity_images", images]
         args += ["--export_dir", folder / "export", "--vocdevkit_path", trained_small["voc"]]  # int8: its splits
         result = run_script("export.py", *args, "--formats", *EXPORT_FORMATS)  # the weights record the rest
         assert result.returncode == 0, result.stderr[-3000:]
-        return {"stdout": result.stdout, "out": str(folder / "export")}
+        return {"stdout": result.stdout, "out": str(folder / "export"), "weights": weights}
 
     return once(shared_folder, "exported", export)

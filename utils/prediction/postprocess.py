@@ -14,6 +14,7 @@ import numpy as np
 from utils.files.atomic import write_json
 from utils.metrics import confusion_matrix, per_class_iou
 from utils.prediction.report import percent
+from utils.weights.checkpoint import beside_weights
 
 KINDS = ("largest", "min_area", "fill_holes")
 AREA_FRACTIONS = (0.25, 0.5, 1.0)  # min_area's candidates: these times the 5th percentile of the class's train objects
@@ -85,8 +86,7 @@ class PostProcessing:
 
 def sidecar_path(weights_path: str) -> str:
     """Where a weights file's post-processing is recorded: beside it, its name + SUFFIX."""
-    stem = weights_path[: -len(".weights.h5")] if weights_path.endswith(".weights.h5") else weights_path
-    return stem + SUFFIX
+    return beside_weights(weights_path, SUFFIX)
 
 
 def read_postprocessing(weights_path: str):

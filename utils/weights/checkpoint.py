@@ -26,6 +26,12 @@ EPOCH_ATTR = "epoch"  # the epoch a weights file holds the end of
 VARIANT_ATTR = "unet_variant"  # files of this repo written before SETTINGS_ATTR recorded the variant alone
 
 
+def beside_weights(weights_path: str, suffix: str) -> str:
+    """A record about a weights file, beside it: its name without .weights.h5, + suffix (post-processing, speeds)."""
+    stem = weights_path[: -len(".weights.h5")] if weights_path.endswith(".weights.h5") else weights_path
+    return stem + suffix
+
+
 @dataclass(frozen=True)
 class ModelSettings:
     """What a weights file was trained as: enough to build its network and name its classes."""
