@@ -221,9 +221,11 @@ def inference_rates(model, config: BenchmarkConfig, policy: str, voc: str, work:
     """
     weights = saved_weights(model, config, os.path.join(work, f"{policy}.weights.h5"), bands)
     precision = {"float32": "fp32"}.get(policy, policy)
-    unet = Unet(model_path=weights, precision=precision)
-    augmented = Unet(model_path=weights, precision=precision, tta=TTA_WORDS)  # test-time augmentation
-    ensemble = Unet(model_path=weights, precision=precision, ensemble=[weights])  # two networks' probabilities
+    unet = Unet(model_path=weights, precision=precision, backend="keras")  # the exports are rows of their own
+    augmented = Unet(model_path=weights, precision=precision, backend="keras", tta=TTA_WORDS)  # test-time augmentation
+    ensemble = Unet(
+        model_path=weights, precision=precision, backend="keras", ensemble=[weights]
+    )  # two networks' probabilities
     ids = read_split(os.path.join(voc, "VOC2007", "ImageSets", "Segmentation", "val.txt"))
     samples = split_samples(voc, "val")
     # The bare calls see the same (letterboxed) val images as the others, and fetch their result to the host.

@@ -219,9 +219,7 @@ def measure_backends(config: ExportConfig, runtimes: dict, files: dict, images) 
         recorded += "predict.py and get_miou.py take the fastest (--backend auto, their default)"
     except OSError as error:
         recorded = f"not recorded beside {config.model_path} ({error}); --backend {fastest} picks it"
-    return (
-        "Speed on this machine (fastest of 5 calls each):\n" + "\n".join(lines) + f"\nFastest: {fastest}; {recorded}"
-    )
+    return "Speed on this machine (fastest of 5 calls each):\n" + "\n".join(lines) + f"\nFastest: {fastest}; {recorded}"
 
 
 def main(config: ExportConfig) -> None:

@@ -168,7 +168,7 @@ def main(config: LargeImageConfig) -> None:
         codes = (colours.astype(np.int64) * [65536, 256, 1]).sum(-1)
         lookup = {int(code): index for index, code in enumerate((palette * [65536, 256, 1]).sum(-1))}
         predicted = np.vectorize(lookup.get)(codes)
-        unet = Unet(model_path=weights, precision=config.precision)
+        unet = Unet(model_path=weights, precision=config.precision, backend="keras")
         agreement = float((reference_ids(unet, image, mode, rows, columns) == predicted).mean())
         worst = max(peaks.values()) / 1e9
         failed |= worst > config.max_gb or agreement < 0.999

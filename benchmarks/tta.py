@@ -37,7 +37,8 @@ def main():
     samples = split_samples(args.vocdevkit_path, "val")
     rows = {"none": [], " ".join(args.tta): args.tta}
     predictors = {
-        name: Unet(model_path=args.model_path, precision=args.precision, tta=words) for name, words in rows.items()
+        name: Unet(model_path=args.model_path, precision=args.precision, backend="keras", tta=words)
+        for name, words in rows.items()
     }
     num_classes = next(iter(predictors.values())).config.num_classes
     matrices = {name: np.zeros((num_classes, num_classes), np.int64) for name in predictors}

@@ -163,7 +163,7 @@ def test_the_openvino_export_predicts_as_keras_through_its_backend(exported, tra
 
     # export.py timed the runtimes that passed parity beside the Keras network and named the fastest
     assert re.search(
-        r"Speed on this machine.*\n  keras \((float32|mixed_bfloat16)\) +[\d.]+ img/s\n  onnx .*\n  openvino .*\nFastest: ",
+        r"Speed on this machine.*\n  keras \((float32|mixed_\w+)\) +[\d.]+ img/s\n  onnx .*\n  openvino .*\nFastest: ",
         exported["stdout"],
     )
     model_path = os.path.join(exported["out"], "openvino", "model.xml")
