@@ -99,7 +99,9 @@ def test_predict_takes_the_fastest_export_measured_with_the_same_masks(exported,
     result = run_script("predict.py", *args, cwd=tmp_path, stdin=image + "\n")
     assert result.returncode == 0, result.stderr[-3000:]
     assert re.search(rf"Backend: {fastest}, the fastest measured on this machine", result.stdout), result.stdout
-    auto, keras = Unet(model_path=str(weights)), Unet(model_path=str(weights), backend="keras", precision="fp32")
-    picture = np.asarray(Image.open(image))
+    auto = Unet(model_path=str(weights))
     assert auto.config.backend == fastest
-    assert (auto.segment([picture])[0] == keras.segment([picture])[0]).mean() >= 0.999  # the export's parity
+    # the masks of the Keras network: at the same precision when Keras won, else in float32 (the export's parity)
+    keras = Unet(model_path=str(weights), backend="keras", precision="auto" if fastest == "keras" else "fp32")
+    picture = np.asarray(Image.open(image))
+    assert (auto.segment([picture])[0] == keras.segment([picture])[0]).mean() >= 0.999
