@@ -223,9 +223,8 @@ def inference_rates(model, config: BenchmarkConfig, policy: str, voc: str, work:
     precision = {"float32": "fp32"}.get(policy, policy)
     unet = Unet(model_path=weights, precision=precision, backend="keras")  # the exports are rows of their own
     augmented = Unet(model_path=weights, precision=precision, backend="keras", tta=TTA_WORDS)  # test-time augmentation
-    ensemble = Unet(
-        model_path=weights, precision=precision, backend="keras", ensemble=[weights]
-    )  # two networks' probabilities
+    # two networks' probabilities
+    ensemble = Unet(model_path=weights, precision=precision, backend="keras", ensemble=[weights])
     ids = read_split(os.path.join(voc, "VOC2007", "ImageSets", "Segmentation", "val.txt"))
     samples = split_samples(voc, "val")
     # The bare calls see the same (letterboxed) val images as the others, and fetch their result to the host.

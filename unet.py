@@ -30,7 +30,7 @@ from utils.files.bands import Bands, display_image, image_array
 from utils.files.images import check_num_classes
 from utils.multilabel import set_names
 from utils.precision import set_precision
-from utils.prediction.backends import RUNTIMES, choose_backend
+from utils.prediction.backends import BACKENDS, choose_backend
 from utils.prediction.inputs import build_predict_dataset
 from utils.prediction.onnx_model import OnnxModel
 from utils.prediction.openvino_model import OpenvinoModel
@@ -87,8 +87,8 @@ def unet_settings(config) -> dict:
 def exported_model(config: UnetConfig):
     """model_path opened by its runtime for an exported backend (onnx, openvino); None for keras weights (and auto,
     whose record of speeds is of a weights file)."""
-    if config.backend not in ("auto", "keras", *RUNTIMES):
-        raise ValueError(f"backend={config.backend!r}: expected auto, keras, {' or '.join(RUNTIMES)}.")
+    if config.backend not in BACKENDS:
+        raise ValueError(f"backend={config.backend!r}: expected one of {', '.join(BACKENDS)}.")
     runtime = {"onnx": OnnxModel, "openvino": OpenvinoModel}.get(config.backend)
     return runtime(config.model_path) if runtime else None
 
