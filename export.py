@@ -45,7 +45,6 @@ from dataclasses import dataclass, field
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up log (e.g. no CUDA on a CPU machine)
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -60,6 +59,7 @@ from utils.files.bands import Bands, read_input
 from utils.files.images import IGNORE_LABEL, IMAGE_SUFFIXES, image_files, load_label, split_samples
 from utils.letterbox import letterbox
 from utils.metrics import class_iou, confusion_matrix, nan_mean
+from utils.precision import choose_precision
 from utils.prediction.backends import write_speed_record
 from utils.prediction.onnx_model import OnnxModel, write_onnx
 from utils.prediction.openvino_model import OpenvinoModel, write_openvino
@@ -202,12 +202,14 @@ def speed_rates(calls: dict, count: int, rounds: int = 5) -> dict:
     return {name: count / min(times) for name, times in seconds.items()}
 
 
-def measure_backends(config: ExportConfig, runtimes: dict, files: dict, images) -> str:
+def measure_backends(config: ExportConfig, unet: Unet, runtimes: dict, files: dict, images) -> str:
     """The CPU prediction's backends timed on the parity images: the Keras network at the precision prediction runs
-    it (speed_precision) and each exported runtime that passed parity. Recorded beside the weights file for backend
-    auto (prediction/backends.py) when its folder is writable; returns the table, naming the fastest."""
-    keras_unet = Unet(**{**unet_settings(config), "precision": config.speed_precision, "backend": "keras"})
-    policy = keras.mixed_precision.global_policy().name
+    it (speed_precision; the export's own `unet` where that is its precision too, as on a CPU without bf16) and each
+    exported runtime that passed parity. Recorded beside the weights file for backend auto (prediction/backends.py)
+    when its folder is writable; returns the table, naming the fastest."""
+    policy = choose_precision(config.speed_precision)[0]
+    same = policy == choose_precision(config.precision)[0]
+    keras_unet = unet if same else Unet(**{**unet_settings(config), "precision": config.speed_precision})
     calls = {"keras": lambda: keras_unet.predict(images).numpy()}
     rates = speed_rates({**calls, **{name: lambda run=run: run(images) for name, run in runtimes.items()}}, len(images))
     fastest = max(rates, key=rates.get)
@@ -271,7 +273,7 @@ def main(config: ExportConfig) -> None:
         print(f"Export parity FAILED for {', '.join(failed)}", file=sys.stderr)
         sys.exit(1)
     if runtimes and not config.ensemble:
-        print(measure_backends(config, runtimes, files, images))
+        print(measure_backends(config, unet, runtimes, files, images))
 
 
 if __name__ == "__main__":
