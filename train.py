@@ -93,6 +93,7 @@ from utils.planning.budget import (
     fit_budget,
     frozen_epochs,
     phase_lengths,
+    plan_eval_period,
     refit_epochs,
 )
 from utils.planning.machine import this_machine
@@ -260,11 +261,16 @@ def validate_config(config: TrainConfig) -> None:
         )
 
 
+def watching(config: TrainConfig) -> bool:
+    """Whether early stopping or the plateau acts on the validation metric (then, without a budget, every epoch is
+    evaluated unless eval_period is given)."""
+    return bool(config.early_stop_patience) or config.lr_decay_type == "plateau"
+
+
 def check_watch_settings(config: TrainConfig, num_workers: int) -> None:
     """Early stopping and the plateau act on every worker alike; with several workers only the chief computes
     val mIoU, so they must go by val loss."""
-    acting = config.early_stop_patience or config.lr_decay_type == "plateau"
-    if acting and config.eval_flag and num_workers > 1:
+    if watching(config) and config.eval_flag and num_workers > 1:
         raise ValueError(
             f"early_stop_patience / lr_decay_type plateau with {num_workers} workers: only the chief computes val "
             "mIoU, so the workers could not stop or lower the learning rate together. Set eval_flag false (they go "
@@ -566,6 +572,8 @@ def planned_config(config: TrainConfig, setup: Setup, data: Data, names: list) -
         config = replace(config, time_budget=budget)
         if "unfreeze_epoch" not in given:
             fitted = Fitted(cost, budget, plan.settings()["eval_period"], most)
+    elif "eval_period" not in given and not watching(config):  # evaluation a small share of the run, budget or not
+        plan.add({"eval_period": plan_eval_period(cost)})
     epochs = plan.settings()["unfreeze_epoch"]  # fitted, planned or given: the phases and the jitter follow it
     plan.add(phase_lengths(epochs, plan.settings()["freeze_train"]))
     plan.add({"jitter": plan_jitter(epochs)})

@@ -23,6 +23,7 @@ from utils.planning.budget import (
     fit_budget,
     frozen_epochs,
     phase_lengths,
+    plan_eval_period,
     refit_epochs,
 )
 from utils.planning.machine import Machine
@@ -204,6 +205,13 @@ def test_the_budget_fits_the_epochs_and_the_evaluations():
         fit_budget(cost, seconds_left=20, budget_minutes=0.5)
 
 
+def test_the_evaluation_period_is_planned_without_a_budget_too():
+    dubai = Estimate(epoch=33.0, evaluation=75.7, per_phase=3.0)  # 14 val tiles slid at 0.75 against 14 steps
+    planned = plan_eval_period(dubai)
+    assert planned.value == 21 and "every 21 epochs keeps them within 10%" in planned.reason  # 9 x 75.7 / 33 = 20.6
+    assert plan_eval_period(Estimate(epoch=30.0, evaluation=1.5, per_phase=3.0)).value == 1  # membrane's 5 images
+
+
 def test_the_epochs_are_fitted_again_from_the_frozen_phases_time():
     cost = Estimate(epoch=10.0, evaluation=5.0, per_phase=3.0, once=3.0, frozen_epoch=4.0, frozen_steps=3.5)
     fitted = Fitted(cost, minutes=10, eval_period=5)
@@ -230,6 +238,7 @@ def test_plan_only_prints_the_plan_and_trains_nothing(tiny_voc, tmp_path):
     assert "Fingerprint of the train split" in out and "Plan for " in out and "Estimated time:" in out
     assert "init_lr             0.008" in out and "from random weights" in out  # planned
     assert "unfreeze_batch_size 1           given (planned: 2)" in out  # given wins: 10 train images, 4 steps
+    assert "eval_period" in out  # planned without a budget too
     assert "plan_only: nothing was trained." in out and not logs.exists()
 
 
