@@ -162,7 +162,7 @@ class TrainConfig:
     tversky_loss: bool = False  # add Tversky loss: a miss weighs tversky_beta, a false alarm tversky_alpha (thin, rare)
     tversky_alpha: float = 0.3  # Tversky: the false positives' weight (alpha = beta = 0.5 is Dice)
     tversky_beta: float = 0.7  # Tversky: the false negatives' weight
-    lovasz_loss: bool = False  # add the Lovasz-softmax loss, a surrogate of the IoU itself
+    lovasz_loss: bool = False  # add the Lovasz-softmax loss, a surrogate of the IoU itself (planned: on)
     cls_weights: list[float] = field(default_factory=list)  # per-class loss weights, e.g. 1 2 3; empty = all 1
     weight_map: bool = False  # UNet weight map: extra loss weight in the gaps between touching objects *
     weight_map_w0: float = 10.0  # weight map: w0, the weight at a gap of width 0 (the UNet paper's 10)

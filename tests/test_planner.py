@@ -131,6 +131,16 @@ def test_oversampling_only_for_a_class_rare_in_the_images():
     assert "oversample" not in multilabel.settings()  # refused with that head
 
 
+def test_lovasz_is_planned_for_a_class_a_pixel_and_a_given_value_wins():
+    network = Network("unet", "vgg", 4, (64, 64))
+    assert make_plan(DEMO, CPU, network, True, (), {}).settings()["lovasz_loss"] is True
+    assert make_plan(DEMO, CPU, network, True, (), {"lovasz_loss": False}).settings()["lovasz_loss"] is False
+    sigmoid = Network("unet", "vgg", 2, (64, 64), "sigmoid")
+    assert make_plan(MEMBRANE, CPU, sigmoid, True, (), {}).settings()["lovasz_loss"] is True
+    multilabel = make_plan(DEMO, CPU, Network("unet", "vgg", 2, (64, 64), "multilabel"), True, (), {})
+    assert "lovasz_loss" not in multilabel.settings()  # refused with that head
+
+
 def test_the_run_is_planned_in_steps_and_its_jitter_by_its_length():
     assert plan_epochs(240, 4).value == 12  # the demo: 60 steps an epoch, 720 steps
     assert plan_epochs(25, 2).value == 60 and plan_epochs(10000, 4).value == 8  # at least 8 epochs
@@ -238,7 +248,7 @@ def test_plan_only_prints_the_plan_and_trains_nothing(tiny_voc, tmp_path):
     assert "Fingerprint of the train split" in out and "Plan for " in out and "Estimated time:" in out
     assert "init_lr             0.008" in out and "from random weights" in out  # planned
     assert "unfreeze_batch_size 1           given (planned: 2)" in out  # given wins: 10 train images, 4 steps
-    assert "eval_period" in out  # planned without a budget too
+    assert "eval_period" in out and "lovasz_loss         True" in out  # planned without a budget too
     assert "plan_only: nothing was trained." in out and not logs.exists()
 
 

@@ -15,6 +15,7 @@ from utils.planning.rules import (
     plan_class_weights,
     plan_epochs,
     plan_jitter,
+    plan_loss,
     plan_oversampling,
     plan_scale,
     plan_side,
@@ -101,9 +102,10 @@ def make_plan(
     planned.update({"freeze_batch_size": batch, "unfreeze_batch_size": batch})
     planned["unfreeze_epoch"] = plan_epochs(fingerprint.images, given.get("unfreeze_batch_size", batch.value))
     planned.update(plan_start(pretrained))
-    if network.head != "multilabel":  # its loss weighs no class, nor its batches (a pixel may hold several)
+    if network.head != "multilabel":  # no class weights, oversampling or Lovasz: a pixel may hold several classes
         planned["cls_weights"] = plan_class_weights(fingerprint, network.num_classes, class_names)
         planned.update(plan_oversampling(fingerprint, class_names))
+        planned["lovasz_loss"] = plan_loss()
     plan = Plan(planned, dict(given))
     plan.add({"jitter": plan_jitter(plan.settings()["unfreeze_epoch"])})
     return plan

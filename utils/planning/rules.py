@@ -159,6 +159,13 @@ def plan_oversampling(fingerprint: Fingerprint, class_names=()) -> dict:
     return {"oversample": Planned(OVERSAMPLE, reason), "oversample_classes": Planned(rare, "the rare ones above")}
 
 
+def plan_loss() -> Planned:
+    """lovasz_loss: the Lovasz-softmax loss, the IoU's own surrogate, added to cross-entropy and Dice for a head with
+    one class a pixel (the multilabel head refuses it). Over seeds 11, 1 and 2 it raised the mean val mIoU in every
+    case measured, at no measurable cost a step (docs/recipe.md, "Losses")."""
+    return Planned(True, "the IoU's own surrogate, added to CE and Dice: it raised val mIoU in every case measured")
+
+
 def plan_epochs(train_images: int, batch_size: int) -> Planned:
     """The run's epochs without a budget: about PLANNED_STEPS steps, at least MIN_PLANNED_EPOCHS epochs."""
     steps = max(1, train_images // batch_size)
