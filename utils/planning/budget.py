@@ -105,7 +105,8 @@ def fit_budget(cost: Estimate, seconds_left: float, budget_minutes: float, most:
     Raises:
         ValueError: when not even MIN_EPOCHS fit, naming the budget that would.
     """
-    period, frozen_for = plan_eval_period(cost).value, frozen_for or (lambda epochs: 0)
+    evaluation, frozen_for = plan_eval_period(cost), frozen_for or (lambda epochs: 0)
+    period = evaluation.value
 
     def run_seconds(epochs: int) -> float:
         return cost.seconds(epochs, period, frozen_for(epochs))
@@ -126,7 +127,7 @@ def fit_budget(cost: Estimate, seconds_left: float, budget_minutes: float, most:
     else:
         why = f"{epochs} epochs of about {cost.epoch:.1f} s fit the budget"
     why += f" ({run_seconds(epochs) / 60:.1f} min planned)"
-    return {"unfreeze_epoch": Planned(epochs, why), "eval_period": plan_eval_period(cost)}
+    return {"unfreeze_epoch": Planned(epochs, why), "eval_period": evaluation}
 
 
 @dataclass(frozen=True)
